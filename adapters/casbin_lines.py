@@ -1,0 +1,97 @@
+"""Feeds Casbin from the domain store: the policy lines that hold on one day.
+
+This is written from the rules directly and independently of the fast index, so that Casbin
+evaluating these lines is a real reference for it. Only records open on the day become lines
+(pycasbin's own time-conditioned links are unusable at our scale, see CASBIN-NOTES):
+
+- a *membership* line  (user, group, organisation) for each membership open on the day of a
+  user open on the day;
+- a *grant* line       (subject, organisation, service, role) for each group role open on the
+  day in a group open on the day whose ancestors are all open too (R-GRP-2, R-DEC-1), and for
+  each Afas profile open on the day of a user open on the day (subject = the user);
+- a *subscription* line (caf, service, organisation) for each subscription open on the day under
+  an open convention of an open organisation (R-CON-2, R-CON-3), plus one with caf ``ANY_CAF``.
+
+Names are prefixed (``user:``, ``group:``, ``org:``) so that a login can never be taken for a
+group. ``pdp.engine.casbin_model`` turns these into Casbin ``p``/``g``/``g2`` rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from adapters.sql.snapshot import Snapshot
+
+ANY = "*"
+
+
+def user_subject(login: str) -> str:
+    """Casbin subject of a user."""
+    return f"user:{login}"
+
+
+def group_subject(group_id: int) -> str:
+    """Casbin role name of a group."""
+    return f"group:{group_id}"
+
+
+def org_domain(code: str) -> str:
+    """Casbin domain of an organisation."""
+    return f"org:{code}"
+
+
+@dataclass
+class PolicyLines:
+    """The lines of one day, deduplicated (a duplicate link is a pycasbin trap)."""
+
+    grants: set[tuple[str, str, str, str]] = field(default_factory=set)
+    memberships: set[tuple[str, str, str]] = field(default_factory=set)
+    subscriptions: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+def _open(day: int, start: int, end: int) -> bool:
+    return start <= day < end
+
+
+def policy_lines(snap: Snapshot, day: int) -> PolicyLines:
+    """Return the lines that hold on day ordinal ``day`` for the snapshot's organisations."""
+    lines = PolicyLines()
+    org_code = {oid: code for oid, code, _ in snap.organisations}
+    for org_id, service, caf, start, end in snap.subscriptions:
+        if _open(day, start, end) and org_id in org_code:
+            dom = org_domain(org_code[org_id])
+            lines.subscriptions.add((caf, service, dom))
+            lines.subscriptions.add((ANY, service, dom))
+
+    groups = {gid: (org, parent, s, e) for gid, org, parent, _c, _l, s, e in snap.groups}
+
+    def group_open(gid: int, seen: frozenset[int] = frozenset()) -> bool:
+        if gid not in groups or gid in seen:
+            return False
+        _org, parent, s, e = groups[gid]
+        if not _open(day, s, e):
+            return False
+        return parent is None or group_open(parent, seen | {gid})
+
+    for gid, service, role, start, end in snap.group_roles:
+        if _open(day, start, end) and gid in groups and group_open(gid):
+            org = groups[gid][0]
+            if org in org_code:
+                lines.grants.add((group_subject(gid), org_domain(org_code[org]), service, role))
+
+    users = {
+        uid: (login, org)
+        for uid, login, org, s, e in snap.users
+        if _open(day, s, e) and org is not None and org in org_code
+    }
+    for uid, gid, start, end in snap.memberships:
+        if uid in users and _open(day, start, end):
+            login, org = users[uid]
+            lines.memberships.add(
+                (user_subject(login), group_subject(gid), org_domain(org_code[org]))
+            )
+    for uid, profile, start, end in snap.afas_profiles:
+        if uid in users and _open(day, start, end):
+            login, org = users[uid]
+            lines.grants.add((user_subject(login), org_domain(org_code[org]), "afas", profile))
+    return lines

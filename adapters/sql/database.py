@@ -1,0 +1,88 @@
+"""Database access: engine creation, migrations (Alembic) and the unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, insert, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from adapters.sql.models import PolicyChange, PolicyRevision
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    """Create the SQLAlchemy engine for ``url`` (SQLite gets foreign keys and WAL)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(engine: Engine) -> Config:
+    """Return an Alembic configuration pointing at pdp's migrations."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return cfg
+
+
+def upgrade(engine: Engine, target: str = "head") -> None:
+    """Bring the schema to ``target`` with Alembic migrations (never ``create_all``)."""
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, target)
+
+
+class UnitOfWork:
+    """One business action = one transaction; rolls back unless ``commit`` is called."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._factory = session_factory
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        """Yield a session in a transaction committed on success, rolled back on any error."""
+        session = self._factory()
+        try:
+            with session.begin():
+                yield session
+        finally:
+            session.close()
+
+
+def record_change(
+    session: Session, organisation_ids: Iterable[int | None], reason: str
+) -> int:
+    """Number this write: bump the revision, log the domains it touched, return the revision.
+
+    An organisation id of None means every domain must be reloaded. The UPDATE holds the
+    revision row's lock until the transaction ends, so revisions commit in their order.
+    """
+    revision = session.execute(
+        update(PolicyRevision)
+        .where(PolicyRevision.id == 1)
+        .values(revision=PolicyRevision.revision + 1)
+        .returning(PolicyRevision.revision)
+    ).scalar_one()
+    rows = [
+        {"revision": revision, "organisation_id": org, "reason": reason}
+        for org in sorted(set(organisation_ids), key=lambda o: -1 if o is None else o)
+    ]
+    session.execute(insert(PolicyChange), rows or [{"revision": revision, "reason": reason}])
+    return int(revision)

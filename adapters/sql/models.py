@@ -1,0 +1,189 @@
+"""The domain store's tables (SQLAlchemy 2).
+
+Every grant-bearing record carries ``opens_on`` and an optional ``closes_on`` (R-TIME-1): it is
+open on day d when opens_on ≤ d < closes_on. Nothing is ever deleted (R-TIME-2): closing sets a
+date, so any past day can be decided again. ``policy_changes`` numbers every write: its highest
+``revision`` is the policy revision, and its ``organisation_id`` says which domain to reload
+(NULL: every domain).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names (for migrations)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Dated:
+    """Opening and closing days (R-TIME-1)."""
+
+    opens_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    closes_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+
+
+class Caf(Base):
+    """A Caf of the network, e.g. code "751" (Paris)."""
+
+    __tablename__ = "cafs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(10), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+
+
+class Organisation(Base, Dated):
+    """A partner organisation: a Casbin domain."""
+
+    __tablename__ = "organisations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    kind: Mapped[str] = mapped_column(String(40), nullable=False, default="other")
+
+
+class Convention(Base, Dated):
+    """The contract between an organisation and one Caf (R-CON-1)."""
+
+    __tablename__ = "conventions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    caf_id: Mapped[int] = mapped_column(ForeignKey("cafs.id"), nullable=False)
+    reference: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class Subscription(Base, Dated):
+    """A bulletin d'adhésion: opens one service under one convention (R-CON-1, R-CON-2)."""
+
+    __tablename__ = "subscriptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    convention_id: Mapped[int] = mapped_column(ForeignKey("conventions.id"), index=True)
+    service: Mapped[str] = mapped_column(String(40), nullable=False)
+
+
+class User(Base, Dated):
+    """A person of one organisation (R-USR-1), or a Caf-side operator (no organisation)."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    login: Mapped[str] = mapped_column(String(120), unique=True, nullable=False)
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id"), index=True, nullable=True
+    )
+    first_name: Mapped[str] = mapped_column(String(120), nullable=False, default="")
+    last_name: Mapped[str] = mapped_column(String(120), nullable=False, default="")
+    email: Mapped[str] = mapped_column(String(254), nullable=False, default="")
+    is_operator: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+
+class Group(Base, Dated):
+    """A group of users, possibly a sub-group (R-GRP-1); groups form a tree."""
+
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("organisation_id", "code", name="uq_groups_org_code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    convention_id: Mapped[int] = mapped_column(ForeignKey("conventions.id"), nullable=False)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64), nullable=False)
+    label: Mapped[str] = mapped_column(String(200), nullable=False)
+    is_system: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+
+class Membership(Base, Dated):
+    """A user in a group, with dates (R-MEM-1)."""
+
+    __tablename__ = "memberships"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), index=True)
+
+
+class GroupRole(Base, Dated):
+    """A (service, role) carried by a group (R-GRP-4)."""
+
+    __tablename__ = "group_roles"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), index=True)
+    service: Mapped[str] = mapped_column(String(40), nullable=False)
+    role: Mapped[str] = mapped_column(String(40), nullable=False)
+
+
+class PartnerAdmin(Base, Dated):
+    """A partner admin designation (R-ADM-1: at most two open per organisation)."""
+
+    __tablename__ = "partner_admins"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+
+
+class GroupManager(Base, Dated):
+    """The manager (responsable habilitations) of a group (R-ADM-3: one open at a time)."""
+
+    __tablename__ = "group_managers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+
+
+class AfasProfile(Base, Dated):
+    """A per-user Afas profile (R-AFAS-1)."""
+
+    __tablename__ = "afas_profiles"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    profile: Mapped[str] = mapped_column(String(40), nullable=False)
+
+
+class PolicyRevision(Base):
+    """A single row holding the latest revision. Writers bump it with an UPDATE, which holds a
+    row lock until commit: revisions therefore commit in order, and a reader that has seen
+    revision n has seen every change numbered up to n."""
+
+    __tablename__ = "policy_revision"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class PolicyChange(Base):
+    """One committed write: its number is the policy revision it produced."""
+
+    __tablename__ = "policy_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id"), nullable=True
+    )
+    reason: Mapped[str] = mapped_column(String(80), nullable=False)
+    changed_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+Index("ix_group_roles_group_service", GroupRole.group_id, GroupRole.service)

@@ -1,0 +1,185 @@
+"""Read the domain store into plain rows for the engine (full or per organisation).
+
+Dates become day ordinals (int) and open-ended closings ``FOREVER``, so that the engine compares
+integers only. Windows that must hold together are intersected here: a subscription is usable
+only while it, its convention and its organisation are all open (R-CON-2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.sql import Select
+
+from adapters.sql.models import (
+    AfasProfile,
+    Caf,
+    Convention,
+    Group,
+    GroupRole,
+    Membership,
+    Organisation,
+    PolicyChange,
+    PolicyRevision,
+    Subscription,
+    User,
+)
+from pdp.clock import ordinal_end
+
+# (id, code, name)
+OrgRow = tuple[int, str, str]
+# (organisation_id, service, caf_code, start, end)
+SubscriptionRow = tuple[int, str, str, int, int]
+# (id, login, organisation_id or None, start, end)
+UserRow = tuple[int, str, int | None, int, int]
+# (id, organisation_id, parent_id, code, label, start, end)
+GroupRow = tuple[int, int, int | None, str, str, int, int]
+# (group_id, service, role, start, end)
+GroupRoleRow = tuple[int, str, str, int, int]
+# (user_id, group_id, start, end)
+MembershipRow = tuple[int, int, int, int]
+# (user_id, profile, start, end)
+ProfileRow = tuple[int, str, int, int]
+
+_CHUNK = 500
+
+
+@dataclass
+class Snapshot:
+    """Rows of the domain store at one revision; ``organisation_ids`` None means all of them."""
+
+    revision: int
+    organisation_ids: frozenset[int] | None = None
+    organisations: list[OrgRow] = field(default_factory=list)
+    subscriptions: list[SubscriptionRow] = field(default_factory=list)
+    users: list[UserRow] = field(default_factory=list)
+    groups: list[GroupRow] = field(default_factory=list)
+    group_roles: list[GroupRoleRow] = field(default_factory=list)
+    memberships: list[MembershipRow] = field(default_factory=list)
+    afas_profiles: list[ProfileRow] = field(default_factory=list)
+
+
+def current_revision(conn: Connection) -> int:
+    """Return the latest committed policy revision."""
+    return int(conn.execute(select(PolicyRevision.revision).where(PolicyRevision.id == 1)).scalar_one())
+
+
+def changes_since(conn: Connection, revision: int) -> list[tuple[int, int | None]]:
+    """Return (revision, organisation id or None) of every change after ``revision``, in order."""
+    stmt = (
+        select(PolicyChange.revision, PolicyChange.organisation_id)
+        .where(PolicyChange.revision > revision)
+        .order_by(PolicyChange.revision)
+    )
+    return [(int(r), o) for r, o in conn.execute(stmt)]
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i : i + _CHUNK]
+
+
+def _rows(conn: Connection, stmt: Select[tuple[object, ...]], column: object, ids: Sequence[int] | None) -> list[tuple[object, ...]]:
+    if ids is None:
+        return [tuple(r) for r in conn.execute(stmt)]
+    out: list[tuple[object, ...]] = []
+    for part in _chunks(ids):
+        out.extend(tuple(r) for r in conn.execute(stmt.where(column.in_(part))))  # type: ignore[attr-defined]
+    return out
+
+
+def load_snapshot(conn: Connection, organisation_ids: Iterable[int] | None = None) -> Snapshot:
+    """Read every grant-bearing row (of the given organisations only, when given).
+
+    The revision is read first: rows read afterwards are at least that recent, so a change
+    noticed later can only make the engine reload, never miss data.
+    """
+    ids = None if organisation_ids is None else sorted(set(organisation_ids))
+    snap = Snapshot(
+        revision=current_revision(conn),
+        organisation_ids=None if ids is None else frozenset(ids),
+    )
+    snap.organisations = [
+        (int(i), str(c), str(n))  # type: ignore[call-overload]
+        for i, c, n in _rows(
+            conn, select(Organisation.id, Organisation.code, Organisation.name), Organisation.id, ids
+        )
+    ]
+    subs = (
+        select(
+            Convention.organisation_id,
+            Subscription.service,
+            Caf.code,
+            Subscription.opens_on,
+            Subscription.closes_on,
+            Convention.opens_on,
+            Convention.closes_on,
+            Organisation.opens_on,
+            Organisation.closes_on,
+        )
+        .join(Convention, Subscription.convention_id == Convention.id)
+        .join(Caf, Convention.caf_id == Caf.id)
+        .join(Organisation, Convention.organisation_id == Organisation.id)
+    )
+    for org, service, caf, s1, e1, s2, e2, s3, e3 in _rows(conn, subs, Convention.organisation_id, ids):
+        start = max(s1.toordinal(), s2.toordinal(), s3.toordinal())  # type: ignore[attr-defined]
+        end = min(ordinal_end(e1), ordinal_end(e2), ordinal_end(e3))  # type: ignore[arg-type]
+        snap.subscriptions.append((org, service, caf, start, end))  # type: ignore[arg-type]
+
+    users = select(User.id, User.login, User.organisation_id, User.opens_on, User.closes_on)
+    snap.users = [
+        (uid, login, org, s.toordinal(), ordinal_end(e))  # type: ignore[misc]
+        for uid, login, org, s, e in _rows(conn, users, User.organisation_id, ids)
+    ]
+    groups = select(
+        Group.id, Group.organisation_id, Group.parent_id, Group.code, Group.label,
+        Group.opens_on, Group.closes_on,
+    )
+    snap.groups = [
+        (gid, org, parent, code, label, s.toordinal(), ordinal_end(e))  # type: ignore[misc]
+        for gid, org, parent, code, label, s, e in _rows(conn, groups, Group.organisation_id, ids)
+    ]
+    roles = select(
+        GroupRole.group_id, GroupRole.service, GroupRole.role, GroupRole.opens_on, GroupRole.closes_on
+    ).join(Group, GroupRole.group_id == Group.id)
+    snap.group_roles = [
+        (gid, svc, role, s.toordinal(), ordinal_end(e))  # type: ignore[misc]
+        for gid, svc, role, s, e in _rows(conn, roles, Group.organisation_id, ids)
+    ]
+    members = select(
+        Membership.user_id, Membership.group_id, Membership.opens_on, Membership.closes_on
+    ).join(User, Membership.user_id == User.id)
+    snap.memberships = [
+        (uid, gid, s.toordinal(), ordinal_end(e))  # type: ignore[misc]
+        for uid, gid, s, e in _rows(conn, members, User.organisation_id, ids)
+    ]
+    profiles = select(
+        AfasProfile.user_id, AfasProfile.profile, AfasProfile.opens_on, AfasProfile.closes_on
+    ).join(User, AfasProfile.user_id == User.id)
+    snap.afas_profiles = [
+        (uid, prof, s.toordinal(), ordinal_end(e))  # type: ignore[misc]
+        for uid, prof, s, e in _rows(conn, profiles, User.organisation_id, ids)
+    ]
+    return snap
+
+
+class SqlSnapshotSource:
+    """Reads snapshots and the change log from a SQL database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def load(self, organisation_ids: Iterable[int] | None = None) -> Snapshot:
+        """Read a consistent snapshot (one REPEATABLE READ transaction where supported)."""
+        conn_engine = self._engine
+        if self._engine.dialect.name == "postgresql":
+            conn_engine = self._engine.execution_options(isolation_level="REPEATABLE READ")  # type: ignore[assignment]
+        with conn_engine.connect() as conn, conn.begin():
+            return load_snapshot(conn, organisation_ids)
+
+    def changes_since(self, revision: int) -> list[tuple[int, int | None]]:
+        """Return the changes after ``revision``, oldest first."""
+        with self._engine.connect() as conn:
+            return changes_since(conn, revision)

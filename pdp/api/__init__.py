@@ -1,0 +1,1 @@
+"""HTTP entry points: thin views that parse, call a verb, and serialise."""

@@ -1,0 +1,130 @@
+"""Decision API: check, batch check, permissions, service users, health, OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import ValidationError
+
+from pdp.api.errors import validation_error
+from pdp.api.openapi import Operation, Registry
+from pdp.api.schemas import (
+    BatchRequest,
+    BatchResponse,
+    CheckRequest,
+    CheckResponse,
+    HealthResponse,
+    PermissionsQuery,
+    PermissionsResponse,
+    ServiceUsersQuery,
+    ServiceUsersResponse,
+)
+from pdp.engine.decision import Query
+from pdp.errors import BadRequest
+from pdp.queries import Checked, DecisionService, grant_json
+
+bp = Blueprint("decisions", __name__, url_prefix="/v1")
+registry = Registry()
+
+
+def _service() -> DecisionService:
+    return current_app.extensions["pdp.decisions"]  # type: ignore[no-any-return]
+
+
+def _query(body: CheckRequest) -> Query:
+    return Query(body.user, body.service, body.role, body.caf, body.at)
+
+
+def _checked_json(checked: Checked) -> dict[str, Any]:
+    d = checked.decision
+    return {
+        "allowed": d.allowed,
+        "reason": {"code": d.reason.value, "message": d.message},
+        "grants": [grant_json(g) for g in d.grants],
+        "decision_id": checked.decision_id,
+        "revision": d.revision,
+        "at": d.day.isoformat() if d.day else None,
+    }
+
+
+def _error_json(err: BadRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": err.code, "message": err.message}
+    if err.details is not None:
+        body["details"] = err.details
+    return {"error": body}
+
+
+@bp.post("/check")
+@registry.operation(
+    Operation("post", "/v1/check", "Decide whether a user may use a service", CheckResponse, body=CheckRequest)
+)
+def check() -> Response:
+    """Decide one check (R-DEC-1)."""
+    body = CheckRequest.model_validate_json(request.get_data())
+    return jsonify(_checked_json(_service().check(_query(body))))
+
+
+@bp.post("/check/batch")
+@registry.operation(
+    Operation("post", "/v1/check/batch", "Decide several checks, in order", BatchResponse, body=BatchRequest, errors=(400, 413))
+)
+def check_batch() -> Response:
+    """Decide up to ``batch_max`` checks; a bad item answers its own error."""
+    body = BatchRequest.model_validate_json(request.get_data())
+    cap = current_app.config["PDP_SETTINGS"].batch_max
+    if len(body.checks) > cap:
+        raise BadRequest(f"Un lot contient au plus {cap} vérifications.", code="BATCH_TOO_LARGE")
+    items: list[Query | BadRequest] = []
+    for raw in body.checks:
+        try:
+            items.append(_query(CheckRequest.model_validate(raw, strict=False) if isinstance(raw, dict) else _not_object()))
+        except ValidationError as exc:
+            items.append(validation_error(exc))
+        except BadRequest as exc:
+            items.append(exc)
+    results = [
+        _error_json(r) if isinstance(r, BadRequest) else _checked_json(r)
+        for r in _service().check_many(items)
+    ]
+    return jsonify({"results": results})
+
+
+def _not_object() -> CheckRequest:
+    raise BadRequest("Chaque vérification doit être un objet JSON.", code="VALIDATION_ERROR")
+
+
+@bp.get("/users/<login>/permissions")
+@registry.operation(
+    Operation("get", "/v1/users/{login}/permissions", "Every service and role a user may use", PermissionsResponse, query=PermissionsQuery, errors=(400, 404), path_params=("login",))
+)
+def permissions(login: str) -> Response:
+    """The welcome page's one call (R-DEC-4)."""
+    args = PermissionsQuery.model_validate(request.args.to_dict())
+    return jsonify(_service().permissions(login, args.at))
+
+
+@bp.get("/services/<service>/users")
+@registry.operation(
+    Operation("get", "/v1/services/{service}/users", "Who may use a service, paginated", ServiceUsersResponse, query=ServiceUsersQuery, errors=(400, 404), path_params=("service",))
+)
+def service_users(service: str) -> Response:
+    """Users allowed to use the service, ordered by organisation and login."""
+    args = ServiceUsersQuery.model_validate(request.args.to_dict())
+    cap = current_app.config["PDP_SETTINGS"].page_max
+    return jsonify(
+        _service().service_users(service, args.role, args.organisation, args.at, min(args.limit, cap), args.cursor)
+    )
+
+
+@bp.get("/health")
+@registry.operation(Operation("get", "/v1/health", "Liveness and revision served", HealthResponse, errors=()))
+def health() -> Response:
+    """Liveness probe: answers with the revision the engine serves."""
+    return jsonify({"status": "ok", "revision": _service().engine.revision})
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3 document of this API, generated from the code."""
+    return jsonify(registry.document("pdp decision API", "1"))

@@ -1,0 +1,71 @@
+"""The one place where errors become HTTP answers: a stable code, a French message, no trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from pdp.errors import BadRequest, PdpError
+
+log = logging.getLogger("pdp.api")
+
+_HTTP_CODES = {
+    404: ("NOT_FOUND", "Ressource introuvable."),
+    405: ("METHOD_NOT_ALLOWED", "Méthode non autorisée pour cette ressource."),
+    413: ("PAYLOAD_TOO_LARGE", "Corps de requête trop volumineux."),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "Type de contenu non pris en charge."),
+}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    """Build the JSON error answer."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    response = jsonify({"error": body})
+    response.status_code = status
+    return response
+
+
+def validation_error(exc: ValidationError) -> BadRequest:
+    """Turn a pydantic error into a BadRequest with a stable code and the fields at fault."""
+    details = [
+        {"field": ".".join(str(p) for p in err["loc"]) or None, "problem": err["type"], "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+    kinds = {err["type"] for err in exc.errors()}
+    if "json_invalid" in kinds:
+        return BadRequest("Le corps de la requête n'est pas un JSON valide.", "INVALID_JSON", details)
+    if "extra_forbidden" in kinds:
+        return BadRequest("Champ inconnu dans la requête.", "UNKNOWN_FIELD", details)
+    if "missing" in kinds:
+        return BadRequest("Champ obligatoire manquant.", "MISSING_FIELD", details)
+    return BadRequest("Requête invalide.", "VALIDATION_ERROR", details)
+
+
+def install(app: Flask) -> None:
+    """Register the handlers that translate every error to JSON."""
+
+    @app.errorhandler(PdpError)
+    def _pdp(exc: PdpError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError) -> Response:
+        err = validation_error(exc)
+        return error_response(err.status, err.code, err.message, err.details)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code, message = _HTTP_CODES.get(status, ("HTTP_ERROR", exc.description or "Erreur."))
+        return error_response(status, code, message)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return error_response(500, "INTERNAL_ERROR", "Erreur interne du service.")

@@ -1,0 +1,99 @@
+"""The OpenAPI 3 document, generated from the routes' declared pydantic models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from pdp.api.schemas import ErrorResponse
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Operation:
+    """What a route declares about itself."""
+
+    method: str
+    path: str
+    summary: str
+    response: type[BaseModel]
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    errors: tuple[int, ...] = (400,)
+    path_params: tuple[str, ...] = ()
+
+
+@dataclass
+class Registry:
+    """The operations of the API, in the order declared."""
+
+    operations: list[Operation] = field(default_factory=list)
+
+    def operation(self, op: Operation) -> Callable[[F], F]:
+        """Decorator: register ``op`` for the view it wraps."""
+
+        def wrap(view: F) -> F:
+            self.operations.append(op)
+            return view
+
+        return wrap
+
+    def document(self, title: str, version: str) -> dict[str, Any]:
+        """Build the OpenAPI 3.1 document."""
+        models: set[type[BaseModel]] = {ErrorResponse}
+        for op in self.operations:
+            models.add(op.response)
+            if op.body is not None:
+                models.add(op.body)
+        ordered = sorted(models, key=lambda m: m.__name__)
+        refs, schema = models_json_schema(
+            [(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}"
+        )
+        ref_of = {m: refs[(m, "validation")]["$ref"] for m in ordered}
+        paths: dict[str, dict[str, Any]] = {}
+        for op in self.operations:
+            entry: dict[str, Any] = {
+                "summary": op.summary,
+                "operationId": f"{op.method}_{op.path}".replace("/", "_").replace("{", "").replace("}", ""),
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"application/json": {"schema": {"$ref": ref_of[op.response]}}},
+                    }
+                },
+            }
+            for status in op.errors:
+                entry["responses"][str(status)] = {
+                    "description": "Error",
+                    "content": {"application/json": {"schema": {"$ref": ref_of[ErrorResponse]}}},
+                }
+            params: list[dict[str, Any]] = [
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                for p in op.path_params
+            ]
+            if op.query is not None:
+                qs = op.query.model_json_schema()
+                required = set(qs.get("required", []))
+                for name, prop in qs.get("properties", {}).items():
+                    params.append(
+                        {"name": name, "in": "query", "required": name in required, "schema": prop}
+                    )
+            if params:
+                entry["parameters"] = params
+            if op.body is not None:
+                entry["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": ref_of[op.body]}}},
+                }
+            paths.setdefault(op.path, {})[op.method] = entry
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": title, "version": version},
+            "paths": paths,
+            "components": {"schemas": schema.get("$defs", {})},
+        }

@@ -1,0 +1,59 @@
+"""The application factory and composition root: builds every collaborator and passes it in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from adapters.sql.database import make_engine
+from adapters.sql.snapshot import SqlSnapshotSource
+from pdp.api import errors
+from pdp.api.decisions import bp as decisions_bp
+from pdp.catalogue import load_catalogue
+from pdp.config import Settings
+from pdp.decision_log import DecisionLog, JsonLinesLog
+from pdp.engine.casbin_model import load_model
+from pdp.engine.engine import Engine
+from pdp.queries import DecisionService
+from policies import CATALOGUE_PATH
+
+log = logging.getLogger("pdp")
+
+
+def build_engine(settings: Settings) -> tuple[Engine, Any]:
+    """Create the database engine and the decision engine, loaded and self-checked."""
+    catalogue = load_catalogue(Path(settings.catalogue_path) if settings.catalogue_path else CATALOGUE_PATH)
+    load_model()  # fail at start-up, not at the first check, if the model file is broken
+    db = make_engine(settings.database_url)
+    engine = Engine(SqlSnapshotSource(db), catalogue, refresh_interval=settings.refresh_interval)
+    engine.load()
+    checked = engine.verify(settings.verify_orgs)
+    log.info("engine self-check against Casbin: %s queries agreed", checked)
+    return engine, db
+
+
+def create_app(
+    test_config: Mapping[str, Any] | None = None,
+    *,
+    engine: Engine | None = None,
+    decision_log: DecisionLog | None = None,
+) -> Flask:
+    """Build the Flask app. Settings come from the environment, overridden by ``test_config``."""
+    overrides = dict(test_config or {})
+    settings = Settings.from_env(**overrides)
+    app = Flask(__name__)
+    app.config["PDP_SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if engine is None:
+        engine, db = build_engine(settings)
+        app.extensions["pdp.db"] = db
+    service = DecisionService(engine, engine.catalogue, decision_log or JsonLinesLog(settings.decision_log))
+    app.extensions["pdp.decisions"] = service
+    errors.install(app)
+    app.register_blueprint(decisions_bp)
+    return app

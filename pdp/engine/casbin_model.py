@@ -1,0 +1,90 @@
+"""The one module that knows pycasbin: the model, its rules, and the reference enforcer.
+
+The fast index (``pdp.engine.index``) answers checks in production. Casbin defines what the
+answer must be: ``policies/rbac_with_domains.conf`` evaluated over the day's lines of
+``adapters.casbin_lines``. This module builds a plain ``casbin.Enforcer`` over those lines, used
+by the differential tests, by the start-up self-check (``verify``) and by the benchmark.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import casbin
+from casbin import persist
+
+from adapters.casbin_lines import ANY, PolicyLines, org_domain, policy_lines, user_subject
+from adapters.sql.snapshot import Snapshot
+from pdp.errors import ConfigurationError
+from policies import MODEL_PATH
+
+
+def load_model(path: str = str(MODEL_PATH)) -> Any:
+    """Parse the Casbin model file; raise ConfigurationError when it is not usable."""
+    try:
+        model = casbin.Enforcer.new_model(path=path)
+    except Exception as exc:  # pycasbin raises bare exceptions of many kinds
+        raise ConfigurationError(f"Casbin model {path}: {exc}") from exc
+    for sec, key in (("r", "r"), ("p", "p"), ("g", "g"), ("g", "g2"), ("m", "m")):
+        if key not in model.model.get(sec, {}):
+            raise ConfigurationError(f"Casbin model {path}: section {sec}.{key} missing")
+    return model
+
+
+class LinesAdapter(persist.Adapter):  # type: ignore[misc]
+    """A read-only Casbin adapter over one day's lines."""
+
+    def __init__(self, lines: PolicyLines) -> None:
+        self._lines = lines
+
+    def load_policy(self, model: Any) -> None:
+        """Append every line to the model; lines are already unique."""
+        model.model["p"]["p"].policy.extend([list(r) for r in sorted(self._lines.grants)])
+        model.model["g"]["g"].policy.extend([list(r) for r in sorted(self._lines.memberships)])
+        model.model["g"]["g2"].policy.extend([list(r) for r in sorted(self._lines.subscriptions)])
+
+
+class ReferenceEnforcer:
+    """A plain ``casbin.Enforcer`` over one day's lines, asked with the engine's vocabulary."""
+
+    def __init__(self, lines: PolicyLines, model_path: str = str(MODEL_PATH)) -> None:
+        self.enforcer = casbin.Enforcer(model_path, LinesAdapter(lines))
+        self.lines = lines
+
+    @classmethod
+    def for_day(cls, snap: Snapshot, day: int) -> ReferenceEnforcer:
+        """Build the reference for the snapshot's organisations on day ordinal ``day``."""
+        return cls(policy_lines(snap, day))
+
+    def allowed(
+        self, login: str, organisation: str, service: str, role: str | None, caf: str | None
+    ) -> bool:
+        """Return Casbin's answer for a check of user ``login`` of ``organisation``."""
+        return bool(
+            self.enforcer.enforce(
+                user_subject(login), org_domain(organisation), service, role or ANY, caf or ANY
+            )
+        )
+
+    def line_count(self) -> int:
+        """Return how many p/g/g2 rules the enforcer holds."""
+        lines = self.lines
+        return len(lines.grants) + len(lines.memberships) + len(lines.subscriptions)
+
+
+def sample_queries(
+    snap: Snapshot, services: dict[str, tuple[str, ...]], rng: random.Random, count: int
+) -> list[tuple[str, str, str | None, str | None]]:
+    """Draw ``count`` (login, service, role, caf) queries over the snapshot's users."""
+    users = [(login, org) for _, login, org, _, _ in snap.users if org is not None]
+    cafs = sorted({caf for _, _, caf, _, _ in snap.subscriptions}) or ["000"]
+    names = sorted(services)
+    out: list[tuple[str, str, str | None, str | None]] = []
+    for _ in range(count if users else 0):
+        login, _org = rng.choice(users)
+        service = rng.choice(names)
+        role = rng.choice([None, *services[service]])
+        caf = rng.choice([None, None, *cafs])
+        out.append((login, service, role, caf))
+    return out

@@ -1,0 +1,285 @@
+"""The fast path: the domain store indexed by user and by organisation (the Casbin domain).
+
+A check touches one user, their few memberships and their organisation's partition: its cost
+does not depend on how many organisations there are. Dates stay in the index as day-ordinal
+windows [start, end), so one index answers for any day (R-TIME-1, R-TIME-2) and no cache has to
+be kept per day. Its semantics are those of ``policies/rbac_with_domains.conf`` evaluated by
+Casbin over the lines of ``pdp.engine.casbin_model.policy_lines``; the differential tests check
+that they agree.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from adapters.sql.snapshot import Snapshot
+from pdp.engine.decision import Grant, Reason
+
+Window = tuple[int, int]  # [start, end) in day ordinals
+
+
+@dataclass(slots=True)
+class GroupEntry:
+    """A group with its effective window (itself ∩ every ancestor) and its dated roles."""
+
+    id: int
+    code: str
+    label: str
+    parent_id: int | None
+    start: int
+    end: int
+    roles: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class UserEntry:
+    """A user, their window, their memberships (group id, start, end) and Afas profiles."""
+
+    id: int
+    login: str
+    organisation_id: int | None
+    start: int
+    end: int
+    memberships: list[tuple[int, int, int]] = field(default_factory=list)
+    profiles: list[tuple[str, int, int]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class OrgPartition:
+    """Everything of one organisation (one Casbin domain)."""
+
+    id: int
+    code: str
+    name: str
+    groups: dict[int, GroupEntry] = field(default_factory=dict)
+    subscriptions: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+    logins: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the index found: a reason and the grants (empty unless allowed)."""
+
+    reason: Reason
+    grants: tuple[Grant, ...] = ()
+
+
+class Index:
+    """Users and organisation partitions at one revision. Replaced, never mutated, once built."""
+
+    __slots__ = ("org_by_code", "orgs", "revision", "users")
+
+    def __init__(self, revision: int = 0) -> None:
+        self.revision = revision
+        self.users: dict[str, UserEntry] = {}
+        self.orgs: dict[int, OrgPartition] = {}
+        self.org_by_code: dict[str, OrgPartition] = {}
+
+    @classmethod
+    def build(cls, snap: Snapshot) -> Index:
+        """Index a full snapshot."""
+        index = cls(snap.revision)
+        index._absorb(snap)
+        return index
+
+    def with_partitions(self, snap: Snapshot) -> Index:
+        """Return a new index where the organisations of ``snap`` are replaced by its rows.
+
+        The dictionaries are copied shallowly: untouched partitions and users are shared.
+        """
+        assert snap.organisation_ids is not None
+        new = Index(snap.revision)
+        gone = snap.organisation_ids
+        new.orgs = {k: v for k, v in self.orgs.items() if k not in gone}
+        new.users = dict(self.users)
+        for org_id in gone:
+            old = self.orgs.get(org_id)
+            if old is not None:
+                for login in old.logins:
+                    new.users.pop(login, None)
+        new._absorb(snap)
+        return new
+
+    def _absorb(self, snap: Snapshot) -> None:
+        orgs = {oid: OrgPartition(oid, code, name) for oid, code, name in snap.organisations}
+        for org_id, service, caf, start, end in snap.subscriptions:
+            if start < end:
+                orgs[org_id].subscriptions.setdefault(service, []).append((caf, start, end))
+        entries: dict[int, GroupEntry] = {}
+        windows = _effective_windows(snap)
+        for gid, org_id, parent, code, label, _s, _e in snap.groups:
+            org = orgs.get(org_id)
+            if org is not None:
+                start, end = windows[gid]
+                entries[gid] = org.groups[gid] = GroupEntry(gid, code, label, parent, start, end)
+        for gid, service, role, start, end in snap.group_roles:
+            entry = entries.get(gid)
+            if entry is not None and start < end:
+                entry.roles.setdefault(service, []).append((role, start, end))
+        by_id: dict[int, UserEntry] = {}
+        for uid, login, org_id, start, end in snap.users:
+            entry = UserEntry(uid, login, org_id, start, end)
+            by_id[uid] = entry
+            self.users[login] = entry
+            if org_id is not None and org_id in orgs:
+                orgs[org_id].logins.append(login)
+        for uid, gid, start, end in snap.memberships:
+            user = by_id.get(uid)
+            if user is not None and start < end:
+                user.memberships.append((gid, start, end))
+        for uid, profile, start, end in snap.afas_profiles:
+            user = by_id.get(uid)
+            if user is not None and start < end:
+                user.profiles.append((profile, start, end))
+        for org in orgs.values():
+            org.logins.sort()
+        self.orgs.update(orgs)
+        self.org_by_code = {org.code: org for org in self.orgs.values()}
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def decide(
+        self, login: str, service: str, role: str | None, caf: str | None, day: int
+    ) -> Outcome:
+        """Decide R-DEC-1 for one user on day ordinal ``day``; deny with a reason otherwise."""
+        user = self.users.get(login)
+        if user is None:
+            return Outcome(Reason.UNKNOWN_USER)
+        if day < user.start:
+            return Outcome(Reason.USER_NOT_YET_OPEN)
+        if day >= user.end:
+            return Outcome(Reason.USER_CLOSED)
+        org = self.orgs.get(user.organisation_id) if user.organisation_id is not None else None
+        if org is None:
+            return Outcome(Reason.NO_ORGANISATION)
+        subs = org.subscriptions.get(service)
+        if not subs or not any(s <= day < e for _, s, e in subs):
+            return Outcome(Reason.NO_SUBSCRIPTION)
+        if caf is not None and not any(c == caf and s <= day < e for c, s, e in subs):
+            return Outcome(Reason.CAF_NOT_SUBSCRIBED)
+        grants: list[Grant] = []
+        member = False
+        closed_hit = False
+        groups = org.groups
+        for gid, ms, me in user.memberships:
+            if not ms <= day < me:
+                continue
+            group = groups.get(gid)
+            if group is None:
+                continue
+            member = True
+            roles = group.roles.get(service)
+            if not roles:
+                continue
+            for r, rs, re in roles:
+                if rs <= day < re and (role is None or r == role):
+                    if group.start <= day < group.end:
+                        grants.append(Grant(service, r, group.code))
+                    else:
+                        closed_hit = True
+        if service == "afas":
+            for profile, ps, pe in user.profiles:
+                if ps <= day < pe and (role is None or role == profile):
+                    grants.append(Grant(service, profile, None, "afas_profile"))
+                    member = True
+        if grants:
+            return Outcome(Reason.ALLOWED, tuple(grants))
+        if closed_hit:
+            return Outcome(Reason.GROUP_CLOSED)
+        if not member:
+            return Outcome(Reason.NO_MEMBERSHIP)
+        return Outcome(Reason.ROLE_NOT_GRANTED)
+
+    def permissions(self, login: str, day: int) -> dict[str, tuple[list[Grant], list[str]]]:
+        """Return, per usable service, its grants and the Cafs it may be used for (R-DEC-4)."""
+        out: dict[str, tuple[list[Grant], list[str]]] = {}
+        user = self.users.get(login)
+        if user is None or not user.start <= day < user.end or user.organisation_id is None:
+            return out
+        org = self.orgs.get(user.organisation_id)
+        if org is None:
+            return out
+        cafs_by_service: dict[str, list[str]] = {}
+        for service, subs in org.subscriptions.items():
+            cafs = sorted({c for c, s, e in subs if s <= day < e})
+            if cafs:
+                cafs_by_service[service] = cafs
+        found: dict[str, list[Grant]] = defaultdict(list)
+        for gid, ms, me in user.memberships:
+            group = org.groups.get(gid)
+            if group is None or not (ms <= day < me and group.start <= day < group.end):
+                continue
+            for service, roles in group.roles.items():
+                if service in cafs_by_service:
+                    for r, rs, re in roles:
+                        if rs <= day < re:
+                            found[service].append(Grant(service, r, group.code))
+        if "afas" in cafs_by_service:
+            for profile, ps, pe in user.profiles:
+                if ps <= day < pe:
+                    found["afas"].append(Grant("afas", profile, None, "afas_profile"))
+        for service in sorted(found):
+            out[service] = (found[service], cafs_by_service[service])
+        return out
+
+
+def _effective_windows(snap: Snapshot) -> dict[int, Window]:
+    """Return each group's window intersected with its ancestors' (R-GRP-2, R-DEC-1).
+
+    A group whose parent is unknown, or that sits on a cycle, gets an empty window: it grants
+    nothing (fail closed on corrupt data).
+    """
+    raw = {gid: (parent, start, end) for gid, _o, parent, _c, _l, start, end in snap.groups}
+    windows: dict[int, Window] = {}
+    for gid in raw:
+        chain: list[int] = []
+        cur: int | None = gid
+        while cur is not None and cur not in windows:
+            if cur not in raw or cur in chain:
+                for node in chain:
+                    windows[node] = (0, 0)
+                break
+            chain.append(cur)
+            cur = raw[cur][0]
+        else:
+            start, end = windows[cur] if cur is not None else (0, 1 << 62)
+            for node in reversed(chain):
+                _, s, e = raw[node]
+                start, end = max(start, s), min(end, e)
+                windows[node] = (start, end)
+    return windows
+
+
+def service_users(
+    index: Index,
+    service: str,
+    role: str | None,
+    organisations: list[OrgPartition],
+    day: int,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> tuple[list[tuple[str, str, tuple[Grant, ...]]], tuple[str, str] | None]:
+    """Return up to ``limit`` (organisation code, login, grants) allowed to use the service.
+
+    Ordered by (organisation code, login), starting after ``after``; the second value is the
+    position to resume from, or None at the end.
+    """
+    found: list[tuple[str, str, tuple[Grant, ...]]] = []
+    for org in sorted(organisations, key=lambda o: o.code):
+        if after is not None and org.code < after[0]:
+            continue
+        subs = org.subscriptions.get(service)
+        if not subs or not any(s <= day < e for _, s, e in subs):
+            continue
+        for login in org.logins:
+            if after is not None and (org.code, login) <= after:
+                continue
+            outcome = index.decide(login, service, role, None, day)
+            if outcome.reason is Reason.ALLOWED:
+                if len(found) == limit:
+                    last = found[-1]
+                    return found, (last[0], last[1])
+                found.append((org.code, login, outcome.grants))
+    return found, None

@@ -1,0 +1,55 @@
+"""The error tree of pdp. Every error has a stable ``code`` and a French ``message``.
+
+    PdpError                    code, message, http status
+    ├── BadRequest              400: malformed input (VALIDATION_ERROR, UNKNOWN_SERVICE, ...)
+    ├── NotFound                404: unknown resource (UNKNOWN_USER, NOT_FOUND)
+    ├── PayloadTooLarge         413: body over the configured limit
+    └── ConfigurationError      raised at start-up only (bad catalogue, bad settings)
+
+The API translates these to JSON in exactly one place (``pdp.api.errors``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PdpError(Exception):
+    """Base of every error pdp raises on purpose."""
+
+    status = 500
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+
+class BadRequest(PdpError):
+    """The request is malformed or names something that does not exist in the catalogue."""
+
+    status = 400
+    code = "VALIDATION_ERROR"
+
+
+class NotFound(PdpError):
+    """The resource named in the path does not exist."""
+
+    status = 404
+    code = "NOT_FOUND"
+
+
+class PayloadTooLarge(PdpError):
+    """The request body is larger than allowed."""
+
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class ConfigurationError(PdpError):
+    """The service cannot start: a setting or a policy file is wrong."""
+
+    code = "CONFIGURATION_ERROR"

@@ -1,0 +1,170 @@
+"""The decision verbs: check, batch check, permissions, service users. Queries never write.
+
+Each verb takes plain data, validates it against the catalogue (BadRequest otherwise), asks the
+engine, records the decision in the decision log, and returns plain results for the API.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pdp.catalogue import Catalogue
+from pdp.decision_log import DecisionLog
+from pdp.engine.decision import Decision, Grant, Query
+from pdp.engine.engine import Engine
+from pdp.engine.index import service_users as index_service_users
+from pdp.errors import BadRequest, NotFound
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A decision with its id, as returned to callers."""
+
+    decision_id: str
+    decision: Decision
+
+
+class DecisionService:
+    """The composition of engine, catalogue and decision log behind the decision API."""
+
+    def __init__(self, engine: Engine, catalogue: Catalogue, decision_log: DecisionLog) -> None:
+        self.engine = engine
+        self.catalogue = catalogue
+        self.decision_log = decision_log
+
+    def validate(self, query: Query) -> None:
+        """Raise BadRequest (UNKNOWN_SERVICE / UNKNOWN_ROLE) for names outside the catalogue."""
+        self.catalogue.check_role(query.service, query.role)
+
+    def check(self, query: Query) -> Checked:
+        """Decide one query (R-DEC-1) and log it. Raises BadRequest for catalogue errors only."""
+        self.validate(query)
+        self.engine.refresh()
+        return self._decide(query)
+
+    def check_many(self, queries: list[Query | BadRequest]) -> list[Checked | BadRequest]:
+        """Decide each valid query; items that are errors are answered as such, in order."""
+        self.engine.refresh()
+        out: list[Checked | BadRequest] = []
+        for query in queries:
+            if isinstance(query, BadRequest):
+                out.append(query)
+                continue
+            try:
+                self.validate(query)
+            except BadRequest as exc:
+                out.append(exc)
+                continue
+            out.append(self._decide(query))
+        return out
+
+    def _decide(self, query: Query) -> Checked:
+        decision = self.engine.check(query)
+        decision_id = uuid.uuid4().hex
+        self.decision_log.record(
+            {
+                "decision_id": decision_id,
+                "ts": time.time(),
+                "kind": "check",
+                "user": query.user,
+                "service": query.service,
+                "role": query.role,
+                "caf": query.caf,
+                "day": decision.day.isoformat() if decision.day else None,
+                "allowed": decision.allowed,
+                "reason": decision.reason.value,
+                "revision": decision.revision,
+            }
+        )
+        return Checked(decision_id, decision)
+
+    def permissions(self, login: str, at: dt.date | None) -> dict[str, Any]:
+        """Every service, role and Caf the user may use on the day (R-DEC-4)."""
+        self.engine.refresh()
+        day = self.engine.day(at)
+        index = self.engine.index
+        user = index.users.get(login)
+        if user is None:
+            raise NotFound(f"Utilisateur inconnu : {login!r}.", code="UNKNOWN_USER")
+        found = index.permissions(login, day.toordinal())
+        services = []
+        for service, (grants, cafs) in found.items():
+            services.append(
+                {
+                    "service": service,
+                    "roles": sorted({g.role for g in grants}),
+                    "cafs": cafs,
+                    "grants": [grant_json(g) for g in grants],
+                }
+            )
+        return {"user": login, "at": day.isoformat(), "revision": index.revision, "services": services}
+
+    def service_users(
+        self,
+        service: str,
+        role: str | None,
+        organisation: str | None,
+        at: dt.date | None,
+        limit: int,
+        cursor: str | None,
+    ) -> dict[str, Any]:
+        """Who may use the service (with the role) on the day, paginated by (organisation, login)."""
+        self.catalogue.check_role(service, role)
+        self.engine.refresh()
+        index = self.engine.index
+        day = self.engine.day(at)
+        if organisation is not None:
+            org = index.org_by_code.get(organisation)
+            if org is None:
+                raise NotFound(
+                    f"Organisme inconnu : {organisation!r}.", code="UNKNOWN_ORGANISATION"
+                )
+            orgs = [org]
+        else:
+            orgs = list(index.orgs.values())
+        after = decode_cursor(cursor) if cursor else None
+        rows, last = index_service_users(
+            index, service, role, orgs, day.toordinal(), after, limit
+        )
+        return {
+            "service": service,
+            "role": role,
+            "at": day.isoformat(),
+            "revision": index.revision,
+            "users": [
+                {
+                    "login": login,
+                    "organisation": org_code,
+                    "roles": sorted({g.role for g in grants}),
+                }
+                for org_code, login, grants in rows
+            ],
+            "next_cursor": encode_cursor(last) if last else None,
+        }
+
+
+def grant_json(grant: Grant) -> dict[str, Any]:
+    """The JSON form of a grant path."""
+    return {"group": grant.group, "service": grant.service, "role": grant.role, "source": grant.source}
+
+
+def encode_cursor(position: tuple[str, str]) -> str:
+    """Opaque pagination cursor for an (organisation code, login) position."""
+    raw = f"{position[0]}\x00{position[1]}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """Decode a cursor made by ``encode_cursor``; raise BadRequest(INVALID_CURSOR) otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        org, login = raw.split("\x00")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadRequest("Curseur de pagination invalide.", code="INVALID_CURSOR") from None
+    return org, login
