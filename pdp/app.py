@@ -26,7 +26,9 @@ log = logging.getLogger("pdp")
 
 def build_engine(settings: Settings) -> tuple[Engine, Any]:
     """Create the database engine and the decision engine, loaded and self-checked."""
-    catalogue = load_catalogue(Path(settings.catalogue_path) if settings.catalogue_path else CATALOGUE_PATH)
+    catalogue = load_catalogue(
+        Path(settings.catalogue_path) if settings.catalogue_path else CATALOGUE_PATH
+    )
     load_model()  # fail at start-up, not at the first check, if the model file is broken
     db = make_engine(settings.database_url)
     engine = Engine(SqlSnapshotSource(db), catalogue, refresh_interval=settings.refresh_interval)
@@ -52,7 +54,9 @@ def create_app(
     if engine is None:
         engine, db = build_engine(settings)
         app.extensions["pdp.db"] = db
-    service = DecisionService(engine, engine.catalogue, decision_log or JsonLinesLog(settings.decision_log))
+    service = DecisionService(
+        engine, engine.catalogue, decision_log or JsonLinesLog(settings.decision_log)
+    )
     app.extensions["pdp.decisions"] = service
     errors.install(app)
     app.register_blueprint(decisions_bp)

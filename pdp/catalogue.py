@@ -79,7 +79,9 @@ def parse_catalogue(data: Any) -> Catalogue:
             raise ConfigurationError(f"catalogue: service {name} must be a mapping")
         unknown = set(spec) - known
         if unknown:
-            raise ConfigurationError(f"catalogue: service {name} has unknown keys {sorted(unknown)}")
+            raise ConfigurationError(
+                f"catalogue: service {name} has unknown keys {sorted(unknown)}"
+            )
         roles = _strings(spec.get("roles"), f"{name}.roles", _ROLE)
         if not roles:
             raise ConfigurationError(f"catalogue: service {name} needs at least one role")

@@ -103,7 +103,12 @@ class DecisionService:
                     "grants": [grant_json(g) for g in grants],
                 }
             )
-        return {"user": login, "at": day.isoformat(), "revision": index.revision, "services": services}
+        return {
+            "user": login,
+            "at": day.isoformat(),
+            "revision": index.revision,
+            "services": services,
+        }
 
     def service_users(
         self,
@@ -114,7 +119,7 @@ class DecisionService:
         limit: int,
         cursor: str | None,
     ) -> dict[str, Any]:
-        """Who may use the service (with the role) on the day, paginated by (organisation, login)."""
+        """Who may use the service (with the role) on the day, by (organisation, login)."""
         self.catalogue.check_role(service, role)
         self.engine.refresh()
         index = self.engine.index
@@ -129,9 +134,7 @@ class DecisionService:
         else:
             orgs = list(index.orgs.values())
         after = decode_cursor(cursor) if cursor else None
-        rows, last = index_service_users(
-            index, service, role, orgs, day.toordinal(), after, limit
-        )
+        rows, last = index_service_users(index, service, role, orgs, day.toordinal(), after, limit)
         return {
             "service": service,
             "role": role,
@@ -151,7 +154,12 @@ class DecisionService:
 
 def grant_json(grant: Grant) -> dict[str, Any]:
     """The JSON form of a grant path."""
-    return {"group": grant.group, "service": grant.service, "role": grant.role, "source": grant.source}
+    return {
+        "group": grant.group,
+        "service": grant.service,
+        "role": grant.role,
+        "source": grant.source,
+    }
 
 
 def encode_cursor(position: tuple[str, str]) -> str:

@@ -66,9 +66,7 @@ class UnitOfWork:
             session.close()
 
 
-def record_change(
-    session: Session, organisation_ids: Iterable[int | None], reason: str
-) -> int:
+def record_change(session: Session, organisation_ids: Iterable[int | None], reason: str) -> int:
     """Number this write: bump the revision, log the domains it touched, return the revision.
 
     An organisation id of None means every domain must be reloaded. The UPDATE holds the

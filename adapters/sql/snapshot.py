@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.sql import Select
 
 from adapters.sql.models import (
     AfasProfile,
@@ -63,7 +63,9 @@ class Snapshot:
 
 def current_revision(conn: Connection) -> int:
     """Return the latest committed policy revision."""
-    return int(conn.execute(select(PolicyRevision.revision).where(PolicyRevision.id == 1)).scalar_one())
+    return int(
+        conn.execute(select(PolicyRevision.revision).where(PolicyRevision.id == 1)).scalar_one()
+    )
 
 
 def changes_since(conn: Connection, revision: int) -> list[tuple[int, int | None]]:
@@ -81,12 +83,13 @@ def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
         yield ids[i : i + _CHUNK]
 
 
-def _rows(conn: Connection, stmt: Select[tuple[object, ...]], column: object, ids: Sequence[int] | None) -> list[tuple[object, ...]]:
+def _rows(conn: Connection, stmt: Any, column: Any, ids: Sequence[int] | None) -> list[Any]:
+    """Run ``stmt``, restricted to ``column IN ids`` (in chunks) when ids are given."""
     if ids is None:
-        return [tuple(r) for r in conn.execute(stmt)]
-    out: list[tuple[object, ...]] = []
+        return list(conn.execute(stmt))
+    out: list[Any] = []
     for part in _chunks(ids):
-        out.extend(tuple(r) for r in conn.execute(stmt.where(column.in_(part))))  # type: ignore[attr-defined]
+        out.extend(conn.execute(stmt.where(column.in_(part))))
     return out
 
 
@@ -102,9 +105,12 @@ def load_snapshot(conn: Connection, organisation_ids: Iterable[int] | None = Non
         organisation_ids=None if ids is None else frozenset(ids),
     )
     snap.organisations = [
-        (int(i), str(c), str(n))  # type: ignore[call-overload]
+        (int(i), str(c), str(n))
         for i, c, n in _rows(
-            conn, select(Organisation.id, Organisation.code, Organisation.name), Organisation.id, ids
+            conn,
+            select(Organisation.id, Organisation.code, Organisation.name),
+            Organisation.id,
+            ids,
         )
     ]
     subs = (
@@ -123,43 +129,54 @@ def load_snapshot(conn: Connection, organisation_ids: Iterable[int] | None = Non
         .join(Caf, Convention.caf_id == Caf.id)
         .join(Organisation, Convention.organisation_id == Organisation.id)
     )
-    for org, service, caf, s1, e1, s2, e2, s3, e3 in _rows(conn, subs, Convention.organisation_id, ids):
-        start = max(s1.toordinal(), s2.toordinal(), s3.toordinal())  # type: ignore[attr-defined]
-        end = min(ordinal_end(e1), ordinal_end(e2), ordinal_end(e3))  # type: ignore[arg-type]
-        snap.subscriptions.append((org, service, caf, start, end))  # type: ignore[arg-type]
+    for org, service, caf, s1, e1, s2, e2, s3, e3 in _rows(
+        conn, subs, Convention.organisation_id, ids
+    ):
+        start = max(s1.toordinal(), s2.toordinal(), s3.toordinal())
+        end = min(ordinal_end(e1), ordinal_end(e2), ordinal_end(e3))
+        snap.subscriptions.append((org, service, caf, start, end))
 
     users = select(User.id, User.login, User.organisation_id, User.opens_on, User.closes_on)
     snap.users = [
-        (uid, login, org, s.toordinal(), ordinal_end(e))  # type: ignore[misc]
+        (uid, login, org, s.toordinal(), ordinal_end(e))
         for uid, login, org, s, e in _rows(conn, users, User.organisation_id, ids)
     ]
     groups = select(
-        Group.id, Group.organisation_id, Group.parent_id, Group.code, Group.label,
-        Group.opens_on, Group.closes_on,
+        Group.id,
+        Group.organisation_id,
+        Group.parent_id,
+        Group.code,
+        Group.label,
+        Group.opens_on,
+        Group.closes_on,
     )
     snap.groups = [
-        (gid, org, parent, code, label, s.toordinal(), ordinal_end(e))  # type: ignore[misc]
+        (gid, org, parent, code, label, s.toordinal(), ordinal_end(e))
         for gid, org, parent, code, label, s, e in _rows(conn, groups, Group.organisation_id, ids)
     ]
     roles = select(
-        GroupRole.group_id, GroupRole.service, GroupRole.role, GroupRole.opens_on, GroupRole.closes_on
+        GroupRole.group_id,
+        GroupRole.service,
+        GroupRole.role,
+        GroupRole.opens_on,
+        GroupRole.closes_on,
     ).join(Group, GroupRole.group_id == Group.id)
     snap.group_roles = [
-        (gid, svc, role, s.toordinal(), ordinal_end(e))  # type: ignore[misc]
+        (gid, svc, role, s.toordinal(), ordinal_end(e))
         for gid, svc, role, s, e in _rows(conn, roles, Group.organisation_id, ids)
     ]
     members = select(
         Membership.user_id, Membership.group_id, Membership.opens_on, Membership.closes_on
     ).join(User, Membership.user_id == User.id)
     snap.memberships = [
-        (uid, gid, s.toordinal(), ordinal_end(e))  # type: ignore[misc]
+        (uid, gid, s.toordinal(), ordinal_end(e))
         for uid, gid, s, e in _rows(conn, members, User.organisation_id, ids)
     ]
     profiles = select(
         AfasProfile.user_id, AfasProfile.profile, AfasProfile.opens_on, AfasProfile.closes_on
     ).join(User, AfasProfile.user_id == User.id)
     snap.afas_profiles = [
-        (uid, prof, s.toordinal(), ordinal_end(e))  # type: ignore[misc]
+        (uid, prof, s.toordinal(), ordinal_end(e))
         for uid, prof, s, e in _rows(conn, profiles, User.organisation_id, ids)
     ]
     return snap
@@ -173,9 +190,9 @@ class SqlSnapshotSource:
 
     def load(self, organisation_ids: Iterable[int] | None = None) -> Snapshot:
         """Read a consistent snapshot (one REPEATABLE READ transaction where supported)."""
-        conn_engine = self._engine
+        conn_engine: Engine = self._engine
         if self._engine.dialect.name == "postgresql":
-            conn_engine = self._engine.execution_options(isolation_level="REPEATABLE READ")  # type: ignore[assignment]
+            conn_engine = self._engine.execution_options(isolation_level="REPEATABLE READ")
         with conn_engine.connect() as conn, conn.begin():
             return load_snapshot(conn, organisation_ids)
 

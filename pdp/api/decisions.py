@@ -57,7 +57,13 @@ def _error_json(err: BadRequest) -> dict[str, Any]:
 
 @bp.post("/check")
 @registry.operation(
-    Operation("post", "/v1/check", "Decide whether a user may use a service", CheckResponse, body=CheckRequest)
+    Operation(
+        "post",
+        "/v1/check",
+        "Decide whether a user may use a service",
+        CheckResponse,
+        body=CheckRequest,
+    )
 )
 def check() -> Response:
     """Decide one check (R-DEC-1)."""
@@ -67,7 +73,14 @@ def check() -> Response:
 
 @bp.post("/check/batch")
 @registry.operation(
-    Operation("post", "/v1/check/batch", "Decide several checks, in order", BatchResponse, body=BatchRequest, errors=(400, 413))
+    Operation(
+        "post",
+        "/v1/check/batch",
+        "Decide several checks, in order",
+        BatchResponse,
+        body=BatchRequest,
+        errors=(400, 413),
+    )
 )
 def check_batch() -> Response:
     """Decide up to ``batch_max`` checks; a bad item answers its own error."""
@@ -78,7 +91,13 @@ def check_batch() -> Response:
     items: list[Query | BadRequest] = []
     for raw in body.checks:
         try:
-            items.append(_query(CheckRequest.model_validate(raw, strict=False) if isinstance(raw, dict) else _not_object()))
+            items.append(
+                _query(
+                    CheckRequest.model_validate(raw, strict=False)
+                    if isinstance(raw, dict)
+                    else _not_object()
+                )
+            )
         except ValidationError as exc:
             items.append(validation_error(exc))
         except BadRequest as exc:
@@ -96,7 +115,15 @@ def _not_object() -> CheckRequest:
 
 @bp.get("/users/<login>/permissions")
 @registry.operation(
-    Operation("get", "/v1/users/{login}/permissions", "Every service and role a user may use", PermissionsResponse, query=PermissionsQuery, errors=(400, 404), path_params=("login",))
+    Operation(
+        "get",
+        "/v1/users/{login}/permissions",
+        "Every service and role a user may use",
+        PermissionsResponse,
+        query=PermissionsQuery,
+        errors=(400, 404),
+        path_params=("login",),
+    )
 )
 def permissions(login: str) -> Response:
     """The welcome page's one call (R-DEC-4)."""
@@ -106,19 +133,31 @@ def permissions(login: str) -> Response:
 
 @bp.get("/services/<service>/users")
 @registry.operation(
-    Operation("get", "/v1/services/{service}/users", "Who may use a service, paginated", ServiceUsersResponse, query=ServiceUsersQuery, errors=(400, 404), path_params=("service",))
+    Operation(
+        "get",
+        "/v1/services/{service}/users",
+        "Who may use a service, paginated",
+        ServiceUsersResponse,
+        query=ServiceUsersQuery,
+        errors=(400, 404),
+        path_params=("service",),
+    )
 )
 def service_users(service: str) -> Response:
     """Users allowed to use the service, ordered by organisation and login."""
     args = ServiceUsersQuery.model_validate(request.args.to_dict())
     cap = current_app.config["PDP_SETTINGS"].page_max
     return jsonify(
-        _service().service_users(service, args.role, args.organisation, args.at, min(args.limit, cap), args.cursor)
+        _service().service_users(
+            service, args.role, args.organisation, args.at, min(args.limit, cap), args.cursor
+        )
     )
 
 
 @bp.get("/health")
-@registry.operation(Operation("get", "/v1/health", "Liveness and revision served", HealthResponse, errors=()))
+@registry.operation(
+    Operation("get", "/v1/health", "Liveness and revision served", HealthResponse, errors=())
+)
 def health() -> Response:
     """Liveness probe: answers with the revision the engine serves."""
     return jsonify({"status": "ok", "revision": _service().engine.revision})

@@ -34,12 +34,18 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
 def validation_error(exc: ValidationError) -> BadRequest:
     """Turn a pydantic error into a BadRequest with a stable code and the fields at fault."""
     details = [
-        {"field": ".".join(str(p) for p in err["loc"]) or None, "problem": err["type"], "message": err["msg"]}
+        {
+            "field": ".".join(str(p) for p in err["loc"]) or None,
+            "problem": err["type"],
+            "message": err["msg"],
+        }
         for err in exc.errors(include_url=False, include_input=False, include_context=False)
     ]
     kinds = {err["type"] for err in exc.errors()}
     if "json_invalid" in kinds:
-        return BadRequest("Le corps de la requête n'est pas un JSON valide.", "INVALID_JSON", details)
+        return BadRequest(
+            "Le corps de la requête n'est pas un JSON valide.", "INVALID_JSON", details
+        )
     if "extra_forbidden" in kinds:
         return BadRequest("Champ inconnu dans la requête.", "UNKNOWN_FIELD", details)
     if "missing" in kinds:

@@ -59,7 +59,9 @@ class Registry:
         for op in self.operations:
             entry: dict[str, Any] = {
                 "summary": op.summary,
-                "operationId": f"{op.method}_{op.path}".replace("/", "_").replace("{", "").replace("}", ""),
+                "operationId": f"{op.method}_{op.path}".replace("/", "_")
+                .replace("{", "")
+                .replace("}", ""),
                 "responses": {
                     "200": {
                         "description": "OK",

@@ -25,7 +25,10 @@ def _parse_day(value: Any) -> Any:
 Day = Annotated[
     dt.date,
     BeforeValidator(_parse_day),
-    Field(description="Calendar day in Europe/Paris, YYYY-MM-DD.", json_schema_extra={"type": "string", "format": "date"}),
+    Field(
+        description="Calendar day in Europe/Paris, YYYY-MM-DD.",
+        json_schema_extra={"type": "string", "format": "date"},
+    ),
 ]
 Login = Annotated[str, Field(min_length=1, max_length=120, pattern=r"^\S+$")]
 Name = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_]+$")]

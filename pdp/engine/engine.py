@@ -101,7 +101,9 @@ class Engine:
         index = self.index
         day = self.day(query.day)
         try:
-            outcome = index.decide(query.user, query.service, query.role, query.caf, day.toordinal())
+            outcome = index.decide(
+                query.user, query.service, query.role, query.caf, day.toordinal()
+            )
         except Exception:
             log.exception("check failed, denying: %r", query)
             return Decision(False, Reason.ENGINE_ERROR, (), index.revision, day)
@@ -109,7 +111,9 @@ class Engine:
             outcome.reason is Reason.ALLOWED, outcome.reason, outcome.grants, index.revision, day
         )
 
-    def permissions(self, login: str, at: dt.date | None) -> dict[str, tuple[list[Grant], list[str]]]:
+    def permissions(
+        self, login: str, at: dt.date | None
+    ) -> dict[str, tuple[list[Grant], list[str]]]:
         """Every service the user may use on the day, with its grants and Cafs (R-DEC-4)."""
         return self.index.permissions(login, self.day(at).toordinal())
 
@@ -126,7 +130,9 @@ class Engine:
         chosen = rng.sample(org_ids, min(sample_orgs, len(org_ids)))
         snap = self.source.load(chosen)
         index = Index.build(snap)
-        services = {name: svc.roles + svc.user_profiles for name, svc in self.catalogue.services.items()}
+        services = {
+            name: svc.roles + svc.user_profiles for name, svc in self.catalogue.services.items()
+        }
         today = self.clock()
         checked = 0
         for offset in (-400, 0, 400):
@@ -134,10 +140,19 @@ class Engine:
             reference = ReferenceEnforcer.for_day(snap, day.toordinal())
             codes = {oid: code for oid, code, _ in snap.organisations}
             orgs_of = {login: org for _, login, org, _, _ in snap.users}
-            for login, service, role, caf in sample_queries(snap, services, rng, queries_per_org * len(chosen)):
-                fast = index.decide(login, service, role, caf, day.toordinal()).reason is Reason.ALLOWED
+            for login, service, role, caf in sample_queries(
+                snap, services, rng, queries_per_org * len(chosen)
+            ):
+                fast = (
+                    index.decide(login, service, role, caf, day.toordinal()).reason
+                    is Reason.ALLOWED
+                )
                 org = orgs_of[login]
-                slow = reference.allowed(login, codes[org], service, role, caf) if org is not None else False
+                slow = (
+                    reference.allowed(login, codes[org], service, role, caf)
+                    if org is not None
+                    else False
+                )
                 if fast != slow:
                     raise ConfigurationError(
                         f"engine self-check: fast path says {fast}, Casbin says {slow} for "

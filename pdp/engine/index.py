@@ -11,7 +11,6 @@ that they agree.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from adapters.sql.snapshot import Snapshot
@@ -119,12 +118,12 @@ class Index:
             if entry is not None and start < end:
                 entry.roles.setdefault(service, []).append((role, start, end))
         by_id: dict[int, UserEntry] = {}
-        for uid, login, org_id, start, end in snap.users:
-            entry = UserEntry(uid, login, org_id, start, end)
-            by_id[uid] = entry
-            self.users[login] = entry
-            if org_id is not None and org_id in orgs:
-                orgs[org_id].logins.append(login)
+        for uid, login, user_org, start, end in snap.users:
+            user_entry = UserEntry(uid, login, user_org, start, end)
+            by_id[uid] = user_entry
+            self.users[login] = user_entry
+            if user_org is not None and user_org in orgs:
+                orgs[user_org].logins.append(login)
         for uid, gid, start, end in snap.memberships:
             user = by_id.get(uid)
             if user is not None and start < end:

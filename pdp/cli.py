@@ -1,0 +1,164 @@
+"""The ``pdp`` command: database, demo data, decisions from the shell, and the server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+from sqlalchemy.orm import sessionmaker
+
+from adapters.sql.database import UnitOfWork, make_engine, upgrade
+from pdp.config import Settings
+from pdp.engine.decision import Query
+from pdp.errors import PdpError
+from pdp.queries import DecisionService
+from pdp.server import DEFAULT_BIND, default_workers
+
+QUICKSTART_DB = "pdp-demo.sqlite3"
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _day(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD day") from None
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log the engine's progress.")
+def cli(verbose: bool) -> None:
+    """pdp: the access decision point of the Caf partner portal."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the latest version (Alembic)."""
+    settings = _settings()
+    upgrade(make_engine(settings.database_url))
+    click.echo(f"schema up to date: {settings.database_url}")
+
+
+@cli.group()
+def demo() -> None:
+    """Demo data."""
+
+
+def _load_demo(url: str) -> str:
+    from pdp.clock import paris_today
+    from pdp.demo import demo_loaded, load_demo
+
+    uow = UnitOfWork(sessionmaker(make_engine(url)))
+    with uow.begin() as session:
+        if demo_loaded(session):
+            return "demo data already loaded"
+        revision = load_demo(session, paris_today())
+    return f"demo data loaded (revision {revision})"
+
+
+@demo.command("load")
+def demo_load() -> None:
+    """Load the demo organisations, users and groups (once)."""
+    click.echo(_load_demo(_settings().database_url))
+
+
+def _service() -> DecisionService:
+    from pdp.app import build_engine
+    from pdp.decision_log import JsonLinesLog
+
+    settings = Settings.from_env(verify_orgs=0)
+    engine, _db = build_engine(settings)
+    return DecisionService(engine, engine.catalogue, JsonLinesLog("off"))
+
+
+@cli.command()
+@click.argument("user")
+@click.argument("service")
+@click.argument("role", required=False)
+@click.option("--caf", help="Caf code, e.g. 751.")
+@click.option("--at", "at", help="Day to decide for (YYYY-MM-DD), default today.")
+def check(user: str, service: str, role: str | None, caf: str | None, at: str | None) -> None:
+    """Decide whether USER may use SERVICE (with ROLE). Exit 0 if allowed, 1 if denied."""
+    try:
+        checked = _service().check(Query(user, service, role, caf, _day(at)))
+    except PdpError as exc:
+        click.echo(f"error {exc.code}: {exc.message}", err=True)
+        sys.exit(2)
+    d = checked.decision
+    verdict = "ALLOWED" if d.allowed else "DENIED"
+    click.echo(f"{verdict} {d.reason.value}: {d.message} (revision {d.revision}, {d.day})")
+    for g in d.grants:
+        via = f"group {g.group}" if g.group else "Afas profile"
+        click.echo(f"  {user} -> {via} -> {g.service}:{g.role}")
+    sys.exit(0 if d.allowed else 1)
+
+
+@cli.command()
+@click.argument("user")
+@click.option("--at", "at", help="Day (YYYY-MM-DD), default today.")
+def permissions(user: str, at: str | None) -> None:
+    """Print every service, role and Caf USER may use (JSON)."""
+    try:
+        result = _service().permissions(user, _day(at))
+    except PdpError as exc:
+        click.echo(f"error {exc.code}: {exc.message}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@cli.command()
+@click.option(
+    "--bind", default=lambda: os.environ.get("PDP_BIND", DEFAULT_BIND), show_default=DEFAULT_BIND
+)
+@click.option(
+    "--workers", type=int, default=lambda: int(os.environ.get("PDP_WORKERS", default_workers()))
+)
+def serve(bind: str, workers: int) -> None:
+    """Serve the API with gunicorn (production defaults)."""
+    from pdp.app import create_app
+    from pdp.server import serve as run
+
+    logging.getLogger("pdp").setLevel(logging.INFO)
+    run(create_app(), bind, workers)
+
+
+@cli.command()
+@click.option("--bind", default=DEFAULT_BIND, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True)
+def quickstart(bind: str, workers: int) -> None:
+    """Create a fresh SQLite file (pdp-demo.sqlite3), load the demo data, and serve it."""
+    path = Path.cwd() / QUICKSTART_DB
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    url = f"sqlite:///{path}"
+    os.environ["PDP_DATABASE_URL"] = url
+    upgrade(make_engine(url))
+    click.echo(f"schema created: {path}")
+    click.echo(_load_demo(url))
+    click.echo(f"serving on http://{bind}  (try: curl -s http://{bind}/v1/health)")
+    from pdp.app import create_app
+    from pdp.server import serve as run
+
+    logging.getLogger("pdp").setLevel(logging.INFO)
+    run(create_app(), bind, workers)
+
+
+def main() -> None:
+    """Entry point of the ``pdp`` console script."""
+    cli()

@@ -1,0 +1,60 @@
+"""Run the app under gunicorn with production defaults (``pdp serve``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+DEFAULT_BIND = "127.0.0.1:8000"
+
+
+def default_workers() -> int:
+    """Two single-threaded workers per core: the engine is CPU-bound and not shared."""
+    return max(2, 2 * (os.cpu_count() or 1))
+
+
+class PdpServer(BaseApplication):  # type: ignore[misc]
+    """A gunicorn application serving an already-built Flask app (preloaded, then forked)."""
+
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Apply the options over gunicorn's defaults."""
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        """Return the WSGI app."""
+        return self.application
+
+
+def _post_fork(server: Any, worker: Any) -> None:
+    # Connections must not cross a fork: each worker opens its own.
+    db = worker.app.application.extensions.get("pdp.db")
+    if db is not None:
+        db.dispose(close=False)
+
+
+def serve(app: Flask, bind: str, workers: int) -> None:
+    """Serve ``app`` until stopped. The index is built once, before the workers fork."""
+    options = {
+        "bind": bind,
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": 1,
+        "keepalive": 5,
+        "timeout": 30,
+        "graceful_timeout": 30,
+        "preload_app": True,
+        "accesslog": None,
+        "errorlog": "-",
+        "post_fork": _post_fork,
+        "proc_name": "pdp",
+    }
+    PdpServer(app, options).run()
