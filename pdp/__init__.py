@@ -1,5 +1,1 @@
-"""pdp: the access decision point behind the Caf partner portal."""
-
-from pdp.app import create_app
-
-__all__ = ["create_app"]
+"""pdp: the access decision point behind the Caf partner portal (app factory: pdp.app)."""

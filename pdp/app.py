@@ -51,6 +51,7 @@ def create_app(
     app.config["PDP_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
     if engine is None:
         engine, db = build_engine(settings)
         app.extensions["pdp.db"] = db

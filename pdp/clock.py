@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
@@ -27,3 +28,20 @@ def is_open(day: dt.date, opens_on: dt.date, closes_on: dt.date | None) -> bool:
 def ordinal_end(closes_on: dt.date | None) -> int:
     """Return the ordinal of a closing date, FOREVER when there is none."""
     return FOREVER if closes_on is None else closes_on.toordinal()
+
+
+class CachedToday:
+    """``paris_today`` read at most once per ``ttl`` seconds: checks ask for today constantly."""
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self._ttl = ttl
+        self._until = 0.0
+        self._day = paris_today()
+
+    def __call__(self) -> dt.date:
+        """Return today in Europe/Paris (at most ``ttl`` seconds stale)."""
+        now = time.monotonic()
+        if now >= self._until:
+            self._day = paris_today()
+            self._until = now + self._ttl
+        return self._day

@@ -1,10 +1,10 @@
-"""Decisions and their stable reason codes (R-DEC-3)."""
+"""Decisions and their stable reason codes (R-DEC-3). Named tuples: built on every check."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Reason(StrEnum):
@@ -46,8 +46,7 @@ MESSAGES: dict[Reason, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
+class Grant(NamedTuple):
     """One path that grants access: user → group → (service, role), or an Afas profile."""
 
     service: str
@@ -56,8 +55,7 @@ class Grant:
     source: str = "group"
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+class Query(NamedTuple):
     """May ``user`` use ``service`` (with ``role``, for ``caf``) on ``day``?"""
 
     user: str
@@ -67,13 +65,12 @@ class Query:
     day: dt.date | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """The engine's answer; ``allowed`` is True only with reason ALLOWED."""
 
     allowed: bool
     reason: Reason
-    grants: tuple[Grant, ...] = field(default=())
+    grants: tuple[Grant, ...] = ()
     revision: int = 0
     day: dt.date | None = None
 

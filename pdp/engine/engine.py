@@ -19,7 +19,7 @@ from typing import Protocol
 
 from adapters.sql.snapshot import Snapshot
 from pdp.catalogue import Catalogue
-from pdp.clock import paris_today
+from pdp.clock import CachedToday
 from pdp.engine.casbin_model import ReferenceEnforcer, sample_queries
 from pdp.engine.decision import Decision, Grant, Query, Reason
 from pdp.engine.index import Index
@@ -46,13 +46,13 @@ class Engine:
         source: SnapshotSource,
         catalogue: Catalogue,
         *,
-        clock: Callable[[], dt.date] = paris_today,
+        clock: Callable[[], dt.date] | None = None,
         refresh_interval: float = 1.0,
         full_reload_threshold: int = 200,
     ) -> None:
         self.source = source
         self.catalogue = catalogue
-        self.clock = clock
+        self.clock: Callable[[], dt.date] = clock or CachedToday()
         self.refresh_interval = refresh_interval
         self.full_reload_threshold = full_reload_threshold
         self.index = Index()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from adapters.sql.snapshot import Snapshot
 from pdp.engine.decision import Grant, Reason
@@ -57,8 +58,7 @@ class OrgPartition:
     logins: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What the index found: a reason and the grants (empty unless allowed)."""
 
     reason: Reason
@@ -154,9 +154,17 @@ class Index:
         if org is None:
             return Outcome(Reason.NO_ORGANISATION)
         subs = org.subscriptions.get(service)
-        if not subs or not any(s <= day < e for _, s, e in subs):
+        subscribed = caf_ok = False
+        if subs:
+            for c, s, e in subs:  # plain loops: generators cost more than the work here
+                if s <= day < e:
+                    subscribed = True
+                    if caf is None or c == caf:
+                        caf_ok = True
+                        break
+        if not subscribed:
             return Outcome(Reason.NO_SUBSCRIPTION)
-        if caf is not None and not any(c == caf and s <= day < e for c, s, e in subs):
+        if not caf_ok:
             return Outcome(Reason.CAF_NOT_SUBSCRIBED)
         grants: list[Grant] = []
         member = False
