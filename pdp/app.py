@@ -31,7 +31,12 @@ def build_engine(settings: Settings) -> tuple[Engine, Any]:
     )
     load_model()  # fail at start-up, not at the first check, if the model file is broken
     db = make_engine(settings.database_url)
-    engine = Engine(SqlSnapshotSource(db), catalogue, refresh_interval=settings.refresh_interval)
+    engine = Engine(
+        SqlSnapshotSource(db),
+        catalogue,
+        refresh_interval=settings.refresh_interval,
+        max_staleness=settings.max_staleness,
+    )
     engine.load()
     checked = engine.verify(settings.verify_orgs)
     log.info("engine self-check against Casbin: %s queries agreed", checked)

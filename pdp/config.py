@@ -20,6 +20,7 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     catalogue_path: str = ""
     refresh_interval: float = 1.0
+    max_staleness: float = 300.0
     batch_max: int = 1000
     max_body_bytes: int = 1_048_576
     page_max: int = 1000

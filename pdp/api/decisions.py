@@ -156,11 +156,17 @@ def service_users(service: str) -> Response:
 
 @bp.get("/health")
 @registry.operation(
-    Operation("get", "/v1/health", "Liveness and revision served", HealthResponse, errors=())
+    Operation("get", "/v1/health", "Liveness and revision served", HealthResponse, errors=(503,))
 )
 def health() -> Response:
-    """Liveness probe: answers with the revision the engine serves."""
-    return jsonify({"status": "ok", "revision": _service().engine.revision})
+    """Liveness probe: the revision served; status "stale" (503) when the store is unreachable
+    for longer than PDP_MAX_STALENESS, while checks deny."""
+    engine = _service().engine
+    engine.refresh()
+    stale = engine.stale
+    response = jsonify({"status": "stale" if stale else "ok", "revision": engine.revision})
+    response.status_code = 503 if stale else 200
+    return response
 
 
 @bp.get("/openapi.json")

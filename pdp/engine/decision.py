@@ -21,6 +21,7 @@ class Reason(StrEnum):
     GROUP_CLOSED = "GROUP_CLOSED"
     ROLE_NOT_GRANTED = "ROLE_NOT_GRANTED"
     ENGINE_ERROR = "ENGINE_ERROR"
+    POLICY_UNAVAILABLE = "POLICY_UNAVAILABLE"
 
 
 MESSAGES: dict[Reason, str] = {
@@ -43,6 +44,10 @@ MESSAGES: dict[Reason, str] = {
         "Aucun groupe de l'utilisateur ne porte ce rôle pour ce service à cette date."
     ),
     Reason.ENGINE_ERROR: "Erreur interne lors de la décision : accès refusé par précaution.",
+    Reason.POLICY_UNAVAILABLE: (
+        "Les habilitations n'ont pas pu être mises à jour depuis trop longtemps : "
+        "accès refusé par précaution."
+    ),
 }
 
 

@@ -49,14 +49,17 @@ class Engine:
         clock: Callable[[], dt.date] | None = None,
         refresh_interval: float = 1.0,
         full_reload_threshold: int = 200,
+        max_staleness: float = 300.0,
     ) -> None:
         self.source = source
         self.catalogue = catalogue
         self.clock: Callable[[], dt.date] = clock or CachedToday()
         self.refresh_interval = refresh_interval
         self.full_reload_threshold = full_reload_threshold
+        self.max_staleness = max_staleness
         self.index = Index()
         self._polled_at = float("-inf")
+        self._fresh_at = float("-inf")  # last time the index was known to match the store
 
     @property
     def revision(self) -> int:
@@ -67,7 +70,7 @@ class Engine:
         """Build the whole index from the store."""
         started = time.perf_counter()
         self.index = Index.build(self.source.load())
-        self._polled_at = time.monotonic()
+        self._polled_at = self._fresh_at = time.monotonic()
         log.info(
             "index loaded: revision %s, %s users, %s organisations in %.2f s",
             self.index.revision,
@@ -77,20 +80,33 @@ class Engine:
         )
 
     def refresh(self, force: bool = False) -> None:
-        """Apply the changes committed since the index's revision (throttled unless forced)."""
+        """Apply the changes committed since the index's revision (throttled unless forced).
+
+        Never raises: if the store cannot be read, the index is kept and the failure logged;
+        once it is older than ``max_staleness`` seconds, checks deny (see ``stale``).
+        """
         now = time.monotonic()
         if not force and now - self._polled_at < self.refresh_interval:
             return
         self._polled_at = now
-        changes = self.source.changes_since(self.index.revision)
-        if not changes:
+        try:
+            changes = self.source.changes_since(self.index.revision)
+            if changes:
+                orgs = {org for _, org in changes}
+                if None in orgs or len(orgs) > self.full_reload_threshold:
+                    self.load()
+                else:
+                    snap = self.source.load(org for org in orgs if org is not None)
+                    self.index = self.index.with_partitions(snap)
+        except Exception:
+            log.exception("refresh failed; serving revision %s", self.index.revision)
             return
-        orgs = {org for _, org in changes}
-        if None in orgs or len(orgs) > self.full_reload_threshold:
-            self.load()
-            return
-        snap = self.source.load(org for org in orgs if org is not None)
-        self.index = self.index.with_partitions(snap)
+        self._fresh_at = now
+
+    @property
+    def stale(self) -> bool:
+        """Whether the index has not been confirmed against the store for too long."""
+        return time.monotonic() - self._fresh_at > self.max_staleness
 
     def day(self, at: dt.date | None) -> dt.date:
         """The day a query is about: ``at`` or today in Europe/Paris."""
@@ -100,6 +116,8 @@ class Engine:
         """Decide R-DEC-1. Never raises: any error denies with ENGINE_ERROR (R-DEC-2)."""
         index = self.index
         day = self.day(query.day)
+        if self.stale:
+            return Decision(False, Reason.POLICY_UNAVAILABLE, (), index.revision, day)
         try:
             outcome = index.decide(
                 query.user, query.service, query.role, query.caf, day.toordinal()
