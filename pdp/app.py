@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.sql.database import make_engine
+from adapters.sql.database import make_engine, schema_revision
 from adapters.sql.snapshot import SqlSnapshotSource
 from pdp.api import errors
 from pdp.api.decisions import bp as decisions_bp
@@ -18,6 +19,7 @@ from pdp.config import Settings
 from pdp.decision_log import DecisionLog, JsonLinesLog
 from pdp.engine.casbin_model import load_model
 from pdp.engine.engine import Engine
+from pdp.errors import ConfigurationError
 from pdp.queries import DecisionService
 from policies import CATALOGUE_PATH
 
@@ -31,6 +33,16 @@ def build_engine(settings: Settings) -> tuple[Engine, Any]:
     )
     load_model()  # fail at start-up, not at the first check, if the model file is broken
     db = make_engine(settings.database_url)
+    try:
+        current, head = schema_revision(db)
+    except SQLAlchemyError as exc:
+        where = db.url.render_as_string(hide_password=True)
+        raise ConfigurationError(f"database unreachable ({where}): {exc}") from exc
+    if current != head:
+        raise ConfigurationError(
+            f"database schema is at {current or 'nothing'}, the code needs {head}: "
+            "run `pdp db upgrade` first"
+        )
     engine = Engine(
         SqlSnapshotSource(db),
         catalogue,

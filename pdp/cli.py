@@ -15,7 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from adapters.sql.database import UnitOfWork, make_engine, upgrade
 from pdp.config import Settings
 from pdp.engine.decision import Query
-from pdp.errors import PdpError
+from pdp.errors import ConfigurationError, PdpError
 from pdp.queries import DecisionService
 from pdp.server import DEFAULT_BIND, default_workers
 
@@ -160,5 +160,9 @@ def quickstart(bind: str, workers: int) -> None:
 
 
 def main() -> None:
-    """Entry point of the ``pdp`` console script."""
-    cli()
+    """Entry point of the ``pdp`` console script; configuration errors exit 2 with a message."""
+    try:
+        cli()
+    except ConfigurationError as exc:
+        click.echo(f"error {exc.code}: {exc.message}", err=True)
+        sys.exit(2)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,6 +49,14 @@ def upgrade(engine: Engine, target: str = "head") -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, target)
+
+
+def schema_revision(engine: Engine) -> tuple[str | None, str | None]:
+    """Return (the database's Alembic revision or None, the code's head revision)."""
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, head
 
 
 class UnitOfWork:
