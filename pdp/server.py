@@ -56,5 +56,8 @@ def serve(app: Flask, bind: str, workers: int) -> None:
         "errorlog": "-",
         "post_fork": _post_fork,
         "proc_name": "pdp",
+        # gunicorn's control socket (~/.gunicorn/gunicorn.ctl) is shared by every server of one
+        # user: a second instance would take it over. pdp does not use it.
+        "control_socket_disable": True,
     }
     PdpServer(app, options).run()

@@ -1,0 +1,45 @@
+# pdp: the access decision point, served by gunicorn (`pdp serve`) as a non-root user.
+#
+#   docker build -t pdp .
+#   docker run --rm -e PDP_DATABASE_URL=postgresql+psycopg://pdp:secret@db/pdp pdp db upgrade
+#   docker run -d -p 8000:8000 -e PDP_DATABASE_URL=postgresql+psycopg://pdp:secret@db/pdp pdp
+#
+# Without PDP_DATABASE_URL the SQLite file /var/lib/pdp/pdp.sqlite3 is used (mount a volume there
+# to keep it). RUN --mount needs BuildKit, the default builder since Docker Engine 23.
+
+# --- build: pdp's wheel (with policies and migrations as package data), then the wheels of every
+# dependency including the postgres extra, so that the runtime stage installs offline.
+FROM python:3.11.7-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
+WORKDIR /src
+COPY . .
+# requirements.txt names exactly the wheel just built, with its postgres extra.
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
+    && printf 'pdp[postgres] @ file://%s\n' /wheels/pdp-*.whl > /wheels/requirements.txt \
+    && pip wheel --no-cache-dir --wheel-dir /wheels --requirement /wheels/requirements.txt
+
+# --- runtime: a virtualenv holding pdp and its dependencies, nothing else of the build.
+FROM python:3.11.7-slim-bookworm AS runtime
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/pdp/bin:$PATH \
+    PDP_BIND=0.0.0.0:8000
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    python -m venv /opt/pdp \
+    && /opt/pdp/bin/pip install --no-cache-dir --no-index --find-links=/wheels \
+        --requirement /wheels/requirements.txt \
+    && groupadd --system --gid 10001 pdp \
+    && useradd --system --uid 10001 --gid pdp --home-dir /var/lib/pdp --create-home \
+        --shell /usr/sbin/nologin pdp
+# The default SQLite database (pdp.sqlite3) is created in the working directory.
+WORKDIR /var/lib/pdp
+USER 10001:10001
+EXPOSE 8000
+# 503 (store unreachable for longer than PDP_MAX_STALENESS) or no answer: unhealthy.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('PDP_BIND', '0.0.0.0:8000').rpartition(':')[2]; urllib.request.urlopen(f'http://127.0.0.1:{port}/v1/health', timeout=4)"]
+ENTRYPOINT ["pdp"]
+CMD ["serve"]

@@ -1,0 +1,423 @@
+"""End to end: a real ``pdp serve`` (gunicorn, two worker processes) and ``pdp quickstart``,
+spoken to over real HTTP on the loopback interface.
+
+The database is a temporary SQLite file prepared with the real commands (``pdp db upgrade``,
+``pdp demo load``). Writes made by another process (here, the test) must reach every worker
+through the change log within a few polls of ``PDP_REFRESH_INTERVAL``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from adapters.sql.database import UnitOfWork, make_engine, record_change
+from adapters.sql.models import Group, Membership, User
+from pdp.clock import paris_today
+
+pytestmark = pytest.mark.e2e
+
+STARTUP_TIMEOUT = 30.0  # seconds for a server to answer /v1/health
+CHANGE_TIMEOUT = 10.0  # seconds for a committed write to show through HTTP
+REFRESH_INTERVAL = 0.2  # PDP_REFRESH_INTERVAL of the servers started here
+WORKERS = 2
+
+# Talk to 127.0.0.1 directly, whatever http_proxy the environment sets.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def pdp_command() -> list[str]:
+    """The ``pdp`` console script of this environment, or the same entry point through -c."""
+    script = Path(sys.executable).with_name("pdp")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-c", "from pdp.cli import main; main()"]
+
+
+def server_env(workdir: Path, **settings: str) -> dict[str, str]:
+    """The environment of a pdp process: no PDP_* of the caller's shell, decision log off.
+
+    XDG_RUNTIME_DIR keeps gunicorn's control socket (gunicorn >= 25) in ``workdir`` instead of
+    the shared ~/.gunicorn/gunicorn.ctl of any other server on the machine.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PDP_")}
+    env.update(
+        PDP_DECISION_LOG="off",
+        PDP_REFRESH_INTERVAL=str(REFRESH_INTERVAL),
+        XDG_RUNTIME_DIR=str(workdir),
+    )
+    env.update(settings)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running pdp server process and where to reach it."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        """What the server printed so far (gunicorn and pdp log to stderr)."""
+        return self.log_path.read_text(errors="replace")
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """Send one request (a new connection each time); return (status, decoded JSON)."""
+        data = None
+        headers = {}
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(self.base_url + path, data, headers, method=method)
+        try:
+            with _opener.open(req, timeout=10) as resp:
+                assert resp.headers.get_content_type() == "application/json"
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                assert exc.headers.get_content_type() == "application/json", exc.read()
+                return exc.code, json.loads(exc.read())
+
+    def check(self, **body: Any) -> dict[str, Any]:
+        status, answer = self.request("POST", "/v1/check", body)
+        assert status == 200, answer
+        assert isinstance(answer, dict)
+        return answer
+
+    def wait_healthy(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        """Wait until GET /v1/health answers 200; fail with the server's output otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"the server exited with status {self.process.returncode} before it was "
+                    f"healthy; its output:\n{self.log()}"
+                )
+            with contextlib.suppress(OSError, ValueError):
+                status, _ = self.request("GET", "/v1/health")
+                if status == 200:
+                    return
+            time.sleep(0.1)
+        pytest.fail(f"the server was not healthy within {timeout} s; its output:\n{self.log()}")
+
+    def stop(self) -> int:
+        """SIGTERM (gunicorn's graceful shutdown), wait; kill the process group if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        # Workers left behind by a master that died badly belong to the same process group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        return self.process.returncode
+
+
+def run_pdp(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    """Run a short ``pdp`` command to completion; return its output, fail on an error."""
+    done = subprocess.run(
+        [*pdp_command(), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, f"pdp {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+@contextlib.contextmanager
+def running(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[Server]:
+    """Start ``pdp ARGS --bind 127.0.0.1:<free port>``, wait until healthy, stop it cleanly."""
+    port = free_port()
+    log_path = cwd / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*pdp_command(), *args, "--bind", f"127.0.0.1:{port}"],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the finalizer can reap the workers
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        status = server.stop()
+    assert status == 0, f"the server did not stop cleanly ({status}); its output:\n{server.log()}"
+
+
+@dataclass
+class Served:
+    server: Server
+    database_url: str
+
+
+@contextlib.contextmanager
+def demo_server(workdir: Path) -> Iterator[Served]:
+    """``pdp serve --workers 2`` on a fresh SQLite file with the demo data."""
+    url = f"sqlite:///{workdir / 'pdp.sqlite3'}"
+    env = server_env(workdir, PDP_DATABASE_URL=url)
+    run_pdp(["db", "upgrade"], env, workdir)
+    assert run_pdp(["demo", "load"], env, workdir) == "demo data loaded (revision 1)\n"
+    with running(["serve", "--workers", str(WORKERS)], env, workdir) as server:
+        yield Served(server, url)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One server for the read-only tests of this module."""
+    with demo_server(tmp_path_factory.mktemp("serve")) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def server(served: Served) -> Server:
+    return served.server
+
+
+def today() -> str:
+    return paris_today().isoformat()
+
+
+# -- reading over HTTP -------------------------------------------------------------------------
+
+
+def test_health(server: Server) -> None:
+    assert server.request("GET", "/v1/health") == (200, {"status": "ok", "revision": 1})
+
+
+def test_check_allowed_with_every_grant(server: Server) -> None:
+    answer = server.check(user="bruno.petit", service="cdap", role="T18")
+    assert answer["allowed"] is True
+    assert answer["reason"]["code"] == "ALLOWED"
+    assert answer["grants"] == [
+        {"group": "CCAS-INSTRUCTION", "service": "cdap", "role": "T18", "source": "group"},
+        {"group": "CCAS", "service": "cdap", "role": "T18", "source": "group"},
+    ]
+    assert answer["revision"] == 1
+    assert answer["at"] == today()
+    assert len(answer["decision_id"]) == 32
+    again = server.check(user="bruno.petit", service="cdap", role="T18")
+    assert again["decision_id"] != answer["decision_id"]
+
+
+def test_check_denied_with_reason(server: Server) -> None:
+    answer = server.check(user="chloe.roux", service="cdap", role="T18")
+    assert answer["allowed"] is False
+    assert answer["reason"]["code"] == "ROLE_NOT_GRANTED"
+    assert answer["reason"]["message"]
+    assert answer["grants"] == []
+
+
+def test_batch_answers_each_item_in_order(server: Server) -> None:
+    status, answer = server.request(
+        "POST",
+        "/v1/check/batch",
+        {
+            "checks": [
+                {"user": "lea.fontaine", "service": "afas"},
+                {"user": "emma.garnier", "service": "cdap", "role": "T18"},
+                {"user": "chloe.roux", "service": "cdap", "role": "T99"},
+                {"user": "nadia.benali", "service": "cdap", "caf": "691"},
+            ]
+        },
+    )
+    assert status == 200, answer
+    results = answer["results"]
+    assert len(results) == 4
+    assert results[0]["allowed"] is True
+    assert {(g["source"], g["role"]) for g in results[0]["grants"]} == {
+        ("group", "declarer"),
+        ("afas_profile", "declaration"),
+    }
+    assert (results[1]["allowed"], results[1]["reason"]["code"]) == (False, "GROUP_CLOSED")
+    assert results[2] == {"error": results[2]["error"]}
+    assert results[2]["error"]["code"] == "UNKNOWN_ROLE"
+    assert (results[3]["allowed"], results[3]["reason"]["code"]) == (False, "CAF_NOT_SUBSCRIBED")
+
+
+def test_permissions(server: Server) -> None:
+    status, answer = server.request("GET", "/v1/users/nadia.benali/permissions")
+    assert status == 200, answer
+    assert answer == {
+        "user": "nadia.benali",
+        "at": today(),
+        "revision": 1,
+        "services": [
+            {
+                "service": "cdap",
+                "roles": ["T1"],
+                "cafs": ["751", "931"],
+                "grants": [
+                    {"group": "CONSULTATION", "service": "cdap", "role": "T1", "source": "group"}
+                ],
+            }
+        ],
+    }
+    status, answer = server.request("GET", "/v1/users/nobody.here/permissions")
+    assert (status, answer["error"]["code"]) == (404, "UNKNOWN_USER")
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"user": "bruno.petit", ', "INVALID_JSON"),
+        ({"user": "bruno.petit", "service": "cdap", "colour": "blue"}, "UNKNOWN_FIELD"),
+        ({"user": "bruno.petit"}, "MISSING_FIELD"),
+        ({"user": "bruno.petit", "service": "cdap", "at": "2026-02-30"}, "VALIDATION_ERROR"),
+        ({"user": "bruno.petit", "service": "nosuchservice"}, "UNKNOWN_SERVICE"),
+    ],
+)
+def test_bad_body_is_a_400_json_error(server: Server, body: Any, code: str) -> None:
+    status, answer = server.request("POST", "/v1/check", body)
+    assert status == 400, answer
+    assert answer["error"]["code"] == code
+    assert answer["error"]["message"]
+    assert "Traceback" not in json.dumps(answer)
+
+
+def test_openapi_document_is_served(server: Server) -> None:
+    status, answer = server.request("GET", "/v1/openapi.json")
+    assert status == 200
+    assert answer["openapi"].startswith("3.")
+    assert "/v1/check" in answer["paths"]
+
+
+# -- a write made elsewhere reaches every worker -----------------------------------------------
+
+
+def answers_from_every_worker(server: Server, ask: Callable[[], dict[str, Any]]) -> list[Any]:
+    """Ask many times, concurrently, over new connections, so that every worker answers."""
+    with ThreadPoolExecutor(max_workers=2 * WORKERS) as pool:
+        return list(pool.map(lambda _: ask(), range(12 * WORKERS)))
+
+
+def wait_for_change(server: Server, ask: Callable[[], dict[str, Any]], wanted: Any) -> None:
+    """Wait until ``ask()`` answers ``wanted``; then every later answer, of every worker, must."""
+    deadline = time.monotonic() + CHANGE_TIMEOUT
+    seen = ask()
+    while seen != wanted:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the change was not visible within {CHANGE_TIMEOUT} s: {seen!r}")
+        time.sleep(0.05)
+        seen = ask()
+    # A worker polls the change log at most every PDP_REFRESH_INTERVAL, before answering.
+    time.sleep(2 * REFRESH_INTERVAL)
+    answers = answers_from_every_worker(server, ask)
+    assert answers == [wanted] * len(answers)
+
+
+def write(database_url: str, change: Callable[[Session], int], reason: str) -> int:
+    """Commit ``change`` (which returns the organisation it touched) from this process, as an
+    administration tool would, numbered in the change log; return the new revision."""
+    db = make_engine(database_url)
+    try:
+        with UnitOfWork(sessionmaker(db)).begin() as session:
+            return record_change(session, [change(session)], reason)
+    finally:
+        db.dispose()
+
+
+def test_a_committed_write_reaches_every_worker(tmp_path: Path) -> None:
+    day = paris_today()
+
+    def chloe_roux(session: Session) -> User:
+        return session.execute(select(User).where(User.login == "chloe.roux")).scalar_one()
+
+    def close_chloes_membership(session: Session) -> int:
+        # R-TIME-1: a record is closed on its closing day.
+        user = chloe_roux(session)
+        membership = session.execute(
+            select(Membership).where(Membership.user_id == user.id)
+        ).scalar_one()
+        membership.closes_on = day
+        assert user.organisation_id is not None
+        return user.organisation_id
+
+    def open_chloe_in_instruction(session: Session) -> int:
+        user = chloe_roux(session)
+        group = session.execute(select(Group).where(Group.code == "CCAS-INSTRUCTION")).scalar_one()
+        session.add(Membership(user_id=user.id, group_id=group.id, opens_on=day))
+        return group.organisation_id
+
+    with demo_server(tmp_path) as served:
+        server = served.server
+
+        def chloe(role: str) -> dict[str, Any]:
+            answer = server.check(user="chloe.roux", service="cdap", role=role)
+            return {
+                "allowed": answer["allowed"],
+                "code": answer["reason"]["code"],
+                "groups": [g["group"] for g in answer["grants"]],
+                "revision": answer["revision"],
+            }
+
+        before = answers_from_every_worker(server, lambda: chloe("T1"))
+        wanted = {"allowed": True, "code": "ALLOWED", "groups": ["CCAS-ACCUEIL"], "revision": 1}
+        assert before == [wanted] * len(before)
+
+        # 1. Close chloe.roux's only membership, today.
+        assert write(served.database_url, close_chloes_membership, "e2e: close") == 2
+        closed = {"allowed": False, "code": "NO_MEMBERSHIP", "groups": [], "revision": 2}
+        wait_for_change(server, lambda: chloe("T1"), closed)
+        status, permissions = server.request("GET", "/v1/users/chloe.roux/permissions")
+        assert (status, permissions["services"], permissions["revision"]) == (200, [], 2)
+
+        # 2. Open a membership in CCAS-INSTRUCTION, which carries T18.
+        assert write(served.database_url, open_chloe_in_instruction, "e2e: open") == 3
+        opened = {"allowed": True, "code": "ALLOWED", "groups": ["CCAS-INSTRUCTION"], "revision": 3}
+        wait_for_change(server, lambda: chloe("T18"), opened)
+
+        # Past days are decided as they were (R-TIME-2): yesterday chloe.roux had T1, not T18.
+        yesterday = (day - dt.timedelta(days=1)).isoformat()
+        past = server.check(user="chloe.roux", service="cdap", role="T18", at=yesterday)
+        assert (past["allowed"], past["reason"]["code"]) == (False, "ROLE_NOT_GRANTED")
+    # `running` has asserted that gunicorn stopped cleanly on SIGTERM.
+
+
+# -- pdp quickstart ----------------------------------------------------------------------------
+
+
+def test_quickstart_serves_the_demo_from_a_fresh_file(tmp_path: Path) -> None:
+    (tmp_path / "pdp-demo.sqlite3").write_text("not a database: quickstart starts afresh")
+    env = server_env(tmp_path)
+    with running(["quickstart"], env, tmp_path) as server:
+        assert server.request("GET", "/v1/health") == (200, {"status": "ok", "revision": 1})
+        answer = server.check(user="bruno.petit", service="cdap", role="T18")
+        assert (answer["allowed"], answer["revision"]) == (True, 1)
+        status, answer = server.request("GET", "/v1/services/cdap/users?limit=1000")
+        assert status == 200, answer
+        logins = [u["login"] for u in answer["users"]]
+        assert logins == ["nadia.benali", "bruno.petit", "chloe.roux"]
+    assert (tmp_path / "pdp-demo.sqlite3").stat().st_size > 0
+    assert not (tmp_path / "pdp.sqlite3").exists()  # the default database was not touched
+    output = server.log()
+    assert f"schema created: {tmp_path / 'pdp-demo.sqlite3'}" in output
+    assert "demo data loaded (revision 1)" in output
