@@ -10,10 +10,11 @@ evaluating these lines is a real reference for it. Only records open on the day 
   day in a group open on the day whose ancestors are all open too (R-GRP-2, R-DEC-1), and for
   each Afas profile open on the day of a user open on the day (subject = the user);
 - a *subscription* line (caf, service, organisation) for each subscription open on the day under
-  an open convention of an open organisation (R-CON-2, R-CON-3), plus one with caf ``ANY_CAF``.
+  an open convention of an open organisation (R-CON-2, R-CON-3), plus one with ``ANY_CAF``.
 
-Names are prefixed (``user:``, ``group:``, ``org:``) so that a login can never be taken for a
-group. ``pdp.engine.casbin_model`` turns these into Casbin ``p``/``g``/``g2`` rules.
+Names are prefixed (``user:``, ``group:``, ``org:``, ``caf:``) so that a login can never be
+taken for a group, nor a Caf for a service. ``pdp.engine.casbin_model`` turns these into
+Casbin ``p``/``g``/``g2`` rules.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 
 from adapters.sql.snapshot import Snapshot
 
-ANY = "*"
+ANY_CAF = "caf:*"
 
 
 def user_subject(login: str) -> str:
@@ -33,6 +34,12 @@ def user_subject(login: str) -> str:
 def group_subject(group_id: int) -> str:
     """Casbin role name of a group."""
     return f"group:{group_id}"
+
+
+def caf_name(code: str | None) -> str:
+    """Casbin name of a Caf (``ANY_CAF`` for "some Caf"). Prefixed: Casbin links every name to
+    itself, so a bare Caf code equal to a service name would match that service."""
+    return ANY_CAF if code is None else f"caf:{code}"
 
 
 def org_domain(code: str) -> str:
@@ -60,8 +67,8 @@ def policy_lines(snap: Snapshot, day: int) -> PolicyLines:
     for org_id, service, caf, start, end in snap.subscriptions:
         if _open(day, start, end) and org_id in org_code:
             dom = org_domain(org_code[org_id])
-            lines.subscriptions.add((caf, service, dom))
-            lines.subscriptions.add((ANY, service, dom))
+            lines.subscriptions.add((caf_name(caf), service, dom))
+            lines.subscriptions.add((ANY_CAF, service, dom))
 
     groups = {gid: (org, parent, s, e) for gid, org, parent, _c, _l, s, e in snap.groups}
 

@@ -91,14 +91,20 @@ def parse_catalogue(data: Any) -> Catalogue:
         for flag in ("per_caf", "system_groups"):
             if not isinstance(spec.get(flag, False), bool):
                 raise ConfigurationError(f"catalogue: {name}.{flag} must be true or false")
+        label = spec.get("label", name)
+        if not isinstance(label, str) or not label.strip():
+            raise ConfigurationError(f"catalogue: {name}.label must be a non-empty string")
+        former = spec.get("former_names", [])
+        if not isinstance(former, list) or not all(isinstance(n, str) and n for n in former):
+            raise ConfigurationError(f"catalogue: {name}.former_names must be a list of strings")
         services[name] = Service(
             name=name,
-            label=str(spec.get("label", name)),
+            label=label,
             roles=roles,
             per_caf=spec.get("per_caf", False),
             user_profiles=profiles,
             system_groups=spec.get("system_groups", False),
-            former_names=tuple(str(n) for n in spec.get("former_names", [])),
+            former_names=tuple(former),
         )
     if not services:
         raise ConfigurationError("catalogue: no service")

@@ -4,6 +4,7 @@
     ├── BadRequest              400: malformed input (VALIDATION_ERROR, UNKNOWN_SERVICE, ...)
     ├── NotFound                404: unknown resource (UNKNOWN_USER, NOT_FOUND)
     ├── PayloadTooLarge         413: body over the configured limit
+    ├── Unavailable             503: the rules cannot be read from the store (fail closed)
     └── ConfigurationError      raised at start-up only (bad catalogue, bad settings)
 
 The API translates these to JSON in exactly one place (``pdp.api.errors``).
@@ -47,6 +48,13 @@ class PayloadTooLarge(PdpError):
 
     status = 413
     code = "PAYLOAD_TOO_LARGE"
+
+
+class Unavailable(PdpError):
+    """The engine's rules are too old to answer (store unreachable): refuse rather than guess."""
+
+    status = 503
+    code = "POLICY_UNAVAILABLE"
 
 
 class ConfigurationError(PdpError):

@@ -16,10 +16,10 @@ from typing import Any
 
 from pdp.catalogue import Catalogue
 from pdp.decision_log import DecisionLog
-from pdp.engine.decision import Decision, Grant, Query
+from pdp.engine.decision import MESSAGES, Decision, Grant, Query, Reason
 from pdp.engine.engine import Engine
 from pdp.engine.index import service_users as index_service_users
-from pdp.errors import BadRequest, NotFound
+from pdp.errors import BadRequest, NotFound, Unavailable
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,12 @@ class DecisionService:
             out.append(self._decide(query))
         return out
 
+    def _fresh(self) -> None:
+        """Refresh the engine; raise Unavailable if its rules are too old to list rights."""
+        self.engine.refresh()
+        if self.engine.stale:
+            raise Unavailable(MESSAGES[Reason.POLICY_UNAVAILABLE])
+
     def _decide(self, query: Query) -> Checked:
         decision = self.engine.check(query)
         decision_id = uuid.uuid4().hex
@@ -86,7 +92,7 @@ class DecisionService:
 
     def permissions(self, login: str, at: dt.date | None) -> dict[str, Any]:
         """Every service, role and Caf the user may use on the day (R-DEC-4)."""
-        self.engine.refresh()
+        self._fresh()
         day = self.engine.day(at)
         index = self.engine.index
         user = index.users.get(login)
@@ -121,7 +127,7 @@ class DecisionService:
     ) -> dict[str, Any]:
         """Who may use the service (with the role) on the day, by (organisation, login)."""
         self.catalogue.check_role(service, role)
-        self.engine.refresh()
+        self._fresh()
         index = self.engine.index
         day = self.engine.day(at)
         if organisation is not None:

@@ -63,6 +63,7 @@ def _error_json(err: BadRequest) -> dict[str, Any]:
         "Decide whether a user may use a service",
         CheckResponse,
         body=CheckRequest,
+        errors=(400, 413),
     )
 )
 def check() -> Response:
@@ -121,7 +122,7 @@ def _not_object() -> CheckRequest:
         "Every service and role a user may use",
         PermissionsResponse,
         query=PermissionsQuery,
-        errors=(400, 404),
+        errors=(400, 404, 503),
         path_params=("login",),
     )
 )
@@ -139,7 +140,7 @@ def permissions(login: str) -> Response:
         "Who may use a service, paginated",
         ServiceUsersResponse,
         query=ServiceUsersQuery,
-        errors=(400, 404),
+        errors=(400, 404, 503),
         path_params=("service",),
     )
 )

@@ -14,10 +14,12 @@ from typing import Any
 import casbin
 from casbin import persist
 
-from adapters.casbin_lines import ANY, PolicyLines, org_domain, policy_lines, user_subject
+from adapters.casbin_lines import PolicyLines, caf_name, org_domain, policy_lines, user_subject
 from adapters.sql.snapshot import Snapshot
 from pdp.errors import ConfigurationError
 from policies import MODEL_PATH
+
+ANY_ROLE = "*"  # the model's wildcard for "any role of the service"
 
 
 def load_model(path: str = str(MODEL_PATH)) -> Any:
@@ -63,7 +65,11 @@ class ReferenceEnforcer:
         """Return Casbin's answer for a check of user ``login`` of ``organisation``."""
         return bool(
             self.enforcer.enforce(
-                user_subject(login), org_domain(organisation), service, role or ANY, caf or ANY
+                user_subject(login),
+                org_domain(organisation),
+                service,
+                role or ANY_ROLE,
+                caf_name(caf),
             )
         )
 

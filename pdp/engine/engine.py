@@ -97,6 +97,10 @@ class Engine:
                     self.load()
                 else:
                     snap = self.source.load(org for org in orgs if org is not None)
+                    # The snapshot's revision may be newer than the changes read: a change
+                    # committed meanwhile to another organisation is not in it. Claim only the
+                    # revisions actually applied; the next poll picks up the rest.
+                    snap.revision = max(rev for rev, _ in changes)
                     self.index = self.index.with_partitions(snap)
         except Exception:
             log.exception("refresh failed; serving revision %s", self.index.revision)

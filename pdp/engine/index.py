@@ -176,13 +176,14 @@ class Index:
             group = groups.get(gid)
             if group is None:
                 continue
-            member = True
+            group_open = group.start <= day < group.end
+            member = member or group_open
             roles = group.roles.get(service)
             if not roles:
                 continue
             for r, rs, re in roles:
                 if rs <= day < re and (role is None or r == role):
-                    if group.start <= day < group.end:
+                    if group_open:
                         grants.append(Grant(service, r, group.code))
                     else:
                         closed_hit = True
