@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from adapters.sql.snapshot import Snapshot
 
-ANY_CAF = "caf:*"
+ANY_CAF = "*"  # unprefixed: no Caf code maps to it, not even "*"
 
 
 def user_subject(login: str) -> str:

@@ -35,13 +35,18 @@ class CachedToday:
 
     def __init__(self, ttl: float = 1.0) -> None:
         self._ttl = ttl
-        self._until = 0.0
+        self._until = float("-inf")
         self._day = paris_today()
+        self._ordinal = self._day.toordinal()
 
     def __call__(self) -> dt.date:
         """Return today in Europe/Paris (at most ``ttl`` seconds stale)."""
-        now = time.monotonic()
+        return self.at(time.monotonic())[0]
+
+    def at(self, now: float) -> tuple[dt.date, int]:
+        """Return today and its ordinal, given the caller's ``time.monotonic()``."""
         if now >= self._until:
             self._day = paris_today()
+            self._ordinal = self._day.toordinal()
             self._until = now + self._ttl
-        return self._day
+        return self._day, self._ordinal

@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 import time
-import uuid
 from dataclasses import dataclass
+from random import getrandbits
 from typing import Any
 
 from pdp.catalogue import Catalogue
@@ -20,6 +21,8 @@ from pdp.engine.decision import MESSAGES, Decision, Grant, Query, Reason
 from pdp.engine.engine import Engine
 from pdp.engine.index import service_users as index_service_users
 from pdp.errors import BadRequest, NotFound, Unavailable
+
+_CAF_CODE = re.compile(r"^[0-9A-Za-z]{1,10}$")
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,10 @@ class DecisionService:
         self.decision_log = decision_log
 
     def validate(self, query: Query) -> None:
-        """Raise BadRequest (UNKNOWN_SERVICE / UNKNOWN_ROLE) for names outside the catalogue."""
+        """Raise BadRequest (UNKNOWN_SERVICE / UNKNOWN_ROLE / INVALID_CAF) for bad names."""
         self.catalogue.check_role(query.service, query.role)
+        if query.caf is not None and not _CAF_CODE.match(query.caf):
+            raise BadRequest(f"Code Caf invalide : {query.caf!r}.", code="INVALID_CAF")
 
     def check(self, query: Query) -> Checked:
         """Decide one query (R-DEC-1) and log it. Raises BadRequest for catalogue errors only."""
@@ -72,7 +77,9 @@ class DecisionService:
 
     def _decide(self, query: Query) -> Checked:
         decision = self.engine.check(query)
-        decision_id = uuid.uuid4().hex
+        # 128 random bits from the (per-process, fork-reseeded) Mersenne Twister: unique like a
+        # UUID4 at a tenth of its cost (uuid4 makes a system call per decision).
+        decision_id = f"{getrandbits(128):032x}"
         self.decision_log.record(
             {
                 "decision_id": decision_id,

@@ -10,7 +10,6 @@ that they agree.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -18,6 +17,7 @@ from adapters.sql.snapshot import Snapshot
 from pdp.engine.decision import Grant, Reason
 
 Window = tuple[int, int]  # [start, end) in day ordinals
+GrantEntry = tuple[int, int, str, Grant]  # (start, end, role, the grant path)
 
 
 @dataclass(slots=True)
@@ -44,6 +44,10 @@ class UserEntry:
     end: int
     memberships: list[tuple[int, int, int]] = field(default_factory=list)
     profiles: list[tuple[str, int, int]] = field(default_factory=list)
+    org: OrgPartition | None = None
+    # Per service: (start, end, role, grant), the membership, group (with its ancestors) and
+    # role windows already intersected, in membership order, then Afas profiles.
+    grants: dict[str, list[GrantEntry]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -132,6 +136,11 @@ class Index:
             user = by_id.get(uid)
             if user is not None and start < end:
                 user.profiles.append((profile, start, end))
+        flat = {oid: _group_grants(org) for oid, org in orgs.items()}
+        for user in by_id.values():
+            if user.organisation_id is not None and user.organisation_id in orgs:
+                user.org = orgs[user.organisation_id]
+                _precompute_grants(user, flat[user.organisation_id])
         for org in orgs.values():
             org.logins.sort()
         self.orgs.update(orgs)
@@ -142,17 +151,20 @@ class Index:
     def decide(
         self, login: str, service: str, role: str | None, caf: str | None, day: int
     ) -> Outcome:
-        """Decide R-DEC-1 for one user on day ordinal ``day``; deny with a reason otherwise."""
+        """Decide R-DEC-1 for one user on day ordinal ``day``; deny with a reason otherwise.
+
+        The hot path: plain loops over precomputed windows, shared outcomes for denials.
+        """
         user = self.users.get(login)
         if user is None:
-            return Outcome(Reason.UNKNOWN_USER)
+            return _DENIED[Reason.UNKNOWN_USER]
         if day < user.start:
-            return Outcome(Reason.USER_NOT_YET_OPEN)
+            return _DENIED[Reason.USER_NOT_YET_OPEN]
         if day >= user.end:
-            return Outcome(Reason.USER_CLOSED)
-        org = self.orgs.get(user.organisation_id) if user.organisation_id is not None else None
+            return _DENIED[Reason.USER_CLOSED]
+        org = user.org
         if org is None:
-            return Outcome(Reason.NO_ORGANISATION)
+            return _DENIED[Reason.NO_ORGANISATION]
         subs = org.subscriptions.get(service)
         subscribed = caf_ok = False
         if subs:
@@ -163,74 +175,96 @@ class Index:
                         caf_ok = True
                         break
         if not subscribed:
-            return Outcome(Reason.NO_SUBSCRIPTION)
+            return _DENIED[Reason.NO_SUBSCRIPTION]
         if not caf_ok:
-            return Outcome(Reason.CAF_NOT_SUBSCRIBED)
-        grants: list[Grant] = []
-        member = False
-        closed_hit = False
-        groups = org.groups
-        for gid, ms, me in user.memberships:
-            if not ms <= day < me:
-                continue
-            group = groups.get(gid)
-            if group is None:
-                continue
-            group_open = group.start <= day < group.end
-            member = member or group_open
-            roles = group.roles.get(service)
-            if not roles:
-                continue
-            for r, rs, re in roles:
-                if rs <= day < re and (role is None or r == role):
-                    if group_open:
-                        grants.append(Grant(service, r, group.code))
-                    else:
-                        closed_hit = True
-        if service == "afas":
-            for profile, ps, pe in user.profiles:
-                if ps <= day < pe and (role is None or role == profile):
-                    grants.append(Grant(service, profile, None, "afas_profile"))
-                    member = True
-        if grants:
-            return Outcome(Reason.ALLOWED, tuple(grants))
-        if closed_hit:
-            return Outcome(Reason.GROUP_CLOSED)
-        if not member:
-            return Outcome(Reason.NO_MEMBERSHIP)
-        return Outcome(Reason.ROLE_NOT_GRANTED)
+            return _DENIED[Reason.CAF_NOT_SUBSCRIBED]
+        entries = user.grants.get(service)
+        if entries:
+            found = [g for s, e, r, g in entries if s <= day < e and (role is None or r == role)]
+            if found:
+                return tuple.__new__(Outcome, (Reason.ALLOWED, tuple(found)))
+        return _DENIED[_why_not(user, org, service, role, day)]
 
     def permissions(self, login: str, day: int) -> dict[str, tuple[list[Grant], list[str]]]:
         """Return, per usable service, its grants and the Cafs it may be used for (R-DEC-4)."""
         out: dict[str, tuple[list[Grant], list[str]]] = {}
         user = self.users.get(login)
-        if user is None or not user.start <= day < user.end or user.organisation_id is None:
+        if user is None or not user.start <= day < user.end or user.org is None:
             return out
-        org = self.orgs.get(user.organisation_id)
-        if org is None:
-            return out
-        cafs_by_service: dict[str, list[str]] = {}
-        for service, subs in org.subscriptions.items():
-            cafs = sorted({c for c, s, e in subs if s <= day < e})
-            if cafs:
-                cafs_by_service[service] = cafs
-        found: dict[str, list[Grant]] = defaultdict(list)
-        for gid, ms, me in user.memberships:
-            group = org.groups.get(gid)
-            if group is None or not (ms <= day < me and group.start <= day < group.end):
-                continue
-            for service, roles in group.roles.items():
-                if service in cafs_by_service:
-                    for r, rs, re in roles:
-                        if rs <= day < re:
-                            found[service].append(Grant(service, r, group.code))
-        if "afas" in cafs_by_service:
-            for profile, ps, pe in user.profiles:
-                if ps <= day < pe:
-                    found["afas"].append(Grant("afas", profile, None, "afas_profile"))
-        for service in sorted(found):
-            out[service] = (found[service], cafs_by_service[service])
+        subscriptions = user.org.subscriptions
+        for service in sorted(user.grants):
+            cafs = sorted({c for c, s, e in subscriptions.get(service, ()) if s <= day < e})
+            grants = [g for s, e, _r, g in user.grants[service] if s <= day < e]
+            if cafs and grants:
+                out[service] = (grants, cafs)
         return out
+
+
+def _group_grants(org: OrgPartition) -> dict[int, list[tuple[str, int, int, str, Grant]]]:
+    """Per group: (service, start, end, role, grant), the group and role windows intersected."""
+    out: dict[int, list[tuple[str, int, int, str, Grant]]] = {}
+    for gid, group in org.groups.items():
+        gs, ge = group.start, group.end
+        flat = []
+        for service, roles in group.roles.items():
+            for r, rs, re in roles:
+                s = rs if rs > gs else gs
+                e = re if re < ge else ge
+                if s < e:
+                    flat.append((service, s, e, r, Grant(service, r, group.code)))
+        if flat:
+            out[gid] = flat
+    return out
+
+
+def _precompute_grants(
+    user: UserEntry, flat: dict[int, list[tuple[str, int, int, str, Grant]]]
+) -> None:
+    """Fill ``user.grants``: every (membership ∩ group ∩ role) window that is not empty."""
+    grants = user.grants
+    for gid, ms, me in user.memberships:
+        entries = flat.get(gid)  # a group of another organisation is not in ``flat``
+        if entries is None:
+            continue
+        for service, s, e, r, grant in entries:
+            if ms > s:
+                s = ms
+            if me < e:
+                e = me
+            if s < e:
+                found = grants.get(service)
+                if found is None:
+                    grants[service] = [(s, e, r, grant)]
+                else:
+                    found.append((s, e, r, grant))
+    for profile, ps, pe in user.profiles:
+        grant = Grant("afas", profile, None, "afas_profile")
+        grants.setdefault("afas", []).append((ps, pe, profile, grant))
+
+
+def _why_not(
+    user: UserEntry, org: OrgPartition, service: str, role: str | None, day: int
+) -> Reason:
+    """Explain a denial once the user and subscription are known good (R-DEC-3)."""
+    member = False
+    for gid, ms, me in user.memberships:
+        if not ms <= day < me:
+            continue
+        group = org.groups.get(gid)
+        if group is None:
+            continue
+        group_open = group.start <= day < group.end
+        member = member or group_open
+        if group_open:
+            continue
+        for r, rs, re in group.roles.get(service, ()):
+            if rs <= day < re and (role is None or r == role):
+                return Reason.GROUP_CLOSED
+    return Reason.ROLE_NOT_GRANTED if member else Reason.NO_MEMBERSHIP
+
+
+# Denials carry no grants: one shared outcome per reason.
+_DENIED = {reason: Outcome(reason) for reason in Reason}
 
 
 def _effective_windows(snap: Snapshot) -> dict[int, Window]:
