@@ -72,16 +72,18 @@ def policy_lines(snap: Snapshot, day: int) -> PolicyLines:
 
     groups = {gid: (org, parent, s, e) for gid, org, parent, _c, _l, s, e in snap.groups}
 
-    def group_open(gid: int, seen: frozenset[int] = frozenset()) -> bool:
-        if gid not in groups or gid in seen:
+    def group_open(gid: int, org: int, seen: frozenset[int] = frozenset()) -> bool:
+        # Open on the day with every ancestor; a parent that is missing, in another
+        # organisation, or on a cycle is corrupt data: the group grants nothing.
+        if gid not in groups or gid in seen or groups[gid][0] != org:
             return False
         _org, parent, s, e = groups[gid]
         if not _open(day, s, e):
             return False
-        return parent is None or group_open(parent, seen | {gid})
+        return parent is None or group_open(parent, org, seen | {gid})
 
     for gid, service, role, start, end in snap.group_roles:
-        if _open(day, start, end) and gid in groups and group_open(gid):
+        if _open(day, start, end) and gid in groups and group_open(gid, groups[gid][0]):
             org = groups[gid][0]
             if org in org_code:
                 lines.grants.add((group_subject(gid), org_domain(org_code[org]), service, role))

@@ -32,7 +32,10 @@ def build_engine(settings: Settings) -> tuple[Engine, Any]:
         Path(settings.catalogue_path) if settings.catalogue_path else CATALOGUE_PATH
     )
     load_model()  # fail at start-up, not at the first check, if the model file is broken
-    db = make_engine(settings.database_url)
+    try:
+        db = make_engine(settings.database_url)
+    except SQLAlchemyError as exc:
+        raise ConfigurationError(f"PDP_DATABASE_URL is not a database URL: {exc}") from exc
     try:
         current, head = schema_revision(db)
     except SQLAlchemyError as exc:
@@ -66,7 +69,8 @@ def create_app(
     settings = Settings.from_env(**overrides)
     app = Flask(__name__)
     app.config["PDP_SETTINGS"] = settings
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Body size is enforced by the views themselves (pdp.api.decisions._body): Werkzeug's
+    # limit cuts chunked bodies silently instead of refusing them.
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     if engine is None:

@@ -6,10 +6,12 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from adapters.sql.database import UnitOfWork, make_engine, upgrade
@@ -20,6 +22,7 @@ from pdp.queries import DecisionService
 from pdp.server import DEFAULT_BIND, default_workers
 
 QUICKSTART_DB = "pdp-demo.sqlite3"
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _settings() -> Settings:
@@ -30,6 +33,8 @@ def _day(value: str | None) -> dt.date | None:
     if value is None:
         return None
     try:
+        if not _DAY.match(value):
+            raise ValueError(value)
         return dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD day") from None
@@ -127,7 +132,10 @@ def permissions(user: str, at: str | None) -> None:
     "--bind", default=lambda: os.environ.get("PDP_BIND", DEFAULT_BIND), show_default=DEFAULT_BIND
 )
 @click.option(
-    "--workers", type=int, default=lambda: int(os.environ.get("PDP_WORKERS", default_workers()))
+    "--workers",
+    type=click.IntRange(min=1),
+    default=lambda: os.environ.get("PDP_WORKERS", str(default_workers())),
+    help="Worker processes (PDP_WORKERS; default 2 per core).",
 )
 def serve(bind: str, workers: int) -> None:
     """Serve the API with gunicorn (production defaults)."""
@@ -140,7 +148,7 @@ def serve(bind: str, workers: int) -> None:
 
 @cli.command()
 @click.option("--bind", default=DEFAULT_BIND, show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 def quickstart(bind: str, workers: int) -> None:
     """Create a fresh SQLite file (pdp-demo.sqlite3), load the demo data, and serve it."""
     path = Path.cwd() / QUICKSTART_DB
@@ -165,4 +173,7 @@ def main() -> None:
         cli()
     except ConfigurationError as exc:
         click.echo(f"error {exc.code}: {exc.message}", err=True)
+        sys.exit(2)
+    except SQLAlchemyError as exc:
+        click.echo(f"error DATABASE_ERROR: {exc}", err=True)
         sys.exit(2)

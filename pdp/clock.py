@@ -20,11 +20,6 @@ def paris_today() -> dt.date:
     return dt.datetime.now(PARIS).date()
 
 
-def is_open(day: dt.date, opens_on: dt.date, closes_on: dt.date | None) -> bool:
-    """Return whether a record is open on ``day``: opening ≤ day < closing (R-TIME-1)."""
-    return opens_on <= day and (closes_on is None or day < closes_on)
-
-
 def ordinal_end(closes_on: dt.date | None) -> int:
     """Return the ordinal of a closing date, FOREVER when there is none."""
     return FOREVER if closes_on is None else closes_on.toordinal()

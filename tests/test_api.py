@@ -714,6 +714,9 @@ def test_service_users_limit_is_capped_by_page_max(make_app: MakeApp) -> None:
     app, _ = make_app(page_max=2)
     page = js(app.test_client().get("/v1/services/cdap/users?limit=1000"))
     assert len(page["users"]) == 2 and page["next_cursor"] is not None
+    app, _ = make_app(page_max=5000)  # above 1,000 too: the setting decides
+    page = js(app.test_client().get("/v1/services/cdap/users?limit=1001"))
+    assert page["next_cursor"] is None
 
 
 @pytest.mark.parametrize(
@@ -728,7 +731,7 @@ def test_service_users_limit_is_capped_by_page_max(make_app: MakeApp) -> None:
         ("/v1/services/cdap/users?cursor=_w", 400, "INVALID_CURSOR"),  # not UTF-8
         ("/v1/services/cdap/users?limit=0", 400, "VALIDATION_ERROR"),
         ("/v1/services/cdap/users?limit=abc", 400, "VALIDATION_ERROR"),
-        ("/v1/services/cdap/users?limit=1001", 400, "VALIDATION_ERROR"),
+        ("/v1/services/cdap/users?limit=-5", 400, "VALIDATION_ERROR"),
         ("/v1/services/cdap/users?at=2026-13-01", 400, "VALIDATION_ERROR"),
         ("/v1/services/cdap/users?page=2", 400, "UNKNOWN_FIELD"),
     ],

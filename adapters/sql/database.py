@@ -30,6 +30,14 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=5000")
             cur.close()
+            # pysqlite sends no BEGIN before SELECTs: every read would see a different moment.
+            # Take over transaction control (SQLAlchemy's documented recipe) so that a
+            # transaction, reads included, is one WAL snapshot.
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

@@ -69,7 +69,14 @@ def current_revision(conn: Connection) -> int:
 
 
 def changes_since(conn: Connection, revision: int) -> list[tuple[int, int | None]]:
-    """Return (revision, organisation id or None) of every change after ``revision``, in order."""
+    """Return (revision, organisation id or None) of every change after ``revision``, in order.
+
+    If the store is behind ``revision`` (restored from a backup, or a failover that lost the
+    last commits), the answer is one change (current revision, None): reload everything.
+    """
+    current = current_revision(conn)
+    if current < revision:
+        return [(current, None)]
     stmt = (
         select(PolicyChange.revision, PolicyChange.organisation_id)
         .where(PolicyChange.revision > revision)

@@ -21,7 +21,7 @@ from pdp.api.schemas import (
     ServiceUsersResponse,
 )
 from pdp.engine.decision import Query
-from pdp.errors import BadRequest
+from pdp.errors import BadRequest, PayloadTooLarge
 from pdp.queries import Checked, DecisionService, grant_json
 
 bp = Blueprint("decisions", __name__, url_prefix="/v1")
@@ -48,6 +48,21 @@ def _checked_json(checked: Checked) -> dict[str, Any]:
     }
 
 
+def _body() -> bytes:
+    """The request body, refused with 413 above ``max_body_bytes`` whether or not a
+    Content-Length was sent (a chunked body must not be silently cut)."""
+    limit = current_app.config["PDP_SETTINGS"].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(_TOO_LARGE)
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(_TOO_LARGE)
+    return data
+
+
+_TOO_LARGE = "Corps de requête trop volumineux."
+
+
 def _error_json(err: BadRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"code": err.code, "message": err.message}
     if err.details is not None:
@@ -68,7 +83,7 @@ def _error_json(err: BadRequest) -> dict[str, Any]:
 )
 def check() -> Response:
     """Decide one check (R-DEC-1)."""
-    body = CheckRequest.model_validate_json(request.get_data())
+    body = CheckRequest.model_validate_json(_body())
     return jsonify(_checked_json(_service().check(_query(body))))
 
 
@@ -85,7 +100,7 @@ def check() -> Response:
 )
 def check_batch() -> Response:
     """Decide up to ``batch_max`` checks; a bad item answers its own error."""
-    body = BatchRequest.model_validate_json(request.get_data())
+    body = BatchRequest.model_validate_json(_body())
     cap = current_app.config["PDP_SETTINGS"].batch_max
     if len(body.checks) > cap:
         raise BadRequest(f"Un lot contient au plus {cap} vérifications.", code="BATCH_TOO_LARGE")
@@ -157,7 +172,14 @@ def service_users(service: str) -> Response:
 
 @bp.get("/health")
 @registry.operation(
-    Operation("get", "/v1/health", "Liveness and revision served", HealthResponse, errors=(503,))
+    Operation(
+        "get",
+        "/v1/health",
+        "Liveness and revision served",
+        HealthResponse,
+        errors=(),
+        other_responses={503: HealthResponse},
+    )
 )
 def health() -> Response:
     """Liveness probe: the revision served; status "stale" (503) when the store is unreachable

@@ -17,7 +17,6 @@ _HTTP_CODES = {
     404: ("NOT_FOUND", "Ressource introuvable."),
     405: ("METHOD_NOT_ALLOWED", "Méthode non autorisée pour cette ressource."),
     413: ("PAYLOAD_TOO_LARGE", "Corps de requête trop volumineux."),
-    415: ("UNSUPPORTED_MEDIA_TYPE", "Type de contenu non pris en charge."),
 }
 
 

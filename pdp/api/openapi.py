@@ -26,6 +26,7 @@ class Operation:
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = (400,)
     path_params: tuple[str, ...] = ()
+    other_responses: dict[int, type[BaseModel]] = field(default_factory=dict)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Registry:
         models: set[type[BaseModel]] = {ErrorResponse}
         for op in self.operations:
             models.add(op.response)
+            models.update(op.other_responses.values())
             if op.body is not None:
                 models.add(op.body)
         ordered = sorted(models, key=lambda m: m.__name__)
@@ -69,10 +71,15 @@ class Registry:
                     }
                 },
             }
-            for status in op.errors:
+            for status in (*op.errors, 405, 500):
                 entry["responses"][str(status)] = {
                     "description": "Error",
                     "content": {"application/json": {"schema": {"$ref": ref_of[ErrorResponse]}}},
+                }
+            for status, model in op.other_responses.items():
+                entry["responses"][str(status)] = {
+                    "description": model.__doc__ or "",
+                    "content": {"application/json": {"schema": {"$ref": ref_of[model]}}},
                 }
             params: list[dict[str, Any]] = [
                 {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from pdp.engine.decision import Reason
+
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -69,7 +71,7 @@ class GrantOut(BaseModel):
 class ReasonOut(BaseModel):
     """A stable reason code (R-DEC-3) and a French message for the portal's users."""
 
-    code: str
+    code: Reason
     message: str
 
 
@@ -148,7 +150,7 @@ class ServiceUsersQuery(Strict):
     organisation: str | None = Field(default=None, max_length=64)
     role: Name | None = None
     at: Day | None = None
-    limit: int = Field(default=100, ge=1, le=1000)
+    limit: int = Field(default=100, ge=1, description="At most PDP_PAGE_MAX (default 1,000).")
     cursor: str | None = Field(default=None, max_length=400)
 
 

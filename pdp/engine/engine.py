@@ -55,7 +55,7 @@ class Engine:
         self.source = source
         self.catalogue = catalogue
         self._today = CachedToday() if clock is None else None  # the check path's fast clock
-        self.clock: Callable[[], dt.date] = clock or CachedToday()
+        self.clock: Callable[[], dt.date] = clock or self._today  # type: ignore[assignment]
         self.refresh_interval = refresh_interval
         self.full_reload_threshold = full_reload_threshold
         self.max_staleness = max_staleness

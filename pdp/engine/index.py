@@ -270,10 +270,15 @@ _DENIED = {reason: Outcome(reason) for reason in Reason}
 def _effective_windows(snap: Snapshot) -> dict[int, Window]:
     """Return each group's window intersected with its ancestors' (R-GRP-2, R-DEC-1).
 
-    A group whose parent is unknown, or that sits on a cycle, gets an empty window: it grants
-    nothing (fail closed on corrupt data).
+    A group whose parent is unknown, in another organisation, or that sits on a cycle, gets an
+    empty window: it grants nothing (fail closed on corrupt data).
     """
-    raw = {gid: (parent, start, end) for gid, _o, parent, _c, _l, start, end in snap.groups}
+    org_of = {gid: org for gid, org, *_ in snap.groups}
+    raw: dict[int, tuple[int | None, int, int]] = {}
+    for gid, org, parent, _c, _l, start, end in snap.groups:
+        if parent is not None and org_of.get(parent) != org:
+            parent = -1  # a parent in another organisation counts as missing
+        raw[gid] = (parent, start, end)
     windows: dict[int, Window] = {}
     for gid in raw:
         chain: list[int] = []
