@@ -145,7 +145,7 @@ class DecisionService:
                 )
             orgs = [org]
         else:
-            orgs = list(index.orgs.values())
+            orgs = index.sorted_orgs()
         after = decode_cursor(cursor) if cursor else None
         rows, last = index_service_users(index, service, role, orgs, day.toordinal(), after, limit)
         return {

@@ -8,6 +8,7 @@ id returned to the caller.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -243,6 +244,7 @@ def test_a_failing_decision_log_never_changes_the_decision(demo_db: str, clean_e
     finally:
         app.extensions["pdp.db"].dispose()
     assert body["allowed"] is True
+    log.flush()  # the write happens on the log's own thread, after the answer
     assert log.failures == 1
 
 
@@ -821,3 +823,20 @@ def test_openapi_declares_413_on_every_route_with_a_body(client: FlaskClient) ->
         for method, op in ops.items():
             if "requestBody" in op:
                 assert "413" in op["responses"], f"{method} {path}"
+
+
+def test_a_blocked_decision_log_never_delays_a_decision(demo_db: str, clean_env: None) -> None:
+    # STYLE rule 8: a log whose output is stuck fills its queue, then drops; checks go on.
+    read_end, write_end = os.pipe()  # nobody reads: the writer blocks once the pipe is full
+    log = JsonLinesLog(f"/dev/fd/{write_end}", queue_size=10)
+    app = create_app(
+        {"database_url": demo_db, "refresh_interval": 0, "verify_orgs": 0}, decision_log=log
+    )
+    try:
+        client = app.test_client()
+        for _ in range(3000):  # ~100 bytes a line: more than a pipe holds, plus the queue
+            assert check(client, user="chloe.roux", service="cdap", role="T1")["allowed"]
+    finally:
+        app.extensions["pdp.db"].dispose()
+        os.close(read_end)
+    assert log.dropped > 0

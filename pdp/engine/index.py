@@ -72,13 +72,20 @@ class Outcome(NamedTuple):
 class Index:
     """Users and organisation partitions at one revision. Replaced, never mutated, once built."""
 
-    __slots__ = ("org_by_code", "orgs", "revision", "users")
+    __slots__ = ("_sorted_orgs", "org_by_code", "orgs", "revision", "users")
 
     def __init__(self, revision: int = 0) -> None:
         self.revision = revision
         self.users: dict[str, UserEntry] = {}
         self.orgs: dict[int, OrgPartition] = {}
         self.org_by_code: dict[str, OrgPartition] = {}
+        self._sorted_orgs: list[OrgPartition] | None = None
+
+    def sorted_orgs(self) -> list[OrgPartition]:
+        """Every organisation by code (sorted once per index, for the listings)."""
+        if self._sorted_orgs is None:
+            self._sorted_orgs = sorted(self.orgs.values(), key=lambda o: o.code)
+        return self._sorted_orgs
 
     @classmethod
     def build(cls, snap: Snapshot) -> Index:
@@ -310,11 +317,12 @@ def service_users(
 ) -> tuple[list[tuple[str, str, tuple[Grant, ...]]], tuple[str, str] | None]:
     """Return up to ``limit`` (organisation code, login, grants) allowed to use the service.
 
-    Ordered by (organisation code, login), starting after ``after``; the second value is the
+    ``organisations`` must be sorted by code. Ordered by (organisation code, login), starting
+    after ``after``; the second value is the
     position to resume from, or None at the end.
     """
     found: list[tuple[str, str, tuple[Grant, ...]]] = []
-    for org in sorted(organisations, key=lambda o: o.code):
+    for org in organisations:
         if after is not None and org.code < after[0]:
             continue
         subs = org.subscriptions.get(service)
