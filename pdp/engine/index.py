@@ -318,8 +318,7 @@ def service_users(
     """Return up to ``limit`` (organisation code, login, grants) allowed to use the service.
 
     ``organisations`` must be sorted by code. Ordered by (organisation code, login), starting
-    after ``after``; the second value is the
-    position to resume from, or None at the end.
+    after ``after``; the second value is the position to resume from, or None at the end.
     """
     found: list[tuple[str, str, tuple[Grant, ...]]] = []
     for org in organisations:
