@@ -840,3 +840,10 @@ def test_a_blocked_decision_log_never_delays_a_decision(demo_db: str, clean_env:
         app.extensions["pdp.db"].dispose()
         os.close(read_end)
     assert log.dropped > 0
+
+
+def test_openapi_document_is_valid_openapi_3(client: FlaskClient) -> None:
+    # Checked by an independent validator, not by our own reading of the spec.
+    from openapi_spec_validator import validate
+
+    validate(js(client.get("/v1/openapi.json")))
