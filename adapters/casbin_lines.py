@@ -104,3 +104,105 @@ def policy_lines(snap: Snapshot, day: int) -> PolicyLines:
             login, org = users[uid]
             lines.grants.add((user_subject(login), org_domain(org_code[org]), "afas", profile))
     return lines
+
+
+# -- Administration (policies/admin.conf) ---------------------------------------------------
+
+
+def group_object(org_code: str, group_code: str) -> str:
+    """Casbin object of a group, as administrative targets name it."""
+    return f"group:{org_code}/{group_code}"
+
+
+@dataclass
+class AdminLines:
+    """The administration model's links on one day (``g``, ``g2``, ``g3`` of admin.conf)."""
+
+    capacities: set[tuple[str, str, str]] = field(default_factory=set)
+    perimeter: set[tuple[str, str, str]] = field(default_factory=set)
+    below: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+def admin_lines(snap: Snapshot, day: int, afas_habiliter: set[str]) -> AdminLines:
+    """Return the administration links that hold on day ordinal ``day``.
+
+    ``afas_habiliter`` is the logins that may use afas:habiliter on the day (asked of the
+    decision model by the caller, R-AFAS-2).
+    """
+    lines = AdminLines()
+    org_code = {oid: code for oid, code, _ in snap.organisations}
+    groups = {gid: (org, parent, code, s, e) for gid, org, parent, code, _l, s, e in snap.groups}
+    children: dict[int, list[int]] = {}
+    for gid, (org, parent, *_rest) in groups.items():
+        if parent is not None and parent in groups and groups[parent][0] == org:
+            children.setdefault(parent, []).append(gid)
+
+    def group_open(gid: int, seen: frozenset[int] = frozenset()) -> bool:
+        if gid not in groups or gid in seen:
+            return False
+        org, parent, _code, s, e = groups[gid]
+        if not _open(day, s, e):
+            return False
+        if parent is None:
+            return True
+        return groups.get(parent, (None,))[0] == org and group_open(parent, seen | {gid})
+
+    def descendants(gid: int) -> set[int]:
+        found: set[int] = set()
+        todo = list(children.get(gid, ()))
+        while todo:
+            cur = todo.pop()
+            if cur not in found and cur != gid:
+                found.add(cur)
+                todo.extend(children.get(cur, ()))
+        return found
+
+    users = {uid: (login, org) for uid, login, org, s, e in snap.users if _open(day, s, e)}
+    all_users = {uid: (login, org) for uid, login, org, _s, _e in snap.users}
+    for uid in snap.operators:
+        if uid in users:
+            lines.capacities.add((user_subject(users[uid][0]), "operator", "*"))
+    admins: set[tuple[int, int]] = set()
+    for org, uid, start, end in snap.partner_admins:
+        if _open(day, start, end) and org in org_code:
+            admins.add((org, uid))
+            if uid in users and users[uid][1] == org:
+                lines.capacities.add(
+                    (user_subject(users[uid][0]), "partner_admin", org_domain(org_code[org]))
+                )
+    for login, home in users.values():
+        if home is not None and home in org_code and login in afas_habiliter:
+            lines.capacities.add(
+                (user_subject(login), "afas_habiliter", org_domain(org_code[home]))
+            )
+    memberships: dict[int, list[int]] = {}
+    for uid, gid, start, end in snap.memberships:
+        if _open(day, start, end):
+            memberships.setdefault(uid, []).append(gid)
+    perimeters: dict[int, set[int]] = {}  # manager user id -> groups in their perimeter
+    for gid, uid, start, end in snap.group_managers:
+        if not (_open(day, start, end) and uid in users and gid in groups):
+            continue
+        login, home = users[uid]
+        if home is None or groups[gid][0] != home or home not in org_code or not group_open(gid):
+            continue
+        dom = org_domain(org_code[home])
+        manager = user_subject(login)
+        lines.capacities.add((manager, "manager", dom))
+        below = descendants(gid)
+        perimeters.setdefault(uid, set()).update(below | {gid})
+        for target in below | {gid}:
+            obj = group_object(org_code[home], groups[target][2])
+            lines.perimeter.add((obj, manager, dom))
+            if target in below:
+                lines.below.add((obj, manager, dom))
+    for manager_id, perimeter in perimeters.items():
+        manager_login, manager_org = users[manager_id]
+        assert manager_org is not None
+        dom = org_domain(org_code[manager_org])
+        for uid, (login, user_org) in all_users.items():
+            if user_org != manager_org or (manager_org, uid) in admins:
+                continue
+            if all(gid in perimeter for gid in memberships.get(uid, ())):
+                lines.perimeter.add((user_subject(login), user_subject(manager_login), dom))
+    return lines

@@ -18,9 +18,11 @@ from adapters.sql.models import (
     Caf,
     Convention,
     Group,
+    GroupManager,
     GroupRole,
     Membership,
     Organisation,
+    PartnerAdmin,
     PolicyChange,
     PolicyRevision,
     Subscription,
@@ -42,6 +44,10 @@ GroupRoleRow = tuple[int, str, str, int, int]
 MembershipRow = tuple[int, int, int, int]
 # (user_id, profile, start, end)
 ProfileRow = tuple[int, str, int, int]
+# (organisation_id, user_id, start, end): a partner admin designation
+AdminRow = tuple[int, int, int, int]
+# (group_id, user_id, start, end): a group's manager
+ManagerRow = tuple[int, int, int, int]
 
 _CHUNK = 500
 
@@ -59,6 +65,9 @@ class Snapshot:
     group_roles: list[GroupRoleRow] = field(default_factory=list)
     memberships: list[MembershipRow] = field(default_factory=list)
     afas_profiles: list[ProfileRow] = field(default_factory=list)
+    operators: list[int] = field(default_factory=list)
+    partner_admins: list[AdminRow] = field(default_factory=list)
+    group_managers: list[ManagerRow] = field(default_factory=list)
 
 
 def current_revision(conn: Connection) -> int:
@@ -143,10 +152,29 @@ def load_snapshot(conn: Connection, organisation_ids: Iterable[int] | None = Non
         end = min(ordinal_end(e1), ordinal_end(e2), ordinal_end(e3))
         snap.subscriptions.append((org, service, caf, start, end))
 
-    users = select(User.id, User.login, User.organisation_id, User.opens_on, User.closes_on)
-    snap.users = [
-        (uid, login, org, s.toordinal(), ordinal_end(e))
-        for uid, login, org, s, e in _rows(conn, users, User.organisation_id, ids)
+    users = select(
+        User.id, User.login, User.organisation_id, User.opens_on, User.closes_on, User.is_operator
+    )
+    for uid, login, org, s, e, operator in _rows(conn, users, User.organisation_id, ids):
+        snap.users.append((uid, login, org, s.toordinal(), ordinal_end(e)))
+        if operator:
+            snap.operators.append(uid)
+    admins = select(
+        PartnerAdmin.organisation_id,
+        PartnerAdmin.user_id,
+        PartnerAdmin.opens_on,
+        PartnerAdmin.closes_on,
+    )
+    snap.partner_admins = [
+        (org, uid, s.toordinal(), ordinal_end(e))
+        for org, uid, s, e in _rows(conn, admins, PartnerAdmin.organisation_id, ids)
+    ]
+    managers = select(
+        GroupManager.group_id, GroupManager.user_id, GroupManager.opens_on, GroupManager.closes_on
+    ).join(Group, GroupManager.group_id == Group.id)
+    snap.group_managers = [
+        (gid, uid, s.toordinal(), ordinal_end(e))
+        for gid, uid, s, e in _rows(conn, managers, Group.organisation_id, ids)
     ]
     groups = select(
         Group.id,

@@ -14,10 +14,18 @@ from typing import Any
 import casbin
 from casbin import persist
 
-from adapters.casbin_lines import PolicyLines, caf_name, org_domain, policy_lines, user_subject
+from adapters.casbin_lines import (
+    AdminLines,
+    PolicyLines,
+    admin_lines,
+    caf_name,
+    org_domain,
+    policy_lines,
+    user_subject,
+)
 from adapters.sql.snapshot import Snapshot
 from pdp.errors import ConfigurationError
-from policies import MODEL_PATH
+from policies import ADMIN_MODEL_PATH, MODEL_PATH
 
 ANY_ROLE = "*"  # the model's wildcard for "any role of the service"
 
@@ -94,3 +102,48 @@ def sample_queries(
         caf = rng.choice([None, None, *cafs])
         out.append((login, service, role, caf))
     return out
+
+
+class AdminLinesAdapter(persist.Adapter):  # type: ignore[misc]
+    """A read-only Casbin adapter over the table of rights and one day's admin links."""
+
+    def __init__(self, rules: list[tuple[str, str, str, str]], lines: AdminLines) -> None:
+        self._rules = rules
+        self._lines = lines
+
+    def load_policy(self, model: Any) -> None:
+        """Append the rights as ``p`` and the links as ``g``, ``g2``, ``g3``."""
+        model.model["p"]["p"].policy.extend([list(r) for r in self._rules])
+        model.model["g"]["g"].policy.extend([list(r) for r in sorted(self._lines.capacities)])
+        model.model["g"]["g2"].policy.extend([list(r) for r in sorted(self._lines.perimeter)])
+        model.model["g"]["g3"].policy.extend([list(r) for r in sorted(self._lines.below)])
+
+
+class AdminReferenceEnforcer:
+    """Plain Casbin over ``policies/admin.conf``: the reference for administrative decisions."""
+
+    def __init__(self, rules: list[tuple[str, str, str, str]], lines: AdminLines) -> None:
+        self.enforcer = casbin.Enforcer(str(ADMIN_MODEL_PATH), AdminLinesAdapter(rules, lines))
+
+    @classmethod
+    def for_day(
+        cls, snap: Snapshot, day: int, rules: list[tuple[str, str, str, str]]
+    ) -> AdminReferenceEnforcer:
+        """Build the reference on day ordinal ``day``; afas:habiliter is asked of the decision
+        model (R-AFAS-2)."""
+        decisions = ReferenceEnforcer.for_day(snap, day)
+        codes = {oid: code for oid, code, _ in snap.organisations}
+        habiliter = {
+            login
+            for _, login, org, _s, _e in snap.users
+            if org in codes and decisions.allowed(login, codes[org], "afas", "habiliter", None)
+        }
+        return cls(rules, admin_lines(snap, day, habiliter))
+
+    def allowed(self, actor: str, domain: str, kind: str, obj: str, action: str) -> bool:
+        """Casbin's answer: may ``actor`` do ``action`` on ``obj`` (of ``kind``) in ``domain``?
+
+        ``domain`` is the organisation's code, or "*" for the platform.
+        """
+        dom = "*" if domain == "*" else org_domain(domain)
+        return bool(self.enforcer.enforce(user_subject(actor), dom, kind, obj, action))

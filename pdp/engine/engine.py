@@ -21,6 +21,7 @@ from typing import Protocol
 from adapters.sql.snapshot import Snapshot
 from pdp.catalogue import Catalogue
 from pdp.clock import CachedToday
+from pdp.engine.admin import AdminReason, Rights, Target, authorise, load_rights
 from pdp.engine.casbin_model import ReferenceEnforcer, sample_queries
 from pdp.engine.decision import Decision, Grant, Query, Reason
 from pdp.engine.index import Index
@@ -51,9 +52,11 @@ class Engine:
         refresh_interval: float = 1.0,
         full_reload_threshold: int = 200,
         max_staleness: float = 300.0,
+        rights: Rights | None = None,
     ) -> None:
         self.source = source
         self.catalogue = catalogue
+        self.rights = rights if rights is not None else load_rights()
         self._today = CachedToday() if clock is None else None  # the check path's fast clock
         self.clock: Callable[[], dt.date] = clock or self._today  # type: ignore[assignment]
         self.refresh_interval = refresh_interval
@@ -151,6 +154,22 @@ class Engine:
             log.exception("check failed, denying: %r", query)
             return _decision(False, Reason.ENGINE_ERROR, (), index.revision, day)
         return _decision(reason is Reason.ALLOWED, reason, grants, index.revision, day)
+
+    def authorise(self, actor: str, action: str, target: Target) -> AdminReason:
+        """Decide an administrative action today (R-ADM-7). Never raises: fails closed.
+
+        ``action`` and ``target`` must have been validated (``Rights.validate``).
+        """
+        index = self.index
+        if self.stale:
+            return AdminReason.POLICY_UNAVAILABLE
+        try:
+            return authorise(index, self.rights, actor, action, target, self.clock().toordinal())
+        except Exception:
+            log.exception(
+                "administrative decision failed, refusing: %s %s %s", actor, action, target
+            )
+            return AdminReason.ENGINE_ERROR
 
     def permissions(
         self, login: str, at: dt.date | None

@@ -45,6 +45,9 @@ class UserEntry:
     memberships: list[tuple[int, int, int]] = field(default_factory=list)
     profiles: list[tuple[str, int, int]] = field(default_factory=list)
     org: OrgPartition | None = None
+    is_operator: bool = False
+    # Groups this user manages: (group id, start, end) (R-ADM-3); a list once there is one.
+    managed: list[tuple[int, int, int]] | tuple[()] = ()
     # Per service: (start, end, role, grant), the membership, group (with its ancestors) and
     # role windows already intersected, in membership order, then Afas profiles.
     grants: dict[str, list[GrantEntry]] = field(default_factory=dict)
@@ -60,6 +63,9 @@ class OrgPartition:
     groups: dict[int, GroupEntry] = field(default_factory=dict)
     subscriptions: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
     logins: list[str] = field(default_factory=list)
+    group_by_code: dict[str, int] = field(default_factory=dict)
+    # Partner admin designations: (user id, start, end) (R-ADM-1).
+    admins: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 class Outcome(NamedTuple):
@@ -124,6 +130,7 @@ class Index:
             if org is not None:
                 start, end = windows[gid]
                 entries[gid] = org.groups[gid] = GroupEntry(gid, code, label, parent, start, end)
+                org.group_by_code[code] = gid
         for gid, service, role, start, end in snap.group_roles:
             entry = entries.get(gid)
             if entry is not None and start < end:
@@ -143,6 +150,19 @@ class Index:
             user = by_id.get(uid)
             if user is not None and start < end:
                 user.profiles.append((profile, start, end))
+        for uid in snap.operators:
+            user = by_id.get(uid)
+            if user is not None:
+                user.is_operator = True
+        for org_id, uid, start, end in snap.partner_admins:
+            if org_id in orgs and start < end:
+                orgs[org_id].admins.append((uid, start, end))
+        for gid, uid, start, end in snap.group_managers:
+            user = by_id.get(uid)
+            if user is not None and gid in entries and start < end:
+                if isinstance(user.managed, tuple):
+                    user.managed = []
+                user.managed.append((gid, start, end))
         flat = {oid: _group_grants(org) for oid, org in orgs.items()}
         for user in by_id.values():
             if user.organisation_id is not None and user.organisation_id in orgs:
