@@ -12,8 +12,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.sql.database import make_engine, schema_revision
 from adapters.sql.snapshot import SqlSnapshotSource
+from pdp.admin.service import AdminService
 from pdp.api import errors
+from pdp.api.admin_users import bp as admin_users_bp
 from pdp.api.decisions import bp as decisions_bp
+from pdp.audit import AuditTrail, JsonLinesAudit
+from pdp.auth import TokenVerifier
 from pdp.catalogue import load_catalogue
 from pdp.config import Settings
 from pdp.decision_log import DecisionLog, JsonLinesLog
@@ -63,6 +67,7 @@ def create_app(
     *,
     engine: Engine | None = None,
     decision_log: DecisionLog | None = None,
+    audit: AuditTrail | None = None,
 ) -> Flask:
     """Build the Flask app. Settings come from the environment, overridden by ``test_config``."""
     overrides = dict(test_config or {})
@@ -73,13 +78,23 @@ def create_app(
     # limit cuts chunked bodies silently instead of refusing them.
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    verifier = TokenVerifier.from_settings(settings)
     if engine is None:
         engine, db = build_engine(settings)
-        app.extensions["pdp.db"] = db
-    service = DecisionService(
-        engine, engine.catalogue, decision_log or JsonLinesLog(settings.decision_log)
+    else:
+        db = make_engine(settings.database_url)
+    app.extensions["pdp.db"] = db
+    log_ = decision_log or JsonLinesLog(settings.decision_log)
+    app.extensions["pdp.decisions"] = DecisionService(engine, engine.catalogue, log_)
+    app.extensions["pdp.admin"] = AdminService(
+        db,
+        engine,
+        engine.catalogue,
+        audit or JsonLinesAudit(settings.audit_log),
+        log_,
+        verifier,
     )
-    app.extensions["pdp.decisions"] = service
     errors.install(app)
     app.register_blueprint(decisions_bp)
+    app.register_blueprint(admin_users_bp)
     return app

@@ -26,6 +26,13 @@ class Settings:
     page_max: int = 1000
     verify_orgs: int = 5
     decision_log: str = "-"
+    audit_log: str = "-"
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "pdp"
+    jwt_audience: str = "pdp-admin"
+    token_ttl: int = 900
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

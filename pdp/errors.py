@@ -2,7 +2,10 @@
 
     PdpError                    code, message, http status
     ├── BadRequest              400: malformed input (VALIDATION_ERROR, UNKNOWN_SERVICE, ...)
+    ├── Unauthorized            401: no token, a bad token, an unknown or closed actor
+    ├── Forbidden               403: the engine refuses the action (reason code, R-ADM-7)
     ├── NotFound                404: unknown resource (UNKNOWN_USER, NOT_FOUND)
+    ├── Conflict                409: a business rule refuses the write (R-ADM-1, R-GRP-4, ...)
     ├── PayloadTooLarge         413: body over the configured limit
     ├── Unavailable             503: the rules cannot be read from the store (fail closed)
     └── ConfigurationError      raised at start-up only (bad catalogue, bad settings)
@@ -34,6 +37,27 @@ class BadRequest(PdpError):
 
     status = 400
     code = "VALIDATION_ERROR"
+
+
+class Unauthorized(PdpError):
+    """The acting user could not be authenticated."""
+
+    status = 401
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(PdpError):
+    """The acting user may not do this (the engine's reason is the code)."""
+
+    status = 403
+    code = "FORBIDDEN"
+
+
+class Conflict(PdpError):
+    """The write would break a business rule given the store's current state."""
+
+    status = 409
+    code = "CONFLICT"
 
 
 class NotFound(PdpError):

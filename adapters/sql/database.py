@@ -84,21 +84,39 @@ class UnitOfWork:
             session.close()
 
 
-def record_change(session: Session, organisation_ids: Iterable[int | None], reason: str) -> int:
-    """Number this write: bump the revision, log the domains it touched, return the revision.
+def bump_revision(session: Session) -> int:
+    """Take the next policy revision; the row lock is held until the transaction ends.
 
-    An organisation id of None means every domain must be reloaded. The UPDATE holds the
-    revision row's lock until the transaction ends, so revisions commit in their order.
+    Every writer calls this first: writers are thus serialised, revisions commit in order, and
+    whatever a writer reads afterwards is the latest committed state (on PostgreSQL at READ
+    COMMITTED, and on SQLite whose write lock is taken by this very UPDATE).
     """
-    revision = session.execute(
-        update(PolicyRevision)
-        .where(PolicyRevision.id == 1)
-        .values(revision=PolicyRevision.revision + 1)
-        .returning(PolicyRevision.revision)
-    ).scalar_one()
+    return int(
+        session.execute(
+            update(PolicyRevision)
+            .where(PolicyRevision.id == 1)
+            .values(revision=PolicyRevision.revision + 1)
+            .returning(PolicyRevision.revision)
+        ).scalar_one()
+    )
+
+
+def log_changes(
+    session: Session, revision: int, organisation_ids: Iterable[int | None], reason: str
+) -> None:
+    """Log which domains revision ``revision`` touched (None: every domain)."""
     rows = [
         {"revision": revision, "organisation_id": org, "reason": reason}
         for org in sorted(set(organisation_ids), key=lambda o: -1 if o is None else o)
     ]
     session.execute(insert(PolicyChange), rows or [{"revision": revision, "reason": reason}])
-    return int(revision)
+
+
+def record_change(session: Session, organisation_ids: Iterable[int | None], reason: str) -> int:
+    """Number this write: bump the revision, log the domains it touched, return the revision.
+
+    An organisation id of None means every domain must be reloaded.
+    """
+    revision = bump_revision(session)
+    log_changes(session, revision, organisation_ids, reason)
+    return revision

@@ -48,7 +48,7 @@ def _checked_json(checked: Checked) -> dict[str, Any]:
     }
 
 
-def _body() -> bytes:
+def read_body() -> bytes:
     """The request body, refused with 413 above ``max_body_bytes`` whether or not a
     Content-Length was sent (a chunked body must not be silently cut)."""
     limit = current_app.config["PDP_SETTINGS"].max_body_bytes
@@ -83,7 +83,7 @@ def _error_json(err: BadRequest) -> dict[str, Any]:
 )
 def check() -> Response:
     """Decide one check (R-DEC-1)."""
-    body = CheckRequest.model_validate_json(_body())
+    body = CheckRequest.model_validate_json(read_body())
     return jsonify(_checked_json(_service().check(_query(body))))
 
 
@@ -100,7 +100,7 @@ def check() -> Response:
 )
 def check_batch() -> Response:
     """Decide up to ``batch_max`` checks; a bad item answers its own error."""
-    body = BatchRequest.model_validate_json(_body())
+    body = BatchRequest.model_validate_json(read_body())
     cap = current_app.config["PDP_SETTINGS"].batch_max
     if len(body.checks) > cap:
         raise BadRequest(f"Un lot contient au plus {cap} vérifications.", code="BATCH_TOO_LARGE")

@@ -27,6 +27,8 @@ class Operation:
     errors: tuple[int, ...] = (400,)
     path_params: tuple[str, ...] = ()
     other_responses: dict[int, type[BaseModel]] = field(default_factory=dict)
+    status: int = 200
+    auth: bool = False  # needs ``Authorization: Bearer <JWT>``
 
 
 @dataclass
@@ -65,8 +67,8 @@ class Registry:
                 .replace("{", "")
                 .replace("}", ""),
                 "responses": {
-                    "200": {
-                        "description": "OK",
+                    str(op.status): {
+                        "description": "Created" if op.status == 201 else "OK",
                         "content": {"application/json": {"schema": {"$ref": ref_of[op.response]}}},
                     }
                 },
@@ -94,6 +96,8 @@ class Registry:
                     )
             if params:
                 entry["parameters"] = params
+            if op.auth:
+                entry["security"] = [{"bearerAuth": []}]
             if op.body is not None:
                 entry["requestBody"] = {
                     "required": True,
@@ -104,5 +108,10 @@ class Registry:
             "openapi": "3.1.0",
             "info": {"title": title, "version": version},
             "paths": paths,
-            "components": {"schemas": schema.get("$defs", {})},
+            "components": {
+                "schemas": schema.get("$defs", {}),
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                },
+            },
         }

@@ -10,12 +10,15 @@ by reference, so a check never sees half an update. Workers are single-threaded 
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import gc
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable
+from multiprocessing import Lock
+from multiprocessing.sharedctypes import RawValue
 from typing import Protocol
 
 from adapters.sql.snapshot import Snapshot
@@ -65,6 +68,10 @@ class Engine:
         self.index = Index()
         self._polled_at = float("-inf")
         self._fresh_at = float("-inf")  # last time the index was known to match the store
+        # The latest revision written through any worker of this instance: shared memory made
+        # before gunicorn forks, so a write in one worker is seen by the next check in another.
+        self._written = RawValue(ctypes.c_int64, 0)
+        self._written_lock = Lock()  # writers only; checks read the value without it
 
     @property
     def revision(self) -> int:
@@ -100,7 +107,11 @@ class Engine:
         once it is older than ``max_staleness`` seconds, checks deny (see ``stale``).
         """
         now = time.monotonic()
-        if not force and now - self._polled_at < self.refresh_interval:
+        if (
+            not force
+            and now - self._polled_at < self.refresh_interval
+            and self._written.value <= self.index.revision
+        ):
             return
         self._polled_at = now
         try:
@@ -120,6 +131,14 @@ class Engine:
             log.exception("refresh failed; serving revision %s", self.index.revision)
             return
         self._fresh_at = now
+
+    def notify(self, revision: int) -> None:
+        """A write committed ``revision``: apply it now, and make every worker of this
+        instance apply it before its next answer."""
+        with self._written_lock:
+            if revision > self._written.value:
+                self._written.value = revision
+        self.refresh(force=True)
 
     @property
     def stale(self) -> bool:

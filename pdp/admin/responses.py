@@ -1,0 +1,125 @@
+"""The administration API's response bodies, for the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pdp.engine.admin import AdminReason
+
+
+class Open(BaseModel):
+    """Documented fields; more may be present."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Notice(BaseModel):
+    """Something the actor should know after a successful write (e.g. R-AFAS-4)."""
+
+    code: str
+    message: str
+
+
+class Written(Open):
+    """A committed write: the new policy revision, visible to the next decision."""
+
+    revision: int = Field(description="The policy revision this write produced.")
+    notices: list[Notice] = Field(default_factory=list)
+
+
+class UserOut(Open):
+    """A user."""
+
+    login: str
+    organisation: str | None
+    first_name: str
+    last_name: str
+    email: str
+    opens_on: str
+    closes_on: str | None
+
+
+class UserWritten(Written):
+    """The user as written."""
+
+    user: UserOut
+
+
+class UserList(Open):
+    """Users of an organisation, or members of one group today."""
+
+    organisation: str
+    group: str | None
+    users: list[UserOut]
+
+
+class UserDetail(Open):
+    """A user with memberships, groups managed, Afas profiles and services usable today."""
+
+    user: dict[str, Any]
+    revision: int
+
+
+class MembershipWritten(Written):
+    """A membership as written."""
+
+    membership: dict[str, Any]
+
+
+class GroupWritten(Written):
+    """A group as written."""
+
+    group: dict[str, Any]
+
+
+class GroupList(Open):
+    """Groups of an organisation."""
+
+    organisation: str
+    groups: list[dict[str, Any]]
+
+
+class GroupDetail(Open):
+    """A group: manager, parent, sub-groups, roles."""
+
+    group: dict[str, Any]
+
+
+class GroupRoles(Open):
+    """A group's roles, and the roles it could be given (R-GRP-4)."""
+
+    group: str
+    roles: list[dict[str, Any]]
+    assignable: list[dict[str, Any]]
+
+
+class RoleWritten(Written):
+    """A role assigned or removed; ``groups`` lists every group it changed."""
+
+    groups: list[str]
+
+
+class ManagerWritten(Written):
+    """A group's manager named or replaced."""
+
+    group: str
+    manager: str
+    previous: str | None
+
+
+class AdminCheckReason(BaseModel):
+    """The engine's reason."""
+
+    code: AdminReason
+    message: str
+
+
+class AdminCheckResponse(BaseModel):
+    """The engine's answer to "may actor A do action X on target T" (R-ADM-7)."""
+
+    allowed: bool
+    reason: AdminCheckReason
+    decision_id: str
+    revision: int

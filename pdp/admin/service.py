@@ -1,0 +1,204 @@
+"""The administration service: who acts, may they (R-ADM-7), and one transaction per write.
+
+Every write goes through ``AdminService.write``:
+
+1. take the next policy revision (``bump_revision``): its row lock serialises writers, so what
+   the write reads next is the latest committed state and concurrent requests cannot both pass a
+   check that only one of them may pass (a third admin, two managers, ...): the second one sees
+   the first one's commit and is refused with 409;
+2. bring the engine up to the revision just before, then ask it whether the actor may do the
+   action on the target (403 with the engine's reason otherwise);
+3. run the operation, which validates and writes, and records audit events;
+4. log the organisations touched and commit; on any error nothing is written;
+5. refresh the engine at once (the next decision on this instance sees the change), tell the
+   other workers of this instance, and emit the audit events (the one place they are emitted).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from random import getrandbits
+from typing import Any
+
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy.orm import Session, sessionmaker
+
+from adapters.sql.database import UnitOfWork, bump_revision, log_changes
+from pdp.audit import AuditEvent, AuditTrail, now
+from pdp.auth import TokenVerifier
+from pdp.catalogue import Catalogue
+from pdp.decision_log import DecisionLog
+from pdp.engine.admin import ADMIN_MESSAGES, AdminReason, Target, parse_target
+from pdp.engine.engine import Engine
+from pdp.errors import Forbidden, Unauthorized, Unavailable
+
+
+@dataclass
+class Tx:
+    """One write in progress: its session, revision, what it touched and its audit events."""
+
+    session: Session
+    revision: int
+    actor: str
+    action: str
+    target: Target
+    today: dt.date
+    service: AdminService
+    organisations: set[int | None] = field(default_factory=set)
+    events: list[AuditEvent] = field(default_factory=list)
+    notices: list[dict[str, str]] = field(default_factory=list)
+
+    def authorise(self, action: str, target: Target) -> None:
+        """Also require ``action`` on ``target`` (a write that does two things, e.g. creating
+        the manager it names). Raises Forbidden."""
+        self.service.require(self.actor, action, target)
+
+    def record(
+        self,
+        target: str,
+        organisation: str | None,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        organisation_id: int | None,
+        action: str | None = None,
+    ) -> None:
+        """Note one change for the audit trail, and the domain to reload."""
+        self.organisations.add(organisation_id)
+        self.events.append(
+            AuditEvent(
+                actor=self.actor,
+                action=action or self.action,
+                target=target,
+                organisation=organisation,
+                before=before,
+                after=after,
+                revision=self.revision,
+                ts=now(),
+            )
+        )
+
+    def notice(self, code: str, message: str) -> None:
+        """Add a notice to the response (e.g. R-AFAS-4)."""
+        self.notices.append({"code": code, "message": message})
+
+
+class AdminService:
+    """Authenticates actors, asks the engine, runs each write in one transaction."""
+
+    def __init__(
+        self,
+        db: SqlEngine,
+        engine: Engine,
+        catalogue: Catalogue,
+        audit: AuditTrail,
+        decision_log: DecisionLog,
+        verifier: TokenVerifier | None,
+    ) -> None:
+        self.db = db
+        self.engine = engine
+        self.catalogue = catalogue
+        self.audit = audit
+        self.decision_log = decision_log
+        self.verifier = verifier
+        self.uow = UnitOfWork(sessionmaker(db, expire_on_commit=False))
+
+    def today(self) -> dt.date:
+        """Today in Europe/Paris (the engine's clock)."""
+        return self.engine.clock()
+
+    # -- who acts ----------------------------------------------------------------------------
+
+    def actor(self, authorization: str | None) -> str:
+        """Return the acting user's login from the Authorization header; raise Unauthorized
+        unless the token is valid and names a user open today (R-USR-4)."""
+        if self.verifier is None:
+            raise Unauthorized(
+                "L'API d'administration n'est pas configurée : définir PDP_JWT_SECRET ou "
+                "PDP_JWT_PUBLIC_KEY.",
+                code="AUTH_NOT_CONFIGURED",
+            )
+        login = self.verifier.login(authorization)
+        self.engine.refresh()
+        user = self.engine.index.users.get(login)
+        day = self.today().toordinal()
+        if user is None:
+            raise Unauthorized(f"Utilisateur inconnu : {login!r}.", code="UNKNOWN_ACTOR")
+        if not user.start <= day < user.end:
+            raise Unauthorized("Compte clôturé ou pas encore ouvert (R-USR-4).", "ACTOR_CLOSED")
+        return login
+
+    # -- may they ----------------------------------------------------------------------------
+
+    def decide(self, actor: str, action: str, target: Target) -> tuple[AdminReason, str]:
+        """Ask the engine (R-ADM-7) and log the decision; return (reason, decision id)."""
+        self.engine.refresh()
+        reason = self.engine.authorise(actor, action, target)
+        decision_id = f"{getrandbits(128):032x}"
+        self.decision_log.record(
+            {
+                "decision_id": decision_id,
+                "ts": time.time(),
+                "kind": "admin",
+                "actor": actor,
+                "action": action,
+                "target": str(target),
+                "allowed": reason is AdminReason.ALLOWED,
+                "reason": reason.value,
+                "revision": self.engine.revision,
+            }
+        )
+        return reason, decision_id
+
+    def check(self, actor: str, action: str, target: str) -> dict[str, Any]:
+        """The public question "may ``actor`` do ``action`` on ``target``?" (R-ADM-7)."""
+        parsed = parse_target(target)
+        self.engine.rights.validate(action, parsed)
+        reason, decision_id = self.decide(actor, action, parsed)
+        return {
+            "allowed": reason is AdminReason.ALLOWED,
+            "reason": {"code": reason.value, "message": ADMIN_MESSAGES[reason]},
+            "decision_id": decision_id,
+            "revision": self.engine.revision,
+        }
+
+    def require(self, actor: str, action: str, target: Target) -> None:
+        """Raise Forbidden (code = the engine's reason) unless the actor may act."""
+        self.engine.rights.validate(action, target)
+        reason, decision_id = self.decide(actor, action, target)
+        if reason is AdminReason.POLICY_UNAVAILABLE:
+            raise Unavailable(ADMIN_MESSAGES[reason])
+        if reason is not AdminReason.ALLOWED:
+            raise Forbidden(
+                ADMIN_MESSAGES[reason],
+                code=reason.value,
+                details={"action": action, "target": str(target), "decision_id": decision_id},
+            )
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def read(self, actor: str, action: str, target: Target) -> Iterator[Session]:
+        """Authorise a read, then yield a session in a read-only transaction."""
+        self.require(actor, action, target)
+        with self.uow.begin() as session:
+            yield session
+
+    @contextmanager
+    def write(self, actor: str, action: str, target: Target) -> Iterator[Tx]:
+        """One write = one transaction, serialised by the revision lock (see the module)."""
+        with self.uow.begin() as session:
+            revision = bump_revision(session)
+            if self.engine.revision != revision - 1:
+                self.engine.refresh(force=True)
+                if self.engine.revision != revision - 1:
+                    raise Unavailable(ADMIN_MESSAGES[AdminReason.POLICY_UNAVAILABLE])
+            self.require(actor, action, target)
+            tx = Tx(session, revision, actor, action, target, self.today(), self)
+            yield tx
+            log_changes(session, revision, tx.organisations or {None}, action)
+        self.engine.notify(revision)
+        self.audit.record(tx.events)
