@@ -135,3 +135,13 @@ class AfasProfileNew(Strict):
     profile: Name
     opens_on: Day | None = None
     closes_on: Day | None = None
+
+
+class ManagerSet(Strict):
+    """Name a group's manager (fiches 14 and 16). ``replaces`` must name the current manager
+    when there is one: of two requests racing to replace the same manager, the second is
+    refused (409 MANAGER_CHANGED) instead of silently overwriting the first (R-ADM-3)."""
+
+    login: Login | None = None
+    new_user: NewUser | None = None
+    replaces: Login | None = None

@@ -24,9 +24,12 @@ from pdp.engine.admin import Target
 from pdp.errors import BadRequest, Conflict, NotFound
 
 
-def create_user_in(tx: Tx, org: Organisation, data: NewUser) -> User:
-    """Insert a user of ``org`` (R-USR-1, R-USR-2: no rights yet); 409 if the login is taken."""
-    tx.authorise("user.create", Target("organisation", org.code))
+def create_user_in(tx: Tx, org: Organisation, data: NewUser, *, authorise: bool = True) -> User:
+    """Insert a user of ``org`` (R-USR-1, R-USR-2: no rights yet); 409 if the login is taken.
+    ``authorise=False``: the caller's own action covers it (an operator designating a new
+    partner admin, R-CON-4)."""
+    if authorise:
+        tx.authorise("user.create", Target("organisation", org.code))
     opens_on = data.opens_on or tx.today
     store.check_window(opens_on, data.closes_on)
     store.not_in_past(data.closes_on, tx.today, "La date de clôture")
