@@ -109,6 +109,17 @@ def policy_lines(snap: Snapshot, day: int) -> PolicyLines:
 # -- Administration (policies/admin.conf) ---------------------------------------------------
 
 
+def actor_subject(login: str) -> str:
+    """Casbin subject of the actor of an administrative request.
+
+    Not ``user_subject``: a target user is the object ``user:<login>``, and Casbin's role
+    manager links every name to itself and follows links transitively. Were actors named like
+    target users, a manager would be in their own perimeter, and the perimeter of a manager
+    whose perimeter holds another manager would take in that manager's perimeter too.
+    """
+    return f"actor:{login}"
+
+
 def group_object(org_code: str, group_code: str) -> str:
     """Casbin object of a group, as administrative targets name it."""
     return f"group:{org_code}/{group_code}"
@@ -161,19 +172,19 @@ def admin_lines(snap: Snapshot, day: int, afas_habiliter: set[str]) -> AdminLine
     all_users = {uid: (login, org) for uid, login, org, _s, _e in snap.users}
     for uid in snap.operators:
         if uid in users:
-            lines.capacities.add((user_subject(users[uid][0]), "operator", "*"))
+            lines.capacities.add((actor_subject(users[uid][0]), "operator", "*"))
     admins: set[tuple[int, int]] = set()
     for org, uid, start, end in snap.partner_admins:
         if _open(day, start, end) and org in org_code:
             admins.add((org, uid))
             if uid in users and users[uid][1] == org:
                 lines.capacities.add(
-                    (user_subject(users[uid][0]), "partner_admin", org_domain(org_code[org]))
+                    (actor_subject(users[uid][0]), "partner_admin", org_domain(org_code[org]))
                 )
     for login, home in users.values():
         if home is not None and home in org_code and login in afas_habiliter:
             lines.capacities.add(
-                (user_subject(login), "afas_habiliter", org_domain(org_code[home]))
+                (actor_subject(login), "afas_habiliter", org_domain(org_code[home]))
             )
     memberships: dict[int, list[int]] = {}
     for uid, gid, start, end in snap.memberships:
@@ -187,7 +198,7 @@ def admin_lines(snap: Snapshot, day: int, afas_habiliter: set[str]) -> AdminLine
         if home is None or groups[gid][0] != home or home not in org_code or not group_open(gid):
             continue
         dom = org_domain(org_code[home])
-        manager = user_subject(login)
+        manager = actor_subject(login)
         lines.capacities.add((manager, "manager", dom))
         below = descendants(gid)
         perimeters.setdefault(uid, set()).update(below | {gid})
@@ -204,5 +215,5 @@ def admin_lines(snap: Snapshot, day: int, afas_habiliter: set[str]) -> AdminLine
             if user_org != manager_org or (manager_org, uid) in admins:
                 continue
             if all(gid in perimeter for gid in memberships.get(uid, ())):
-                lines.perimeter.add((user_subject(login), user_subject(manager_login), dom))
+                lines.perimeter.add((user_subject(login), actor_subject(manager_login), dom))
     return lines

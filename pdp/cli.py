@@ -156,6 +156,15 @@ def quickstart(bind: str, workers: int) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     url = f"sqlite:///{path}"
     os.environ["PDP_DATABASE_URL"] = url
+    if not os.environ.get("PDP_JWT_SECRET"):
+        import secrets
+
+        os.environ["PDP_JWT_SECRET"] = secrets.token_urlsafe(32)
+        click.echo(
+            "administration API: tokens are signed with a new secret; in another shell:\n"
+            f"  export PDP_JWT_SECRET={os.environ['PDP_JWT_SECRET']}\n"
+            "  pdp token alice.martin"
+        )
     upgrade(make_engine(url))
     click.echo(f"schema created: {path}")
     click.echo(_load_demo(url))
@@ -165,6 +174,16 @@ def quickstart(bind: str, workers: int) -> None:
 
     logging.getLogger("pdp").setLevel(logging.INFO)
     run(create_app(), bind, workers)
+
+
+@cli.command()
+@click.argument("login")
+@click.option("--ttl", type=click.IntRange(min=1), help="Lifetime in seconds (PDP_TOKEN_TTL).")
+def token(login: str, ttl: int | None) -> None:
+    """Print a short-lived administration token for LOGIN (needs PDP_JWT_SECRET)."""
+    from pdp.auth import mint
+
+    click.echo(mint(_settings(), login, ttl))
 
 
 def main() -> None:

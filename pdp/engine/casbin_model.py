@@ -17,6 +17,7 @@ from casbin import persist
 from adapters.casbin_lines import (
     AdminLines,
     PolicyLines,
+    actor_subject,
     admin_lines,
     caf_name,
     org_domain,
@@ -146,4 +147,4 @@ class AdminReferenceEnforcer:
         ``domain`` is the organisation's code, or "*" for the platform.
         """
         dom = "*" if domain == "*" else org_domain(domain)
-        return bool(self.enforcer.enforce(user_subject(actor), dom, kind, obj, action))
+        return bool(self.enforcer.enforce(actor_subject(actor), dom, kind, obj, action))
