@@ -14,6 +14,7 @@ from adapters.sql.database import make_engine, schema_revision
 from adapters.sql.snapshot import SqlSnapshotSource
 from pdp.admin.service import AdminService
 from pdp.api import errors
+from pdp.api.admin_contracts import bp as admin_contracts_bp
 from pdp.api.admin_groups import bp as admin_groups_bp
 from pdp.api.admin_users import bp as admin_users_bp
 from pdp.api.decisions import bp as decisions_bp
@@ -98,5 +99,6 @@ def create_app(
     errors.install(app)
     app.register_blueprint(decisions_bp)
     app.register_blueprint(admin_users_bp)
+    app.register_blueprint(admin_contracts_bp)
     app.register_blueprint(admin_groups_bp)
     return app

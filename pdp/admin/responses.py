@@ -123,3 +123,51 @@ class AdminCheckResponse(BaseModel):
     reason: AdminCheckReason
     decision_id: str
     revision: int
+
+
+class OrganisationWritten(Written):
+    """An organisation as registered (R-CON-4)."""
+
+    organisation: dict[str, Any]
+
+
+class ContractOut(Open):
+    """An organisation's contract: conventions with their subscriptions, partner admins."""
+
+    organisation: dict[str, Any]
+    conventions: list[dict[str, Any]]
+    admins: list[dict[str, Any]]
+
+
+class ConventionWritten(Written):
+    """A convention as written (R-CON-1)."""
+
+    convention: dict[str, Any]
+
+
+class SubscriptionWritten(Written):
+    """A subscription (bulletin d'adhésion) as written (R-CON-1, R-CON-2)."""
+
+    subscription: dict[str, Any]
+
+
+class AdminWritten(Written):
+    """A partner admin designation as written (R-ADM-1); ``created_user`` when the user was
+    created in the same transaction."""
+
+    admin: dict[str, Any]
+    created_user: dict[str, Any] | None = None
+
+
+class AfasProfiles(Open):
+    """A user's Afas profiles that have not ended (R-AFAS-1)."""
+
+    organisation: str
+    user: str
+    profiles: list[dict[str, Any]]
+
+
+class AfasProfileWritten(Written):
+    """An Afas profile as written (R-AFAS-1)."""
+
+    profile: dict[str, Any]

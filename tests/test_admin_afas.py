@@ -1,0 +1,201 @@
+"""Afas profiles over HTTP (R-AFAS-1..3), on the demo data (pdp.demo), on every driver.
+
+In asso-entraide, karim.diallo is the partner admin and a member of AFAS-HABILITER
+(afas:habiliter); lea.fontaine has the profile "declaration" and is a member of AFAS-DECLARER
+(afas:declarer, not habiliter); marc.chevalier has the profile "consultation" and no group.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from pdp.admin.responses import AfasProfiles, AfasProfileWritten
+from pdp.auth import mint
+from pdp.config import Settings
+from pdp.decision_log import MemoryLog
+
+SECRET = "s" * 40
+
+ASSO = "/v1/organisations/asso-entraide"
+MARC = f"{ASSO}/users/marc.chevalier/afas-profiles"
+LEA = f"{ASSO}/users/lea.fontaine/afas-profiles"
+KARIM = "karim.diallo"
+
+
+class Api:
+    """The test client, acting as one user or another."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def call(
+        self, method: str, path: str, who: str | None = None, json: Any = None
+    ) -> TestResponse:
+        """Send a request with ``who``'s bearer token (none when ``who`` is None)."""
+        headers = {}
+        if who is not None:
+            headers["Authorization"] = f"Bearer {mint(Settings(jwt_secret=SECRET), who)}"
+        return self.client.open(path, method=method, headers=headers, json=json)
+
+    def ok(
+        self, method: str, path: str, who: str, json: Any = None, status: int = 200
+    ) -> dict[str, Any]:
+        """The JSON body of a successful call (``status`` expected)."""
+        response = self.call(method, path, who, json)
+        assert response.status_code == status, response.get_json()
+        body = response.get_json()
+        assert isinstance(body, dict)
+        return body
+
+    def error(
+        self, method: str, path: str, who: str | None, status: int, code: str, json: Any = None
+    ) -> dict[str, Any]:
+        """The error body of a refused call, after checking its status and code."""
+        response = self.call(method, path, who, json)
+        assert response.status_code == status, response.get_json()
+        err = response.get_json()["error"]
+        assert err["code"] == code, err
+        assert err["message"]
+        return err  # type: ignore[no-any-return]
+
+    def revision(self) -> int:
+        """The revision served (GET /v1/health)."""
+        body = self.client.get("/v1/health").get_json()
+        return int(body["revision"])
+
+    def allowed(self, **query: Any) -> bool:
+        """POST /v1/check."""
+        response = self.client.post("/v1/check", json=query)
+        assert response.status_code == 200, response.get_json()
+        return bool(response.get_json()["allowed"])
+
+
+def day(today: dt.date, n: int) -> str:
+    """ISO day ``n`` days from ``today``."""
+    return (today + dt.timedelta(days=n)).isoformat()
+
+
+@pytest.fixture
+def api(make_app: Callable[..., tuple[Flask, MemoryLog]]) -> Api:
+    """The app over the demo data, with HS256 tokens signed by SECRET."""
+    app, _ = make_app(jwt_secret=SECRET)
+    return Api(app.test_client())
+
+
+def test_habiliter_member_gives_a_profile_R_AFAS_2(api: Api, today: dt.date) -> None:
+    assert not api.allowed(user="marc.chevalier", service="afas", role="suivi_dossiers")
+    body = api.ok("POST", MARC, KARIM, {"profile": "suivi_dossiers"}, 201)
+    AfasProfileWritten.model_validate(body)
+    assert body["profile"] == {
+        "user": "marc.chevalier",
+        "profile": "suivi_dossiers",
+        "opens_on": today.isoformat(),
+        "closes_on": None,
+    }
+    assert body["revision"] == api.revision()
+    # R-AFAS-1: the profile grants afas on its own, from the next decision.
+    assert api.allowed(user="marc.chevalier", service="afas", role="suivi_dossiers")
+    listed = api.ok("GET", MARC, KARIM)
+    AfasProfiles.model_validate(listed)
+    assert [(p["profile"], p["open"]) for p in listed["profiles"]] == [
+        ("consultation", True),
+        ("suivi_dossiers", True),
+    ]
+
+
+def test_a_future_profile(api: Api, today: dt.date) -> None:
+    api.ok("POST", MARC, KARIM, {"profile": "gestion_paiements", "opens_on": day(today, 3)}, 201)
+    assert not api.allowed(user="marc.chevalier", service="afas", role="gestion_paiements")
+    assert api.allowed(
+        user="marc.chevalier", service="afas", role="gestion_paiements", at=day(today, 3)
+    )
+    listed = api.ok("GET", MARC, KARIM)["profiles"]
+    assert ("gestion_paiements", False) in [(p["profile"], p["open"]) for p in listed]
+    # Removing a profile not yet started: it never opens (R-TIME-2: the row is kept).
+    api.ok("DELETE", f"{MARC}/gestion_paiements", KARIM)
+    assert not api.allowed(
+        user="marc.chevalier", service="afas", role="gestion_paiements", at=day(today, 3)
+    )
+
+
+def test_without_habiliter_refused_R_AFAS_2(api: Api) -> None:
+    # lea is in AFAS-DECLARER, not AFAS-HABILITER: being in an Afas group is not enough.
+    start = api.revision()
+    err = api.error(
+        "POST", MARC, "lea.fontaine", 403, "AFAS_HABILITER_REQUIRED", {"profile": "suivi_dossiers"}
+    )
+    assert "R-AFAS-2" in err["message"]
+    api.error("GET", MARC, "lea.fontaine", 403, "AFAS_HABILITER_REQUIRED")
+    api.error("DELETE", f"{MARC}/consultation", "lea.fontaine", 403, "AFAS_HABILITER_REQUIRED")
+    assert api.revision() == start
+
+
+def test_admins_of_other_organisations_and_operators_refused_R_AFAS_2(api: Api) -> None:
+    body = {"profile": "suivi_dossiers"}
+    api.error("POST", MARC, "alice.martin", 403, "OTHER_ORGANISATION", body)
+    api.error("GET", MARC, "alice.martin", 403, "OTHER_ORGANISATION")
+    api.error("POST", MARC, "op.caf751", 403, "NOT_PERMITTED", body)
+    api.error("GET", MARC, None, 401, "UNAUTHENTICATED")
+
+
+def test_profile_validation(api: Api, today: dt.date) -> None:
+    api.error("POST", MARC, KARIM, 400, "UNKNOWN_PROFILE", {"profile": "habiliter"})
+    api.error("POST", MARC, KARIM, 409, "PROFILE_EXISTS", {"profile": "consultation"})
+    api.error(
+        "POST",
+        MARC,
+        KARIM,
+        400,
+        "RETROACTIVE_DATE",
+        {"profile": "suivi_dossiers", "opens_on": day(today, -1)},
+    )
+    api.error("DELETE", f"{MARC}/declaration", KARIM, 404, "NO_SUCH_PROFILE")
+    # The organisation in the path must be the user's.
+    api.error(
+        "POST",
+        "/v1/organisations/mairie-montreuil/users/marc.chevalier/afas-profiles",
+        KARIM,
+        404,
+        "UNKNOWN_USER",
+        {"profile": "suivi_dossiers"},
+    )
+    # R-AFAS-1: a user not open on the profile's first day gets none.
+    new = {
+        "login": "noe.bientot",
+        "first_name": "Noé",
+        "last_name": "Bientôt",
+        "email": "noe@asso.fr",
+        "opens_on": day(today, 7),
+    }
+    api.ok("POST", f"{ASSO}/users", KARIM, new, 201)
+    path = f"{ASSO}/users/noe.bientot/afas-profiles"
+    api.error("POST", path, KARIM, 409, "USER_NOT_OPEN", {"profile": "declaration"})
+    api.ok("POST", path, KARIM, {"profile": "declaration", "opens_on": day(today, 7)}, 201)
+
+
+def test_closing_a_user_with_profiles_refused_R_AFAS_3(api: Api, today: dt.date) -> None:
+    user = f"{ASSO}/users/lea.fontaine"
+    closing = {"closes_on": today.isoformat()}
+    start = api.revision()
+    err = api.error("PATCH", user, KARIM, 409, "AFAS_PROFILES_REMAIN", closing)
+    assert "R-AFAS-3" in err["message"]
+    assert api.revision() == start
+    assert api.allowed(user="lea.fontaine", service="afas", role="declaration")
+
+    removed = api.ok("DELETE", f"{LEA}/declaration", KARIM)
+    assert removed["profile"]["closes_on"] == today.isoformat()
+    assert not api.allowed(user="lea.fontaine", service="afas", role="declaration")
+    # R-TIME-2: nothing deleted, yesterday is still answered as it was.
+    assert api.allowed(user="lea.fontaine", service="afas", role="declaration", at=day(today, -1))
+    assert api.ok("GET", LEA, KARIM)["profiles"] == []
+
+    closed = api.ok("PATCH", user, KARIM, closing)
+    assert closed["user"]["closes_on"] == today.isoformat()
+    assert not api.allowed(user="lea.fontaine", service="afas")  # R-USR-4
