@@ -48,6 +48,7 @@ class TokenVerifier:
             key = _pem(settings.jwt_public_key)
             if not key:
                 return None
+            _check_public_key(key, settings.jwt_algorithm)
         return cls(key, settings.jwt_algorithm, settings.jwt_issuer, settings.jwt_audience)
 
     def login(self, header: str | None) -> str:
@@ -69,7 +70,7 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("Jeton expiré.", code="TOKEN_EXPIRED") from None
-        except jwt.InvalidTokenError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError, AttributeError) as exc:
             raise Unauthorized(f"Jeton invalide : {exc}.", code="INVALID_TOKEN") from None
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
@@ -77,6 +78,23 @@ class TokenVerifier:
                 "Jeton invalide : « sub » doit être un identifiant.", "INVALID_TOKEN"
             )
         return sub
+
+
+def _check_public_key(pem: str, algorithm: str) -> None:
+    """Refuse at start-up a key that is not a public key of the algorithm's kind."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    wanted = rsa.RSAPublicKey if algorithm == "RS256" else ec.EllipticCurvePublicKey
+    try:
+        key = jwt.algorithms.get_default_algorithms()[algorithm].prepare_key(pem)
+    except Exception as exc:  # PyJWT and cryptography raise several kinds
+        raise ConfigurationError(
+            f"PDP_JWT_PUBLIC_KEY is not a usable {algorithm} key: {exc}"
+        ) from exc
+    if not isinstance(key, wanted):
+        raise ConfigurationError(
+            f"PDP_JWT_PUBLIC_KEY must be the public key of an {algorithm} pair"
+        )
 
 
 def _pem(value: str) -> str:
