@@ -102,6 +102,13 @@ def edit_user(
         if "opens_on" in fields:
             if data.opens_on is None:
                 raise BadRequest("« opens_on » ne peut pas être vide.", code="VALIDATION_ERROR")
+            # Like a group's or a membership's: only a future opening moves, and not to the past
+            # (R-TIME-2: the past is kept; an open user is closed by fiche 3, R-USR-4).
+            if user.opens_on <= tx.today or data.opens_on < tx.today:
+                raise Conflict(
+                    "Seule l'ouverture d'un compte à venir peut changer, et pas vers le passé.",
+                    code="USER_STARTED",
+                )
             user.opens_on = data.opens_on
         if "closes_on" in fields:
             _close_user(tx, user, data.closes_on)
@@ -113,6 +120,10 @@ def edit_user(
 
 def _close_user(tx: Tx, user: User, closes_on: dt.date | None) -> None:
     store.not_in_past(closes_on, tx.today, "La date de clôture d'un utilisateur")  # R-USR-4
+    if not store.not_ended(user, tx.today):
+        # Reopening (or moving the closing date of) a closed account would rewrite the days
+        # it was closed (R-TIME-2), like reopening a group.
+        raise Conflict(f"Le compte {user.login} est clôturé : il ne se rouvre pas.", "USER_CLOSED")
     if closes_on is not None:
         profiles = tx.session.execute(
             select(AfasProfile.profile).where(
@@ -189,13 +200,13 @@ def user_detail(svc: AdminService, actor: str, org_code: str, login: str) -> dic
         ]
         out["manages"] = sorted(
             {
-                code
-                for m, code in session.execute(
-                    select(GroupManager, Group.code)
+                g.code
+                for m, g in session.execute(
+                    select(GroupManager, Group)
                     .join(Group, Group.id == GroupManager.group_id)
                     .where(GroupManager.user_id == user.id)
                 )
-                if store.is_open(m, today)
+                if store.is_open(m, today) and store.is_open(g, today)
             }
         )
         out["partner_admin"] = any(
