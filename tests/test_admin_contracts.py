@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
 
 import pytest
+from admin_api import SECRET, Api
 from flask import Flask
-from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
 
 from pdp.admin.responses import (
     AdminWritten,
@@ -24,62 +22,11 @@ from pdp.admin.responses import (
     OrganisationWritten,
     SubscriptionWritten,
 )
-from pdp.auth import mint
-from pdp.config import Settings
 from pdp.decision_log import MemoryLog
 
-SECRET = "s" * 40
 OPERATOR = "op.caf751"
 MAIRIE = "/v1/organisations/mairie-montreuil"
 MAIRIE_CONV = "CONV-mairie-montreuil-931"
-
-
-class Api:
-    """The test client, acting as one user or another."""
-
-    def __init__(self, client: FlaskClient) -> None:
-        self.client = client
-
-    def call(
-        self, method: str, path: str, who: str | None = None, json: Any = None
-    ) -> TestResponse:
-        """Send a request with ``who``'s bearer token (none when ``who`` is None)."""
-        headers = {}
-        if who is not None:
-            headers["Authorization"] = f"Bearer {mint(Settings(jwt_secret=SECRET), who)}"
-        return self.client.open(path, method=method, headers=headers, json=json)
-
-    def ok(
-        self, method: str, path: str, who: str, json: Any = None, status: int = 200
-    ) -> dict[str, Any]:
-        """The JSON body of a successful call (``status`` expected)."""
-        response = self.call(method, path, who, json)
-        assert response.status_code == status, response.get_json()
-        body = response.get_json()
-        assert isinstance(body, dict)
-        return body
-
-    def error(
-        self, method: str, path: str, who: str | None, status: int, code: str, json: Any = None
-    ) -> dict[str, Any]:
-        """The error body of a refused call, after checking its status and code."""
-        response = self.call(method, path, who, json)
-        assert response.status_code == status, response.get_json()
-        err = response.get_json()["error"]
-        assert err["code"] == code, err
-        assert err["message"]
-        return err  # type: ignore[no-any-return]
-
-    def revision(self) -> int:
-        """The revision served (GET /v1/health)."""
-        body = self.client.get("/v1/health").get_json()
-        return int(body["revision"])
-
-    def allowed(self, **query: Any) -> bool:
-        """POST /v1/check."""
-        response = self.client.post("/v1/check", json=query)
-        assert response.status_code == 200, response.get_json()
-        return bool(response.get_json()["allowed"])
 
 
 @pytest.fixture
