@@ -150,11 +150,13 @@ def default_database_url(scale: float, seed: int) -> str:
 
 
 def remove_sqlite_file(url: str) -> None:
-    """Delete a SQLite database file and its WAL companions (no-op for other databases)."""
+    """Delete a SQLite database file and its WAL companions (no-op for other databases); make
+    sure its folder exists."""
     prefix = "sqlite:///"
     if not url.startswith(prefix) or url == prefix or ":memory:" in url:
         return
     path = Path(url[len(prefix) :])
+    path.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 

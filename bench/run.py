@@ -51,7 +51,10 @@ class RunOptions:
     casbin_min_queries: int = 30
     casbin_budget_s: float = 60.0
     casbin: bool = True
+    cedar: bool = False
     label: str = ""
+    queries_out: str | None = None
+    load_only: bool = False
 
 
 class _NullLog:
@@ -118,6 +121,13 @@ def timed(fn: Callable[[Any], object], args: Sequence[Any]) -> list[int]:
         fn(arg)
         out[i] = clock() - t0
     return out
+
+
+def same_sample(engine: Engine, sample: list[Query]) -> dict[str, float]:
+    """Engine.check on exactly the queries an alternative answered, in passes totalling at
+    least 20,000 checks (the alternative's own loop warmed nothing of ours)."""
+    passes = max(1, -(-20_000 // max(1, len(sample))))
+    return summary(timed(engine.check, sample * passes))
 
 
 def timer_floor(n: int = 100_000) -> float:
@@ -320,15 +330,31 @@ def run(opts: RunOptions, out: Out = print) -> dict[str, Any]:
         "rss_mib": {"before_load": rss_before, "after_load": rss_now, "peak": rss_peak},
         "timer_floor_us": timer_floor(),
     }
+    if opts.load_only:
+        report_load(figures, out)
+        db.dispose()
+        return figures
     rng = random.Random(opts.seed)
     queries = make_queries(engine.index, catalogue, rng, opts.queries)
+    if opts.queries_out:
+        rows_out = [[q.user, q.service, q.role, q.caf] for q in queries[:20_000]]
+        Path(opts.queries_out).write_text(json.dumps(rows_out), encoding="utf-8")
     figures.update(_checks(engine, queries, today.toordinal()))
     figures.update(_listings_and_batches(engine, catalogue, queries, rng, opts))
     figures["gc"] = {"counts": list(gc.get_count()), "tracked_objects": len(gc.get_objects())}
     if opts.casbin:
         casbin = _casbin(source, engine.index, today, queries[: opts.casbin_queries], opts)
-        casbin["ours_same_sample"] = summary(timed(engine.check, queries[: casbin["compared"]]))
+        casbin["ours_same_sample"] = same_sample(engine, queries[: casbin["compared"]])
         figures["casbin"] = casbin
+    if opts.cedar:
+        from bench.cedar import compare_cedar
+
+        snap = source.load()
+        sample = queries[: opts.casbin_queries * 10]
+        cedar = compare_cedar(snap, engine.index, today, sample, opts.casbin_budget_s)
+        del snap
+        cedar["ours_same_sample"] = same_sample(engine, sample[: cedar["compared"]])
+        figures["cedar"] = cedar
     report(figures, out)
     db.dispose()
     return figures
@@ -397,7 +423,29 @@ def rows(f: dict[str, Any]) -> list[tuple[str, str]]:
             ),
             ("answers agree with Casbin", f"{c['agree']} / {c['compared']}"),
         ]
+    cd = f.get("cedar")
+    if cd:
+        out += [
+            (
+                "cedarpy: entities / build",
+                f"{cd['entities']:,} entities built in {cd['build_s']:.2f} s",
+            ),
+            ("cedarpy: is_authorized with the request's slice", _lat(cd["all"])),
+            ("cedarpy: building the request's slice (not in the line above)", _lat(cd["slice"])),
+            ("answers agree with cedarpy", f"{cd['agree']:,} / {cd['compared']:,}"),
+        ]
     return out
+
+
+def report_load(f: dict[str, Any], out: Out = print) -> None:
+    """Print the load figures alone (``run --load-only``)."""
+    ds, load, rss = f["dataset"], f["load"], f["rss_mib"]
+    out(
+        f"\n## pdp load {f['label']} ({f['database']}): {ds['organisations']:,} organisations,"
+        f" {ds['users']:,} users: {load['total_s']:.2f} s (snapshot read"
+        f" {load['snapshot_s']:.2f} s + index build {load['index_s']:.2f} s),"
+        f" RSS {rss['after_load']:.0f} MiB (peak {rss['peak']:.0f} MiB)"
+    )
 
 
 def report(f: dict[str, Any], out: Out = print) -> None:
@@ -433,6 +481,16 @@ def report(f: dict[str, Any], out: Out = print) -> None:
         )
         for line in c["disagreements"]:
             out(f"DISAGREEMENT: {line}")
+    cd = f.get("cedar")
+    if cd and cd["compared"]:
+        ratio = cd["all"]["median_us"] / med
+        same = cd["all"]["median_us"] / cd["ours_same_sample"]["median_us"]
+        out(
+            f"ours vs cedarpy: {ratio:,.0f}× faster (median vs the headline);"
+            f" {same:,.0f}× on the same {cd['compared']:,} queries"
+        )
+        for line in cd["disagreements"]:
+            out(f"DISAGREEMENT (cedar): {line}")
     out(f"reasons: {f['reasons']}")
 
 

@@ -18,6 +18,7 @@ from pdp.api.admin_contracts import bp as admin_contracts_bp
 from pdp.api.admin_groups import bp as admin_groups_bp
 from pdp.api.admin_users import bp as admin_users_bp
 from pdp.api.decisions import bp as decisions_bp
+from pdp.api.jsonio import OrjsonProvider
 from pdp.audit import AuditTrail, JsonLinesAudit
 from pdp.auth import TokenVerifier
 from pdp.catalogue import load_catalogue
@@ -64,6 +65,12 @@ def build_engine(settings: Settings) -> tuple[Engine, Any]:
     return engine, db
 
 
+class PdpFlask(Flask):
+    """Flask with the orjson provider (``pdp.api.jsonio``)."""
+
+    json_provider_class = OrjsonProvider
+
+
 def create_app(
     test_config: Mapping[str, Any] | None = None,
     *,
@@ -74,12 +81,10 @@ def create_app(
     """Build the Flask app. Settings come from the environment, overridden by ``test_config``."""
     overrides = dict(test_config or {})
     settings = Settings.from_env(**overrides)
-    app = Flask(__name__)
+    app = PdpFlask(__name__)
     app.config["PDP_SETTINGS"] = settings
     # Body size is enforced by the views themselves (pdp.api.decisions._body): Werkzeug's
     # limit cuts chunked bodies silently instead of refusing them.
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
     verifier = TokenVerifier.from_settings(settings)
     if engine is None:
         engine, db = build_engine(settings)

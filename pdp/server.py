@@ -41,9 +41,10 @@ def _post_fork(server: Any, worker: Any) -> None:
         db.dispose(close=False)
 
 
-def serve(app: Flask, bind: str, workers: int) -> None:
-    """Serve ``app`` until stopped. The index is built once, before the workers fork."""
-    options = {
+def gunicorn_options(bind: str, workers: int) -> dict[str, Any]:
+    """The production gunicorn settings of ``pdp serve`` (the benchmark serves its bare Flask
+    ceiling with the very same ones)."""
+    return {
         "bind": bind,
         "workers": workers,
         "worker_class": "gthread",
@@ -60,4 +61,8 @@ def serve(app: Flask, bind: str, workers: int) -> None:
         # user: a second instance would take it over. pdp does not use it.
         "control_socket_disable": True,
     }
-    PdpServer(app, options).run()
+
+
+def serve(app: Flask, bind: str, workers: int) -> None:
+    """Serve ``app`` until stopped. The index is built once, before the workers fork."""
+    PdpServer(app, gunicorn_options(bind, workers)).run()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from adapters.sql.database import make_engine
@@ -106,11 +108,38 @@ def test_generated_data_respects_the_domain_rules(tmp_path: Path) -> None:
         assert conn.execute(select(func.count()).select_from(GroupRole)).scalar_one() > 0
 
 
-def test_cli_all_writes_the_json(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-    out = tmp_path / "out.json"
-    args = ["all", "--scale", "0.001", "--database-url", url, "--queries", "2000"]
-    status = main([*args, "--casbin-queries", "30", "--json", str(out)])
-    assert status == 0
-    figures = json.loads(out.read_text())
-    assert figures["casbin"]["agree"] == figures["casbin"]["compared"] > 0
+def test_the_whole_suite_runs_end_to_end_and_agrees_with_casbin_and_cedar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m bench all`` at scale 0.01: every part runs (HTTP only where wrk is
+    installed), the alternatives agree with us on every query, and the summary is printed."""
+    out = tmp_path / "suite.json"
+    args = ["all", "--scale", "0.01", "--queries", "3000", "--data-dir", str(tmp_path)]
+    args += ["--http-duration", "1", "--http-rounds", "1", "--write-repeats", "2"]
+    if shutil.which("wrk") is None:
+        args.append("--no-http")
+    assert main([*args, "--json", str(out)]) == 0
+    suite = json.loads(out.read_text())
+
+    assert set(suite["runs"]) == {"0.005", "0.01"}  # 100 organisations, and the target
+    alt = suite["runs"]["0.005"]
+    assert alt["dataset"]["organisations"] == 100
+    assert alt["casbin"]["compared"] >= 30
+    assert alt["casbin"]["agree"] == alt["casbin"]["compared"], alt["casbin"]["disagreements"]
+    for figures in suite["runs"].values():
+        cedar = figures["cedar"]
+        assert cedar["compared"] >= 30 and cedar["errors"] == 0
+        assert cedar["agree"] == cedar["compared"], cedar["disagreements"]
+        assert figures["check"]["count"] == 3000
+    writes = suite["writes"]
+    for name in ("attach", "assign_role_50", "close_group_200"):
+        assert writes[f"{name}_flips"]["writer"] == writes[f"{name}_flips"]["n"] == 2
+    if shutil.which("wrk") is not None:
+        http = suite["http"]
+        for result in (*http["pdp"], *http["bare"], *http["batch"]):
+            assert result["requests"] > 0 and result["errors"] == 0, result
+        assert [r["connections"] for r in http["pdp"]] == [2, 16, 64]
+        assert len(http["memory"]["workers"]) == 2
+    printed = capsys.readouterr().out
+    for heading in ("## Alternatives", "## Growth", "## Targets", "vs plain Casbin", "cedarpy"):
+        assert heading in printed, heading

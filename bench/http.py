@@ -1,0 +1,356 @@
+"""Over HTTP: ``pdp serve`` against a bare Flask endpoint under the same gunicorn settings.
+
+Everything runs in other processes, started and stopped here: the servers (``pdp serve`` with
+its production settings, ``python -m bench.bare``) and the load generator, ``wrk`` (Debian's
+package ``wrk``). wrk replays the benchmark's own queries (written by ``bench run
+--queries-out``) through a Lua script, one request after another on each keep-alive connection,
+and reports its latency percentiles and counts as JSON from its ``done`` hook.
+
+Memory is read from ``/proc``: RSS of each process, and PSS (each shared page divided among the
+processes sharing it) for the server as a whole: the workers fork from a master that built the
+index, so most of it is shared until touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pdp.server import default_workers
+
+QueryRow = tuple[str, str, str | None, str | None]
+
+_LUA = r"""
+local bodies = {%(bodies)s}
+local path = "%(path)s"
+local headers = {["Content-Type"] = "application/json"}
+local threads, offset, i = {}, 0, 0
+function setup(thread)
+  thread:set("offset", #threads * 7919)
+  table.insert(threads, thread)
+end
+function init(args)
+  i = offset or 0
+end
+function request()
+  i = i + 1
+  return wrk.format("POST", path, headers, bodies[(i %% #bodies) + 1])
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests":%%d,"duration_us":%%d,"bytes":%%d,"connect":%%d,"read":%%d,' ..
+    '"write":%%d,"status":%%d,"timeout":%%d,"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,' ..
+    '"p999_us":%%d,"max_us":%%d,"mean_us":%%.1f}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
+    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max, latency.mean))
+end
+"""
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """What to load and for how long."""
+
+    database_url: str
+    queries: Sequence[QueryRow]
+    connections: tuple[int, ...] = (2, 16, 64)
+    batch_connections: tuple[int, ...] = (2, 4)
+    duration_s: int = 10
+    rounds: int = 3
+    workers: int = default_workers()
+    memory_workers: int = 2
+    wrk_threads: int = 2
+    start_timeout_s: float = 600.0
+
+
+def check_body(q: QueryRow) -> dict[str, str]:
+    """The JSON body of ``POST /v1/check`` for a query (absent fields left out)."""
+    user, service, role, caf = q
+    body = {"user": user, "service": service}
+    if role is not None:
+        body["role"] = role
+    if caf is not None:
+        body["caf"] = caf
+    return body
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return sorted(out)
+
+
+def _kib(path: Path, field: str) -> float:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return float("nan")
+
+
+def process_memory(pid: int) -> dict[str, float]:
+    """RSS, PSS and private (unshared) memory of one process, in MiB."""
+    proc = Path(f"/proc/{pid}")
+    rollup = proc / "smaps_rollup"
+    private = _kib(rollup, "Private_Clean") + _kib(rollup, "Private_Dirty")
+    return {
+        "rss_mib": _kib(proc / "status", "VmRSS") / 1024,
+        "pss_mib": _kib(rollup, "Pss") / 1024,
+        "private_mib": private / 1024,
+    }
+
+
+def server_memory(pid: int) -> dict[str, Any]:
+    """The master's and each worker's memory, and the whole server's PSS."""
+    master = process_memory(pid)
+    workers = [process_memory(child) for child in _children(pid)]
+    return {
+        "master": master,
+        "workers": workers,
+        "total_pss_mib": master["pss_mib"] + sum(w["pss_mib"] for w in workers),
+    }
+
+
+@dataclass
+class Server:
+    """A server process started by the benchmark."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    ready_s: float
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"server exited with {process.returncode}:\n{tail}")
+        try:
+            with urllib.request.urlopen(url + "/v1/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not ready after {timeout:.0f} s")
+
+
+@contextmanager
+def running(
+    name: str, argv: list[str], env: dict[str, str], workdir: Path, timeout: float
+) -> Iterator[Server]:
+    """Start a server, wait for its health probe, yield it, then stop it (SIGTERM)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / f"{name}.log"
+    started = time.perf_counter()
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [*argv, "--bind", f"127.0.0.1:{port}"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )
+    try:
+        _wait_ready(process, url, timeout, log)
+        yield Server(name, process, url, time.perf_counter() - started)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# -- load -------------------------------------------------------------------------------------
+
+
+def _lua_string(text: str) -> str:
+    level = "=" * 3
+    assert f"]{level}]" not in text
+    return f"[{level}[{text}]{level}]"
+
+
+def write_script(path: Path, bodies: Sequence[str], endpoint: str) -> Path:
+    """A wrk Lua script replaying ``bodies`` in turn against ``endpoint``."""
+    listed = ",\n".join(_lua_string(b) for b in bodies)
+    path.write_text(_LUA % {"bodies": listed, "path": endpoint}, encoding="utf-8")
+    return path
+
+
+def wrk(url: str, script: Path, connections: int, duration_s: int, threads: int) -> dict[str, Any]:
+    """Run wrk once; return its figures (latencies in µs) and requests per second."""
+    argv = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration_s}s"]
+    argv += ["--timeout", "10s", "-s", str(script), url]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("WRK_JSON "))
+    figures: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
+    figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
+    figures["errors"] = sum(figures[k] for k in ("connect", "read", "write", "status", "timeout"))
+    figures["connections"] = connections
+    return figures
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median throughput, with every run's throughput alongside."""
+    ordered = sorted(runs, key=lambda r: float(r["rps"]))
+    chosen = dict(ordered[len(ordered) // 2])
+    chosen["rps_runs"] = [r["rps"] for r in runs]
+    return chosen
+
+
+def _pdp_argv(workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-c",
+        "from pdp.cli import main; main()",
+        "serve",
+        "--workers",
+        str(workers),
+    ]
+
+
+def measure_http(opts: HttpOptions, out: Any = print) -> dict[str, Any]:
+    """Load both servers in turn; return every figure (see ``http_rows``)."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk not found: install Debian's package wrk (apt-get install wrk)")
+    singles = [json.dumps(check_body(q)) for q in opts.queries[:20_000]]
+    batches = [
+        json.dumps({"checks": [check_body(q) for q in opts.queries[i : i + 1000]]})
+        for i in range(0, min(len(opts.queries), 20_000) - 999, 1000)
+    ]
+    figures: dict[str, Any] = {"workers": opts.workers, "duration_s": opts.duration_s}
+    with tempfile.TemporaryDirectory(prefix="pdp-bench-http-") as tmp:
+        work = Path(tmp)
+        env = dict(os.environ)
+        env.update(
+            PDP_DATABASE_URL=opts.database_url,
+            PDP_DECISION_LOG=str(work / "decisions.jsonl"),
+            PYTHONPATH=os.pathsep.join([str(Path.cwd()), env.get("PYTHONPATH", "")]),
+        )
+        single = write_script(work / "single.lua", singles, "/v1/check")
+        batch = write_script(work / "batch.lua", batches, "/v1/check/batch") if batches else None
+        bare_argv = [sys.executable, "-m", "bench.bare", "--workers", str(opts.workers)]
+        pdp_argv = _pdp_argv(opts.workers)
+        with (
+            running("bare", bare_argv, env, work, opts.start_timeout_s) as bare,
+            running("pdp", pdp_argv, env, work, opts.start_timeout_s) as pdp,
+        ):
+            out(f"pdp serve ({opts.workers} workers) ready in {pdp.ready_s:.1f} s; loading it")
+            figures["ready_s"] = pdp.ready_s
+            figures["bare"], figures["pdp"] = [], []
+            for c in opts.connections:
+                # Interleaved rounds, the median run of each kept: the VM's noise hits both.
+                runs: dict[str, list[dict[str, Any]]] = {"bare": [], "pdp": []}
+                for _ in range(opts.rounds):
+                    for name, server in (("bare", bare), ("pdp", pdp)):
+                        runs[name].append(
+                            wrk(server.url, single, c, opts.duration_s, opts.wrk_threads)
+                        )
+                for name in ("bare", "pdp"):
+                    figures[name].append(_median_run(runs[name]))
+            figures["batch"] = []
+            for c in opts.batch_connections:
+                if batch is None:
+                    break
+                runs_ = [
+                    wrk(pdp.url, batch, c, opts.duration_s, opts.wrk_threads)
+                    for _ in range(opts.rounds)
+                ]
+                figures["batch"].append(_median_run(runs_))
+            figures["memory_production"] = server_memory(pdp.process.pid)
+        argv = _pdp_argv(opts.memory_workers)
+        with running("pdp-mem", argv, env, work, opts.start_timeout_s) as small:
+            out(f"pdp serve ({opts.memory_workers} workers) ready in {small.ready_s:.1f} s")
+            figures["memory_idle"] = server_memory(small.process.pid)
+            wrk(small.url, single, 16, min(5, opts.duration_s), opts.wrk_threads)
+            figures["memory"] = server_memory(small.process.pid)
+            figures["memory_ready_s"] = small.ready_s
+    return figures
+
+
+def _pct(f: dict[str, Any]) -> str:
+    return (
+        f"{f['rps']:,.0f} req/s · p50 {f['p50_us'] / 1000:.2f} ms · p99"
+        f" {f['p99_us'] / 1000:.2f} ms · p99.9 {f['p999_us'] / 1000:.2f} ms"
+        + (f" · {f['errors']} errors" if f["errors"] else "")
+    )
+
+
+def http_rows(f: dict[str, Any]) -> list[tuple[str, str]]:
+    """Table rows (figure, value) of ``measure_http``'s figures."""
+    out: list[tuple[str, str]] = []
+    for ours, bare in zip(f["pdp"], f["bare"], strict=True):
+        c = ours["connections"]
+        out.append((f"HTTP check, {c} connections: bare Flask", _pct(bare)))
+        share = ours["rps"] / bare["rps"]
+        out.append((f"HTTP check, {c} connections: pdp serve", f"{_pct(ours)} ({share:.0%})"))
+    for b in f["batch"]:
+        out.append(
+            (
+                f"HTTP batch of 1,000, {b['connections']} connections",
+                f"{b['rps'] * 1000:,.0f} checks/s ({_pct(b)})",
+            )
+        )
+    mem = f["memory"]
+    workers = mem["workers"]
+    out.append(("pdp serve ready (production settings)", f"{f['ready_s']:.1f} s"))
+    out.append(
+        (
+            f"memory, {len(workers)}-worker server after load (PSS total)",
+            f"{mem['total_pss_mib']:.0f} MiB (master RSS {mem['master']['rss_mib']:.0f} MiB)",
+        )
+    )
+    out.append(
+        (
+            "memory, one worker (RSS / private)",
+            " · ".join(f"{w['rss_mib']:.0f} / {w['private_mib']:.0f} MiB" for w in workers),
+        )
+    )
+    prod = f["memory_production"]
+    out.append(
+        (
+            f"memory, {len(prod['workers'])}-worker production server after load (PSS total)",
+            f"{prod['total_pss_mib']:.0f} MiB",
+        )
+    )
+    return out
