@@ -126,7 +126,13 @@ class Engine:
                     # committed meanwhile to another organisation is not in it. Claim only the
                     # revisions actually applied; the next poll picks up the rest.
                     snap.revision = max(rev for rev, _ in changes)
-                    self.index = self.index.with_partitions(snap)
+                    # As in load(): no collection while the partition's objects are made
+                    # (at national scale it halved the rebuild, 72 → 39 ms).
+                    gc.disable()
+                    try:
+                        self.index = self.index.with_partitions(snap)
+                    finally:
+                        gc.enable()
         except Exception:
             log.exception("refresh failed; serving revision %s", self.index.revision)
             return
