@@ -17,9 +17,11 @@ import platform
 import random
 import resource
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from adapters.sql.database import make_engine
 from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
 from bench.generate import CAF_CODES
 from pdp.catalogue import Catalogue, load_catalogue
+from pdp.decision_log import OffLog, WalLog
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Query, Reason
 from pdp.engine.engine import Engine
@@ -55,13 +58,6 @@ class RunOptions:
     label: str = ""
     queries_out: str | None = None
     load_only: bool = False
-
-
-class _NullLog:
-    """A decision log that keeps nothing: the batch figure measures the service, not disk."""
-
-    def record(self, entry: dict[str, Any]) -> None:
-        """Drop the entry."""
 
 
 class _TimedSource:
@@ -295,9 +291,20 @@ def _listings_and_batches(
     batches = [queries[i * 1000 : (i + 1) * 1000] for i in range(count)]
     check = engine.check
     figures["batch_engine"] = summary(timed(lambda b: [check(q) for q in b], batches))
-    service = DecisionService(engine, catalogue, _NullLog())
+    service = DecisionService(engine, catalogue, OffLog())
     figures["batch_service"] = summary(timed(lambda b: service.check_many(list(b)), batches))
+    # The same batches with the decision log written (no shipping: the disk's cost only).
+    for mode in ("buffered", "sync"):
+        with tempfile.TemporaryDirectory(prefix="pdp-bench-log-") as tmp:
+            wal = WalLog(tmp, mode)
+            logged = DecisionService(engine, catalogue, wal)
+            figures[f"batch_service_{mode}"] = summary(timed(partial(_check_many, logged), batches))
+            wal.close()
     return figures
+
+
+def _check_many(service: DecisionService, batch: list[Query]) -> object:
+    return service.check_many(list(batch))
 
 
 def run(opts: RunOptions, out: Out = print) -> dict[str, Any]:
@@ -401,7 +408,16 @@ def rows(f: dict[str, Any]) -> list[tuple[str, str]]:
         ("allowed share of the queries", f"{f['allowed_share']:.1%}"),
         ("permissions listing (Engine.permissions)", _lat(f["permissions"])),
         ("batch of 1,000: Engine.check loop", _lat(f["batch_engine"])),
-        ("batch of 1,000: DecisionService.check_many", _lat(f["batch_service"])),
+        ("batch of 1,000: DecisionService.check_many, log off", _lat(f["batch_service"])),
+        *[
+            (
+                f"batch of 1,000: check_many, log {mode}",
+                f"{_lat(f[key])}; {f[key]['median_us'] / f['batch_service']['median_us'] - 1:+.1%}"
+                " vs log off",
+            )
+            for mode in ("buffered", "sync")
+            if (key := f"batch_service_{mode}") in f
+        ],
     ]
     c = f.get("casbin")
     if c:

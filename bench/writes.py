@@ -40,7 +40,7 @@ from bench.run import _lat, _us, summary
 from pdp.admin import groups, store, users
 from pdp.admin.requests import GroupNew, MembershipNew, RoleRef, UserRef
 from pdp.admin.service import AdminService
-from pdp.audit import MemoryAudit
+from pdp.audit import AuditChain, AuditReader
 from pdp.catalogue import load_catalogue
 from pdp.clock import FOREVER
 from pdp.config import Settings
@@ -138,8 +138,8 @@ def measure_writes(
     other._written = engine._written  # two workers of one server: one shared value
     engine.load()
     other.load()
-    audit = MemoryAudit()
-    svc = AdminService(db, engine, catalogue, audit, MemoryLog(), None)
+    audit = AuditReader(db)
+    svc = AdminService(db, engine, catalogue, AuditChain(), MemoryLog(), None)
     org_id, org, admin, convention, pairs, open_users = _choose(svc, members)
     p1, p2 = pairs[0], pairs[1]
     pool = [

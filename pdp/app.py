@@ -7,26 +7,30 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.sql.database import make_engine, schema_revision
 from adapters.sql.snapshot import SqlSnapshotSource
+from pdp import context
 from pdp.admin.service import AdminService
 from pdp.api import errors
 from pdp.api.admin_contracts import bp as admin_contracts_bp
 from pdp.api.admin_groups import bp as admin_groups_bp
 from pdp.api.admin_users import bp as admin_users_bp
+from pdp.api.auditor import bp as auditor_bp
 from pdp.api.decisions import bp as decisions_bp
 from pdp.api.jsonio import OrjsonProvider
-from pdp.audit import AuditTrail, JsonLinesAudit
+from pdp.audit import AuditChain
+from pdp.auditor import AuditorQueries
 from pdp.auth import TokenVerifier
 from pdp.catalogue import load_catalogue
 from pdp.config import Settings
-from pdp.decision_log import DecisionLog, JsonLinesLog
+from pdp.decision_log import DecisionLog, open_log
 from pdp.engine.casbin_model import load_model
 from pdp.engine.engine import Engine
 from pdp.errors import ConfigurationError
+from pdp.masking import Masker
 from pdp.queries import DecisionService
 from policies import CATALOGUE_PATH
 
@@ -76,7 +80,6 @@ def create_app(
     *,
     engine: Engine | None = None,
     decision_log: DecisionLog | None = None,
-    audit: AuditTrail | None = None,
 ) -> Flask:
     """Build the Flask app. Settings come from the environment, overridden by ``test_config``."""
     overrides = dict(test_config or {})
@@ -91,19 +94,39 @@ def create_app(
     else:
         db = make_engine(settings.database_url)
     app.extensions["pdp.db"] = db
-    log_ = decision_log or JsonLinesLog(settings.decision_log)
-    app.extensions["pdp.decisions"] = DecisionService(engine, engine.catalogue, log_)
-    app.extensions["pdp.admin"] = AdminService(
+    masker = Masker(settings.log_mask, settings.log_mask_key)
+    if decision_log is None:
+        decision_log, shipper = open_log(settings, db)
+        app.extensions["pdp.shipper"] = shipper
+    app.extensions["pdp.log"] = decision_log
+    app.extensions["pdp.decisions"] = DecisionService(
+        engine, engine.catalogue, decision_log, masker
+    )
+    admin = app.extensions["pdp.admin"] = AdminService(
         db,
         engine,
         engine.catalogue,
-        audit or JsonLinesAudit(settings.audit_log),
-        log_,
+        AuditChain(settings.audit_key, masker),
+        decision_log,
         verifier,
+        masker,
     )
+    app.extensions["pdp.auditor"] = AuditorQueries(db, admin, masker)
+
+    @app.before_request
+    def _request_context() -> None:
+        context.request_id.set(context.accept_request_id(request.headers.get("X-Request-Id")))
+        context.client.set(request.remote_addr or "unknown")
+
+    @app.after_request
+    def _request_id_header(response: Response) -> Response:
+        response.headers["X-Request-Id"] = context.request_id.get() or ""
+        return response
+
     errors.install(app)
     app.register_blueprint(decisions_bp)
     app.register_blueprint(admin_users_bp)
     app.register_blueprint(admin_contracts_bp)
     app.register_blueprint(admin_groups_bp)
+    app.register_blueprint(auditor_bp)
     return app

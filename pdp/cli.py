@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -66,14 +67,18 @@ def demo() -> None:
 
 
 def _load_demo(url: str) -> str:
+    from pdp.audit import AuditChain
     from pdp.clock import paris_today
     from pdp.demo import demo_loaded, load_demo
+    from pdp.masking import Masker
 
+    settings = _settings()
+    chain = AuditChain(settings.audit_key, Masker(settings.log_mask, settings.log_mask_key))
     uow = UnitOfWork(sessionmaker(make_engine(url)))
     with uow.begin() as session:
         if demo_loaded(session):
             return "demo data already loaded"
-        revision = load_demo(session, paris_today())
+        revision = load_demo(session, paris_today(), chain)
     return f"demo data loaded (revision {revision})"
 
 
@@ -84,12 +89,17 @@ def demo_load() -> None:
 
 
 def _service() -> DecisionService:
+    """The decision service, logging like the server (client "cli"); the log is flushed and
+    shipped when the command exits."""
     from pdp.app import build_engine
-    from pdp.decision_log import JsonLinesLog
+    from pdp.decision_log import open_log
+    from pdp.masking import Masker
 
     settings = Settings.from_env(verify_orgs=0)
-    engine, _db = build_engine(settings)
-    return DecisionService(engine, engine.catalogue, JsonLinesLog("off"))
+    engine, db = build_engine(settings)
+    decision_log, _shipper = open_log(settings, db)
+    masker = Masker(settings.log_mask, settings.log_mask_key)
+    return DecisionService(engine, engine.catalogue, decision_log, masker)
 
 
 @cli.command()
@@ -156,6 +166,11 @@ def quickstart(bind: str, workers: int) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     url = f"sqlite:///{path}"
     os.environ["PDP_DATABASE_URL"] = url
+    # A fresh database gets a fresh decision log: segments left by an earlier quickstart
+    # belong to the database it replaced.
+    log_dir = Path.cwd() / "pdp-demo-decision-log"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    os.environ.setdefault("PDP_DECISION_LOG_DIR", str(log_dir))
     if not os.environ.get("PDP_JWT_SECRET"):
         import secrets
 
@@ -174,6 +189,95 @@ def quickstart(bind: str, workers: int) -> None:
 
     logging.getLogger("pdp").setLevel(logging.INFO)
     run(create_app(), bind, workers)
+
+
+_AGE = re.compile(r"^(\d+)d$")
+
+
+def _moment(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 day or date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+@cli.group()
+def logs() -> None:
+    """The decision log: shipping, export, retention."""
+
+
+@logs.command("ship")
+def logs_ship() -> None:
+    """Ship to the database every segment no running process holds (after a crash)."""
+    from pdp.decision_log import Shipper
+
+    settings = _settings()
+    report = Shipper(settings.decision_log_dir, make_engine(settings.database_url)).ship_once()
+    click.echo(
+        f"shipped {report.shipped} decisions from {report.orphans} segments "
+        f"({report.rejected} unreadable entries kept in rejected.jsonl)"
+    )
+
+
+@logs.command("export")
+@click.option("--from", "start", help="First moment (ISO 8601), included.")
+@click.option("--to", "end", help="Last moment (ISO 8601), excluded.")
+@click.option("--organisation", help="Only this organisation's decisions.")
+def logs_export(start: str | None, end: str | None, organisation: str | None) -> None:
+    """Write the logged decisions, oldest first, to standard output as JSON lines."""
+    from pdp.auditor import export_decisions
+
+    db = make_engine(_settings().database_url)
+    out = sys.stdout.buffer
+    for line in export_decisions(db, organisation, _moment(start), _moment(end)):
+        out.write(line)
+    out.flush()
+
+
+@logs.command("prune")
+@click.option("--older-than", "older_than", required=True, help="Age, in days: e.g. 400d.")
+def logs_prune(older_than: str) -> None:
+    """Delete logged decisions older than the given age (retention)."""
+    from pdp.auditor import prune_decisions
+
+    m = _AGE.match(older_than)
+    if m is None:
+        raise click.BadParameter(f"{older_than!r}: expected a number of days, e.g. 400d")
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=int(m.group(1)))
+    deleted = prune_decisions(make_engine(_settings().database_url), cutoff)
+    click.echo(f"deleted {deleted} decisions logged before {cutoff.isoformat()}")
+
+
+@cli.group()
+def audit() -> None:
+    """The audit trail of administrative changes."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; exit 1 naming the first broken record."""
+    from pdp.audit import AuditChain
+
+    settings = _settings()
+    report = AuditChain(settings.audit_key).verify(make_engine(settings.database_url))
+    click.echo(("ok: " if report.ok else "BROKEN: ") + report.message)
+    sys.exit(0 if report.ok else 1)
+
+
+@audit.command("export")
+def audit_export() -> None:
+    """Write every audit record, oldest first, to standard output as JSON lines."""
+    import orjson
+
+    from pdp.audit import iter_records
+
+    out = sys.stdout.buffer
+    for record in iter_records(make_engine(_settings().database_url)):
+        out.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+    out.flush()
 
 
 @cli.command()

@@ -11,6 +11,7 @@ from typing import Any
 from pdp.errors import ConfigurationError
 
 DEFAULT_DATABASE_URL = f"sqlite:///{Path.cwd() / 'pdp.sqlite3'}"
+DEFAULT_DECISION_LOG_DIR = str(Path.cwd() / "pdp-decision-log")
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,13 @@ class Settings:
     max_body_bytes: int = 1_048_576
     page_max: int = 1000
     verify_orgs: int = 5
-    decision_log: str = "-"
-    audit_log: str = "-"
+    decision_log: str = "buffered"
+    decision_log_dir: str = DEFAULT_DECISION_LOG_DIR
+    decision_log_flush_ms: int = 50
+    decision_log_ship_interval: float = 1.0
+    log_mask: str = "email"
+    log_mask_key: str = ""
+    audit_key: str = ""
     jwt_secret: str = ""
     jwt_public_key: str = ""
     jwt_algorithm: str = "HS256"

@@ -1,108 +1,82 @@
-"""The decision log: one JSON line per decision. It never changes a decision nor delays it: the
-write happens on a writer thread; a failure is counted and reported, and the decision stands
-(STYLE rule 8)."""
+"""The decision log: every decision, on disk before its answer leaves, then in the database.
+
+Each process appends its entries, one JSON line each, to its own *segment* file in
+``PDP_DECISION_LOG_DIR`` (``WalLog.record``: a ``write`` system call on the request's thread,
+before the response is sent). A flusher thread makes them durable in groups (one ``fdatasync``
+for every entry written since the last one, "group commit"); a shipper thread copies them to the
+``decision_log`` table, which the auditors' query API reads, and deletes a segment once it is
+fully shipped. Durability modes (``PDP_DECISION_LOG``):
+
+- ``buffered`` (default): the entry is in the operating system's page cache before the response
+  is sent, and on disk within ``PDP_DECISION_LOG_FLUSH_MS``. A crash of the process (``kill -9``,
+  out of memory) loses nothing; a crash of the machine or a power cut loses at most the entries of
+  the last ``PDP_DECISION_LOG_FLUSH_MS`` milliseconds.
+- ``sync``: the response waits until its entry is on disk (``fdatasync``). Nothing whose answer
+  reached a caller is lost, even on a power cut.
+- ``off``: nothing is logged (benchmarks only).
+
+A decision whose entry cannot be written (disk full, I/O error, or ``sync`` waiting more than
+``sync_timeout``) is not answered: the caller gets 503 ``DECISION_LOG_UNAVAILABLE``. Each process
+holds an exclusive ``flock`` on its segments; a segment nobody holds belongs to a process that
+died, and any shipper takes it over (``Shipper.ship_once``): after a crash, the restarted
+service ships what was not shipped yet. Shipping is idempotent (the decision id is the table's
+key), so a segment shipped twice after a crash adds nothing twice.
+"""
 
 from __future__ import annotations
 
 import atexit
+import errno
+import fcntl
 import logging
 import os
-import sys
 import threading
 import time
-from collections import deque
-from typing import IO, Any, Protocol
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from random import getrandbits
+from typing import Any, Protocol
 
 import orjson
+from sqlalchemy import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+
+from adapters.sql.models import DecisionRecord
+from pdp.errors import Unavailable
 
 log = logging.getLogger("pdp.decisions")
 
+MODES = ("buffered", "sync", "off")
+SEGMENT_SUFFIX = ".log"
+_LINE = orjson.OPT_APPEND_NEWLINE
+
+
+class LogUnavailable(Unavailable):
+    """The decision could not be logged: it is not answered (503)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="DECISION_LOG_UNAVAILABLE")
+
 
 class DecisionLog(Protocol):
-    """Where decisions are recorded."""
+    """Where decisions are recorded. ``record`` raises LogUnavailable if it cannot."""
 
     def record(self, entry: dict[str, Any]) -> None:
-        """Record one decision; must not raise."""
+        """Record one decision before it is answered."""
+
+    def record_many(self, entries: list[dict[str, Any]]) -> None:
+        """Record several decisions (a batch) at once."""
 
 
-class JsonLinesLog:
-    """Writes each decision as a JSON line to a stream ("-" is standard error) or a file.
-
-    ``record`` only appends the entry to a bounded in-memory list (a ``deque``: no lock, no
-    wake-up per decision); a writer thread (started lazily, once per process, so after
-    gunicorn's fork) wakes every ``interval`` seconds, encodes everything pending with orjson
-    and writes it in one call. A slow or blocked output never delays a decision: when
-    ``queue_size`` entries are pending the entry is dropped and counted in ``dropped``; a
-    failed write is counted in ``failures`` (its entries are lost, the decisions stand).
-    """
-
-    def __init__(self, target: str, queue_size: int = 100_000, interval: float = 0.05) -> None:
-        self.failures = 0
-        self.dropped = 0
-        self._queue_size = queue_size
-        self._interval = interval
-        self._pending: deque[dict[str, Any]] = deque()
-        self._writing = False
-        self._pid: int | None = None
-        self._stream: IO[bytes] | None
-        if target in ("", "off", "none"):
-            self._stream = None
-        elif target == "-":
-            buffer = getattr(sys.stderr, "buffer", None)
-            self._stream = buffer if buffer is not None else os.fdopen(os.dup(2), "wb")
-        else:
-            self._stream = open(target, "ab")  # noqa: SIM115
+class OffLog:
+    """Logs nothing (``PDP_DECISION_LOG=off``)."""
 
     def record(self, entry: dict[str, Any]) -> None:
-        """Queue the entry for writing; never blocks, never raises."""
-        if self._stream is None:
-            return
-        if self._pid != os.getpid():
-            self._start_writer()
-        if len(self._pending) >= self._queue_size:
-            self.dropped += 1
-            return
-        self._pending.append(entry)
+        """Drop the entry."""
 
-    def flush(self, timeout: float = 5.0) -> None:
-        """Wait until every queued entry has been written (or ``timeout`` seconds)."""
-        deadline = time.monotonic() + timeout
-        while (self._pending or self._writing) and time.monotonic() < deadline:
-            time.sleep(0.005)
-
-    def _start_writer(self) -> None:
-        # A thread does not survive a fork: each process starts its own, with its own entries.
-        self._pid = os.getpid()
-        self._pending = deque()
-        threading.Thread(target=self._write_forever, name="pdp-decision-log", daemon=True).start()
-        atexit.register(self.flush, 2.0)
-
-    def _write_forever(self) -> None:
-        while True:
-            time.sleep(self._interval)
-            while self._pending:
-                self._write_pending()
-
-    def _write_pending(self) -> None:
-        stream, pending = self._stream, self._pending
-        assert stream is not None
-        self._writing = True
-        try:
-            chunk: list[bytes] = []
-            while pending and len(chunk) < 10_000:
-                try:
-                    chunk.append(orjson.dumps(pending.popleft(), default=str))
-                except TypeError:
-                    self.failures += 1
-                    log.exception("decision log entry not encodable")
-            try:
-                stream.write(b"\n".join(chunk) + b"\n")
-                stream.flush()
-            except Exception:
-                self.failures += 1
-                log.exception("decision log write failed (%s entries lost)", len(chunk))
-        finally:
-            self._writing = False
+    def record_many(self, entries: list[dict[str, Any]]) -> None:
+        """Drop the entries."""
 
 
 class MemoryLog:
@@ -114,3 +88,439 @@ class MemoryLog:
     def record(self, entry: dict[str, Any]) -> None:
         """Append the entry."""
         self.entries.append(entry)
+
+    def record_many(self, entries: list[dict[str, Any]]) -> None:
+        """Append the entries."""
+        self.entries.extend(entries)
+
+
+@dataclass
+class Segment:
+    """One segment file of this process: its descriptor (holding the lock) and its size."""
+
+    path: Path
+    fd: int
+    size: int = 0
+    shipped: int = 0
+
+
+class WalLog:
+    """The write-ahead decision log of one process (see the module)."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        mode: str = "buffered",
+        *,
+        flush_interval: float = 0.05,
+        segment_bytes: int = 64 << 20,
+        sync_timeout: float = 5.0,
+    ) -> None:
+        if mode not in ("buffered", "sync"):
+            raise ValueError(f"unknown decision log mode {mode!r}")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.mode = mode
+        self.flush_interval = flush_interval
+        self.segment_bytes = segment_bytes
+        self.sync_timeout = sync_timeout
+        self.failures = 0
+        self._sync = mode == "sync"
+        self._cond = threading.Condition()
+        self._pid: int | None = None
+        self._segments: list[Segment] = []
+        self._written = 0
+        self._durable = 0
+        self._on_start: list[Any] = []
+        self._on_close: list[Any] = []
+
+    # -- the request side ----------------------------------------------------------------------
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Append one entry; in ``sync`` mode, return once it is on disk."""
+        self._append(orjson.dumps(entry, option=_LINE, default=str))
+
+    def record_many(self, entries: list[dict[str, Any]]) -> None:
+        """Append several entries in one write."""
+        if entries:
+            self._append(b"".join([orjson.dumps(e, option=_LINE, default=str) for e in entries]))
+
+    def _append(self, data: bytes) -> None:
+        if self._pid != os.getpid():
+            self._start_process()
+        with self._cond:
+            segment = self._segments[-1]
+            try:
+                if segment.size and segment.size + len(data) > self.segment_bytes:
+                    segment = self._rotate()
+                _write_all(segment.fd, data)
+            except OSError as exc:
+                self.failures += 1
+                _truncate(segment)
+                log.error("decision log write failed: %s", exc)
+                raise LogUnavailable(
+                    "Journal des décisions indisponible : décision non rendue."
+                ) from exc
+            segment.size += len(data)
+            self._written += len(data)
+            end = self._written
+            if self._sync:
+                self._cond.notify_all()
+                if not self._cond.wait_for(lambda: self._durable >= end, self.sync_timeout):
+                    self.failures += 1
+                    raise LogUnavailable(
+                        "Journal des décisions indisponible (écriture disque trop lente) : "
+                        "décision non rendue."
+                    )
+
+    # -- the process's files and threads -------------------------------------------------------
+
+    def on_start(self, callback: Any) -> None:
+        """Call ``callback(self)`` in each process that starts logging (to start a shipper)."""
+        self._on_start.append(callback)
+
+    def _start_process(self) -> None:
+        # Segments and threads do not survive a fork: each process opens its own.
+        with self._cond:
+            if self._pid == os.getpid():
+                return
+            self._segments = [self._new_segment()]
+            self._written = self._durable = 0
+            self._pid = os.getpid()
+        threading.Thread(target=self._flush_forever, name="pdp-log-flush", daemon=True).start()
+        for callback in self._on_start:
+            callback(self)
+        atexit.register(self.close)
+
+    def _new_segment(self) -> Segment:
+        name = f"{time.time_ns():020d}-{os.getpid()}-{getrandbits(32):08x}"
+        # Created under a name shippers ignore, locked, then renamed: nobody can take a segment
+        # for an orphan between its creation and its lock.
+        tmp = self.directory / f".{name}.new"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path = self.directory / f"{name}{SEGMENT_SUFFIX}"
+        os.replace(tmp, path)
+        _fsync_dir(self.directory)
+        return Segment(path, fd)
+
+    def _rotate(self) -> Segment:
+        """Seal the current segment (made durable) and open the next. Caller holds the lock."""
+        old = self._segments[-1]
+        os.fdatasync(old.fd)
+        self._durable = self._written
+        segment = self._new_segment()
+        self._segments.append(segment)
+        return segment
+
+    def _flush_forever(self) -> None:
+        pid = os.getpid()
+        while self._pid == pid:
+            with self._cond:
+                if self._sync:
+                    self._cond.wait_for(lambda: self._written > self._durable, self.flush_interval)
+                else:
+                    self._cond.wait(self.flush_interval)
+                if self._pid != pid:
+                    return  # closed
+                target, fd = self._written, self._segments[-1].fd
+            if target > self._durable:
+                self._sync_to(fd, target)
+
+    def _sync_to(self, fd: int, target: int) -> None:
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            self.failures += 1
+            log.error("decision log fdatasync failed: %s", exc)
+            return
+        with self._cond:
+            self._durable = max(self._durable, target)
+            self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Make everything written so far durable (``fdatasync``)."""
+        if self._pid != os.getpid():
+            return
+        with self._cond:
+            target, fd = self._written, self._segments[-1].fd
+        if target > self._durable:
+            self._sync_to(fd, target)
+
+    def segments(self) -> list[Segment]:
+        """This process's segments, oldest first (the last one is being written)."""
+        with self._cond:
+            return list(self._segments) if self._pid == os.getpid() else []
+
+    def release(self, segment: Segment) -> None:
+        """Forget a sealed segment that was fully shipped: delete it, drop its lock."""
+        with self._cond:
+            if segment is self._segments[-1] or segment not in self._segments:
+                return
+            self._segments.remove(segment)
+        _delete(segment.path)
+        os.close(segment.fd)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes written by this process and not shipped yet."""
+        return sum(s.size - s.shipped for s in self.segments())
+
+    def close(self) -> None:
+        """Flush, run the shutdown callbacks (a last shipping), and let go of the segments
+        (deleted if fully shipped, else left for the next shipper). A later ``record`` opens
+        a new segment."""
+        if self._pid != os.getpid():
+            return
+        self.flush()
+        for callback in self._on_close:
+            callback()
+        with self._cond:
+            segments, self._segments, self._pid = self._segments, [], None
+            self._cond.notify_all()
+        for segment in segments:
+            if segment.shipped >= segment.size:
+                _delete(segment.path)
+            os.close(segment.fd)
+
+    def on_close(self, callback: Any) -> None:
+        """Call ``callback()`` when the process closes the log (a last shipping)."""
+        self._on_close.append(callback)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _truncate(segment: Segment) -> None:
+    """Cut a partial write back off, so that the next entry starts on a line of its own."""
+    try:
+        os.ftruncate(segment.fd, segment.size)
+    except OSError as exc:
+        log.error("decision log truncate failed: %s", exc)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _delete(path: Path) -> None:
+    for p in (path, _offset_path(path)):
+        p.unlink(missing_ok=True)
+
+
+def _offset_path(path: Path) -> Path:
+    return path.with_name(path.name + ".shipped")
+
+
+def _read_offset(path: Path) -> int:
+    try:
+        return int(_offset_path(path).read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def _write_offset(path: Path, offset: int) -> None:
+    tmp = path.with_name(f".{path.name}.shipped.new")
+    tmp.write_text(str(offset))
+    os.replace(tmp, _offset_path(path))
+
+
+# -- shipping to the database -------------------------------------------------------------------
+
+
+@dataclass
+class ShipReport:
+    """What one ``Shipper.ship_once`` did."""
+
+    shipped: int = 0
+    segments_done: int = 0
+    orphans: int = 0
+    rejected: int = 0
+
+
+class Shipper:
+    """Copies logged entries from segment files to the ``decision_log`` table.
+
+    ``ship_once`` ships this process's segments (from the ``WalLog`` given, if any) and every
+    segment of the directory that no live process holds. ``start`` runs it every ``interval``
+    seconds on a thread of the calling process.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        db: Engine,
+        wal: WalLog | None = None,
+        *,
+        interval: float = 1.0,
+        chunk_bytes: int = 4 << 20,
+    ) -> None:
+        self.directory = Path(directory)
+        self.db = db
+        self.wal = wal
+        self.interval = interval
+        self.chunk_bytes = chunk_bytes
+        self.failures = 0
+        self.shipped_total = 0
+        self.last_success: float | None = None
+        self._lock = threading.Lock()
+        self._insert: Any = (
+            postgresql.insert(DecisionRecord)
+            if db.dialect.name == "postgresql"
+            else sqlite.insert(DecisionRecord)
+        ).on_conflict_do_nothing(index_elements=["decision_id"])
+
+    def start(self, _wal: WalLog | None = None) -> None:
+        """Ship every ``interval`` seconds from a daemon thread of this process."""
+        threading.Thread(target=self._ship_forever, name="pdp-log-ship", daemon=True).start()
+
+    def _ship_forever(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            try:
+                self.ship_once()
+            except Exception as exc:  # the database is down: the files wait on disk
+                self.failures += 1
+                log.warning("decision log shipping failed, will retry: %s", exc)
+
+    def ship_once(self) -> ShipReport:
+        """Ship what is pending now (own segments first, then orphans); raise on DB errors."""
+        report = ShipReport()
+        with self._lock:
+            if self.wal is not None:
+                for segment in self.wal.segments():
+                    self._ship_own(segment, report)
+            self._ship_orphans(report)
+        self.shipped_total += report.shipped
+        self.last_success = time.time()
+        return report
+
+    def _ship_own(self, segment: Segment, report: ShipReport) -> None:
+        assert self.wal is not None
+        size = segment.size  # complete entries only: the size moves only after a whole write
+        while segment.shipped < size:
+            segment.shipped = self._ship_range(segment.path, segment.shipped, size, report)
+            _write_offset(segment.path, segment.shipped)
+        if segment is not self.wal.segments()[-1] and segment.shipped >= segment.size:
+            self.wal.release(segment)
+            report.segments_done += 1
+
+    def _ship_orphans(self, report: ShipReport) -> None:
+        own = {s.path for s in self.wal.segments()} if self.wal is not None else set()
+        for path in sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}")):
+            if path in own:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # shipped and deleted by another process meanwhile
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as exc:
+                    if exc.errno in (errno.EAGAIN, errno.EACCES):
+                        continue  # a live process holds it
+                    raise
+                if not path.exists():
+                    continue  # deleted between our open and our lock
+                size = os.fstat(fd).st_size
+                offset = _read_offset(path)
+                while offset < size:
+                    done = self._ship_range(path, offset, size, report)
+                    if done == offset:  # only a torn last line is left
+                        report.rejected += 1
+                        log.warning(
+                            "decision log %s: %s bytes of a torn last line dropped (never "
+                            "answered: its write did not complete)",
+                            path.name,
+                            size - offset,
+                        )
+                        break
+                    offset = done
+                    _write_offset(path, offset)
+                _delete(path)
+                report.orphans += 1
+            finally:
+                os.close(fd)
+
+    def _ship_range(self, path: Path, start: int, end: int, report: ShipReport) -> int:
+        """Ship the complete lines of ``path`` in [start, end); return the offset reached."""
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(min(end - start, self.chunk_bytes))
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(data) == self.chunk_bytes:
+                raise ValueError(f"{path.name}: a line longer than {self.chunk_bytes} bytes")
+            return start
+        rows = list(self._rows(data[: cut + 1].splitlines(), path, report))
+        if rows:
+            with self.db.begin() as conn:
+                conn.execute(self._insert, rows)
+        report.shipped += len(rows)
+        return start + cut + 1
+
+    def _rows(self, lines: Iterable[bytes], path: Path, report: ShipReport) -> Iterable[dict]:  # type: ignore[type-arg]
+        for line in lines:
+            try:
+                entry = orjson.loads(line)
+                yield {
+                    "decision_id": entry["decision_id"],
+                    "ts_us": int(entry["ts"] * 1_000_000),
+                    "kind": entry["kind"],
+                    "organisation": entry.get("organisation"),
+                    "user": entry.get("user"),
+                    "service": entry.get("service"),
+                    "allowed": bool(entry["allowed"]),
+                    "reason": entry["reason"],
+                    "revision": int(entry.get("revision") or 0),
+                    "entry": line.decode(),
+                }
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                report.rejected += 1
+                self._reject(path, line)
+
+    def _reject(self, path: Path, line: bytes) -> None:
+        log.error("decision log %s: unreadable entry kept in rejected.jsonl", path.name)
+        with open(self.directory / "rejected.jsonl", "ab") as f:
+            f.write(line + b"\n")
+
+
+def open_log(settings: Any, db: Engine | None) -> tuple[DecisionLog, Shipper | None]:
+    """The decision log the settings ask for, with its shipper (started in each process)."""
+    if settings.decision_log == "off":
+        return OffLog(), None
+    if settings.decision_log not in MODES:
+        from pdp.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"PDP_DECISION_LOG: {settings.decision_log!r} is not one of {', '.join(MODES)}"
+        )
+    wal = WalLog(
+        settings.decision_log_dir,
+        settings.decision_log,
+        flush_interval=settings.decision_log_flush_ms / 1000,
+    )
+    if db is None:
+        return wal, None
+    shipper = Shipper(
+        settings.decision_log_dir, db, wal, interval=settings.decision_log_ship_interval
+    )
+    wal.on_start(shipper.start)
+    wal.on_close(lambda: _last_ship(shipper))
+    return wal, shipper
+
+
+def _last_ship(shipper: Shipper) -> None:
+    try:
+        shipper.ship_once()
+    except Exception as exc:
+        log.warning("decision log: last shipping failed, the files wait on disk: %s", exc)

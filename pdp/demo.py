@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,8 +33,10 @@ from adapters.sql.models import (
     Subscription,
     User,
 )
+from pdp.audit import AuditChain, AuditEvent, now
 
 DEMO_MARKER = "mairie-montreuil"
+DEMO_ACTOR = "pdp-demo-load"
 
 
 class _Builder:
@@ -42,6 +45,21 @@ class _Builder:
         self.today = today
         self.long_ago = today - dt.timedelta(days=730)
         self.cafs: dict[str, Caf] = {}
+        # What the audit trail records of the load: (action, target, organisation, after,
+        # related); numbered with the load's revision at the end.
+        self.changes: list[tuple[str, str, str | None, dict[str, Any], str | None]] = []
+        self.org_codes: dict[int, str] = {}
+
+    def note(
+        self,
+        action: str,
+        target: str,
+        org_id: int | None,
+        after: dict[str, Any],
+        related: str | None = None,
+    ) -> None:
+        org = self.org_codes.get(org_id) if org_id is not None else None
+        self.changes.append((action, target, org, after, related))
 
     def days(self, n: int) -> dt.date:
         return self.today + dt.timedelta(days=n)
@@ -56,6 +74,8 @@ class _Builder:
         org = Organisation(code=code, name=name, kind=kind, opens_on=self.long_ago)
         self.s.add(org)
         self.s.flush()
+        self.org_codes[org.id] = code
+        self.note("organisation.create", f"organisation:{code}", org.id, {"name": name})
         return org
 
     def convention(
@@ -78,6 +98,12 @@ class _Builder:
                     closes_on=closes_on,
                 )
             )
+        self.note(
+            "contract.manage",
+            f"organisation:{org.code}",
+            org.id,
+            {"convention": conv.reference, "caf": caf, "services": sorted(services)},
+        )
         return conv
 
     def user(
@@ -103,6 +129,7 @@ class _Builder:
         )
         self.s.add(user)
         self.s.flush()
+        self.note("user.create", f"user:{login}", user.organisation_id, {"login": login})
         return user
 
     def group(
@@ -131,9 +158,23 @@ class _Builder:
         self.s.add(group)
         self.s.flush()
         self.s.add(GroupManager(group_id=group.id, user_id=manager.id, opens_on=self.long_ago))
+        target = f"group:{org.code}/{code}"
+        self.note(
+            "group.create_sub" if parent else "group.create_top",
+            target,
+            org.id,
+            {"code": code, "manager": manager.login},
+            f"user:{manager.login}",
+        )
         for service, role in roles:
             self.s.add(
                 GroupRole(group_id=group.id, service=service, role=role, opens_on=self.long_ago)
+            )
+            self.note(
+                "group.roles.edit",
+                target,
+                org.id,
+                {"service": service, "role": role, "opens_on": self.long_ago.isoformat()},
             )
         return group
 
@@ -143,9 +184,27 @@ class _Builder:
                 user_id=user.id, group_id=group.id, opens_on=self.long_ago, closes_on=closes_on
             )
         )
+        org = self.org_codes[group.organisation_id]
+        self.note(
+            "group.members.edit",
+            f"user:{user.login}",
+            group.organisation_id,
+            {"user": user.login, "group": group.code, "opens_on": self.long_ago.isoformat()},
+            f"group:{org}/{group.code}",
+        )
 
     def admin(self, org: Organisation, user: User) -> None:
         self.s.add(PartnerAdmin(organisation_id=org.id, user_id=user.id, opens_on=self.long_ago))
+        self.note("admins.designate", f"user:{user.login}", org.id, {"admin": user.login})
+
+    def profile(self, user: User, profile: str) -> None:
+        self.s.add(AfasProfile(user_id=user.id, profile=profile, opens_on=self.long_ago))
+        self.note(
+            "afas.profiles.edit",
+            f"user:{user.login}",
+            user.organisation_id,
+            {"user": user.login, "profile": profile},
+        )
 
 
 def demo_loaded(session: Session) -> bool:
@@ -156,8 +215,9 @@ def demo_loaded(session: Session) -> bool:
     )
 
 
-def load_demo(session: Session, today: dt.date) -> int:
-    """Insert the demo data in the session's transaction; return the new revision."""
+def load_demo(session: Session, today: dt.date, chain: AuditChain | None = None) -> int:
+    """Insert the demo data in the session's transaction, with its audit records (actor
+    ``pdp-demo-load``); return the new revision."""
     b = _Builder(session, today)
     for code, name in (
         ("751", "Caf de Paris"),
@@ -268,8 +328,8 @@ def load_demo(session: Session, today: dt.date) -> int:
     )
     b.member(karim, habiliter)
     b.member(lea, declarer)
-    session.add(AfasProfile(user_id=lea.id, profile="declaration", opens_on=b.long_ago))
-    session.add(AfasProfile(user_id=marc.id, profile="consultation", opens_on=b.long_ago))
+    b.profile(lea, "declaration")
+    b.profile(marc, "consultation")
 
     # A partner with conventions with two Cafs (R-CON-3).
     gp = b.org("ccas-grand-paris", "CCAS du Grand Paris", "ccas")
@@ -283,4 +343,11 @@ def load_demo(session: Session, today: dt.date) -> int:
     b.member(nadia, consult)
 
     session.flush()
-    return record_change(session, [None], "demo load")
+    revision = record_change(session, [None], "demo load")
+    ts = now()
+    events = [
+        AuditEvent(DEMO_ACTOR, action, target, org, None, after, revision, ts, related)
+        for action, target, org, after, related in b.changes
+    ]
+    (chain or AuditChain()).append(session, events, None)
+    return revision

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from random import getrandbits
 from typing import Any
 
+from pdp import context
 from pdp.catalogue import Catalogue
 from pdp.decision_log import DecisionLog
 from pdp.engine.decision import MESSAGES, Decision, Grant, Query, Reason
 from pdp.engine.engine import Engine
 from pdp.engine.index import service_users as index_service_users
 from pdp.errors import BadRequest, NotFound, Unavailable
+from pdp.masking import Masker
 
 _CAF_CODE = re.compile(r"^[0-9A-Za-z]{1,10}$")
 
@@ -36,10 +38,17 @@ class Checked:
 class DecisionService:
     """The composition of engine, catalogue and decision log behind the decision API."""
 
-    def __init__(self, engine: Engine, catalogue: Catalogue, decision_log: DecisionLog) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        catalogue: Catalogue,
+        decision_log: DecisionLog,
+        masker: Masker | None = None,
+    ) -> None:
         self.engine = engine
         self.catalogue = catalogue
         self.decision_log = decision_log
+        self.masker = masker or Masker()
 
     def validate(self, query: Query) -> None:
         """Raise BadRequest (UNKNOWN_SERVICE / UNKNOWN_ROLE / INVALID_CAF) for bad names."""
@@ -48,15 +57,20 @@ class DecisionService:
             raise BadRequest(f"Code Caf invalide : {query.caf!r}.", code="INVALID_CAF")
 
     def check(self, query: Query) -> Checked:
-        """Decide one query (R-DEC-1) and log it. Raises BadRequest for catalogue errors only."""
+        """Decide one query (R-DEC-1) and log it before returning (LogUnavailable if it cannot
+        be logged). Raises BadRequest for catalogue errors only."""
         self.validate(query)
         self.engine.refresh()
-        return self._decide(query)
+        checked, entry = self._decide(query)
+        self.decision_log.record(entry)
+        return checked
 
     def check_many(self, queries: list[Query | BadRequest]) -> list[Checked | BadRequest]:
-        """Decide each valid query; items that are errors are answered as such, in order."""
+        """Decide each valid query; items that are errors are answered as such, in order. The
+        entries of the whole batch are logged in one write, before returning."""
         self.engine.refresh()
         out: list[Checked | BadRequest] = []
+        entries: list[dict[str, Any]] = []
         for query in queries:
             if isinstance(query, BadRequest):
                 out.append(query)
@@ -66,7 +80,10 @@ class DecisionService:
             except BadRequest as exc:
                 out.append(exc)
                 continue
-            out.append(self._decide(query))
+            checked, entry = self._decide(query)
+            out.append(checked)
+            entries.append(entry)
+        self.decision_log.record_many(entries)
         return out
 
     def _fresh(self) -> None:
@@ -75,27 +92,58 @@ class DecisionService:
         if self.engine.stale:
             raise Unavailable(MESSAGES[Reason.POLICY_UNAVAILABLE])
 
-    def _decide(self, query: Query) -> Checked:
+    def _decide(self, query: Query) -> tuple[Checked, dict[str, Any]]:
+        started = time.perf_counter_ns()
         decision = self.engine.check(query)
+        elapsed = time.perf_counter_ns() - started
         # 128 random bits from the (per-process, fork-reseeded) Mersenne Twister: unique like a
         # UUID4 at a tenth of its cost (uuid4 makes a system call per decision).
+        decision_id = f"{getrandbits(128):032x}"
+        entry = {
+            "decision_id": decision_id,
+            "ts": time.time(),
+            "kind": "check",
+            "client": context.client.get(),
+            "request_id": context.request_id.get(),
+            "organisation": self._organisation(query.user),
+            "user": self.masker.mask_field("user", query.user),
+            "service": query.service,
+            "role": query.role,
+            "caf": query.caf,
+            "at": decision.day.isoformat() if decision.day else None,
+            "allowed": decision.allowed,
+            "reason": decision.reason.value,
+            # The grant path: (group, service, role, source) of every grant that allows.
+            "grants": [(g.group, g.service, g.role, g.source) for g in decision.grants],
+            "revision": decision.revision,
+            "eval_us": elapsed / 1000,
+        }
+        return Checked(decision_id, decision), entry
+
+    def _organisation(self, login: str) -> str | None:
+        user = self.engine.index.users.get(login)
+        return user.org.code if user is not None and user.org is not None else None
+
+    def _log_listing(
+        self, kind: str, login: str | None, found: bool, reason: str, extra: dict[str, Any]
+    ) -> str:
         decision_id = f"{getrandbits(128):032x}"
         self.decision_log.record(
             {
                 "decision_id": decision_id,
                 "ts": time.time(),
-                "kind": "check",
-                "user": query.user,
-                "service": query.service,
-                "role": query.role,
-                "caf": query.caf,
-                "day": decision.day.isoformat() if decision.day else None,
-                "allowed": decision.allowed,
-                "reason": decision.reason.value,
-                "revision": decision.revision,
+                "kind": kind,
+                "client": context.client.get(),
+                "request_id": context.request_id.get(),
+                "organisation": self._organisation(login) if login else None,
+                "user": self.masker.mask_field("user", login) if login else None,
+                "allowed": found,
+                "reason": reason,
+                "revision": self.engine.revision,
+                **extra,
             }
         )
-        return Checked(decision_id, decision)
+        return decision_id
 
     def permissions(self, login: str, at: dt.date | None) -> dict[str, Any]:
         """Every service, role and Caf the user may use on the day (R-DEC-4)."""
@@ -104,9 +152,17 @@ class DecisionService:
         index = self.engine.index
         user = index.users.get(login)
         if user is None:
-            raise NotFound(f"Utilisateur inconnu : {login!r}.", code="UNKNOWN_USER")
+            decision_id = self._log_listing(
+                "permissions", login, False, Reason.UNKNOWN_USER.value, {"at": day.isoformat()}
+            )
+            raise NotFound(
+                f"Utilisateur inconnu : {login!r}.",
+                code="UNKNOWN_USER",
+                details={"decision_id": decision_id},
+            )
         found = index.permissions(login, day.toordinal())
         services = []
+        grants_logged: list[tuple[str | None, str, str, str]] = []
         for service, (grants, cafs) in found.items():
             services.append(
                 {
@@ -116,11 +172,20 @@ class DecisionService:
                     "grants": [grant_json(g) for g in grants],
                 }
             )
+            grants_logged.extend((g.group, g.service, g.role, g.source) for g in grants)
+        decision_id = self._log_listing(
+            "permissions",
+            login,
+            bool(services),
+            Reason.ALLOWED.value if services else "NOTHING_GRANTED",
+            {"at": day.isoformat(), "grants": grants_logged},
+        )
         return {
             "user": login,
             "at": day.isoformat(),
             "revision": index.revision,
             "services": services,
+            "decision_id": decision_id,
         }
 
     def service_users(
@@ -148,7 +213,21 @@ class DecisionService:
             orgs = index.sorted_orgs()
         after = decode_cursor(cursor) if cursor else None
         rows, last = index_service_users(index, service, role, orgs, day.toordinal(), after, limit)
+        decision_id = self._log_listing(
+            "service_users",
+            None,
+            bool(rows),
+            Reason.ALLOWED.value if rows else "NOTHING_GRANTED",
+            {
+                "service": service,
+                "role": role,
+                "at": day.isoformat(),
+                "organisation": organisation,
+                "count": len(rows),
+            },
+        )
         return {
+            "decision_id": decision_id,
             "service": service,
             "role": role,
             "at": day.isoformat(),

@@ -339,7 +339,7 @@ def error_code(response: TestResponse) -> str:
 
 
 def test_http_a_valid_token_of_an_open_admin(make_app: MakeApp) -> None:
-    app, _ = make_app(jwt_secret=SECRET, audit_log="off")
+    app, _ = make_app(jwt_secret=SECRET)
     response = get_users(app, mint(Settings(jwt_secret=SECRET), "alice.martin"))
     assert response.status_code == 200, response.get_json()
     logins = {u["login"] for u in response.get_json()["users"]}
@@ -360,7 +360,7 @@ def test_http_a_valid_token_of_an_open_admin(make_app: MakeApp) -> None:
 def test_http_actor_refusals(
     make_app: MakeApp, login: str, ttl: int | None, status: int, code: str | None
 ) -> None:
-    app, _ = make_app(jwt_secret=SECRET, audit_log="off")
+    app, _ = make_app(jwt_secret=SECRET)
     response = get_users(app, mint(Settings(jwt_secret=SECRET), login, ttl=ttl))
     assert response.status_code == status, response.get_json()
     found = error_code(response)
@@ -369,7 +369,7 @@ def test_http_actor_refusals(
 
 
 def test_http_without_a_token(make_app: MakeApp) -> None:
-    app, _ = make_app(jwt_secret=SECRET, audit_log="off")
+    app, _ = make_app(jwt_secret=SECRET)
     response = get_users(app, None)
     assert response.status_code == 401
     assert error_code(response) == "UNAUTHENTICATED"
@@ -380,7 +380,7 @@ def test_http_without_a_token(make_app: MakeApp) -> None:
 
 def test_http_no_key_configured(make_app: MakeApp) -> None:
     """The decision API works without a key; the administration API answers 401."""
-    app, _ = make_app(audit_log="off")
+    app, _ = make_app()
     response = get_users(app, mint(Settings(jwt_secret=SECRET), "alice.martin"))
     assert response.status_code == 401
     assert error_code(response) == "AUTH_NOT_CONFIGURED"
@@ -389,7 +389,7 @@ def test_http_no_key_configured(make_app: MakeApp) -> None:
 
 def test_http_a_short_secret_stops_the_app(make_app: MakeApp) -> None:
     with pytest.raises(ConfigurationError, match="PDP_JWT_SECRET"):
-        make_app(jwt_secret="trop-court", audit_log="off")
+        make_app(jwt_secret="trop-court")
 
 
 def test_http_rs256_from_the_environment_as_pem_text(
@@ -401,7 +401,7 @@ def test_http_rs256_from_the_environment_as_pem_text(
     monkeypatch.setenv("PDP_JWT_ALGORITHM", "RS256")
     monkeypatch.setenv("PDP_JWT_PUBLIC_KEY", _public_pem(rsa_key))
     monkeypatch.setenv("PDP_JWT_SECRET", SECRET)  # not used for RS256
-    app, _ = make_app(audit_log="off")
+    app, _ = make_app()
     ok = get_users(app, jwt.encode(claims(), rsa_key, algorithm="RS256"))
     assert ok.status_code == 200, ok.get_json()
     for token in (
@@ -424,7 +424,7 @@ def test_http_es256_from_a_file(
 ) -> None:
     path = tmp_path / "idp-es256.pem"
     path.write_text(_public_pem(ec_key), encoding="utf-8")
-    app, _ = make_app(jwt_algorithm="ES256", jwt_public_key=str(path), audit_log="off")
+    app, _ = make_app(jwt_algorithm="ES256", jwt_public_key=str(path))
     ok = get_users(app, jwt.encode(claims(), ec_key, algorithm="ES256"))
     assert ok.status_code == 200, ok.get_json()
     other = get_users(app, jwt.encode(claims(), other_ec_key, algorithm="ES256"))

@@ -25,7 +25,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from pdp.audit import MemoryAudit
+from pdp.audit import AuditReader
 from pdp.auth import mint
 from pdp.config import Settings
 from pdp.decision_log import MemoryLog
@@ -41,7 +41,7 @@ MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 class Api:
     """The administration API as the guide's actors use it, with the checks every write needs."""
 
-    def __init__(self, client: FlaskClient, audit: MemoryAudit, log: MemoryLog) -> None:
+    def __init__(self, client: FlaskClient, audit: AuditReader, log: MemoryLog) -> None:
         self.client = client
         self.audit = audit
         self.log = log
@@ -139,9 +139,8 @@ class Api:
 @pytest.fixture
 def api(make_app: MakeApp) -> Api:
     """The API over a private copy of the demo (sqlite, and postgres when asked)."""
-    app, log = make_app(jwt_secret=SECRET, audit_log="off")
-    audit = MemoryAudit()
-    app.extensions["pdp.admin"].audit = audit
+    app, log = make_app(jwt_secret=SECRET)
+    audit = AuditReader(app.extensions["pdp.db"])
     return Api(app.test_client(), audit, log)
 
 

@@ -147,7 +147,7 @@ def racers(make_app: MakeApp, demo_db: str) -> Iterator[Callable[[int], Racers]]
     engines: list[Engine] = []
 
     def build(n: int) -> Racers:
-        apps = [make_app(jwt_secret=SECRET, audit_log="off")[0] for _ in range(n)]
+        apps = [make_app(jwt_secret=SECRET)[0] for _ in range(n)]
         engine = make_engine(demo_db)
         engines.append(engine)
         return Racers(apps, engine)

@@ -24,7 +24,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from pdp.audit import MemoryAudit
+from pdp.audit import AuditReader
 from pdp.auth import mint
 from pdp.config import Settings
 from pdp.decision_log import MemoryLog
@@ -41,7 +41,7 @@ MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 class Api:
     """The administration API, with the checks a refusal and a write need."""
 
-    def __init__(self, client: FlaskClient, audit: MemoryAudit, log: MemoryLog) -> None:
+    def __init__(self, client: FlaskClient, audit: AuditReader, log: MemoryLog) -> None:
         self.client = client
         self.audit = audit
         self.log = log
@@ -144,9 +144,8 @@ class Api:
 @pytest.fixture
 def api(make_app: MakeApp) -> Api:
     """The API over a private copy of the demo (sqlite, and postgres when asked)."""
-    app, log = make_app(jwt_secret=SECRET, audit_log="off")
-    audit = MemoryAudit()
-    app.extensions["pdp.admin"].audit = audit
+    app, log = make_app(jwt_secret=SECRET)
+    audit = AuditReader(app.extensions["pdp.db"])
     return Api(app.test_client(), audit, log)
 
 
@@ -1015,7 +1014,7 @@ def test_r_adm_7_public_admin_check(api: Api) -> None:
         assert out["revision"] == before
         # Every answer is logged under its id (R-ADM-7).
         entry = next(e for e in api.log.entries if e["decision_id"] == out["decision_id"])
-        assert (entry["actor"], entry["action"], entry["target"], entry["reason"]) == (
+        assert (entry["user"], entry["action"], entry["target"], entry["reason"]) == (
             actor,
             action,
             target,

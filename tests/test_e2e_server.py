@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import re
 import os
 import signal
 import socket
@@ -266,6 +267,7 @@ def test_batch_answers_each_item_in_order(server: Server) -> None:
 def test_permissions(server: Server) -> None:
     status, answer = server.request("GET", "/v1/users/nadia.benali/permissions")
     assert status == 200, answer
+    assert re.fullmatch(r"[0-9a-f]{32}", answer.pop("decision_id"))
     assert answer == {
         "user": "nadia.benali",
         "at": today(),

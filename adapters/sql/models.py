@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     func,
 )
@@ -169,6 +170,10 @@ class PolicyRevision(Base):
     __tablename__ = "policy_revision"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     revision: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # The head of the audit chain (pdp.audit), moved in the same transaction as each write:
+    # a record deleted from the end of the chain shows as a head that no record matches.
+    audit_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    audit_hash: Mapped[str] = mapped_column(String(64), nullable=False, default="0" * 64)
 
 
 class PolicyChange(Base):
@@ -187,3 +192,57 @@ class PolicyChange(Base):
 
 
 Index("ix_group_roles_group_service", GroupRole.group_id, GroupRole.service)
+
+
+class AuditRecord(Base):
+    """One administrative change, written in the transaction of the change (pdp.audit).
+
+    ``seq`` numbers the records without gaps (1, 2, …) and ``hash`` chains each to the one
+    before (``prev_hash``): an edited, deleted or inserted record breaks the chain. ``before``
+    and ``after`` are canonical JSON text, hashed exactly as stored.
+    """
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ts_us: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    actor: Mapped[str] = mapped_column(String(120), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    target: Mapped[str] = mapped_column(String(200), nullable=False)
+    related: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    organisation: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    before: Mapped[str | None] = mapped_column(Text, nullable=True)
+    after: Mapped[str | None] = mapped_column(Text, nullable=True)
+    revision: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+Index("ix_audit_log_organisation_seq", AuditRecord.organisation, AuditRecord.seq)
+Index("ix_audit_log_target_seq", AuditRecord.target, AuditRecord.seq)
+Index("ix_audit_log_related_seq", AuditRecord.related, AuditRecord.seq)
+Index("ix_audit_log_actor_seq", AuditRecord.actor, AuditRecord.seq)
+
+
+class DecisionRecord(Base):
+    """One logged decision, shipped from a worker's write-ahead file (pdp.decision_log).
+
+    The columns are what auditors filter on; ``entry`` is the whole entry as logged (grant
+    path, evaluation time, administrative action and target, …), as JSON text.
+    """
+
+    __tablename__ = "decision_log"
+    decision_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ts_us: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    organisation: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    service: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    allowed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    reason: Mapped[str] = mapped_column(String(40), nullable=False)
+    revision: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    entry: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+Index("ix_decision_log_organisation_ts", DecisionRecord.organisation, DecisionRecord.ts_us)
+Index("ix_decision_log_user_ts", DecisionRecord.user, DecisionRecord.ts_us)

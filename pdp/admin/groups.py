@@ -184,7 +184,14 @@ def create_group(svc: AdminService, actor: str, org_code: str, data: GroupNew) -
         s.flush()
         out = store.group_json(grp, org.code, data.parent)
         out["manager"] = manager.login
-        tx.record(f"group:{org.code}/{grp.code}", org.code, None, out, org.id)
+        tx.record(
+            f"group:{org.code}/{grp.code}",
+            org.code,
+            None,
+            out,
+            org.id,
+            related=f"user:{manager.login}",
+        )
     return {"group": out, "revision": tx.revision}
 
 
@@ -487,6 +494,7 @@ def set_manager(
             {"manager": current_login},
             {"manager": manager.login},
             org.id,
+            related=f"user:{manager.login}",
         )
         if current_login is not None:
             outcome = svc.engine.index.decide(

@@ -28,13 +28,15 @@ from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.sql.database import UnitOfWork, bump_revision, log_changes
-from pdp.audit import AuditEvent, AuditTrail, now
+from pdp import context
+from pdp.audit import AuditChain, AuditEvent, now
 from pdp.auth import TokenVerifier
 from pdp.catalogue import Catalogue
 from pdp.decision_log import DecisionLog
 from pdp.engine.admin import ADMIN_MESSAGES, AdminReason, Target, parse_target
 from pdp.engine.engine import Engine
 from pdp.errors import Forbidden, Unauthorized, Unavailable
+from pdp.masking import Masker
 
 
 @dataclass
@@ -65,8 +67,11 @@ class Tx:
         after: dict[str, Any] | None,
         organisation_id: int | None,
         action: str | None = None,
+        related: str | None = None,
     ) -> None:
-        """Note one change for the audit trail, and the domain to reload."""
+        """Note one change for the audit trail, and the domain to reload. ``related`` names a
+        second object the change concerns (the group of a membership, the manager of a
+        group), so that the history of either finds it."""
         self.organisations.add(organisation_id)
         self.events.append(
             AuditEvent(
@@ -78,6 +83,7 @@ class Tx:
                 after=after,
                 revision=self.revision,
                 ts=now(),
+                related=related,
             )
         )
 
@@ -94,9 +100,10 @@ class AdminService:
         db: SqlEngine,
         engine: Engine,
         catalogue: Catalogue,
-        audit: AuditTrail,
+        audit: AuditChain,
         decision_log: DecisionLog,
         verifier: TokenVerifier | None,
+        masker: Masker | None = None,
     ) -> None:
         self.db = db
         self.engine = engine
@@ -104,6 +111,7 @@ class AdminService:
         self.audit = audit
         self.decision_log = decision_log
         self.verifier = verifier
+        self.masker = masker or Masker()
         self.uow = UnitOfWork(sessionmaker(db, expire_on_commit=False))
 
     def today(self) -> dt.date:
@@ -136,22 +144,36 @@ class AdminService:
     def decide(self, actor: str, action: str, target: Target) -> tuple[AdminReason, str]:
         """Ask the engine (R-ADM-7) and log the decision; return (reason, decision id)."""
         self.engine.refresh()
+        started = time.perf_counter_ns()
         reason = self.engine.authorise(actor, action, target)
+        elapsed = time.perf_counter_ns() - started
         decision_id = f"{getrandbits(128):032x}"
+        mask = self.masker.mask_field
         self.decision_log.record(
             {
                 "decision_id": decision_id,
                 "ts": time.time(),
                 "kind": "admin",
-                "actor": actor,
+                "client": context.client.get(),
+                "request_id": context.request_id.get(),
+                "organisation": self._organisation(actor, target),
+                "user": mask("user", actor),
                 "action": action,
-                "target": str(target),
+                "target": mask("target", str(target)),
                 "allowed": reason is AdminReason.ALLOWED,
                 "reason": reason.value,
                 "revision": self.engine.revision,
+                "eval_us": elapsed / 1000,
             }
         )
         return reason, decision_id
+
+    def _organisation(self, actor: str, target: Target) -> str | None:
+        """The organisation a decision belongs to: the target's, else the actor's."""
+        if target.organisation:
+            return target.organisation
+        user = self.engine.index.users.get(target.login or actor)
+        return user.org.code if user is not None and user.org is not None else None
 
     def check(self, actor: str, action: str, target: str) -> dict[str, Any]:
         """The public question "may ``actor`` do ``action`` on ``target``?" (R-ADM-7)."""
@@ -200,5 +222,7 @@ class AdminService:
             tx = Tx(session, revision, actor, action, target, self.today(), self)
             yield tx
             log_changes(session, revision, tx.organisations or {None}, action)
+            # In the same transaction: no change without its audit record (and no record
+            # without its change).
+            self.audit.append(session, tx.events, context.request_id.get())
         self.engine.notify(revision)
-        self.audit.record(tx.events)

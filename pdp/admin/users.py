@@ -265,7 +265,9 @@ def attach(
         tx.session.add(membership)
         tx.session.flush()
         after = {"user": login, "group": grp.code, **store.dates(membership)}
-        tx.record(f"user:{login}", org.code, None, after, org.id)
+        tx.record(
+            f"user:{login}", org.code, None, after, org.id, related=f"group:{org.code}/{grp.code}"
+        )
     return {"membership": after, "revision": tx.revision}
 
 
@@ -318,5 +320,7 @@ def edit_membership(
         if "opens_on" in fields:
             store.check_window(membership.opens_on, membership.closes_on)
         after = {"user": login, "group": grp.code, **store.dates(membership)}
-        tx.record(f"user:{login}", org.code, before, after, org.id)
+        tx.record(
+            f"user:{login}", org.code, before, after, org.id, related=f"group:{org.code}/{grp.code}"
+        )
     return {"membership": after, "revision": tx.revision}

@@ -141,6 +141,7 @@ class PermissionsResponse(BaseModel):
     at: dt.date
     revision: int
     services: list[ServicePermission]
+    decision_id: str
 
 
 class ServiceUsersQuery(Strict):
@@ -171,6 +172,7 @@ class ServiceUsersResponse(BaseModel):
     revision: int
     users: list[ServiceUser]
     next_cursor: str | None
+    decision_id: str
 
 
 class HealthResponse(BaseModel):

@@ -1,0 +1,326 @@
+"""What auditors ask: the decision log and the audit trail, read back with their explanation.
+
+Operators read everything; a partner admin reads the decisions and the audit trail of their own
+organisation only (``log.read`` in ``policies/admin_policy.csv``). Each of these reads is itself
+an administrative decision, logged like any other (R-ADM-7).
+
+"Who looked at what, under which right, and who granted that right": a logged check holds its
+grant path (user → group → role, at the policy revision it was decided at); ``decision`` adds to
+each step the audit record that made it: who attached the user to the group and when, who gave
+the group the role and when.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, Select, delete, or_, select
+
+from adapters.sql.models import AuditRecord, DecisionRecord
+from pdp.admin.service import AdminService
+from pdp.audit import iso_us, record_json
+from pdp.engine.admin import Target
+from pdp.errors import BadRequest, Forbidden, NotFound
+from pdp.masking import Masker
+
+PAGE_DEFAULT = 50
+
+
+class AuditorQueries:
+    """The read side of the decision log and of the audit trail."""
+
+    def __init__(self, db: Engine, admin: AdminService, masker: Masker) -> None:
+        self.db = db
+        self.admin = admin
+        self.masker = masker
+
+    # -- who may read what ---------------------------------------------------------------------
+
+    def _scope(self, actor: str, organisation: str | None) -> str | None:
+        """The organisation the actor reads (None: every one, operators only). Without an
+        organisation named, a partner admin reads their own."""
+        if organisation is None:
+            user = self.admin.engine.index.users.get(actor)
+            if user is None or user.org is None:
+                self.admin.require(actor, "log.read", Target("platform"))
+                return None
+            organisation = user.org.code
+        self.admin.require(actor, "log.read", Target("organisation", organisation))
+        return organisation
+
+    # -- the decision log ----------------------------------------------------------------------
+
+    def decisions(
+        self,
+        actor: str,
+        *,
+        organisation: str | None = None,
+        user: str | None = None,
+        service: str | None = None,
+        allowed: bool | None = None,
+        kind: str | None = None,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        limit: int = PAGE_DEFAULT,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """A page of logged decisions, newest first."""
+        scope = self._scope(actor, organisation)
+        query = select(DecisionRecord)
+        if scope is not None:
+            query = query.where(DecisionRecord.organisation == scope)
+        if user is not None:
+            query = query.where(DecisionRecord.user == self.masker.mask_field("user", user))
+        if service is not None:
+            query = query.where(DecisionRecord.service == service)
+        if allowed is not None:
+            query = query.where(DecisionRecord.allowed == allowed)
+        if kind is not None:
+            query = query.where(DecisionRecord.kind == kind)
+        if start is not None:
+            query = query.where(DecisionRecord.ts_us >= _us(start))
+        if end is not None:
+            query = query.where(DecisionRecord.ts_us < _us(end))
+        if cursor is not None:
+            ts_us, decision_id = _decode_pair(cursor)
+            query = query.where(
+                or_(
+                    DecisionRecord.ts_us < ts_us,
+                    (DecisionRecord.ts_us == ts_us) & (DecisionRecord.decision_id < decision_id),
+                )
+            )
+        query = query.order_by(DecisionRecord.ts_us.desc(), DecisionRecord.decision_id.desc())
+        rows = self._page(query, limit)
+        last = rows[limit - 1] if len(rows) > limit else None
+        return {
+            "decisions": [_decision_json(r) for r in rows[:limit]],
+            "next_cursor": _encode_pair(last.ts_us, last.decision_id) if last else None,
+        }
+
+    def decision(self, actor: str, decision_id: str) -> dict[str, Any]:
+        """One logged decision with its full explanation; 404 if absent or not the actor's to
+        read (an auditor of one organisation does not learn that another's exists)."""
+        with self.db.connect() as conn:
+            row = conn.execute(
+                select(DecisionRecord).where(DecisionRecord.decision_id == decision_id)
+            ).first()
+        try:
+            self._scope(actor, row.organisation if row is not None else None)
+        except Forbidden:
+            row = None
+        if row is None:
+            raise NotFound(
+                f"Décision inconnue (ou pas encore expédiée au journal) : {decision_id!r}.",
+                code="UNKNOWN_DECISION",
+            )
+        out = _decision_json(row)
+        out["explanation"] = self._explain(out)
+        return out
+
+    def _explain(self, entry: dict[str, Any]) -> list[dict[str, Any]]:
+        """For each grant of the entry, the audit records that made it."""
+        org, login, revision = entry.get("organisation"), entry.get("user"), entry["revision"]
+        steps = []
+        for group, service, role, source in entry.get("grants") or ():
+            step: dict[str, Any] = {
+                "group": group,
+                "service": service,
+                "role": role,
+                "source": source,
+            }
+            if source == "group" and group is not None and org is not None:
+                group_target = f"group:{org}/{group}"
+                step["membership_granted"] = self._last(
+                    [AuditRecord.target == f"user:{login}", AuditRecord.related == group_target],
+                    revision,
+                    {"group": group},
+                )
+                step["role_granted"] = self._last(
+                    [AuditRecord.target == group_target],
+                    revision,
+                    {"service": service, "role": role},
+                )
+            elif source == "afas" and login is not None:
+                step["profile_granted"] = self._last(
+                    [AuditRecord.target == f"user:{login}"], revision, {"profile": role}
+                )
+            steps.append(step)
+        return steps
+
+    def _last(
+        self, where: list[Any], revision: int, expect: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The latest audit record (at or before ``revision``) that created something whose
+        ``after`` state has the ``expect``ed values."""
+        query = (
+            select(AuditRecord)
+            .where(*where, AuditRecord.revision <= revision, AuditRecord.before.is_(None))
+            .order_by(AuditRecord.seq.desc())
+        )
+        with self.db.connect() as conn:
+            for row in conn.execute(query):
+                after = orjson.loads(row.after) if row.after else {}
+                if all(after.get(k) == v for k, v in expect.items()):
+                    return {
+                        "by": row.actor,
+                        "at": iso_us(row.ts_us),
+                        "action": row.action,
+                        "revision": row.revision,
+                        "audit_seq": row.seq,
+                    }
+        return None
+
+    # -- the audit trail -----------------------------------------------------------------------
+
+    def audit(
+        self,
+        actor: str,
+        organisation: str,
+        *,
+        by: str | None = None,
+        target: str | None = None,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        limit: int = PAGE_DEFAULT,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """A page of the organisation's audit records, newest first."""
+        self._scope(actor, organisation)
+        query = select(AuditRecord).where(AuditRecord.organisation == organisation)
+        if by is not None:
+            query = query.where(AuditRecord.actor == self.masker.mask_value(by))
+        if target is not None:
+            query = query.where(AuditRecord.target == self.masker.mask_value(target))
+        return self._audit_page(query, start, end, limit, cursor)
+
+    def history(
+        self,
+        actor: str,
+        organisation: str,
+        target: str,
+        *,
+        service: str | None = None,
+        role: str | None = None,
+        limit: int = PAGE_DEFAULT,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """The history of one user or group: the records about it, and for a user the records
+        that gave or took a role from the groups they were attached to ("who gave Alice T18,
+        and when?"), optionally only those about ``service``/``role``."""
+        self._scope(actor, organisation)
+        target = self.masker.mask_value(target)
+        about = or_(AuditRecord.target == target, AuditRecord.related == target)
+        if target.startswith("user:"):
+            with self.db.connect() as conn:
+                groups = {
+                    related
+                    for (related,) in conn.execute(
+                        select(AuditRecord.related).where(
+                            AuditRecord.target == target,
+                            AuditRecord.related.like("group:%"),
+                        )
+                    )
+                }
+            if groups:
+                about = or_(about, AuditRecord.target.in_(sorted(groups)))
+        query = select(AuditRecord).where(AuditRecord.organisation == organisation, about)
+        page = self._audit_page(query, None, None, limit * 4 if role or service else limit, cursor)
+        if service or role:
+            page["records"] = [
+                r for r in page["records"] if r["target"] == target or _mentions(r, service, role)
+            ][:limit]
+        return {"target": target, **page}
+
+    def _audit_page(
+        self,
+        query: Select[Any],
+        start: dt.datetime | None,
+        end: dt.datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> dict[str, Any]:
+        if start is not None:
+            query = query.where(AuditRecord.ts_us >= _us(start))
+        if end is not None:
+            query = query.where(AuditRecord.ts_us < _us(end))
+        if cursor is not None:
+            query = query.where(AuditRecord.seq < _decode_seq(cursor))
+        rows = self._page(query.order_by(AuditRecord.seq.desc()), limit)
+        last = rows[limit - 1] if len(rows) > limit else None
+        return {
+            "records": [record_json(r) for r in rows[:limit]],
+            "next_cursor": _encode_pair(last.seq, "") if last else None,
+        }
+
+    def _page(self, query: Select[Any], limit: int) -> list[Any]:
+        with self.db.connect() as conn:
+            return list(conn.execute(query.limit(limit + 1)))
+
+
+def prune_decisions(db: Engine, older_than: dt.datetime) -> int:
+    """Delete decisions logged before ``older_than`` (retention); return how many."""
+    with db.begin() as conn:
+        result = conn.execute(delete(DecisionRecord).where(DecisionRecord.ts_us < _us(older_than)))
+    return int(result.rowcount or 0)
+
+
+def export_decisions(
+    db: Engine, organisation: str | None, start: dt.datetime | None, end: dt.datetime | None
+) -> Iterable[bytes]:
+    """Every logged decision in the period, oldest first, as JSON lines (the CLI's export)."""
+    query = select(DecisionRecord).order_by(DecisionRecord.ts_us, DecisionRecord.decision_id)
+    if organisation is not None:
+        query = query.where(DecisionRecord.organisation == organisation)
+    if start is not None:
+        query = query.where(DecisionRecord.ts_us >= _us(start))
+    if end is not None:
+        query = query.where(DecisionRecord.ts_us < _us(end))
+    with db.connect() as conn:
+        for row in conn.execution_options(yield_per=2000).execute(query):
+            yield orjson.dumps(_decision_json(row), option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _mentions(record: dict[str, Any], service: str | None, role: str | None) -> bool:
+    for state in (record["before"], record["after"]):
+        if not isinstance(state, dict) or "role" not in state:
+            continue
+        if (service is None or state.get("service") == service) and (
+            role is None or state.get("role") == role
+        ):
+            return True
+    return False
+
+
+def _decision_json(row: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = orjson.loads(row.entry)
+    entry["at_time"] = iso_us(row.ts_us)
+    entry["grants"] = [list(g) for g in entry.get("grants") or ()]
+    return entry
+
+
+def _us(moment: dt.datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _encode_pair(number: int, text: str) -> str:
+    return base64.urlsafe_b64encode(f"{number}\x00{text}".encode()).decode().rstrip("=")
+
+
+def _decode_pair(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        number, text = raw.split("\x00")
+        return int(number), text
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadRequest("Curseur de pagination invalide.", code="INVALID_CURSOR") from None
+
+
+def _decode_seq(cursor: str) -> int:
+    return _decode_pair(cursor)[0]
