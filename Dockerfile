@@ -4,8 +4,10 @@
 #   docker run --rm -e PDP_DATABASE_URL=postgresql+psycopg://pdp:secret@db/pdp pdp db upgrade
 #   docker run -d -p 8000:8000 -e PDP_DATABASE_URL=postgresql+psycopg://pdp:secret@db/pdp pdp
 #
-# Without PDP_DATABASE_URL the SQLite file /var/lib/pdp/pdp.sqlite3 is used (mount a volume there
-# to keep it). RUN --mount needs BuildKit, the default builder since Docker Engine 23.
+# Without PDP_DATABASE_URL the SQLite file /var/lib/pdp/pdp.sqlite3 is used. Mount a persistent
+# volume at /var/lib/pdp in production: the decision log's segment files
+# (PDP_DECISION_LOG_DIR=/var/lib/pdp/decision-log) hold every decision until it is shipped to the
+# database, and must survive the container to be shipped after a crash. RUN --mount needs BuildKit, the default builder since Docker Engine 23.
 
 # --- build: pdp's wheel (with policies and migrations as package data), then the wheels of every
 # dependency including the postgres extra, so that the runtime stage installs offline.
@@ -26,7 +28,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/pdp/bin:$PATH \
-    PDP_BIND=0.0.0.0:8000
+    PDP_BIND=0.0.0.0:8000 \
+    PDP_DECISION_LOG_DIR=/var/lib/pdp/decision-log
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m venv /opt/pdp \
     && /opt/pdp/bin/pip install --no-cache-dir --no-index --find-links=/wheels \

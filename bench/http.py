@@ -9,6 +9,13 @@ and reports its latency percentiles and counts as JSON from its ``done`` hook.
 Memory is read from ``/proc``: RSS of each process, and PSS (each shared page divided among the
 processes sharing it) for the server as a whole: the workers fork from a master that built the
 index, so most of it is shared until touched.
+
+``pdp serve`` runs as in production: decision log ``buffered`` (``pdp.decision_log``), its
+segments in the benchmark's temporary directory, shipped into the benchmark's database. The
+decision log's cost is measured apart (``measure_log_cost``): three servers, with the log
+``off``, ``buffered`` and ``sync``, loaded in interleaved rounds; after each run on a logging
+server the benchmark waits until its shipper has copied every entry to the database, so that no
+run pays for the shipping of the one before.
 """
 
 from __future__ import annotations
@@ -25,14 +32,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
+from adapters.sql.database import make_engine
+from adapters.sql.models import DecisionRecord
+from pdp.decision_log import SEGMENT_SUFFIX
 from pdp.server import default_workers
 
 QueryRow = tuple[str, str, str | None, str | None]
+
+LOG_MODES = ("off", "buffered", "sync")
 
 _LUA = r"""
 local bodies = {%(bodies)s}
@@ -77,6 +91,10 @@ class HttpOptions:
     memory_workers: int = 2
     wrk_threads: int = 2
     start_timeout_s: float = 600.0
+    log_cost: bool = True
+    log_connections: int = 16
+    log_batch_connections: int = 2
+    ship_timeout_s: float = 300.0
 
 
 def check_body(q: QueryRow) -> dict[str, str]:

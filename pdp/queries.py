@@ -227,7 +227,6 @@ class DecisionService:
             },
         )
         return {
-            "decision_id": decision_id,
             "service": service,
             "role": role,
             "at": day.isoformat(),
@@ -241,6 +240,7 @@ class DecisionService:
                 for org_code, login, grants in rows
             ],
             "next_cursor": encode_cursor(last) if last else None,
+            "decision_id": decision_id,
         }
 
 
