@@ -41,6 +41,15 @@ def _post_fork(server: Any, worker: Any) -> None:
         db.dispose(close=False)
 
 
+def _worker_exit(server: Any, worker: Any) -> None:
+    # A worker stopping (graceful shutdown, max requests, reload) flushes its decision log and
+    # ships what it can; whatever it cannot ship waits on disk for the next shipper.
+    decision_log = worker.app.application.extensions.get("pdp.log")
+    close = getattr(decision_log, "close", None)
+    if close is not None:
+        close()
+
+
 def gunicorn_options(bind: str, workers: int) -> dict[str, Any]:
     """The production gunicorn settings of ``pdp serve`` (the benchmark serves its bare Flask
     ceiling with the very same ones)."""
@@ -56,6 +65,7 @@ def gunicorn_options(bind: str, workers: int) -> dict[str, Any]:
         "accesslog": None,
         "errorlog": "-",
         "post_fork": _post_fork,
+        "worker_exit": _worker_exit,
         "proc_name": "pdp",
         # gunicorn's control socket (~/.gunicorn/gunicorn.ctl) is shared by every server of one
         # user: a second instance would take it over. pdp does not use it.
