@@ -101,13 +101,13 @@ class AuditChain:
         ).one()
         seq, prev = int(head.audit_seq), str(head.audit_hash)
         rows = []
-        mask = self._masker.mask_value
+        mask = self._masker.mask_target
         for event in events:
             seq += 1
             row: dict[str, Any] = {
                 "seq": seq,
                 "ts_us": int(event.ts * 1_000_000),
-                "actor": mask(event.actor),
+                "actor": self._masker.mask_field("user", event.actor),
                 "action": event.action,
                 "target": mask(event.target),
                 "related": mask(event.related) if event.related else None,
@@ -133,6 +133,11 @@ class AuditChain:
         """Walk the whole chain; report the first broken record, if any."""
         expected_seq, prev, count = 1, GENESIS, 0
         with db.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                # One snapshot for the head and every chunk: under READ COMMITTED a write
+                # committed during the walk would show records past the head read first, and
+                # an intact chain would be reported broken.
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
             head = conn.execute(
                 select(PolicyRevision.audit_seq, PolicyRevision.audit_hash).where(
                     PolicyRevision.id == 1

@@ -29,6 +29,7 @@ from pdp.errors import BadRequest, Forbidden, NotFound
 from pdp.masking import Masker
 
 PAGE_DEFAULT = 50
+_MAX_BIGINT = 1 << 63
 
 
 class AuditorQueries:
@@ -110,7 +111,12 @@ class AuditorQueries:
                 select(DecisionRecord).where(DecisionRecord.decision_id == decision_id)
             ).first()
         try:
-            self._scope(actor, row.organisation if row is not None else None)
+            if row is not None and row.organisation is None:
+                # A decision of no organisation (an operator's, an unknown user's, a listing
+                # across organisations) is the platform's: operators only.
+                self.admin.require(actor, "log.read", Target("platform"))
+            else:
+                self._scope(actor, row.organisation if row is not None else None)
         except Forbidden:
             row = None
         if row is None:
@@ -145,7 +151,7 @@ class AuditorQueries:
                     revision,
                     {"service": service, "role": role},
                 )
-            elif source == "afas" and login is not None:
+            elif source == "afas_profile" and login is not None:
                 step["profile_granted"] = self._last(
                     [AuditRecord.target == f"user:{login}"], revision, {"profile": role}
                 )
@@ -193,9 +199,9 @@ class AuditorQueries:
         self._scope(actor, organisation)
         query = select(AuditRecord).where(AuditRecord.organisation == organisation)
         if by is not None:
-            query = query.where(AuditRecord.actor == self.masker.mask_value(by))
+            query = query.where(AuditRecord.actor == self.masker.mask_field("user", by))
         if target is not None:
-            query = query.where(AuditRecord.target == self.masker.mask_value(target))
+            query = query.where(AuditRecord.target == self.masker.mask_target(target))
         return self._audit_page(query, start, end, limit, cursor)
 
     def history(
@@ -213,7 +219,7 @@ class AuditorQueries:
         that gave or took a role from the groups they were attached to ("who gave Alice T18,
         and when?"), optionally only those about ``service``/``role``."""
         self._scope(actor, organisation)
-        target = self.masker.mask_value(target)
+        target = self.masker.mask_target(target)
         about = or_(AuditRecord.target == target, AuditRecord.related == target)
         if target.startswith("user:"):
             with self.db.connect() as conn:
@@ -229,12 +235,28 @@ class AuditorQueries:
             if groups:
                 about = or_(about, AuditRecord.target.in_(sorted(groups)))
         query = select(AuditRecord).where(AuditRecord.organisation == organisation, about)
-        page = self._audit_page(query, None, None, limit * 4 if role or service else limit, cursor)
-        if service or role:
-            page["records"] = [
-                r for r in page["records"] if r["target"] == target or _mentions(r, service, role)
-            ][:limit]
-        return {"target": target, **page}
+        if not (service or role):
+            return {"target": target, **self._audit_page(query, None, None, limit, cursor)}
+        # Filtered in Python (before/after are JSON text): read on until one record more than
+        # the page is found, and resume after the last record *returned*, so that a page never
+        # skips the matching records that followed it in the rows read.
+        matched: list[dict[str, Any]] = []
+        position = cursor
+        while len(matched) <= limit:
+            raw = self._audit_page(query, None, None, limit * 4, position)
+            matched.extend(
+                r for r in raw["records"] if r["target"] == target or _mentions(r, service, role)
+            )
+            position = raw["next_cursor"]
+            if position is None:
+                break
+        records = matched[:limit]
+        more = len(matched) > limit
+        return {
+            "target": target,
+            "records": records,
+            "next_cursor": _encode_pair(records[-1]["seq"], "") if more else None,
+        }
 
     def _audit_page(
         self,
@@ -317,7 +339,10 @@ def _decode_pair(cursor: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         number, text = raw.split("\x00")
-        return int(number), text
+        value = int(number)
+        if not 0 <= value < _MAX_BIGINT:
+            raise ValueError(number)  # out of a BIGINT column's range: a 500 otherwise
+        return value, text
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadRequest("Curseur de pagination invalide.", code="INVALID_CURSOR") from None
 

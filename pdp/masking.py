@@ -49,6 +49,13 @@ class Masker:
             return _EMAIL.sub(lambda m: self.pseudonym(m.group(0)), value)
         return value
 
+    def mask_target(self, target: str) -> str:
+        """An administrative target (``user:<login>``, ``group:<org>/<code>``…) as it may be
+        logged: the login of a user target is masked like the ``user`` field."""
+        if target.startswith("user:") and "user" in self.fields:
+            return "user:" + self.mask_field("user", target[5:])
+        return self.mask_value(target)
+
     def mask_field(self, name: str, value: Any) -> Any:
         """The value of field ``name`` as it may be logged."""
         if not isinstance(value, str):

@@ -120,7 +120,11 @@ def reset_postgres(url: str) -> None:
     try:
         with engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {', '.join(DOMAIN_TABLES)} RESTART IDENTITY CASCADE"))
-            conn.execute(update(PolicyRevision).where(PolicyRevision.id == 1).values(revision=0))
+            conn.execute(
+                update(PolicyRevision)
+                .where(PolicyRevision.id == 1)
+                .values(revision=0, audit_seq=0, audit_hash="0" * 64)
+            )
     finally:
         engine.dispose()
 

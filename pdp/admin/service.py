@@ -159,7 +159,7 @@ class AdminService:
                 "organisation": self._organisation(actor, target),
                 "user": mask("user", actor),
                 "action": action,
-                "target": mask("target", str(target)),
+                "target": self.masker.mask_target(str(target)),
                 "allowed": reason is AdminReason.ALLOWED,
                 "reason": reason.value,
                 "revision": self.engine.revision,
