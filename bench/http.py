@@ -267,8 +267,132 @@ def _pdp_argv(workers: int) -> list[str]:
     ]
 
 
+def _pdp_env(base: dict[str, str], work: Path, name: str, mode: str) -> dict[str, str]:
+    """The environment of one ``pdp serve``: its decision log mode, and its own segment
+    directory under the benchmark's temporary one."""
+    env = dict(base)
+    env.update(PDP_DECISION_LOG=mode, PDP_DECISION_LOG_DIR=str(work / f"decision-log-{name}"))
+    return env
+
+
+def pending_log_bytes(directory: Path) -> int:
+    """Bytes written to the segments of ``directory`` and not shipped yet.
+
+    A segment ``<name>.log`` records how far it was shipped in ``<name>.log.shipped`` (written
+    by ``pdp.decision_log.Shipper``, replaced atomically); a segment fully shipped and sealed is
+    deleted.
+    """
+    pending = 0
+    for path in directory.glob(f"*{SEGMENT_SUFFIX}"):
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue  # shipped and deleted meanwhile
+        try:
+            shipped = int(path.with_name(path.name + ".shipped").read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            shipped = 0
+        pending += max(0, size - shipped)
+    return pending
+
+
+def wait_shipped(directory: Path, timeout: float) -> float:
+    """Wait until every entry in ``directory`` is in the database; return the seconds waited
+    (the shipper runs every ``PDP_DECISION_LOG_SHIP_INTERVAL``, 1 s by default)."""
+    started = time.perf_counter()
+    deadline = started + timeout
+    while pending_log_bytes(directory):
+        if time.perf_counter() > deadline:
+            raise RuntimeError(
+                f"decision log: {pending_log_bytes(directory):,} bytes still not shipped"
+                f" {timeout:.0f} s after the run ({directory})"
+            )
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
+def logged_rows(database_url: str) -> int:
+    """Rows of the ``decision_log`` table."""
+    db = make_engine(database_url)
+    try:
+        with db.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(DecisionRecord)).scalar_one())
+    finally:
+        db.dispose()
+
+
+def _decisions(run: dict[str, Any], per_request: int) -> int:
+    return int(run["requests"]) * per_request
+
+
+def measure_log_cost(
+    opts: HttpOptions,
+    env: dict[str, str],
+    work: Path,
+    single: Path,
+    batch: Path | None,
+    out: Any = print,
+) -> dict[str, Any]:
+    """``pdp serve`` with the decision log off, buffered and sync, loaded in interleaved rounds
+    (single checks at ``log_connections``, batches at ``log_batch_connections``), the median
+    round of each kept; after each run on a logging server, the time until its shipper has
+    copied everything to the database."""
+    figures: dict[str, Any] = {
+        "connections": opts.log_connections,
+        "batch_connections": opts.log_batch_connections,
+        "modes": {},
+    }
+    answered = 0  # decisions answered by the logging servers: each must reach the table
+    with ExitStack() as stack:
+        servers = {}
+        for mode in LOG_MODES:
+            server = stack.enter_context(
+                running(
+                    f"pdp-log-{mode}",
+                    _pdp_argv(opts.workers),
+                    _pdp_env(env, work, f"cost-{mode}", mode),
+                    work,
+                    opts.start_timeout_s,
+                )
+            )
+            servers[mode] = server
+        out(f"pdp serve with the decision log {', '.join(LOG_MODES)}: ready; loading them")
+        kinds: list[tuple[str, Path, int, int]] = [("single", single, opts.log_connections, 1)]
+        if batch is not None:
+            kinds.append(("batch", batch, opts.log_batch_connections, 1000))
+        runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        shipping: dict[str, list[float]] = {mode: [] for mode in LOG_MODES}
+        for r in range(opts.rounds):
+            order = LOG_MODES[r % 3 :] + LOG_MODES[: r % 3]  # each mode in each position
+            for kind, script, connections, per_request in kinds:
+                for mode in order:
+                    result = wrk(
+                        servers[mode].url, script, connections, opts.duration_s, opts.wrk_threads
+                    )
+                    runs.setdefault((mode, kind), []).append(result)
+                    if mode != "off":
+                        answered += _decisions(result, per_request)
+                        directory = work / f"decision-log-cost-{mode}"
+                        shipping[mode].append(wait_shipped(directory, opts.ship_timeout_s))
+    for mode in LOG_MODES:
+        entry: dict[str, Any] = {}
+        for kind, _script, _c, _n in kinds:
+            entry[kind] = _median_run(runs[(mode, kind)])
+        entry["shipped_after_s"] = shipping[mode]
+        figures["modes"][mode] = entry
+    for mode in LOG_MODES:
+        for kind, _script, _c, _n in kinds:
+            off = figures["modes"]["off"][kind]["rps"]
+            figures["modes"][mode][kind]["loss_vs_off"] = (
+                1 - figures["modes"][mode][kind]["rps"] / off
+            )
+    figures["answered_logged"] = answered
+    return figures
+
+
 def measure_http(opts: HttpOptions, out: Any = print) -> dict[str, Any]:
-    """Load both servers in turn; return every figure (see ``http_rows``)."""
+    """Load both servers in turn, then the decision log's cost; return every figure (see
+    ``http_rows`` and ``log_cost_rows``)."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk not found: install Debian's package wrk (apt-get install wrk)")
     singles = [json.dumps(check_body(q)) for q in opts.queries[:20_000]]
@@ -277,24 +401,27 @@ def measure_http(opts: HttpOptions, out: Any = print) -> dict[str, Any]:
         for i in range(0, min(len(opts.queries), 20_000) - 999, 1000)
     ]
     figures: dict[str, Any] = {"workers": opts.workers, "duration_s": opts.duration_s}
+    rows_before = logged_rows(opts.database_url)
+    answered = 0  # decisions answered by servers logging them
     with tempfile.TemporaryDirectory(prefix="pdp-bench-http-") as tmp:
         work = Path(tmp)
         env = dict(os.environ)
         env.update(
             PDP_DATABASE_URL=opts.database_url,
-            PDP_DECISION_LOG=str(work / "decisions.jsonl"),
             PYTHONPATH=os.pathsep.join([str(Path.cwd()), env.get("PYTHONPATH", "")]),
         )
         single = write_script(work / "single.lua", singles, "/v1/check")
         batch = write_script(work / "batch.lua", batches, "/v1/check/batch") if batches else None
         bare_argv = [sys.executable, "-m", "bench.bare", "--workers", str(opts.workers)]
         pdp_argv = _pdp_argv(opts.workers)
+        pdp_env = _pdp_env(env, work, "pdp", "buffered")  # production: the default mode
         with (
             running("bare", bare_argv, env, work, opts.start_timeout_s) as bare,
-            running("pdp", pdp_argv, env, work, opts.start_timeout_s) as pdp,
+            running("pdp", pdp_argv, pdp_env, work, opts.start_timeout_s) as pdp,
         ):
             out(f"pdp serve ({opts.workers} workers) ready in {pdp.ready_s:.1f} s; loading it")
             figures["ready_s"] = pdp.ready_s
+            figures["decision_log"] = "buffered"
             figures["bare"], figures["pdp"] = [], []
             for c in opts.connections:
                 # Interleaved rounds, the median run of each kept: the VM's noise hits both.
@@ -306,6 +433,7 @@ def measure_http(opts: HttpOptions, out: Any = print) -> dict[str, Any]:
                         )
                 for name in ("bare", "pdp"):
                     figures[name].append(_median_run(runs[name]))
+                answered += sum(_decisions(r, 1) for r in runs["pdp"])
             figures["batch"] = []
             for c in opts.batch_connections:
                 if batch is None:
@@ -315,14 +443,31 @@ def measure_http(opts: HttpOptions, out: Any = print) -> dict[str, Any]:
                     for _ in range(opts.rounds)
                 ]
                 figures["batch"].append(_median_run(runs_))
+                answered += sum(_decisions(r, 1000) for r in runs_)
             figures["memory_production"] = server_memory(pdp.process.pid)
         argv = _pdp_argv(opts.memory_workers)
-        with running("pdp-mem", argv, env, work, opts.start_timeout_s) as small:
+        mem_env = _pdp_env(env, work, "mem", "buffered")
+        with running("pdp-mem", argv, mem_env, work, opts.start_timeout_s) as small:
             out(f"pdp serve ({opts.memory_workers} workers) ready in {small.ready_s:.1f} s")
             figures["memory_idle"] = server_memory(small.process.pid)
-            wrk(small.url, single, 16, min(5, opts.duration_s), opts.wrk_threads)
+            answered += _decisions(
+                wrk(small.url, single, 16, min(5, opts.duration_s), opts.wrk_threads), 1
+            )
             figures["memory"] = server_memory(small.process.pid)
             figures["memory_ready_s"] = small.ready_s
+        if opts.log_cost:
+            cost = measure_log_cost(opts, env, work, single, batch, out)
+            answered += cost["answered_logged"]
+            figures["log_cost"] = cost
+        # Every server has stopped (its last shipping done): what is left on disk was lost
+        # to the table.
+        unshipped = sum(pending_log_bytes(d) for d in work.glob("decision-log-*"))
+    figures["shipping"] = {
+        "answered": answered,
+        "rows_added": logged_rows(opts.database_url) - rows_before,
+        "unshipped_bytes": unshipped,
+        "database": opts.database_url.split(":", 1)[0],
+    }
     return figures
 
 
@@ -351,7 +496,12 @@ def http_rows(f: dict[str, Any]) -> list[tuple[str, str]]:
         )
     mem = f["memory"]
     workers = mem["workers"]
-    out.append(("pdp serve ready (production settings)", f"{f['ready_s']:.1f} s"))
+    out.append(
+        (
+            "pdp serve ready (production settings, decision log buffered)",
+            f"{f['ready_s']:.1f} s",
+        )
+    )
     out.append(
         (
             f"memory, {len(workers)}-worker server after load (PSS total)",
@@ -371,4 +521,59 @@ def http_rows(f: dict[str, Any]) -> list[tuple[str, str]]:
             f"{prod['total_pss_mib']:.0f} MiB",
         )
     )
+    if "shipping" in f:
+        out.append(shipping_row(f))
     return out
+
+
+def _loss(f: dict[str, Any]) -> str:
+    return f"{f['loss_vs_off'] * 100:+.1f} %"
+
+
+def log_cost_table(f: dict[str, Any]) -> list[str]:
+    """The decision log's cost (``measure_log_cost``), one line per mode, as a Markdown table."""
+    c, bc = f["connections"], f["batch_connections"]
+    lines = [
+        f"| decision log | checks/s ({c} conn.) | p50 | p99 | loss vs off |"
+        f" batch checks/s ({bc} conn.) | p50 | p99 | loss vs off | shipped after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, m in f["modes"].items():
+        s = m["single"]
+        cells = [
+            mode,
+            f"{s['rps']:,.0f}",
+            f"{s['p50_us'] / 1000:.2f} ms",
+            f"{s['p99_us'] / 1000:.2f} ms",
+            "—" if mode == "off" else _loss(s),
+        ]
+        b = m.get("batch")
+        if b is not None:
+            cells += [
+                f"{b['rps'] * 1000:,.0f}",
+                f"{b['p50_us'] / 1000:.1f} ms",
+                f"{b['p99_us'] / 1000:.1f} ms",
+                "—" if mode == "off" else _loss(b),
+            ]
+        else:
+            cells += ["—"] * 4
+        shipped = sorted(m["shipped_after_s"])
+        cells.append(f"≤ {shipped[-1]:.1f} s" if shipped else "—")
+        errors = s["errors"] + (b["errors"] if b is not None else 0)
+        if errors:
+            cells[0] += f" ({errors} errors)"
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def shipping_row(f: dict[str, Any]) -> tuple[str, str]:
+    """The sanity check of the shipping: decisions answered by logging servers against rows
+    added to ``decision_log``."""
+    s = f["shipping"]
+    lost = s["answered"] - s["rows_added"]
+    return (
+        f"decision log shipped to the table ({s['database']})",
+        f"{s['rows_added']:,} rows added for {s['answered']:,} decisions answered"
+        + (f": {lost:,} MISSING" if lost > 0 else "")
+        + (f"; {s['unshipped_bytes']:,} bytes left unshipped" if s["unshipped_bytes"] else ""),
+    )

@@ -4,7 +4,9 @@
    memory is the engine's alone), with cedarpy on a sample of the same queries.
 2. The alternatives on the same data and queries at 100 and 1,000 organisations (scales 0.005
    and 0.05): plain ``casbin.Enforcer``, cedarpy, the dict floor, and ours.
-3. Over HTTP at the target scale: ``pdp serve`` against a bare Flask endpoint (``bench.http``).
+3. Over HTTP at the target scale: ``pdp serve`` (decision log buffered, as in production)
+   against a bare Flask endpoint (``bench.http``); then the decision log's cost: ``pdp serve``
+   with the log off, buffered and sync, side by side.
 4. Loading and memory: cold load from SQLite (and PostgreSQL with ``--postgres-url``), server
    memory.
 5. Administration writes and the time until decisions see them (``bench.writes``) on a copy of
@@ -34,7 +36,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from adapters.sql.database import make_engine
 from bench.generate import RESULTS_DIR, generate, remove_sqlite_file
-from bench.http import HttpOptions, http_rows, measure_http
+from bench.http import HttpOptions, http_rows, log_cost_table, measure_http
 from bench.run import _us
 
 ALTERNATIVE_SCALES = (0.005, 0.05)  # 100 and 1,000 organisations: plain Casbin is too slow beyond
@@ -52,6 +54,7 @@ TARGETS = {
     "batch_checks_per_s": 50_000.0,
     "load_s": 60.0,
     "worker_rss_mib": 2048.0,
+    "log_buffered_loss": 0.10,
 }
 
 
@@ -330,6 +333,16 @@ def targets(suite: dict[str, Any]) -> list[str]:
         )
         rss = max(w["rss_mib"] for w in http["memory"]["workers"])
         out.append(f"worker RSS {rss:.0f} MiB ≤ 2 GiB: {_ok(rss <= t['worker_rss_mib'])}")
+        cost = http.get("log_cost")
+        if cost:
+            single = cost["modes"]["buffered"]["single"]
+            loss = single["loss_vs_off"]
+            out.append(
+                f"log buffered: throughput loss {loss:.1%} < 10 % vs off"
+                f" ({cost['connections']} connections, {single['rps']:,.0f} vs"
+                f" {cost['modes']['off']['single']['rps']:,.0f} req/s):"
+                f" {_ok(loss < t['log_buffered_loss'])}"
+            )
     return out
 
 
@@ -361,6 +374,13 @@ def summary_table(suite: dict[str, Any]) -> None:
         print("| figure | value |\n|---|---|")
         for name, value in rows:
             print(f"| {name} | {value} |")
+    if "log_cost" in suite.get("http", {}):
+        cost = suite["http"]["log_cost"]
+        print(
+            "\n## Decision log cost: pdp serve with the log off, buffered, sync"
+            f" (median of {len(cost['modes']['off']['single']['rps_runs'])} interleaved rounds)\n"
+        )
+        print("\n".join(log_cost_table(cost)))
     print("\n## Targets\n")
     for line in targets(suite):
         print(f"- {line}")

@@ -53,7 +53,8 @@ class Masker:
         """An administrative target (``user:<login>``, ``group:<org>/<code>``…) as it may be
         logged: the login of a user target is masked like the ``user`` field."""
         if target.startswith("user:") and "user" in self.fields:
-            return "user:" + self.mask_field("user", target[5:])
+            login = target[5:]
+            return "user:" + (login if login.startswith(PREFIX) else self.pseudonym(login))
         return self.mask_value(target)
 
     def mask_field(self, name: str, value: Any) -> Any:

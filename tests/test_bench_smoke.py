@@ -140,6 +140,28 @@ def test_the_whole_suite_runs_end_to_end_and_agrees_with_casbin_and_cedar(
             assert result["requests"] > 0 and result["errors"] == 0, result
         assert [r["connections"] for r in http["pdp"]] == [2, 16, 64]
         assert len(http["memory"]["workers"]) == 2
+        assert http["decision_log"] == "buffered"  # pdp serve as in production
+        cost = http["log_cost"]
+        assert set(cost["modes"]) == {"off", "buffered", "sync"}
+        for mode, figures in cost["modes"].items():
+            for kind in ("single", "batch"):
+                run = figures[kind]
+                assert run["requests"] > 0 and run["errors"] == 0, (mode, kind, run)
+                assert 0 < run["p50_us"] <= run["p99_us"], (mode, kind, run)
+                assert "loss_vs_off" in run
+            assert cost["modes"]["off"]["single"]["loss_vs_off"] == 0
+        # Every decision answered by a logging server reached the decision_log table.
+        shipping = http["shipping"]
+        assert shipping["answered"] > 0 and shipping["unshipped_bytes"] == 0, shipping
+        assert shipping["rows_added"] >= shipping["answered"], shipping
     printed = capsys.readouterr().out
     for heading in ("## Alternatives", "## Growth", "## Targets", "vs plain Casbin", "cedarpy"):
         assert heading in printed, heading
+    if shutil.which("wrk") is not None:
+        for label in (
+            "## Decision log cost",
+            "| buffered |",
+            "| sync |",
+            "log buffered: throughput",
+        ):
+            assert label in printed, label
