@@ -133,6 +133,7 @@ class WalLog:
         self._durable = 0
         self._on_start: list[Any] = []
         self._on_close: list[Any] = []
+        self._syncing = 0  # fdatasync calls in progress (outside the lock)
 
     # -- the request side ----------------------------------------------------------------------
 
@@ -224,18 +225,26 @@ class WalLog:
                 if self._pid != pid:
                     return  # closed
                 target, fd = self._written, self._segments[-1].fd
-            if target > self._durable:
-                self._sync_to(fd, target)
+                if target <= self._durable:
+                    continue
+                self._syncing += 1
+            self._sync_to(fd, target)
 
     def _sync_to(self, fd: int, target: int) -> None:
+        """fdatasync ``fd`` (the caller counted itself in ``_syncing``, so that no segment is
+        closed under it), then mark everything up to ``target`` durable."""
         try:
             os.fdatasync(fd)
         except OSError as exc:
             self.failures += 1
             log.error("decision log fdatasync failed: %s", exc)
-            return
+            ok = False
+        else:
+            ok = True
         with self._cond:
-            self._durable = max(self._durable, target)
+            self._syncing -= 1
+            if ok:
+                self._durable = max(self._durable, target)
             self._cond.notify_all()
 
     def flush(self) -> None:
@@ -244,8 +253,10 @@ class WalLog:
             return
         with self._cond:
             target, fd = self._written, self._segments[-1].fd
-        if target > self._durable:
-            self._sync_to(fd, target)
+            if target <= self._durable:
+                return
+            self._syncing += 1
+        self._sync_to(fd, target)
 
     def segments(self) -> list[Segment]:
         """This process's segments, oldest first (the last one is being written)."""
@@ -257,9 +268,10 @@ class WalLog:
         with self._cond:
             if segment is self._segments[-1] or segment not in self._segments:
                 return
+            self._cond.wait_for(lambda: not self._syncing, 5.0)
             self._segments.remove(segment)
-        _delete(segment.path)
-        os.close(segment.fd)
+            _delete(segment.path)
+            os.close(segment.fd)
 
     @property
     def pending_bytes(self) -> int:
@@ -276,6 +288,7 @@ class WalLog:
         for callback in self._on_close:
             callback()
         with self._cond:
+            self._cond.wait_for(lambda: not self._syncing, 5.0)
             segments, self._segments, self._pid = self._segments, [], None
             self._cond.notify_all()
         for segment in segments:
@@ -372,6 +385,7 @@ class Shipper:
         self.shipped_total = 0
         self.last_success: float | None = None
         self._lock = threading.Lock()
+        self._thread_pid: int | None = None
         self._insert: Any = (
             postgresql.insert(DecisionRecord)
             if db.dialect.name == "postgresql"
@@ -379,7 +393,12 @@ class Shipper:
         ).on_conflict_do_nothing(index_elements=["decision_id"])
 
     def start(self, _wal: WalLog | None = None) -> None:
-        """Ship every ``interval`` seconds from a daemon thread of this process."""
+        """Ship every ``interval`` seconds from a daemon thread of this process (once per
+        process: a second call, or a call in the same process after a fork, starts nothing)."""
+        with self._lock:
+            if self._thread_pid == os.getpid():
+                return
+            self._thread_pid = os.getpid()
         threading.Thread(target=self._ship_forever, name="pdp-log-ship", daemon=True).start()
 
     def _ship_forever(self) -> None:
@@ -458,8 +477,10 @@ class Shipper:
             data = f.read(min(end - start, self.chunk_bytes))
         cut = data.rfind(b"\n")
         if cut < 0:
-            if len(data) == self.chunk_bytes:
-                raise ValueError(f"{path.name}: a line longer than {self.chunk_bytes} bytes")
+            if len(data) == self.chunk_bytes:  # no entry is this long: garbage, set aside
+                report.rejected += 1
+                self._reject(path, data)
+                return start + len(data)
             return start
         rows = list(self._rows(data[: cut + 1].splitlines(), path, report))
         if rows:
@@ -475,12 +496,12 @@ class Shipper:
                 yield {
                     "decision_id": entry["decision_id"],
                     "ts_us": int(entry["ts"] * 1_000_000),
-                    "kind": entry["kind"],
-                    "organisation": entry.get("organisation"),
-                    "user": entry.get("user"),
-                    "service": entry.get("service"),
+                    "kind": _cut(entry["kind"], 16),
+                    "organisation": _cut(entry.get("organisation"), 64),
+                    "user": _cut(entry.get("user"), 200),
+                    "service": _cut(entry.get("service"), 40),
                     "allowed": bool(entry["allowed"]),
-                    "reason": entry["reason"],
+                    "reason": _cut(entry["reason"], 40),
                     "revision": int(entry.get("revision") or 0),
                     "entry": line.decode(),
                 }
@@ -492,6 +513,12 @@ class Shipper:
         log.error("decision log %s: unreadable entry kept in rejected.jsonl", path.name)
         with open(self.directory / "rejected.jsonl", "ab") as f:
             f.write(line + b"\n")
+
+
+def _cut(value: Any, size: int) -> Any:
+    """A value that fits its column (a 5,000-character login in a path must not block the
+    shipping of every later entry); the entry itself keeps it whole."""
+    return value[:size] if isinstance(value, str) else value
 
 
 def open_log(settings: Any, db: Engine | None) -> tuple[DecisionLog, Shipper | None]:

@@ -36,9 +36,15 @@ class PdpServer(BaseApplication):  # type: ignore[misc]
 
 def _post_fork(server: Any, worker: Any) -> None:
     # Connections must not cross a fork: each worker opens its own.
-    db = worker.app.application.extensions.get("pdp.db")
+    extensions = worker.app.application.extensions
+    db = extensions.get("pdp.db")
     if db is not None:
         db.dispose(close=False)
+    # Each worker ships the decision log from the start, not from its first decision: a server
+    # restarted after a crash ships what the dead one left even if no request comes.
+    shipper = extensions.get("pdp.shipper")
+    if shipper is not None:
+        shipper.start()
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
