@@ -297,16 +297,11 @@ def pending_log_bytes(directory: Path) -> int:
 
 
 def wait_shipped(directory: Path, timeout: float) -> float:
-    """Wait until every entry in ``directory`` is in the database; return the seconds waited
-    (the shipper runs every ``PDP_DECISION_LOG_SHIP_INTERVAL``, 1 s by default)."""
+    """Wait until every entry in ``directory`` is in the database (at most ``timeout``); return
+    the seconds waited (the shipper runs every ``PDP_DECISION_LOG_SHIP_INTERVAL``, 1 s by
+    default). What is still pending then shows in the ``shipping`` figures."""
     started = time.perf_counter()
-    deadline = started + timeout
-    while pending_log_bytes(directory):
-        if time.perf_counter() > deadline:
-            raise RuntimeError(
-                f"decision log: {pending_log_bytes(directory):,} bytes still not shipped"
-                f" {timeout:.0f} s after the run ({directory})"
-            )
+    while pending_log_bytes(directory) and time.perf_counter() - started < timeout:
         time.sleep(0.05)
     return time.perf_counter() - started
 
@@ -445,6 +440,11 @@ def measure_http(opts: HttpOptions, out: Any = print) -> dict[str, Any]:
                 figures["batch"].append(_median_run(runs_))
                 answered += sum(_decisions(r, 1000) for r in runs_)
             figures["memory_production"] = server_memory(pdp.process.pid)
+            # Before stopping it: gunicorn gives a worker graceful_timeout (30 s) to exit, and a
+            # backlog cut short there waits on disk for the next start, not in the table.
+            figures["shipped_after_s"] = wait_shipped(
+                work / "decision-log-pdp", opts.ship_timeout_s
+            )
         argv = _pdp_argv(opts.memory_workers)
         mem_env = _pdp_env(env, work, "mem", "buffered")
         with running("pdp-mem", argv, mem_env, work, opts.start_timeout_s) as small:
@@ -455,6 +455,7 @@ def measure_http(opts: HttpOptions, out: Any = print) -> dict[str, Any]:
             )
             figures["memory"] = server_memory(small.process.pid)
             figures["memory_ready_s"] = small.ready_s
+            wait_shipped(work / "decision-log-mem", opts.ship_timeout_s)
         if opts.log_cost:
             cost = measure_log_cost(opts, env, work, single, batch, out)
             answered += cost["answered_logged"]
@@ -574,6 +575,8 @@ def shipping_row(f: dict[str, Any]) -> tuple[str, str]:
     return (
         f"decision log shipped to the table ({s['database']})",
         f"{s['rows_added']:,} rows added for {s['answered']:,} decisions answered"
+        + f" (production server's backlog shipped {f.get('shipped_after_s', 0):.1f} s after its"
+        + " last run)"
         + (f": {lost:,} MISSING" if lost > 0 else "")
         + (f"; {s['unshipped_bytes']:,} bytes left unshipped" if s["unshipped_bytes"] else ""),
     )
