@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from random import getrandbits
 from typing import Any
 
 from sqlalchemy import Engine as SqlEngine
@@ -32,7 +31,7 @@ from pdp import context
 from pdp.audit import AuditChain, AuditEvent, now
 from pdp.auth import TokenVerifier
 from pdp.catalogue import Catalogue
-from pdp.decision_log import DecisionLog
+from pdp.decision_log import DecisionLog, new_decision_id
 from pdp.engine.admin import ADMIN_MESSAGES, AdminReason, Target, parse_target
 from pdp.engine.engine import Engine
 from pdp.errors import Forbidden, Unauthorized, Unavailable
@@ -147,7 +146,7 @@ class AdminService:
         started = time.perf_counter_ns()
         reason = self.engine.authorise(actor, action, target)
         elapsed = time.perf_counter_ns() - started
-        decision_id = f"{getrandbits(128):032x}"
+        decision_id = new_decision_id()
         mask = self.masker.mask_field
         self.decision_log.record(
             {
