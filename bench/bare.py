@@ -33,7 +33,7 @@ def create_bare_app() -> Flask:
     def check() -> Response:
         return jsonify(ANSWER)
 
-    @app.get("/v1/health")
+    @app.get("/healthz")
     def health() -> Response:
         return jsonify({"status": "ok"})
 

@@ -51,7 +51,7 @@ LOG_MODES = ("off", "buffered", "sync")
 _LUA = r"""
 local bodies = {%(bodies)s}
 local path = "%(path)s"
-local headers = {["Content-Type"] = "application/json"}
+local headers = {["Content-Type"] = "application/json", ["X-Api-Key"] = "%(key)s"}
 local threads, offset, i = {}, 0, 0
 function setup(thread)
   thread:set("offset", #threads * 7919)
@@ -181,7 +181,7 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, timeout: float, log:
             tail = log.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"server exited with {process.returncode}:\n{tail}")
         try:
-            with urllib.request.urlopen(url + "/v1/health", timeout=2) as reply:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as reply:
                 if reply.status == 200:
                     return
         except (urllib.error.URLError, OSError):
@@ -228,11 +228,26 @@ def _lua_string(text: str) -> str:
     return f"[{level}[{text}]{level}]"
 
 
-def write_script(path: Path, bodies: Sequence[str], endpoint: str) -> Path:
-    """A wrk Lua script replaying ``bodies`` in turn against ``endpoint``."""
+def write_script(path: Path, bodies: Sequence[str], endpoint: str, key: str) -> Path:
+    """A wrk Lua script replaying ``bodies`` in turn against ``endpoint`` with API key ``key``."""
     listed = ",\n".join(_lua_string(b) for b in bodies)
-    path.write_text(_LUA % {"bodies": listed, "path": endpoint}, encoding="utf-8")
+    path.write_text(_LUA % {"bodies": listed, "path": endpoint, "key": key}, encoding="utf-8")
     return path
+
+
+def bench_key(database_url: str) -> str:
+    """A fresh API key (client "bench", every service) in the benchmark's database."""
+    from pdp.audit import AuditChain
+    from pdp.catalogue import load_catalogue
+    from pdp.clients import ClientStore
+
+    db = make_engine(database_url)
+    try:
+        store = ClientStore(db, AuditChain(""), load_catalogue().services)
+        key, _ = store.add("bench", store.services, "bench")
+    finally:
+        db.dispose()
+    return key
 
 
 def wrk(url: str, script: Path, connections: int, duration_s: int, threads: int) -> dict[str, Any]:
@@ -405,8 +420,13 @@ def measure_http(opts: HttpOptions, out: Any = print) -> dict[str, Any]:
             PDP_DATABASE_URL=opts.database_url,
             PYTHONPATH=os.pathsep.join([str(Path.cwd()), env.get("PYTHONPATH", "")]),
         )
-        single = write_script(work / "single.lua", singles, "/v1/check")
-        batch = write_script(work / "batch.lua", batches, "/v1/check/batch") if batches else None
+        # The limiter runs as in production, at a limit the load never reaches.
+        env.update(PDP_RATE_LIMIT="1000000/second")
+        key = bench_key(opts.database_url)
+        single = write_script(work / "single.lua", singles, "/v1/check", key)
+        batch = (
+            write_script(work / "batch.lua", batches, "/v1/check/batch", key) if batches else None
+        )
         bare_argv = [sys.executable, "-m", "bench.bare", "--workers", str(opts.workers)]
         pdp_argv = _pdp_argv(opts.workers)
         pdp_env = _pdp_env(env, work, "pdp", "buffered")  # production: the default mode

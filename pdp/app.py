@@ -14,18 +14,20 @@ from adapters.sql.database import make_engine, schema_revision
 from adapters.sql.snapshot import SqlSnapshotSource
 from pdp import context
 from pdp.admin.service import AdminService
-from pdp.api import errors
+from pdp.api import errors, guard
 from pdp.api.admin_contracts import bp as admin_contracts_bp
 from pdp.api.admin_groups import bp as admin_groups_bp
 from pdp.api.admin_users import bp as admin_users_bp
 from pdp.api.auditor import bp as auditor_bp
 from pdp.api.decisions import bp as decisions_bp
+from pdp.api.health import bp as health_bp
 from pdp.api.jsonio import OrjsonProvider
 from pdp.audit import AuditChain
 from pdp.auditor import AuditorQueries
 from pdp.auth import TokenVerifier
 from pdp.catalogue import load_catalogue
-from pdp.config import Settings
+from pdp.clients import DEMO_CLIENT, ClientRegistry
+from pdp.config import Settings, refuse_defaults
 from pdp.decision_log import DecisionLog, open_log
 from pdp.engine.casbin_model import load_model
 from pdp.engine.engine import Engine
@@ -69,6 +71,16 @@ def build_engine(settings: Settings) -> tuple[Engine, Any]:
     return engine, db
 
 
+def refuse_demo_key(clients: ClientRegistry) -> None:
+    """In production, refuse to start while the demo's API key (``pdp quickstart``) is open."""
+    clients.load()
+    if clients.named(DEMO_CLIENT):
+        raise ConfigurationError(
+            f"PDP_ENV=production refuses to start: the demo API key {DEMO_CLIENT!r} is open "
+            f"(pdp clients revoke {DEMO_CLIENT})"
+        )
+
+
 class PdpFlask(Flask):
     """Flask with the orjson provider (``pdp.api.jsonio``)."""
 
@@ -84,6 +96,7 @@ def create_app(
     """Build the Flask app. Settings come from the environment, overridden by ``test_config``."""
     overrides = dict(test_config or {})
     settings = Settings.from_env(**overrides)
+    refuse_defaults(settings)
     app = PdpFlask(__name__)
     app.config["PDP_SETTINGS"] = settings
     # Body size is enforced by the views themselves (pdp.api.decisions._body): Werkzeug's
@@ -112,6 +125,9 @@ def create_app(
         masker,
     )
     app.extensions["pdp.auditor"] = AuditorQueries(db, admin, masker)
+    clients = app.extensions["pdp.clients"] = ClientRegistry(db, settings.refresh_interval)
+    if settings.production:
+        refuse_demo_key(clients)
 
     @app.before_request
     def _request_context() -> None:
@@ -124,6 +140,8 @@ def create_app(
         return response
 
     errors.install(app)
+    app.extensions["pdp.limiter"] = guard.install(app, clients, verifier, settings)
+    app.register_blueprint(health_bp)
     app.register_blueprint(decisions_bp)
     app.register_blueprint(admin_users_bp)
     app.register_blueprint(admin_contracts_bp)

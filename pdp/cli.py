@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from adapters.sql.database import UnitOfWork, make_engine, upgrade
+from pdp.clients import DEMO_CLIENT, ClientStore
 from pdp.config import Settings
 from pdp.engine.decision import Query
 from pdp.errors import ConfigurationError, PdpError
@@ -183,7 +184,15 @@ def quickstart(bind: str, workers: int) -> None:
     upgrade(make_engine(url))
     click.echo(f"schema created: {path}")
     click.echo(_load_demo(url))
-    click.echo(f"serving on http://{bind}  (try: curl -s http://{bind}/v1/health)")
+    store = _client_store()
+    key, _ = store.add(DEMO_CLIENT, store.services, _operator())
+    click.echo(
+        "decision API: an API key for every service (client 'demo'); in another shell:\n"
+        f"  export PDP_KEY={key}\n"
+        f'  curl -s http://{bind}/v1/check -H "X-Api-Key: $PDP_KEY" '
+        """-H 'Content-Type: application/json' -d '{"user": "bruno.petit", "service": "cdap"}'"""
+    )
+    click.echo(f"serving on http://{bind}  (try: curl -s http://{bind}/readyz)")
     from pdp.app import create_app
     from pdp.server import serve as run
 
@@ -288,6 +297,80 @@ def token(login: str, ttl: int | None) -> None:
     from pdp.auth import mint
 
     click.echo(mint(_settings(), login, ttl))
+
+
+@cli.group()
+def clients() -> None:
+    """API keys of the front-ends (policy enforcement points)."""
+
+
+def _client_store() -> ClientStore:
+    from pdp.audit import AuditChain
+    from pdp.catalogue import load_catalogue
+    from pdp.masking import Masker
+    from policies import CATALOGUE_PATH
+
+    settings = _settings()
+    catalogue = load_catalogue(
+        Path(settings.catalogue_path) if settings.catalogue_path else CATALOGUE_PATH
+    )
+    chain = AuditChain(settings.audit_key, Masker(settings.log_mask, settings.log_mask_key))
+    return ClientStore(make_engine(settings.database_url), chain, catalogue.services)
+
+
+def _operator() -> str:
+    """Who runs the command, for the audit trail."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli:unknown"
+
+
+@clients.command("add")
+@click.argument("name")
+@click.option(
+    "--services", required=True, help="Comma-separated services the key may ask about: cdap,afas."
+)
+def clients_add(name: str, services: str) -> None:
+    """Create an API key for front-end NAME, limited to SERVICES; print it (once)."""
+    wanted = [s.strip() for s in services.split(",") if s.strip()]
+    try:
+        key, client = _client_store().add(name, wanted, _operator())
+    except PdpError as exc:
+        click.echo(f"error {exc.code}: {exc.message}", err=True)
+        sys.exit(2)
+    services_given = ",".join(sorted(client.services))
+    click.echo(f"client {client.name}, key id {client.key_id}, services {services_given}", err=True)
+    click.echo("the key is shown once; only its SHA-256 is kept:", err=True)
+    click.echo(key)
+
+
+@clients.command("list")
+@click.option("--all", "include_revoked", is_flag=True, help="Include revoked keys.")
+def clients_list(include_revoked: bool) -> None:
+    """List the API keys (names, key ids, services; never the keys)."""
+    for c in _client_store().list(include_revoked):
+        state = f"revoked {c.revoked_at:%Y-%m-%d %H:%M}" if c.revoked_at else "open"
+        click.echo(
+            f"{c.name}\t{c.key_id}\t{','.join(sorted(c.services))}\t"
+            f"created {c.created_at:%Y-%m-%d %H:%M}\t{state}"
+        )
+
+
+@clients.command("revoke")
+@click.argument("name")
+@click.option("--key-id", help="Revoke only this key of NAME (default: all its keys).")
+def clients_revoke(name: str, key_id: str | None) -> None:
+    """Revoke the API keys of NAME; servers refuse them within PDP_REFRESH_INTERVAL."""
+    try:
+        revoked = _client_store().revoke(name, _operator(), key_id)
+    except PdpError as exc:
+        click.echo(f"error {exc.code}: {exc.message}", err=True)
+        sys.exit(2)
+    for c in revoked:
+        click.echo(f"revoked {c.name} {c.key_id}")
 
 
 def main() -> None:

@@ -39,6 +39,9 @@ class Settings:
     jwt_issuer: str = "pdp"
     jwt_audience: str = "pdp-admin"
     token_ttl: int = 900
+    env: str = "development"
+    rate_limit: str = "1000/second"
+    rate_limit_storage: str = "memory://"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -54,7 +57,69 @@ class Settings:
             except ValueError:
                 raise ConfigurationError(f"PDP_{f.name.upper()}: invalid value {raw!r}") from None
         settings = replace(cls(), **values)
-        return replace(settings, **overrides) if overrides else settings
+        settings = replace(settings, **overrides) if overrides else settings
+        if settings.env not in ENVIRONMENTS:
+            raise ConfigurationError(
+                f"PDP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {settings.env!r}"
+            )
+        return settings
+
+    @property
+    def production(self) -> bool:
+        """Whether ``PDP_ENV=production``: default secrets are refused (``refuse_defaults``)."""
+        return self.env == "production"
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether a per-client rate limit applies (``PDP_RATE_LIMIT`` not ``off``)."""
+        return self.rate_limit.strip().lower() not in ("", "off")
+
+
+ENVIRONMENTS = ("development", "production")
+
+# Secrets shown in the documentation and the tests: never acceptable in production.
+KNOWN_SECRETS = frozenset({"s" * 40, "change-me", "changeme", "secret", "pdp"})
+
+
+def _weak(secret: str) -> str | None:
+    """Why ``secret`` is not fit for production, or None."""
+    if not secret:
+        return "it is not set"
+    if secret in KNOWN_SECRETS or secret.lower().startswith(("change", "example", "demo")):
+        return "it is a documented default"
+    if len(secret) < 32:
+        return "it is shorter than 32 characters"
+    if len(set(secret)) < 10:
+        return "it has fewer than 10 distinct characters"
+    return None
+
+
+def refuse_defaults(settings: Settings) -> None:
+    """In production, raise ConfigurationError for any default or missing secret, and for a
+    per-worker (in-memory) rate limit."""
+    if not settings.production:
+        return
+    problems = []
+    if settings.jwt_algorithm == "HS256":
+        why = _weak(settings.jwt_secret)
+        if why:
+            problems.append(f"PDP_JWT_SECRET: {why}")
+    elif not settings.jwt_public_key:
+        problems.append(f"PDP_JWT_PUBLIC_KEY: it is not set ({settings.jwt_algorithm})")
+    if settings.log_mask.strip():
+        why = _weak(settings.log_mask_key)
+        if why:
+            problems.append(f"PDP_LOG_MASK_KEY: {why} (pseudonyms could be recomputed)")
+    why = _weak(settings.audit_key)
+    if why:
+        problems.append(f"PDP_AUDIT_KEY: {why} (the audit chain could be forged)")
+    if settings.rate_limited and settings.rate_limit_storage.startswith("memory"):
+        problems.append(
+            "PDP_RATE_LIMIT_STORAGE: memory:// counts per worker; use redis://host:6379 "
+            "(or PDP_RATE_LIMIT=off)"
+        )
+    if problems:
+        raise ConfigurationError("PDP_ENV=production refuses to start: " + "; ".join(problems))
 
 
 def _convert(kind: object, raw: str) -> Any:

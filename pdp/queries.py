@@ -20,7 +20,7 @@ from pdp.decision_log import DecisionLog, new_decision_id
 from pdp.engine.decision import MESSAGES, Decision, Grant, Query, Reason
 from pdp.engine.engine import Engine
 from pdp.engine.index import service_users as index_service_users
-from pdp.errors import BadRequest, NotFound, Unavailable
+from pdp.errors import BadRequest, NotFound, PdpError, Unavailable
 from pdp.masking import Masker
 
 _CAF_CODE = re.compile(r"^[0-9A-Za-z]{1,10}$")
@@ -64,14 +64,14 @@ class DecisionService:
         self.decision_log.record(entry)
         return checked
 
-    def check_many(self, queries: list[Query | BadRequest]) -> list[Checked | BadRequest]:
+    def check_many(self, queries: list[Query | PdpError]) -> list[Checked | PdpError]:
         """Decide each valid query; items that are errors are answered as such, in order. The
         entries of the whole batch are logged in one write, before returning."""
         self.engine.refresh()
-        out: list[Checked | BadRequest] = []
+        out: list[Checked | PdpError] = []
         entries: list[dict[str, Any]] = []
         for query in queries:
-            if isinstance(query, BadRequest):
+            if isinstance(query, PdpError):
                 out.append(query)
                 continue
             try:
@@ -144,8 +144,11 @@ class DecisionService:
         )
         return decision_id
 
-    def permissions(self, login: str, at: dt.date | None) -> dict[str, Any]:
-        """Every service, role and Caf the user may use on the day (R-DEC-4)."""
+    def permissions(
+        self, login: str, at: dt.date | None, services_asked: frozenset[str] | None = None
+    ) -> dict[str, Any]:
+        """Every service, role and Caf the user may use on the day (R-DEC-4); only the
+        services in ``services_asked`` when given (those the calling front-end may ask about)."""
         self._fresh()
         day = self.engine.day(at)
         index = self.engine.index
@@ -163,6 +166,8 @@ class DecisionService:
         services = []
         grants_logged: list[tuple[str | None, str, str, str]] = []
         for service, (grants, cafs) in found.items():
+            if services_asked is not None and service not in services_asked:
+                continue
             services.append(
                 {
                     "service": service,

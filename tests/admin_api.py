@@ -12,6 +12,9 @@ from pdp.auth import mint
 from pdp.config import Settings
 
 SECRET = "s" * 40  # the jwt_secret the tests give make_app
+API_KEY_ID = "000000000001"
+API_KEY = f"pdp_{API_KEY_ID}_{'t' * 43}"  # the tests' API key (conftest.add_test_key)
+API_HEADERS = {"X-Api-Key": API_KEY}
 
 
 class Api:
@@ -51,8 +54,8 @@ class Api:
         return err  # type: ignore[no-any-return]
 
     def revision(self) -> int:
-        """The revision served (GET /v1/health)."""
-        body = self.client.get("/v1/health").get_json()
+        """The revision served (GET /healthz)."""
+        body = self.client.get("/healthz").get_json()
         return int(body["revision"])
 
     def allowed(self, **query: Any) -> bool:

@@ -25,16 +25,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from admin_api import API_KEY, API_KEY_ID
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, text, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.sql.database import make_engine, upgrade
-from adapters.sql.models import Base, PolicyRevision
-from pdp.app import create_app
+from adapters.sql.models import ApiClientRecord, Base, PolicyRevision
+from pdp.app import PdpFlask, create_app
+from pdp.catalogue import load_catalogue
+from pdp.clients import key_digest
 from pdp.clock import paris_today
 from pdp.decision_log import MemoryLog
 from pdp.demo import load_demo
@@ -62,6 +65,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     engine = make_engine(f"sqlite:///{path}")
     try:
         upgrade(engine)
+        with sessionmaker(engine).begin() as session:
+            add_test_key(session)
     finally:
         engine.dispose()  # the last connection checkpoints the WAL into the file
     assert not path.with_name(path.name + "-wal").exists(), "template WAL not checkpointed"
@@ -125,6 +130,8 @@ def reset_postgres(url: str) -> None:
                 .where(PolicyRevision.id == 1)
                 .values(revision=0, audit_seq=0, audit_hash="0" * 64)
             )
+        with sessionmaker(engine).begin() as session:
+            add_test_key(session)
     finally:
         engine.dispose()
 
@@ -192,6 +199,34 @@ def write_demo(url: str, today: dt.date) -> None:
         engine.dispose()
 
 
+def add_test_key(session: Session) -> None:
+    """Give a fresh database the tests' API key (client "tests", every service of the
+    catalogue): every database the fixtures make has it."""
+    session.add(
+        ApiClientRecord(
+            key_id=API_KEY_ID,
+            name="tests",
+            key_hash=key_digest(API_KEY),
+            services=",".join(sorted(load_catalogue().services)),
+            created_at=dt.datetime.now(dt.UTC),
+        )
+    )
+
+
+class KeyedClient(FlaskClient):
+    """A test client sending the tests' API key (``X-Api-Key``) unless told otherwise: a
+    ``headers={"X-Api-Key": ...}`` argument wins; ``client.environ_base.pop("HTTP_X_API_KEY")``
+    sends none."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.environ_base["HTTP_X_API_KEY"] = API_KEY
+
+
+# Every app the tests build (make_app or create_app) hands out such clients.
+PdpFlask.test_client_class = KeyedClient
+
+
 @pytest.fixture(scope="session")
 def sqlite_demo_template(sqlite_template: Path, today: dt.date) -> Path:
     """A SQLite file at the latest schema with the demo loaded, made once per session."""
@@ -242,6 +277,7 @@ def make_app(demo_db: str, clean_env: None) -> Iterator[Callable[..., tuple[Flas
             "decision_log": "off",
             "refresh_interval": 0,
             "verify_orgs": 0,
+            "rate_limit": "off",
             **settings,
         }
         log = MemoryLog()

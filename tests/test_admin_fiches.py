@@ -8,7 +8,7 @@ alice.martin, the manager bruno.petit, ...). For every write it checks:
 
 - the outcome, read back through the administration API;
 - that decisions see the change at once (``POST /v1/check``, ``GET /v1/users/<login>/permissions``);
-- that the write answers a ``revision`` equal to the one ``GET /v1/health`` serves afterwards, one
+- that the write answers a ``revision`` equal to the one ``GET /healthz`` serves afterwards, one
   more than before (one write, one transaction), and that the write left audit events carrying it.
 
 Rule refusals (403, 409, ...) are the business of ``test_admin_rules.py``.
@@ -59,8 +59,8 @@ class Api:
         return self.client.open(path, method=method, json=body, headers=self.headers(actor))
 
     def revision(self) -> int:
-        """The revision ``GET /v1/health`` serves."""
-        r = self.client.get("/v1/health")
+        """The revision ``GET /healthz`` serves."""
+        r = self.client.get("/healthz")
         assert r.status_code == 200, r.get_json()
         return int(r.get_json()["revision"])
 

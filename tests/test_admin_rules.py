@@ -2,7 +2,7 @@
 the HTTP administration API on the demo data (``pdp.demo``).
 
 Each test names the rule it checks. Every refusal is checked to have written nothing: the
-revision ``GET /v1/health`` serves is unchanged and no audit event was emitted (one write = one
+revision ``GET /healthz`` serves is unchanged and no audit event was emitted (one write = one
 transaction, nothing half done). A 403 carries the engine's reason and the id of the logged
 decision (R-ADM-7).
 
@@ -65,8 +65,8 @@ class Api:
         return self.client.open(path, method=method, json=body, headers=headers)
 
     def revision(self) -> int:
-        """The revision ``GET /v1/health`` serves."""
-        r = self.client.get("/v1/health")
+        """The revision ``GET /healthz`` serves."""
+        r = self.client.get("/healthz")
         assert r.status_code == 200, r.get_json()
         return int(r.get_json()["revision"])
 

@@ -28,6 +28,7 @@ from pdp.api.schemas import (
     ErrorResponse,
     HealthResponse,
     PermissionsResponse,
+    ReadyResponse,
     ServiceUsersResponse,
 )
 from pdp.app import create_app
@@ -317,24 +318,33 @@ def cut_off(app: Flask) -> tuple[FlaskClient, UnreachableStore]:
     store = UnreachableStore(SqlSnapshotSource(app.extensions["pdp.db"]))
     engine = Engine(store, load_catalogue(), refresh_interval=0, max_staleness=0.2)
     engine.load()
-    stale_app = create_app({"verify_orgs": 0}, engine=engine, decision_log=MemoryLog())
+    url = app.config["PDP_SETTINGS"].database_url
+    stale_app = create_app(
+        {"verify_orgs": 0, "database_url": url}, engine=engine, decision_log=MemoryLog()
+    )
     return stale_app.test_client(), store
 
 
-def test_a_store_unreachable_for_too_long_denies_and_health_says_stale(
+def test_a_store_unreachable_for_too_long_denies_and_readyz_says_stale(
     cut_off: tuple[FlaskClient, UnreachableStore],
 ) -> None:
     # R-DEC-2: once the index cannot be confirmed for max_staleness seconds, checks deny.
     client, store = cut_off
     assert check(client, user="chloe.roux", service="cdap")["allowed"] is True
-    assert client.get("/v1/health").status_code == 200
+    assert client.get("/healthz").status_code == 200
     store.down = True
     time.sleep(0.3)
     body = check(client, user="chloe.roux", service="cdap")
     assert (body["allowed"], body["reason"]["code"]) == (False, "POLICY_UNAVAILABLE")
-    health = client.get("/v1/health")
-    assert health.status_code == 503
-    assert valid(HealthResponse, health) == {"status": "stale", "revision": 1}
+    # Alive (restarting would not help), but not ready: the probe says why.
+    assert valid(HealthResponse, client.get("/healthz")) == {"status": "ok", "revision": 1}
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert valid(ReadyResponse, ready) == {
+        "status": "not_ready",
+        "revision": 1,
+        "checks": {"policy": "stale", "database": "ok"},
+    }
     store.down = False
     assert check(client, user="chloe.roux", service="cdap")["allowed"] is True
 
@@ -464,7 +474,7 @@ def test_body_over_max_body_bytes_is_a_413(make_app: MakeApp) -> None:
     [
         ("get", "/v1/check", 405, "METHOD_NOT_ALLOWED"),
         ("put", "/v1/check/batch", 405, "METHOD_NOT_ALLOWED"),
-        ("post", "/v1/health", 405, "METHOD_NOT_ALLOWED"),
+        ("post", "/healthz", 405, "METHOD_NOT_ALLOWED"),
         ("delete", "/v1/users/bruno.petit/permissions", 405, "METHOD_NOT_ALLOWED"),
         ("get", "/v1/nowhere", 404, "NOT_FOUND"),
         ("get", "/", 404, "NOT_FOUND"),
@@ -738,8 +748,11 @@ def test_service_users_at_a_past_day(client: FlaskClient, today: dt.date) -> Non
 
 def test_service_users_limit_is_capped_by_page_max(make_app: MakeApp) -> None:
     app, _ = make_app(page_max=2)
-    page = js(app.test_client().get("/v1/services/cdap/users?limit=1000"))
+    page = js(app.test_client().get("/v1/services/cdap/users?limit=2"))
     assert len(page["users"]) == 2 and page["next_cursor"] is not None
+    refused = app.test_client().get("/v1/services/cdap/users?limit=3")  # a clear 400, not less
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["code"] == "PAGE_TOO_LARGE"
     app, _ = make_app(page_max=5000)  # above 1,000 too: the setting decides
     page = js(app.test_client().get("/v1/services/cdap/users?limit=1001"))
     assert page["next_cursor"] is None
@@ -766,11 +779,11 @@ def test_service_users_bad_query(client: FlaskClient, url: str, status: int, cod
     error(client.get(url), status, code)
 
 
-# -- GET /v1/health, GET /v1/openapi.json ----------------------------------------------------
+# -- GET /healthz, GET /v1/openapi.json ----------------------------------------------------
 
 
 def test_health(client: FlaskClient) -> None:
-    response = client.get("/v1/health")
+    response = client.get("/healthz")
     assert response.status_code == 200
     assert valid(HealthResponse, response) == {"status": "ok", "revision": 1}
 
@@ -780,7 +793,10 @@ def test_openapi_documents_every_route(app: Flask, client: FlaskClient) -> None:
     assert doc["openapi"].startswith("3.")
     routes: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/v1/") and rule.rule != "/v1/openapi.json":
+        if (
+            rule.rule.startswith(("/v1/", "/healthz", "/readyz"))
+            and rule.rule != "/v1/openapi.json"
+        ):
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             methods = {m.lower() for m in rule.methods or ()} - {"head", "options"}
             routes.setdefault(path, set()).update(methods)
@@ -821,7 +837,7 @@ def test_openapi_declares_the_errors_routes_answer(client: FlaskClient) -> None:
 def test_every_verb_on_every_driver(
     client: FlaskClient, decision_log: MemoryLog, backend: str, today: dt.date
 ) -> None:
-    assert js(client.get("/v1/health")) == {"status": "ok", "revision": 1}
+    assert js(client.get("/healthz")) == {"status": "ok", "revision": 1}
     assert check(client, user="chloe.roux", service="cdap", role="T1")["allowed"] is True
     assert check(client, user="david.leroy", service="cdap")["reason"]["code"] == "USER_CLOSED"
     past = check(client, user="bruno.petit", service="adonis", at=days(today, -11))

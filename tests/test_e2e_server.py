@@ -32,14 +32,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.sql.database import UnitOfWork, make_engine, record_change
 from adapters.sql.models import Group, Membership, User
+from pdp.catalogue import load_catalogue
 from pdp.clock import paris_today
 
 pytestmark = pytest.mark.e2e
 
-STARTUP_TIMEOUT = 30.0  # seconds for a server to answer /v1/health
+STARTUP_TIMEOUT = 30.0  # seconds for a server to answer /healthz
 CHANGE_TIMEOUT = 10.0  # seconds for a committed write to show through HTTP
 REFRESH_INTERVAL = 0.2  # PDP_REFRESH_INTERVAL of the servers started here
 WORKERS = 2
+ALL = ",".join(sorted(load_catalogue().services))  # every service: the e2e key asks about all
 
 # Talk to 127.0.0.1 directly, whatever http_proxy the environment sets.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -62,6 +64,7 @@ def server_env(workdir: Path, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PDP_")}
     env.update(
         PDP_DECISION_LOG="off",
+        PDP_RATE_LIMIT="off",
         PDP_REFRESH_INTERVAL=str(REFRESH_INTERVAL),
         XDG_RUNTIME_DIR=str(workdir),
     )
@@ -82,6 +85,7 @@ class Server:
     base_url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    api_key: str | None = None  # sent as X-Api-Key when set
 
     def log(self) -> str:
         """What the server printed so far (gunicorn and pdp log to stderr)."""
@@ -91,6 +95,8 @@ class Server:
         """Send one request (a new connection each time); return (status, decoded JSON)."""
         data = None
         headers = {}
+        if self.api_key is not None:
+            headers["X-Api-Key"] = self.api_key
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
@@ -111,7 +117,7 @@ class Server:
         return answer
 
     def wait_healthy(self, timeout: float = STARTUP_TIMEOUT) -> None:
-        """Wait until GET /v1/health answers 200; fail with the server's output otherwise."""
+        """Wait until GET /readyz answers 200; fail with the server's output otherwise."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -120,7 +126,7 @@ class Server:
                     f"healthy; its output:\n{self.log()}"
                 )
             with contextlib.suppress(OSError, ValueError):
-                status, _ = self.request("GET", "/v1/health")
+                status, _ = self.request("GET", "/readyz")
                 if status == 200:
                     return
             time.sleep(0.1)
@@ -139,6 +145,13 @@ class Server:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         return self.process.returncode
+
+
+def add_key(env: dict[str, str], cwd: Path, name: str = "e2e", services: str = ALL) -> str:
+    """``pdp clients add NAME --services SERVICES``: the new API key."""
+    key = run_pdp(["clients", "add", name, "--services", services], env, cwd).strip()
+    assert key.startswith("pdp_"), key
+    return key
 
 
 def run_pdp(args: list[str], env: dict[str, str], cwd: Path) -> str:
@@ -187,7 +200,9 @@ def demo_server(workdir: Path) -> Iterator[Served]:
     env = server_env(workdir, PDP_DATABASE_URL=url)
     run_pdp(["db", "upgrade"], env, workdir)
     assert run_pdp(["demo", "load"], env, workdir) == "demo data loaded (revision 1)\n"
+    key = add_key(env, workdir)
     with running(["serve", "--workers", str(WORKERS)], env, workdir) as server:
+        server.api_key = key
         yield Served(server, url)
 
 
@@ -211,7 +226,7 @@ def today() -> str:
 
 
 def test_health(server: Server) -> None:
-    assert server.request("GET", "/v1/health") == (200, {"status": "ok", "revision": 1})
+    assert server.request("GET", "/healthz") == (200, {"status": "ok", "revision": 1})
 
 
 def test_check_allowed_with_every_grant(server: Server) -> None:
@@ -411,7 +426,14 @@ def test_quickstart_serves_the_demo_from_a_fresh_file(tmp_path: Path) -> None:
     (tmp_path / "pdp-demo.sqlite3").write_text("not a database: quickstart starts afresh")
     env = server_env(tmp_path)
     with running(["quickstart"], env, tmp_path) as server:
-        assert server.request("GET", "/v1/health") == (200, {"status": "ok", "revision": 1})
+        assert server.request("GET", "/healthz") == (200, {"status": "ok", "revision": 1})
+        printed = re.search(r"export PDP_KEY=(pdp_\S+)", server.log())
+        assert printed, server.log()
+        assert (
+            server.request("POST", "/v1/check", {"user": "bruno.petit", "service": "cdap"})[0]
+            == 401
+        )  # without the key
+        server.api_key = printed.group(1)
         answer = server.check(user="bruno.petit", service="cdap", role="T18")
         assert (answer["allowed"], answer["revision"]) == (True, 1)
         status, answer = server.request("GET", "/v1/services/cdap/users?limit=1000")

@@ -35,6 +35,7 @@ from typing import Any
 
 import orjson
 import pytest
+from admin_api import API_HEADERS, API_KEY
 from sqlalchemy import select
 from test_e2e_server import Server, free_port, pdp_command, run_pdp, running, server_env
 
@@ -67,7 +68,9 @@ CHECKS: list[dict[str, Any]] = [
 def post(base_url: str, path: str, body: Any) -> Any:
     """POST JSON; return the decoded answer of a 200 (raises on anything else)."""
     req = urllib.request.Request(
-        base_url + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+        base_url + path,
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json", **API_HEADERS},
     )
     with _opener.open(req, timeout=10) as resp:
         assert resp.status == 200
@@ -284,6 +287,7 @@ def test_no_acknowledged_decision_is_lost_when_the_server_is_killed(
     restart_env = {**env, "PDP_DECISION_LOG_SHIP_INTERVAL": "0.2"}
     token = mint(Settings(jwt_secret=JWT_SECRET), OPERATOR)
     with running(["serve", "--workers", str(WORKERS)], restart_env, tmp_path) as server:
+        server.api_key = API_KEY
         # A worker's shipper starts with its first decision: ask until both workers have
         # answered (their segments show their pids). Stopping a worker that is still booting
         # would also race gunicorn's signal set-up.

@@ -246,3 +246,20 @@ class DecisionRecord(Base):
 
 Index("ix_decision_log_organisation_ts", DecisionRecord.organisation, DecisionRecord.ts_us)
 Index("ix_decision_log_user_ts", DecisionRecord.user, DecisionRecord.ts_us)
+
+
+class ApiClientRecord(Base):
+    """One API key of a front-end (a policy enforcement point): ``pdp clients add``.
+
+    Only the SHA-256 of the key is stored (``key_hash``); ``key_id`` is the key's public part,
+    by which it is looked up. ``services`` (comma-separated, sorted) are the services the key may
+    ask about. A revoked key keeps its row (``revoked_at``), for the audit trail.
+    """
+
+    __tablename__ = "api_clients"
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    services: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -23,7 +23,7 @@ from pdp.admin.requests import GroupEdit, GroupNew, ManagerSet, RoleRef
 from pdp.admin.service import AdminService, Tx
 from pdp.admin.users import resolve_user
 from pdp.engine.admin import Target
-from pdp.engine.decision import Reason
+from pdp.engine.decision import Query, Reason
 from pdp.errors import BadRequest, Conflict, NotFound
 
 
@@ -497,9 +497,9 @@ def set_manager(
             related=f"user:{manager.login}",
         )
         if current_login is not None:
-            outcome = svc.engine.index.decide(
-                current_login, "afas", "habiliter", None, tx.today.toordinal()
-            )
+            # engine.check, not index.decide: it never raises (R-DEC-2), so an engine error
+            # costs the notice, not the manager change.
+            outcome = svc.engine.check(Query(current_login, "afas", "habiliter", None, tx.today))
             if outcome.reason is Reason.ALLOWED:
                 via = sorted({g.group for g in outcome.grants if g.group})
                 tx.notice(

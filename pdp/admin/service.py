@@ -17,6 +17,7 @@ Every write goes through ``AdminService.write``:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine as SqlEngine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.sql.database import UnitOfWork, bump_revision, log_changes
@@ -36,6 +39,16 @@ from pdp.engine.admin import ADMIN_MESSAGES, AdminReason, Target, parse_target
 from pdp.engine.engine import Engine
 from pdp.errors import Forbidden, Unauthorized, Unavailable
 from pdp.masking import Masker
+
+log = logging.getLogger("pdp.admin")
+
+# The database failing under a request (connection lost, disk full, lock or statement timeout,
+# pool exhausted): the transaction is rolled back, nothing was written, the caller may retry.
+STORE_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
+STORE_UNAVAILABLE = (
+    "La base des habilitations est momentanément indisponible : rien n'a été modifié, "
+    "réessayer plus tard."
+)
 
 
 @dataclass
@@ -203,25 +216,36 @@ class AdminService:
 
     @contextmanager
     def read(self, actor: str, action: str, target: Target) -> Iterator[Session]:
-        """Authorise a read, then yield a session in a read-only transaction."""
+        """Authorise a read, then yield a session in a read-only transaction. Raises
+        Unavailable(STORE_UNAVAILABLE) if the database fails."""
         self.require(actor, action, target)
-        with self.uow.begin() as session:
-            yield session
+        try:
+            with self.uow.begin() as session:
+                yield session
+        except STORE_ERRORS as exc:
+            log.warning("database error during %s: %s", action, exc)
+            raise Unavailable(STORE_UNAVAILABLE, code="STORE_UNAVAILABLE") from exc
 
     @contextmanager
     def write(self, actor: str, action: str, target: Target) -> Iterator[Tx]:
-        """One write = one transaction, serialised by the revision lock (see the module)."""
-        with self.uow.begin() as session:
-            revision = bump_revision(session)
-            if self.engine.revision != revision - 1:
-                self.engine.refresh(force=True)
+        """One write = one transaction, serialised by the revision lock (see the module).
+        Raises Unavailable(STORE_UNAVAILABLE) if the database fails: nothing is written."""
+        try:
+            with self.uow.begin() as session:
+                revision = bump_revision(session)
                 if self.engine.revision != revision - 1:
-                    raise Unavailable(ADMIN_MESSAGES[AdminReason.POLICY_UNAVAILABLE])
-            self.require(actor, action, target)
-            tx = Tx(session, revision, actor, action, target, self.today(), self)
-            yield tx
-            log_changes(session, revision, tx.organisations or {None}, action)
-            # In the same transaction: no change without its audit record (and no record
-            # without its change).
-            self.audit.append(session, tx.events, context.request_id.get())
+                    self.engine.refresh(force=True)
+                    if self.engine.revision != revision - 1:
+                        raise Unavailable(ADMIN_MESSAGES[AdminReason.POLICY_UNAVAILABLE])
+                self.require(actor, action, target)
+                tx = Tx(session, revision, actor, action, target, self.today(), self)
+                yield tx
+                log_changes(session, revision, tx.organisations or {None}, action)
+                # In the same transaction: no change without its audit record (and no record
+                # without its change).
+                self.audit.append(session, tx.events, context.request_id.get())
+        except STORE_ERRORS as exc:
+            # Rolled back (the unit of work): a 503 the caller may retry, not a 500.
+            log.warning("database error during %s, rolled back: %s", action, exc)
+            raise Unavailable(STORE_UNAVAILABLE, code="STORE_UNAVAILABLE") from exc
         self.engine.notify(revision)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pdp.api.admin_common import AUTH_ERRORS, actor, answer
 from pdp.api.decisions import registry
+from pdp.api.guard import page_limit
 from pdp.api.openapi import Operation
 from pdp.auditor import AuditorQueries
 
@@ -148,8 +149,7 @@ def _queries() -> AuditorQueries:
 
 
 def _cap(limit: int) -> int:
-    cap: int = current_app.config["PDP_SETTINGS"].page_max
-    return min(limit, cap)
+    return page_limit(limit)
 
 
 @bp.get("/decisions")

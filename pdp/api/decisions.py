@@ -8,20 +8,20 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import ValidationError
 
 from pdp.api.errors import validation_error
+from pdp.api.guard import client, page_limit, path_value, require_service
 from pdp.api.openapi import Operation, Registry
 from pdp.api.schemas import (
     BatchRequest,
     BatchResponse,
     CheckRequest,
     CheckResponse,
-    HealthResponse,
     PermissionsQuery,
     PermissionsResponse,
     ServiceUsersQuery,
     ServiceUsersResponse,
 )
 from pdp.engine.decision import Query
-from pdp.errors import BadRequest, PayloadTooLarge
+from pdp.errors import BadRequest, PayloadTooLarge, PdpError
 from pdp.queries import Checked, DecisionService, grant_json
 
 bp = Blueprint("decisions", __name__, url_prefix="/v1")
@@ -69,7 +69,7 @@ def read_body() -> bytes:
 _TOO_LARGE = "Corps de requête trop volumineux."
 
 
-def _error_json(err: BadRequest) -> dict[str, Any]:
+def _error_json(err: PdpError) -> dict[str, Any]:
     body: dict[str, Any] = {"code": err.code, "message": err.message}
     if err.details is not None:
         body["details"] = err.details
@@ -84,12 +84,14 @@ def _error_json(err: BadRequest) -> dict[str, Any]:
         "Decide whether a user may use a service",
         CheckResponse,
         body=CheckRequest,
-        errors=(400, 413),
+        errors=(400, 413, 503),
+        api_key=True,
     )
 )
 def check() -> Response:
     """Decide one check (R-DEC-1)."""
     body = CheckRequest.model_validate_json(read_body())
+    require_service(body.service)
     return jsonify(_checked_json(_service().check(_query(body))))
 
 
@@ -101,7 +103,8 @@ def check() -> Response:
         "Decide several checks, in order",
         BatchResponse,
         body=BatchRequest,
-        errors=(400, 413),
+        errors=(400, 413, 503),
+        api_key=True,
     )
 )
 def check_batch() -> Response:
@@ -110,22 +113,22 @@ def check_batch() -> Response:
     cap = current_app.config["PDP_SETTINGS"].batch_max
     if len(body.checks) > cap:
         raise BadRequest(f"Un lot contient au plus {cap} vérifications.", code="BATCH_TOO_LARGE")
-    items: list[Query | BadRequest] = []
+    items: list[Query | PdpError] = []
     for raw in body.checks:
         try:
-            items.append(
-                _query(
-                    CheckRequest.model_validate(raw, strict=False)
-                    if isinstance(raw, dict)
-                    else _not_object()
-                )
+            query = _query(
+                CheckRequest.model_validate(raw, strict=False)
+                if isinstance(raw, dict)
+                else _not_object()
             )
+            require_service(query.service)
+            items.append(query)
         except ValidationError as exc:
             items.append(validation_error(exc))
-        except BadRequest as exc:
+        except PdpError as exc:
             items.append(exc)
     results = [
-        _error_json(r) if isinstance(r, BadRequest) else _checked_json(r)
+        _error_json(r) if isinstance(r, PdpError) else _checked_json(r)
         for r in _service().check_many(items)
     ]
     return jsonify({"results": results})
@@ -145,12 +148,18 @@ def _not_object() -> CheckRequest:
         query=PermissionsQuery,
         errors=(400, 404, 503),
         path_params=("login",),
+        api_key=True,
     )
 )
 def permissions(login: str) -> Response:
-    """The welcome page's one call (R-DEC-4)."""
+    """The welcome page's one call (R-DEC-4), limited to the services the calling front-end
+    may ask about."""
+    path_value(login, "login", 120)
     args = PermissionsQuery.model_validate(request.args.to_dict())
-    return jsonify(_service().permissions(login, args.at))
+    caller = client()
+    return jsonify(
+        _service().permissions(login, args.at, caller.services if caller is not None else None)
+    )
 
 
 @bp.get("/services/<service>/users")
@@ -163,39 +172,19 @@ def permissions(login: str) -> Response:
         query=ServiceUsersQuery,
         errors=(400, 404, 503),
         path_params=("service",),
+        api_key=True,
     )
 )
 def service_users(service: str) -> Response:
     """Users allowed to use the service, ordered by organisation and login."""
+    path_value(service, "service", 40)
+    require_service(service)
     args = ServiceUsersQuery.model_validate(request.args.to_dict())
-    cap = current_app.config["PDP_SETTINGS"].page_max
     return jsonify(
         _service().service_users(
-            service, args.role, args.organisation, args.at, min(args.limit, cap), args.cursor
+            service, args.role, args.organisation, args.at, page_limit(args.limit), args.cursor
         )
     )
-
-
-@bp.get("/health")
-@registry.operation(
-    Operation(
-        "get",
-        "/v1/health",
-        "Liveness and revision served",
-        HealthResponse,
-        errors=(),
-        other_responses={503: HealthResponse},
-    )
-)
-def health() -> Response:
-    """Liveness probe: the revision served; status "stale" (503) when the store is unreachable
-    for longer than PDP_MAX_STALENESS, while checks deny."""
-    engine = _service().engine
-    engine.refresh()
-    stale = engine.stale
-    response = jsonify({"status": "stale" if stale else "ok", "revision": engine.revision})
-    response.status_code = 503 if stale else 200
-    return response
 
 
 @bp.get("/openapi.json")

@@ -17,6 +17,7 @@ _HTTP_CODES = {
     404: ("NOT_FOUND", "Ressource introuvable."),
     405: ("METHOD_NOT_ALLOWED", "Méthode non autorisée pour cette ressource."),
     413: ("PAYLOAD_TOO_LARGE", "Corps de requête trop volumineux."),
+    429: ("RATE_LIMITED", "Trop de requêtes pour ce client : réessayer après le délai indiqué."),
 }
 
 

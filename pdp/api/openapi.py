@@ -29,6 +29,8 @@ class Operation:
     other_responses: dict[int, type[BaseModel]] = field(default_factory=dict)
     status: int = 200
     auth: bool = False  # needs ``Authorization: Bearer <JWT>``
+    api_key: bool = False  # needs ``X-Api-Key`` (a front-end's key, ``pdp clients add``)
+    public: bool = False  # answers without credentials, and is not rate-limited
 
 
 @dataclass
@@ -73,7 +75,12 @@ class Registry:
                     }
                 },
             }
-            for status in (*op.errors, 405, 500):
+            statuses = set(op.errors) | {405, 500}
+            if op.auth or op.api_key:
+                statuses |= {401, 403}
+            if not op.public:
+                statuses.add(429)
+            for status in sorted(statuses):
                 entry["responses"][str(status)] = {
                     "description": "Error",
                     "content": {"application/json": {"schema": {"$ref": ref_of[ErrorResponse]}}},
@@ -96,8 +103,12 @@ class Registry:
                     )
             if params:
                 entry["parameters"] = params
-            if op.auth:
+            if op.auth and op.api_key:
+                entry["security"] = [{"apiKey": []}, {"bearerAuth": []}]
+            elif op.auth:
                 entry["security"] = [{"bearerAuth": []}]
+            elif op.api_key:
+                entry["security"] = [{"apiKey": []}]
             if op.body is not None:
                 entry["requestBody"] = {
                     "required": True,
@@ -111,7 +122,8 @@ class Registry:
             "components": {
                 "schemas": schema.get("$defs", {}),
                 "securitySchemes": {
-                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                    "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
                 },
             },
         }

@@ -180,3 +180,11 @@ class HealthResponse(BaseModel):
 
     status: str
     revision: int
+
+
+class ReadyResponse(BaseModel):
+    """Readiness: "ready" or "not_ready", and each check's state."""
+
+    status: str
+    revision: int
+    checks: dict[str, str]

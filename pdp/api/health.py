@@ -1,0 +1,64 @@
+"""Probes for the orchestrator: ``/healthz`` (alive) and ``/readyz`` (fit to answer).
+
+Neither needs credentials nor counts against a rate limit; neither says anything about users.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from pdp.api.decisions import registry
+from pdp.api.openapi import Operation
+from pdp.api.schemas import HealthResponse, ReadyResponse
+from pdp.queries import DecisionService
+
+bp = Blueprint("health", __name__)
+
+
+def _service() -> DecisionService:
+    return current_app.extensions["pdp.decisions"]  # type: ignore[no-any-return]
+
+
+@bp.get("/healthz")
+@registry.operation(
+    Operation(
+        "get", "/healthz", "Liveness: the process answers", HealthResponse, errors=(), public=True
+    )
+)
+def healthz() -> Response:
+    """Alive, and the policy revision served. Does not touch the database."""
+    return jsonify({"status": "ok", "revision": _service().engine.revision})
+
+
+@bp.get("/readyz")
+@registry.operation(
+    Operation(
+        "get",
+        "/readyz",
+        "Readiness: policy fresh and database reachable",
+        ReadyResponse,
+        errors=(),
+        other_responses={503: ReadyResponse},
+        public=True,
+    )
+)
+def readyz() -> Response:
+    """Ready when the policy has been confirmed against the store within PDP_MAX_STALENESS
+    and the database answers; 503 otherwise (checks then deny: R-DEC-2)."""
+    engine = _service().engine
+    engine.refresh()
+    checks = {"policy": "stale" if engine.stale else "ok", "database": "ok"}
+    db: Engine = current_app.extensions["pdp.db"]
+    try:
+        with db.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        checks["database"] = "unreachable"
+    ready = all(v == "ok" for v in checks.values())
+    response = jsonify(
+        {"status": "ready" if ready else "not_ready", "revision": engine.revision, "checks": checks}
+    )
+    response.status_code = 200 if ready else 503
+    return response
