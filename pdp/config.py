@@ -44,9 +44,9 @@ class Settings:
     rate_limit_storage: str = "memory://"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
         """Read ``PDP_<NAME>`` variables, then apply ``overrides``; raise on bad values."""
-        env = os.environ if env is None else env
+        env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(f"PDP_{f.name.upper()}")

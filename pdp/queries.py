@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from pdp.engine.engine import Engine
 from pdp.engine.index import service_users as index_service_users
 from pdp.errors import BadRequest, NotFound, PdpError, Unavailable
 from pdp.masking import Masker
+
+log = logging.getLogger("pdp.decisions")
 
 _CAF_CODE = re.compile(r"^[0-9A-Za-z]{1,10}$")
 
@@ -162,7 +165,11 @@ class DecisionService:
                 code="UNKNOWN_USER",
                 details={"decision_id": decision_id},
             )
-        found = index.permissions(login, day.toordinal())
+        try:
+            found = index.permissions(login, day.toordinal())
+        except Exception:
+            log.exception("permissions listing failed: %r", login)
+            raise Unavailable(MESSAGES[Reason.ENGINE_ERROR], code="ENGINE_ERROR") from None
         services = []
         grants_logged: list[tuple[str | None, str, str, str]] = []
         for service, (grants, cafs) in found.items():
@@ -216,7 +223,13 @@ class DecisionService:
         else:
             orgs = index.sorted_orgs()
         after = decode_cursor(cursor) if cursor else None
-        rows, last = index_service_users(index, service, role, orgs, day.toordinal(), after, limit)
+        try:
+            rows, last = index_service_users(
+                index, service, role, orgs, day.toordinal(), after, limit
+            )
+        except Exception:
+            log.exception("service users listing failed: %s", service)
+            raise Unavailable(MESSAGES[Reason.ENGINE_ERROR], code="ENGINE_ERROR") from None
         decision_id = self._log_listing(
             "service_users",
             None,

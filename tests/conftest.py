@@ -259,7 +259,7 @@ def demo_db(request: pytest.FixtureRequest, backend: str, tmp_path: Path, today:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No PDP_* setting of the caller's shell leaks into the apps built by the test."""
     for name in list(os.environ):
-        if name.startswith("PDP_") and name != POSTGRES_ENV:
+        if name.startswith("PDP_") and not name.startswith("PDP_TEST_"):
             monkeypatch.delenv(name)
 
 

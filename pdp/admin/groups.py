@@ -56,9 +56,14 @@ def _current_manager(
     return None if row is None else (row[0], row[1])
 
 
-def _open_manager(tx: Tx, user: User, org: Organisation, day: dt.date) -> None:
-    """R-ADM-3: the manager is an open user of the group's organisation."""
-    if user.organisation_id != org.id or not store.is_open(user, day):
+def _open_manager(
+    tx: Tx, user: User, org: Organisation, day: dt.date, until: dt.date | None
+) -> None:
+    """R-ADM-3: the manager is an open user of the group's organisation, from ``day`` and for
+    as long as the group (closing ``until``) is open: a user closing earlier would leave the
+    group a closed manager (the mirror of USER_MANAGES_GROUPS when closing a manager)."""
+    closes_first = user.closes_on is not None and (until is None or until > user.closes_on)
+    if user.organisation_id != org.id or not store.is_open(user, day) or closes_first:
         raise Conflict(
             f"Le responsable habilitations doit être un utilisateur ouvert de {org.code} "
             "(R-ADM-3).",
@@ -167,7 +172,7 @@ def create_group(svc: AdminService, actor: str, org_code: str, data: GroupNew) -
                 raise Conflict("La convention n'est pas ouverte à cette date.", "CONVENTION_CLOSED")
             convention_id = conv.id
         manager = resolve_user(tx, org, data.manager.login, data.manager.new_user)
-        _open_manager(tx, manager, org, opens_on)
+        _open_manager(tx, manager, org, opens_on, data.closes_on)
         grp = Group(
             organisation_id=org.id,
             convention_id=convention_id,
@@ -484,7 +489,7 @@ def set_manager(
         manager = resolve_user(tx, org, data.login, data.new_user)
         if manager.login == current_login:
             raise Conflict(f"{manager.login} est déjà responsable de {code}.", "ALREADY_MANAGER")
-        _open_manager(tx, manager, org, tx.today)
+        _open_manager(tx, manager, org, tx.today, grp.closes_on)
         if current is not None:
             current[0].closes_on = tx.today
         s.add(GroupManager(group_id=grp.id, user_id=manager.id, opens_on=tx.today))

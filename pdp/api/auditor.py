@@ -4,10 +4,11 @@ organisation only)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import re
+from typing import Annotated, Any
 
 from flask import Blueprint, Response, current_app, request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from pdp.api.admin_common import AUTH_ERRORS, actor, answer
 from pdp.api.decisions import registry
@@ -24,12 +25,31 @@ class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}([T ].+)?$")
+
+
+def _iso_moment(value: Any) -> Any:
+    """Only ISO 8601 text: pydantic would also read a number as seconds since the epoch."""
+    if isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or not _MOMENT.match(value):
+        raise ValueError("un jour AAAA-MM-JJ ou une date-heure ISO 8601 est attendue")
+    return value
+
+
+Moment = Annotated[
+    dt.datetime,
+    BeforeValidator(_iso_moment),
+    Field(json_schema_extra={"type": "string", "pattern": _MOMENT.pattern}),
+]
+
+
 class Period(_Query):
     """``from`` (included) and ``to`` (excluded): ISO 8601 date-times (UTC unless an offset is
     given) or days."""
 
-    start: dt.datetime | None = Field(None, alias="from")
-    end: dt.datetime | None = Field(None, alias="to")
+    start: Moment | None = Field(None, alias="from")
+    end: Moment | None = Field(None, alias="to")
     limit: int = Field(50, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=200)
 

@@ -33,6 +33,21 @@ class Operation:
     public: bool = False  # answers without credentials, and is not rate-limited
 
 
+# An example of each path parameter, from the demo data (pdp.demo): the fuzzers start from
+# these, so that calls reach the business logic and not only "unknown" answers.
+PATH_EXAMPLES = {
+    "login": "bruno.petit",
+    "service": "cdap",
+    "org": "mairie-montreuil",
+    "code": "CCAS",
+    "group": "CCAS-ACCUEIL",
+    "profile": "declaration",
+    "reference": "CONV-mairie-montreuil-931",
+    "subscription_id": "1",
+    "decision_id": "0" * 32,
+}
+
+
 @dataclass
 class Registry:
     """The operations of the API, in the order declared."""
@@ -91,7 +106,13 @@ class Registry:
                     "content": {"application/json": {"schema": {"$ref": ref_of[model]}}},
                 }
             params: list[dict[str, Any]] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": p,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    **({"example": PATH_EXAMPLES[p]} if p in PATH_EXAMPLES else {}),
+                }
                 for p in op.path_params
             ]
             if op.query is not None:

@@ -46,6 +46,18 @@ class Strict(BaseModel):
 class CheckRequest(Strict):
     """May ``user`` use ``service`` (with ``role``, for ``caf``) on ``at`` (default today)?"""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {"user": "bruno.petit", "service": "cdap", "role": "T18"},
+                {"user": "nadia.benali", "service": "cdap", "caf": "751"},
+                {"user": "chloe.roux", "service": "cdap", "at": "2026-01-15"},
+            ]
+        },
+    )
+
     user: Login
     service: Name
     role: Name | None = None
@@ -56,6 +68,20 @@ class CheckRequest(Strict):
 class BatchRequest(Strict):
     """Several checks answered in order; each item is validated on its own."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "checks": [
+                        {"user": "bruno.petit", "service": "cdap", "role": "T18"},
+                        {"user": "lea.fontaine", "service": "afas"},
+                    ]
+                }
+            ]
+        },
+    )
     checks: list[Any] = Field(description="Items of the CheckRequest shape.")
 
 

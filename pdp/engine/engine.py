@@ -26,9 +26,9 @@ from pdp.catalogue import Catalogue
 from pdp.clock import CachedToday
 from pdp.engine.admin import AdminReason, Rights, Target, authorise, load_rights
 from pdp.engine.casbin_model import ReferenceEnforcer, sample_queries
-from pdp.engine.decision import Decision, Grant, Query, Reason
+from pdp.engine.decision import MESSAGES, Decision, Grant, Query, Reason
 from pdp.engine.index import Index
-from pdp.errors import ConfigurationError
+from pdp.errors import ConfigurationError, Unavailable
 
 log = logging.getLogger("pdp.engine")
 
@@ -199,8 +199,13 @@ class Engine:
     def permissions(
         self, login: str, at: dt.date | None
     ) -> dict[str, tuple[list[Grant], list[str]]]:
-        """Every service the user may use on the day, with its grants and Cafs (R-DEC-4)."""
-        return self.index.permissions(login, self.day(at).toordinal())
+        """Every service the user may use on the day, with its grants and Cafs (R-DEC-4).
+        Raises Unavailable (ENGINE_ERROR) if the index fails: a listing is never guessed."""
+        try:
+            return self.index.permissions(login, self.day(at).toordinal())
+        except Exception:
+            log.exception("permissions listing failed: %r", login)
+            raise Unavailable(MESSAGES[Reason.ENGINE_ERROR], code="ENGINE_ERROR") from None
 
     def verify(self, sample_orgs: int, seed: int = 0, queries_per_org: int = 50) -> int:
         """Compare the index with plain Casbin on a sample of organisations; return the count.
