@@ -477,3 +477,42 @@ def _logged(url: str) -> int:
             return int(conn.execute(text("SELECT count(*) FROM decision_log")).scalar_one())
     finally:
         db.dispose()
+
+
+def test_every_route_but_the_probes_refuses_a_call_without_credentials(make_app: MakeApp) -> None:
+    """Only /healthz and /readyz answer without credentials: every other route of the app, with
+    any method, answers 401 to a call carrying neither an API key nor a token."""
+    app, _ = make_app(jwt_secret=SECRET)
+    client = app.test_client()
+    client.environ_base.pop("HTTP_X_API_KEY")
+    open_routes = {"/healthz", "/readyz"}
+    seen = 0
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/static"):
+            continue
+        path = re.sub(
+            r"<(?:\w+:)?(\w+)>", lambda m: "1" if "int:" in m.group(0) else "x", rule.rule
+        )
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            response = client.open(path, method=method, json={})
+            seen += 1
+            if rule.rule in open_routes:
+                assert response.status_code == 200, rule.rule
+            else:
+                assert response.status_code == 401, (method, rule.rule, response.get_json())
+    assert seen >= 30
+
+
+def test_the_admin_check_takes_a_key_or_the_actors_own_token(make_app: MakeApp) -> None:
+    client = make_app(jwt_secret=SECRET)[0].test_client()
+    question = {
+        "actor": "bruno.petit",
+        "action": "group.edit",
+        "target": "group:mairie-montreuil/CCAS",
+    }
+    assert client.post("/v1/admin/check", json=question).status_code == 200  # a front-end's key
+    client.environ_base.pop("HTTP_X_API_KEY")
+    own = client.post("/v1/admin/check", json=question, headers=bearer("bruno.petit"))
+    assert own.status_code == 200
+    other = client.post("/v1/admin/check", json=question, headers=bearer("alice.martin"))
+    assert (other.status_code, error_code(other)) == (403, "ACTOR_MISMATCH")

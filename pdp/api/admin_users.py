@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 
 from pdp.admin import users
 from pdp.admin.requests import AdminCheckRequest, MembershipEdit, MembershipNew, NewUser, UserEdit
@@ -16,6 +16,7 @@ from pdp.admin.responses import (
 from pdp.api.admin_common import AUTH_ERRORS, actor, admin_service, answer, body
 from pdp.api.decisions import registry
 from pdp.api.openapi import Operation
+from pdp.errors import Forbidden
 
 bp = Blueprint("admin_users", __name__, url_prefix="/v1")
 ORG = "/v1/organisations/{org}"
@@ -30,11 +31,19 @@ ORG = "/v1/organisations/{org}"
         AdminCheckResponse,
         body=AdminCheckRequest,
         errors=(400, 413, 503),
+        auth=True,
+        api_key=True,
     )
 )
 def admin_check() -> Response:
-    """Answer for front-ends that show or hide buttons; every answer is logged."""
+    """Answer for front-ends that show or hide buttons; every answer is logged. A front-end
+    (API key) may ask about any actor; a signed-in user (JWT) about themselves only."""
     data = body(AdminCheckRequest)
+    login = g.get("pdp_login")
+    if login is not None and data.actor != login:
+        raise Forbidden(
+            "Un utilisateur ne peut interroger que ses propres droits.", "ACTOR_MISMATCH"
+        )
     return answer(admin_service().check(data.actor, data.action, data.target))
 
 

@@ -3,7 +3,8 @@
 - The decision endpoints (check, batch, permissions, service users) need a front-end's API key
   in ``X-Api-Key`` (``pdp.clients``), and answer only about the services that key was given.
 - The administration and auditors' endpoints need a JWT (``pdp.auth``), checked by their views.
-- ``/v1/openapi.json`` needs either; ``/healthz`` and ``/readyz`` need nothing.
+- ``/v1/openapi.json`` and the administrative check (``/v1/admin/check``) take either;
+  ``/healthz`` and ``/readyz`` need nothing.
 - Every request but the probes counts against its caller's rate limit (Flask-Limiter): the key's
   client name, the JWT's subject, or else the remote address. Counters live in memory (one set
   per worker) or in Redis (shared by every worker and instance: production).
@@ -36,7 +37,8 @@ KEYED = frozenset(
         "decisions.service_users",
     }
 )
-EITHER = frozenset({"decisions.openapi"})
+# Endpoints a front-end (API key) or a signed-in user (JWT) may call.
+EITHER = frozenset({"decisions.openapi", "admin_users.admin_check"})
 
 
 def client() -> ApiClient | None:
@@ -97,6 +99,7 @@ def install(
                     f"Authentification requise : en-tête {HEADER} absent.", "API_KEY_REQUIRED"
                 )
             login = verifier.login(request.headers.get("Authorization"))
+            g.pdp_login = login
             context.client.set(f"user:{login}")
 
     if not settings.rate_limited:
