@@ -41,8 +41,9 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 WORKDIR /var/lib/pdp
 USER 10001:10001
 EXPOSE 8000
-# 503 (store unreachable for longer than PDP_MAX_STALENESS) or no answer: unhealthy.
+# /readyz: 503 (policy stale: store unreachable longer than PDP_MAX_STALENESS, or the database
+# down) or no answer: unhealthy. /healthz (liveness) answers without touching the database.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('PDP_BIND', '0.0.0.0:8000').rpartition(':')[2]; urllib.request.urlopen(f'http://127.0.0.1:{port}/v1/health', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('PDP_BIND', '0.0.0.0:8000').rpartition(':')[2]; urllib.request.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=4)"]
 ENTRYPOINT ["pdp"]
 CMD ["serve"]
