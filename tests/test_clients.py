@@ -516,3 +516,17 @@ def test_the_admin_check_takes_a_key_or_the_actors_own_token(make_app: MakeApp) 
     assert own.status_code == 200
     other = client.post("/v1/admin/check", json=question, headers=bearer("alice.martin"))
     assert (other.status_code, error_code(other)) == (403, "ACTOR_MISMATCH")
+
+
+def test_local_windows_reset_each_window_and_stay_bounded() -> None:
+    from pdp.api.guard import LocalWindows
+
+    now = [1000.0]
+    windows = LocalWindows([(2, 1), (3, 60)], clock=lambda: now[0])  # 2/second and 3/minute
+    assert [windows.hit("a"), windows.hit("a")] == [None, None]
+    assert windows.hit("a") == 1  # third in the same second: wait for the next second
+    assert windows.hit("b") is None  # another caller, its own count
+    now[0] = 1001.0
+    assert windows.hit("a") is None  # a new second; the minute has 3 now
+    now[0] = 1002.0
+    assert windows.hit("a") == 18  # the minute window [960, 1020) is full: 1020 - 1002
