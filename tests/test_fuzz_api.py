@@ -42,7 +42,7 @@ from pdp.auth import mint
 from pdp.config import Settings
 from pdp.decision_log import MemoryLog
 
-EXAMPLES = int(os.environ.get("PDP_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("PDP_FUZZ_EXAMPLES", "100"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
