@@ -134,7 +134,8 @@ def create_group(svc: AdminService, actor: str, org_code: str, data: GroupNew) -
         opens_on = data.opens_on or tx.today
         if opens_on < tx.today:
             raise BadRequest("Un groupe ne peut pas ouvrir dans le passé.", "RETROACTIVE_DATE")
-        store.check_window(opens_on, data.closes_on)
+        closes_on = data.closes_on
+        store.check_window(opens_on, closes_on)
         if s.execute(
             select(Group.id).where(Group.organisation_id == org.id, Group.code == data.code)
         ).first():
@@ -148,6 +149,8 @@ def create_group(svc: AdminService, actor: str, org_code: str, data: GroupNew) -
             _not_system(parent)
             if not store.is_open(parent, opens_on):
                 raise Conflict("Le groupe parent n'est pas ouvert à cette date.", "GROUP_NOT_OPEN")
+            if parent.closes_on is not None and (closes_on is None or closes_on > parent.closes_on):
+                closes_on = parent.closes_on  # R-GRP-2: a sub-group closes with its parent
             convention_id = parent.convention_id
             if data.convention is not None:
                 conv = s.get(Convention, convention_id)
@@ -172,7 +175,7 @@ def create_group(svc: AdminService, actor: str, org_code: str, data: GroupNew) -
                 raise Conflict("La convention n'est pas ouverte à cette date.", "CONVENTION_CLOSED")
             convention_id = conv.id
         manager = resolve_user(tx, org, data.manager.login, data.manager.new_user)
-        _open_manager(tx, manager, org, opens_on, data.closes_on)
+        _open_manager(tx, manager, org, opens_on, closes_on)
         grp = Group(
             organisation_id=org.id,
             convention_id=convention_id,
@@ -181,7 +184,7 @@ def create_group(svc: AdminService, actor: str, org_code: str, data: GroupNew) -
             label=data.label,
             is_system=False,
             opens_on=opens_on,
-            closes_on=data.closes_on,
+            closes_on=closes_on,
         )
         s.add(grp)
         s.flush()

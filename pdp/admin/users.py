@@ -31,6 +31,12 @@ def create_user_in(tx: Tx, org: Organisation, data: NewUser, *, authorise: bool 
     if authorise:
         tx.authorise("user.create", Target("organisation", org.code))
     opens_on = data.opens_on or tx.today
+    if opens_on < tx.today:
+        # R-TIME-2: nothing starts in the past (a user "open" on days already decided would
+        # change what those days answer), like groups, memberships and Afas profiles.
+        raise BadRequest(
+            "Un compte ne peut pas ouvrir dans le passé (R-TIME-2).", "RETROACTIVE_DATE"
+        )
     store.check_window(opens_on, data.closes_on)
     store.not_in_past(data.closes_on, tx.today, "La date de clôture")
     taken = tx.session.execute(select(User.id).where(User.login == data.login)).first()
