@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.sql.database import make_engine, schema_revision
 from adapters.sql.snapshot import SqlSnapshotSource
-from pdp import context
+from pdp import context, metrics
 from pdp.admin.service import AdminService
 from pdp.api import errors, guard
 from pdp.api.admin_contracts import bp as admin_contracts_bp
@@ -27,6 +27,7 @@ from pdp.auditor import AuditorQueries
 from pdp.auth import TokenVerifier
 from pdp.catalogue import load_catalogue
 from pdp.clients import DEMO_CLIENT, ClientRegistry
+from pdp.clock import start_clock_at
 from pdp.config import Settings, refuse_defaults
 from pdp.decision_log import DecisionLog, open_log
 from pdp.engine.casbin_model import load_model
@@ -34,6 +35,7 @@ from pdp.engine.engine import Engine
 from pdp.errors import ConfigurationError
 from pdp.masking import Masker
 from pdp.queries import DecisionService
+from pdp.watcher import open_watcher
 from policies import CATALOGUE_PATH
 
 log = logging.getLogger("pdp")
@@ -97,6 +99,11 @@ def create_app(
     overrides = dict(test_config or {})
     settings = Settings.from_env(**overrides)
     refuse_defaults(settings)
+    if settings.clock_start:
+        try:
+            start_clock_at(settings.clock_start)
+        except ValueError as exc:
+            raise ConfigurationError(f"PDP_CLOCK_START: {exc}") from None
     app = PdpFlask(__name__)
     app.config["PDP_SETTINGS"] = settings
     # Body size is enforced by the views themselves (pdp.api.decisions._body): Werkzeug's
@@ -125,9 +132,13 @@ def create_app(
         masker,
     )
     app.extensions["pdp.auditor"] = AuditorQueries(db, admin, masker)
+    # Started in each worker after the fork (pdp.server), never in the master.
+    app.extensions["pdp.watcher"] = open_watcher(settings.watcher, settings.database_url, engine)
     clients = app.extensions["pdp.clients"] = ClientRegistry(db, settings.refresh_interval)
     if settings.production:
         refuse_demo_key(clients)
+
+    metrics.install(app)  # first: its timer starts before any other before_request
 
     @app.before_request
     def _request_context() -> None:
@@ -138,6 +149,12 @@ def create_app(
     def _request_id_header(response: Response) -> Response:
         response.headers["X-Request-Id"] = context.request_id.get() or ""
         return response
+
+    @app.teardown_request
+    def _forget_request_id(_exc: BaseException | None) -> None:
+        # The worker's thread keeps its context: a log line between two requests must not
+        # carry the last one's id (pdp.logs).
+        context.request_id.set(None)
 
     errors.install(app)
     app.extensions["pdp.limiter"] = guard.install(app, clients, verifier, settings)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from adapters.sql.database import UnitOfWork, make_engine, upgrade
+from pdp import logs as service_logs
 from pdp.clients import DEMO_CLIENT, ClientStore
 from pdp.config import Settings
 from pdp.engine.decision import Query
@@ -47,6 +48,8 @@ def _day(value: str | None) -> dt.date | None:
 def cli(verbose: bool) -> None:
     """pdp: the access decision point of the Caf partner portal."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    if os.environ.get("PDP_LOG_FORMAT") == "json":
+        service_logs.configure("json")
 
 
 @cli.group()
@@ -153,6 +156,7 @@ def serve(bind: str, workers: int) -> None:
     from pdp.app import create_app
     from pdp.server import serve as run
 
+    service_logs.configure(_settings().log_format_of(serving=True))
     logging.getLogger("pdp").setLevel(logging.INFO)
     run(create_app(), bind, workers)
 

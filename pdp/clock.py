@@ -15,9 +15,32 @@ Clock = Callable[[], dt.date]
 FOREVER = dt.date.max.toordinal() + 1
 
 
+# Seconds added to the real time: 0 except under PDP_CLOCK_START (tests of midnight), set once
+# at start-up by ``start_clock_at``.
+_offset = 0.0
+
+
+def start_clock_at(moment: str) -> None:
+    """Make this process's clock read ``moment`` (ISO 8601 with an offset) now, and run on from
+    there in real time. For tests of time passing (midnight in Europe/Paris)."""
+    global _offset
+    try:
+        start = dt.datetime.fromisoformat(moment)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 date-time: {moment!r}") from None
+    if start.tzinfo is None:
+        raise ValueError(f"the date-time needs an offset (e.g. +01:00): {moment!r}")
+    _offset = start.timestamp() - time.time()
+
+
+def paris_now() -> dt.datetime:
+    """The current moment in Europe/Paris (shifted by PDP_CLOCK_START, if set)."""
+    return dt.datetime.fromtimestamp(time.time() + _offset, PARIS)
+
+
 def paris_today() -> dt.date:
     """Return today's calendar day in Europe/Paris."""
-    return dt.datetime.now(PARIS).date()
+    return paris_now().date()
 
 
 def ordinal_end(closes_on: dt.date | None) -> int:

@@ -42,6 +42,11 @@ class Settings:
     env: str = "development"
     rate_limit: str = "1000/second"
     rate_limit_storage: str = "memory://"
+    metrics_public: str = "false"  # GET /metrics without credentials: true or false
+    log_format: str = "auto"  # text, json, or auto (json under `pdp serve` in production)
+    watcher: str = "auto"
+    min_revision_wait: float = 2.0
+    clock_start: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
@@ -58,6 +63,19 @@ class Settings:
                 raise ConfigurationError(f"PDP_{f.name.upper()}: invalid value {raw!r}") from None
         settings = replace(cls(), **values)
         settings = replace(settings, **overrides) if overrides else settings
+        if settings.watcher not in ("auto", "postgres", "off"):
+            raise ConfigurationError(
+                f"PDP_WATCHER must be auto, postgres or off, not {settings.watcher!r}"
+            )
+        if settings.metrics_public.strip().lower() not in BOOLEANS:
+            raise ConfigurationError(
+                f"PDP_METRICS_PUBLIC must be true or false, not {settings.metrics_public!r}"
+            )
+        if settings.log_format not in LOG_FORMATS:
+            raise ConfigurationError(
+                f"PDP_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
+                f"not {settings.log_format!r}"
+            )
         if settings.env not in ENVIRONMENTS:
             raise ConfigurationError(
                 f"PDP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {settings.env!r}"
@@ -70,12 +88,25 @@ class Settings:
         return self.env == "production"
 
     @property
+    def metrics_open(self) -> bool:
+        """Whether ``GET /metrics`` answers without credentials (``PDP_METRICS_PUBLIC``)."""
+        return BOOLEANS.get(self.metrics_public.strip().lower(), False)
+
+    def log_format_of(self, serving: bool) -> str:
+        """``text`` or ``json``: ``auto`` is json for a server in production, else text."""
+        if self.log_format != "auto":
+            return self.log_format
+        return "json" if serving and self.production else "text"
+
+    @property
     def rate_limited(self) -> bool:
         """Whether a per-client rate limit applies (``PDP_RATE_LIMIT`` not ``off``)."""
         return self.rate_limit.strip().lower() not in ("", "off")
 
 
 ENVIRONMENTS = ("development", "production")
+LOG_FORMATS = ("auto", "text", "json")
+BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 # Secrets shown in the documentation and the tests: never acceptable in production.
 KNOWN_SECRETS = frozenset({"s" * 40, "change-me", "changeme", "secret", "pdp"})
@@ -113,6 +144,8 @@ def refuse_defaults(settings: Settings) -> None:
     why = _weak(settings.audit_key)
     if why:
         problems.append(f"PDP_AUDIT_KEY: {why} (the audit chain could be forged)")
+    if settings.clock_start:
+        problems.append("PDP_CLOCK_START: a shifted clock is for tests only")
     if settings.rate_limited and settings.rate_limit_storage.startswith("memory"):
         problems.append(
             "PDP_RATE_LIMIT_STORAGE: memory:// counts per worker; use redis://host:6379 "

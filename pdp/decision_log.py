@@ -42,6 +42,7 @@ import orjson
 from sqlalchemy import Engine
 
 from adapters.sql.models import DecisionRecord
+from pdp import metrics
 from pdp.errors import Unavailable
 
 log = logging.getLogger("pdp.decisions")
@@ -166,6 +167,7 @@ class WalLog:
                 _write_all(segment.fd, data)
             except OSError as exc:
                 self.failures += 1
+                metrics.LOG_WRITE_ERRORS.inc()
                 _truncate(segment)
                 log.error("decision log write failed: %s", exc)
                 raise LogUnavailable(
@@ -178,6 +180,7 @@ class WalLog:
                 self._cond.notify_all()
                 if not self._cond.wait_for(lambda: self._durable >= end, self.sync_timeout):
                     self.failures += 1
+                    metrics.LOG_WRITE_ERRORS.inc()
                     raise LogUnavailable(
                         "Journal des décisions indisponible (écriture disque trop lente) : "
                         "décision non rendue."
@@ -246,6 +249,7 @@ class WalLog:
             os.fdatasync(fd)
         except OSError as exc:
             self.failures += 1
+            metrics.LOG_WRITE_ERRORS.inc()
             log.error("decision log fdatasync failed: %s", exc)
             ok = False
         else:
@@ -393,6 +397,7 @@ class Shipper:
         self.failures = 0
         self.shipped_total = 0
         self.last_success: float | None = None
+        self.shipped_through = time.time()  # everything written before it is shipped
         self._lock = threading.Lock()
         self._thread_pid: int | None = None
         # Straight to the driver's executemany: SQLAlchemy's per-row work cost more than the
@@ -411,6 +416,7 @@ class Shipper:
             if self._thread_pid == os.getpid():
                 return
             self._thread_pid = os.getpid()
+            self.shipped_through = time.time()
         threading.Thread(target=self._ship_forever, name="pdp-log-ship", daemon=True).start()
 
     def _ship_forever(self) -> None:
@@ -420,11 +426,21 @@ class Shipper:
                 self.ship_once()
             except Exception as exc:  # the database is down: the files wait on disk
                 self.failures += 1
+                metrics.LOG_SHIP_ERRORS.inc()
                 log.warning("decision log shipping failed, will retry: %s", exc)
+            self.report_backlog()
+
+    def report_backlog(self) -> None:
+        """Publish this process's unshipped bytes and the age of its oldest unshipped entry
+        (an upper bound: it was written after the last successful round started)."""
+        pending = self.wal.pending_bytes if self.wal is not None else 0
+        metrics.LOG_PENDING_BYTES.set(pending)
+        metrics.LOG_LAG_SECONDS.set(time.time() - self.shipped_through if pending else 0.0)
 
     def ship_once(self) -> ShipReport:
         """Ship what is pending now (own segments first, then orphans); raise on DB errors."""
         report = ShipReport()
+        started = time.time()
         with self._lock:
             if self.wal is not None:
                 for segment in self.wal.segments():
@@ -432,6 +448,8 @@ class Shipper:
             self._ship_orphans(report)
         self.shipped_total += report.shipped
         self.last_success = time.time()
+        self.shipped_through = started
+        metrics.LOG_SHIPPED.inc(report.shipped)
         return report
 
     def _ship_own(self, segment: Segment, report: ShipReport) -> None:
@@ -578,4 +596,5 @@ def _last_ship(shipper: Shipper) -> None:
     try:
         shipper.ship_once()
     except Exception as exc:
+        metrics.LOG_SHIP_ERRORS.inc()
         log.warning("decision log: last shipping failed, the files wait on disk: %s", exc)

@@ -15,13 +15,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pdp import context
+from pdp import context, metrics
 from pdp.catalogue import Catalogue
 from pdp.decision_log import DecisionLog, new_decision_id
 from pdp.engine.decision import MESSAGES, Decision, Grant, Query, Reason
 from pdp.engine.engine import Engine
 from pdp.engine.index import service_users as index_service_users
-from pdp.errors import BadRequest, NotFound, PdpError, Unavailable
+from pdp.errors import BadRequest, Conflict, NotFound, PdpError, Unavailable
 from pdp.masking import Masker
 
 log = logging.getLogger("pdp.decisions")
@@ -51,6 +51,30 @@ class DecisionService:
         self.catalogue = catalogue
         self.decision_log = decision_log
         self.masker = masker or Masker()
+
+    def at_least(self, revision: int | None, timeout: float) -> None:
+        """Read-your-writes: return once the engine serves ``revision`` or later, never answer
+        from an older state. Raise Conflict (409 REVISION_UNKNOWN) when the store itself has no
+        such revision, Unavailable (503 REVISION_NOT_REACHED) when the store could not be read
+        within ``timeout`` seconds."""
+        if revision is None:
+            return
+        outcome = self.engine.wait_for(revision, timeout)
+        if outcome == "reached":
+            return
+        if outcome == "unknown":
+            raise Conflict(
+                f"La révision {revision} n'existe pas (révision courante : "
+                f"{self.engine.revision}).",
+                code="REVISION_UNKNOWN",
+                details={"wanted": revision, "served": self.engine.revision},
+            )
+        raise Unavailable(
+            f"La révision {revision} des habilitations n'est pas encore disponible ici "
+            f"(révision servie : {self.engine.revision}) ; réessayer.",
+            code="REVISION_NOT_REACHED",
+            details={"wanted": revision, "served": self.engine.revision},
+        )
 
     def validate(self, query: Query) -> None:
         """Raise BadRequest (UNKNOWN_SERVICE / UNKNOWN_ROLE / INVALID_CAF) for bad names."""
@@ -98,6 +122,7 @@ class DecisionService:
         started = time.perf_counter_ns()
         decision = self.engine.check(query)
         elapsed = time.perf_counter_ns() - started
+        metrics.CHECKS[decision.reason]()
         # 128 random bits from the (per-process, fork-reseeded) Mersenne Twister: unique like a
         # UUID4 at a tenth of its cost (uuid4 makes a system call per decision).
         decision_id = new_decision_id()
@@ -145,6 +170,7 @@ class DecisionService:
                 **extra,
             }
         )
+        metrics.count_decision(kind, found, reason)
         return decision_id
 
     def permissions(

@@ -8,6 +8,8 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from pdp import logs, metrics
+
 DEFAULT_BIND = "127.0.0.1:8000"
 
 
@@ -35,6 +37,7 @@ class PdpServer(BaseApplication):  # type: ignore[misc]
 
 
 def _post_fork(server: Any, worker: Any) -> None:
+    metrics.after_fork()
     # Connections must not cross a fork: each worker opens its own.
     extensions = worker.app.application.extensions
     db = extensions.get("pdp.db")
@@ -45,6 +48,10 @@ def _post_fork(server: Any, worker: Any) -> None:
     shipper = extensions.get("pdp.shipper")
     if shipper is not None:
         shipper.start()
+    # Each worker listens for other instances' writes (pdp.watcher).
+    watcher = extensions.get("pdp.watcher")
+    if watcher is not None:
+        watcher.start()
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
@@ -56,9 +63,19 @@ def _worker_exit(server: Any, worker: Any) -> None:
         close()
 
 
-def gunicorn_options(bind: str, workers: int) -> dict[str, Any]:
+def _on_starting(server: Any) -> None:
+    # The master, before any worker: what earlier runs left in PROMETHEUS_MULTIPROC_DIR goes.
+    metrics.prepare_directory()
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    # In the master, once a worker has exited: its live gauges leave /metrics.
+    metrics.process_dead(worker.pid)
+
+
+def gunicorn_options(bind: str, workers: int, log_format: str = "text") -> dict[str, Any]:
     """The production gunicorn settings of ``pdp serve`` (the benchmark serves its bare Flask
-    ceiling with the very same ones)."""
+    ceiling with the very same ones); ``log_format`` is text or json (``pdp.logs``)."""
     return {
         "bind": bind,
         "workers": workers,
@@ -70,8 +87,11 @@ def gunicorn_options(bind: str, workers: int) -> dict[str, Any]:
         "preload_app": True,
         "accesslog": None,
         "errorlog": "-",
+        "logconfig_dict": logs.gunicorn_logconfig(log_format) or {},
+        "on_starting": _on_starting,
         "post_fork": _post_fork,
         "worker_exit": _worker_exit,
+        "child_exit": _child_exit,
         "proc_name": "pdp",
         # gunicorn's control socket (~/.gunicorn/gunicorn.ctl) is shared by every server of one
         # user: a second instance would take it over. pdp does not use it.
@@ -81,4 +101,5 @@ def gunicorn_options(bind: str, workers: int) -> dict[str, Any]:
 
 def serve(app: Flask, bind: str, workers: int) -> None:
     """Serve ``app`` until stopped. The index is built once, before the workers fork."""
-    PdpServer(app, gunicorn_options(bind, workers)).run()
+    log_format = app.config["PDP_SETTINGS"].log_format_of(serving=True)
+    PdpServer(app, gunicorn_options(bind, workers, log_format)).run()

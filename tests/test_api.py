@@ -809,7 +809,14 @@ def test_openapi_documents_every_route(app: Flask, client: FlaskClient) -> None:
                 assert ref.removeprefix("#/components/schemas/") in schemas
     check_body = doc["paths"]["/v1/check"]["post"]["requestBody"]["content"]["application/json"]
     assert check_body["schema"]["$ref"].endswith("/CheckRequest")
-    assert set(schemas["CheckRequest"]["properties"]) == {"user", "service", "role", "caf", "at"}
+    assert set(schemas["CheckRequest"]["properties"]) == {
+        "user",
+        "service",
+        "role",
+        "caf",
+        "at",
+        "min_revision",
+    }
 
 
 def test_openapi_declares_the_errors_routes_answer(client: FlaskClient) -> None:
@@ -817,7 +824,7 @@ def test_openapi_declares_the_errors_routes_answer(client: FlaskClient) -> None:
     users = doc["paths"]["/v1/users/{login}/permissions"]["get"]
     assert {"200", "400", "404"} <= set(users["responses"])
     params = {p["name"]: p["in"] for p in users["parameters"]}
-    assert params == {"login": "path", "at": "query"}
+    assert params == {"login": "path", "at": "query", "min_revision": "query"}
     listing = doc["paths"]["/v1/services/{service}/users"]["get"]
     assert {p["name"] for p in listing["parameters"]} == {
         "service",
@@ -826,6 +833,7 @@ def test_openapi_declares_the_errors_routes_answer(client: FlaskClient) -> None:
         "at",
         "limit",
         "cursor",
+        "min_revision",
     }
     assert {"400", "413"} <= set(doc["paths"]["/v1/check/batch"]["post"]["responses"])
 

@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, insert, update
+from sqlalchemy import Engine, create_engine, event, insert, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.sql.models import PolicyChange, PolicyRevision
@@ -84,6 +84,9 @@ class UnitOfWork:
             session.close()
 
 
+NOTIFY_CHANNEL = "pdp_policy"
+
+
 def bump_revision(session: Session) -> int:
     """Take the next policy revision; the row lock is held until the transaction ends.
 
@@ -91,7 +94,7 @@ def bump_revision(session: Session) -> int:
     whatever a writer reads afterwards is the latest committed state (on PostgreSQL at READ
     COMMITTED, and on SQLite whose write lock is taken by this very UPDATE).
     """
-    return int(
+    revision = int(
         session.execute(
             update(PolicyRevision)
             .where(PolicyRevision.id == 1)
@@ -99,6 +102,17 @@ def bump_revision(session: Session) -> int:
             .returning(PolicyRevision.revision)
         ).scalar_one()
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # Delivered to every listener when (and only if) this transaction commits
+        # (pdp.watcher): other instances apply the change within milliseconds.
+        session.execute(
+            text("SELECT pg_notify(:channel, :revision)"),
+            {
+                "channel": NOTIFY_CHANNEL,
+                "revision": str(revision),
+            },
+        )
+    return revision
 
 
 def log_changes(

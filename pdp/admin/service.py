@@ -30,7 +30,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.sql.database import UnitOfWork, bump_revision, log_changes
-from pdp import context
+from pdp import context, metrics
 from pdp.audit import AuditChain, AuditEvent, now
 from pdp.auth import TokenVerifier
 from pdp.catalogue import Catalogue
@@ -178,6 +178,7 @@ class AdminService:
                 "eval_us": elapsed / 1000,
             }
         )
+        metrics.ADMIN[reason]()
         return reason, decision_id
 
     def _organisation(self, actor: str, target: Target) -> str | None:

@@ -84,7 +84,7 @@ def _error_json(err: PdpError) -> dict[str, Any]:
         "Decide whether a user may use a service",
         CheckResponse,
         body=CheckRequest,
-        errors=(400, 413, 503),
+        errors=(400, 409, 413, 503),
         api_key=True,
     )
 )
@@ -92,6 +92,7 @@ def check() -> Response:
     """Decide one check (R-DEC-1)."""
     body = CheckRequest.model_validate_json(read_body())
     require_service(body.service)
+    _fresh_enough(body.min_revision)
     return jsonify(_checked_json(_service().check(_query(body))))
 
 
@@ -103,7 +104,7 @@ def check() -> Response:
         "Decide several checks, in order",
         BatchResponse,
         body=BatchRequest,
-        errors=(400, 413, 503),
+        errors=(400, 409, 413, 503),
         api_key=True,
     )
 )
@@ -114,24 +115,34 @@ def check_batch() -> Response:
     if len(body.checks) > cap:
         raise BadRequest(f"Un lot contient au plus {cap} vérifications.", code="BATCH_TOO_LARGE")
     items: list[Query | PdpError] = []
+    wanted = body.min_revision
     for raw in body.checks:
         try:
-            query = _query(
+            item = (
                 CheckRequest.model_validate(raw, strict=False)
                 if isinstance(raw, dict)
                 else _not_object()
             )
-            require_service(query.service)
-            items.append(query)
+            require_service(item.service)
+            items.append(_query(item))
+            if item.min_revision is not None:  # the whole batch answers from the freshest asked
+                wanted = max(wanted or 0, item.min_revision)
         except ValidationError as exc:
             items.append(validation_error(exc))
         except PdpError as exc:
             items.append(exc)
+    _fresh_enough(wanted)
     results = [
         _error_json(r) if isinstance(r, PdpError) else _checked_json(r)
         for r in _service().check_many(items)
     ]
     return jsonify({"results": results})
+
+
+def _fresh_enough(revision: int | None) -> None:
+    """Honour ``min_revision`` (read-your-writes), waiting at most PDP_MIN_REVISION_WAIT."""
+    if revision is not None:
+        _service().at_least(revision, current_app.config["PDP_SETTINGS"].min_revision_wait)
 
 
 def _not_object() -> CheckRequest:
@@ -146,7 +157,7 @@ def _not_object() -> CheckRequest:
         "Every service and role a user may use",
         PermissionsResponse,
         query=PermissionsQuery,
-        errors=(400, 404, 503),
+        errors=(400, 404, 409, 503),
         path_params=("login",),
         api_key=True,
     )
@@ -156,6 +167,7 @@ def permissions(login: str) -> Response:
     may ask about."""
     path_value(login, "login", 120)
     args = PermissionsQuery.model_validate(request.args.to_dict())
+    _fresh_enough(args.min_revision)
     caller = client()
     return jsonify(
         _service().permissions(login, args.at, caller.services if caller is not None else None)
@@ -170,7 +182,7 @@ def permissions(login: str) -> Response:
         "Who may use a service, paginated",
         ServiceUsersResponse,
         query=ServiceUsersQuery,
-        errors=(400, 404, 503),
+        errors=(400, 404, 409, 503),
         path_params=("service",),
         api_key=True,
     )
@@ -180,6 +192,7 @@ def service_users(service: str) -> Response:
     path_value(service, "service", 40)
     require_service(service)
     args = ServiceUsersQuery.model_validate(request.args.to_dict())
+    _fresh_enough(args.min_revision)
     return jsonify(
         _service().service_users(
             service, args.role, args.organisation, args.at, page_limit(args.limit), args.cursor

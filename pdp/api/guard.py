@@ -4,7 +4,8 @@
   in ``X-Api-Key`` (``pdp.clients``), and answer only about the services that key was given.
 - The administration and auditors' endpoints need a JWT (``pdp.auth``), checked by their views.
 - ``/v1/openapi.json`` and the administrative check (``/v1/admin/check``) take either;
-  ``/healthz`` and ``/readyz`` need nothing.
+  ``/healthz`` and ``/readyz`` need nothing. ``/metrics`` takes either, or nothing when
+  ``PDP_METRICS_PUBLIC=true`` (then, like the probes, it is not rate-limited either).
 - Every request but the probes counts against its caller's rate limit (the ``limits`` library,
   fixed windows): the key's client name, the JWT's subject, or else the remote address. Counters
   live in memory (one set per worker) or in Redis (shared by every worker and instance:
@@ -27,7 +28,7 @@ from limits import parse_many
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from pdp import context
+from pdp import context, metrics
 from pdp.auth import TokenVerifier
 from pdp.clients import HEADER, ApiClient, ClientRegistry
 from pdp.config import Settings
@@ -92,17 +93,20 @@ def install(
 ) -> RateLimiter | None:
     """Register authentication, then the rate limit (in that order: the limit's key is the
     authenticated caller). Return the limiter, if any."""
+    # /metrics: open to the scraper when PDP_METRICS_PUBLIC=true, else like the OpenAPI document.
+    public = (PUBLIC | {metrics.ENDPOINT}) if settings.metrics_open else PUBLIC
+    either = EITHER if settings.metrics_open else (EITHER | {metrics.ENDPOINT})
 
     @app.before_request
     def _authenticate() -> None:
         endpoint = request.endpoint
-        if endpoint is None or endpoint in PUBLIC:
+        if endpoint is None or endpoint in public:
             return
-        if endpoint in KEYED or (endpoint in EITHER and HEADER in request.headers):
+        if endpoint in KEYED or (endpoint in either and HEADER in request.headers):
             caller = clients.authenticate(request.headers.get(HEADER))
             g.pdp_client = caller
             context.client.set(caller.name)
-        elif endpoint in EITHER:
+        elif endpoint in either:
             if verifier is None:
                 raise Unauthorized(
                     f"Authentification requise : en-tête {HEADER} absent.", "API_KEY_REQUIRED"
@@ -118,7 +122,7 @@ def install(
     @app.before_request
     def _rate_limit() -> None:
         endpoint = request.endpoint
-        if endpoint is None or endpoint in PUBLIC:
+        if endpoint is None or endpoint in public:
             return
         caller = client()
         if caller is not None:

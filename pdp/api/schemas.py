@@ -37,6 +37,20 @@ Name = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_]
 CafCode = Annotated[str, Field(min_length=1, max_length=10, pattern=r"^[0-9A-Za-z]+$")]
 
 
+MinRevision = Annotated[
+    int | None,
+    Field(
+        ge=0,
+        le=2**62,
+        description=(
+            "Answer from a policy revision at least this fresh (read-your-writes: the revision "
+            "a write returned); 503 REVISION_NOT_REACHED if not reached within "
+            "PDP_MIN_REVISION_WAIT seconds."
+        ),
+    ),
+]
+
+
 class Strict(BaseModel):
     """Unknown fields are refused; types are not coerced."""
 
@@ -63,6 +77,7 @@ class CheckRequest(Strict):
     role: Name | None = None
     caf: CafCode | None = None
     at: Day | None = None
+    min_revision: MinRevision = None
 
 
 class BatchRequest(Strict):
@@ -83,6 +98,7 @@ class BatchRequest(Strict):
         },
     )
     checks: list[Any] = Field(description="Items of the CheckRequest shape.")
+    min_revision: MinRevision = None
 
 
 class GrantOut(BaseModel):
@@ -149,6 +165,7 @@ class PermissionsQuery(Strict):
 
     model_config = ConfigDict(extra="forbid", strict=False)
     at: Day | None = None
+    min_revision: MinRevision = None
 
 
 class ServicePermission(BaseModel):
@@ -179,6 +196,7 @@ class ServiceUsersQuery(Strict):
     at: Day | None = None
     limit: int = Field(default=100, ge=1, description="At most PDP_PAGE_MAX (default 1,000).")
     cursor: str | None = Field(default=None, max_length=400)
+    min_revision: MinRevision = None
 
 
 class ServiceUser(BaseModel):

@@ -22,6 +22,7 @@ from multiprocessing.sharedctypes import RawValue
 from typing import Protocol
 
 from adapters.sql.snapshot import Snapshot
+from pdp import metrics
 from pdp.catalogue import Catalogue
 from pdp.clock import CachedToday
 from pdp.engine.admin import AdminReason, Rights, Target, authorise, load_rights
@@ -92,6 +93,8 @@ class Engine:
         gc.collect()
         gc.freeze()
         self._polled_at = self._fresh_at = time.monotonic()
+        metrics.INDEX_LOAD_SECONDS.observe(time.perf_counter() - started)
+        metrics.policy_fresh(self.index.revision)
         log.info(
             "index loaded: revision %s, %s users, %s organisations in %.2f s",
             self.index.revision,
@@ -137,14 +140,41 @@ class Engine:
             log.exception("refresh failed; serving revision %s", self.index.revision)
             return
         self._fresh_at = now
+        metrics.policy_fresh(self.index.revision)
 
     def notify(self, revision: int) -> None:
         """A write committed ``revision``: apply it now, and make every worker of this
         instance apply it before its next answer."""
+        self.observe(revision)
+        self.refresh(force=True)
+
+    def observe(self, revision: int) -> None:
+        """The store is known to hold ``revision`` (a write, a notification): every worker of
+        this instance applies it before its next answer. Safe from any thread: it only raises
+        a shared number; the index is replaced by the request path alone."""
         with self._written_lock:
             if revision > self._written.value:
                 self._written.value = revision
-        self.refresh(force=True)
+
+    def wait_for(self, revision: int, timeout: float, poll: float = 0.05) -> str:
+        """Bring the index to ``revision`` or later (read-your-writes: a caller who wrote
+        revision N asks to be answered from N or later). Returns "reached"; "unknown" when the
+        store, read just now, is itself older (no such revision was ever committed there); or
+        "unreachable" when the store could not be read within ``timeout`` seconds."""
+        if self.index.revision >= revision:
+            return "reached"
+        deadline = time.monotonic() + timeout
+        while True:
+            asked = time.monotonic()
+            self.refresh(force=True)
+            if self.index.revision >= revision:
+                return "reached"
+            if self._fresh_at >= asked:
+                return "unknown"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "unreachable"
+            time.sleep(min(poll, left))
 
     @property
     def stale(self) -> bool:
