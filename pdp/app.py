@@ -34,6 +34,7 @@ from pdp.engine.casbin_model import load_model
 from pdp.engine.engine import Engine
 from pdp.errors import ConfigurationError
 from pdp.masking import Masker
+from pdp.metrics import WATCHER_RECONNECTS
 from pdp.queries import DecisionService
 from pdp.watcher import open_watcher
 from policies import CATALOGUE_PATH
@@ -133,7 +134,9 @@ def create_app(
     )
     app.extensions["pdp.auditor"] = AuditorQueries(db, admin, masker)
     # Started in each worker after the fork (pdp.server), never in the master.
-    app.extensions["pdp.watcher"] = open_watcher(settings.watcher, settings.database_url, engine)
+    app.extensions["pdp.watcher"] = open_watcher(
+        settings.watcher, settings.database_url, engine, on_reconnect=WATCHER_RECONNECTS.inc
+    )
     clients = app.extensions["pdp.clients"] = ClientRegistry(db, settings.refresh_interval)
     if settings.production:
         refuse_demo_key(clients)
