@@ -85,11 +85,13 @@ class PgWatcher:
     def _run(self) -> None:
         pause = 0.2
         while not self._stop.is_set():
+            before = self.connections
             try:
                 self._listen()
-                pause = 0.2
             except Exception as exc:  # psycopg raises many kinds; the loop must survive them all
                 self.connected.clear()
+                if self.connections > before:  # it had connected: a new outage, a short pause
+                    pause = 0.2
                 log.warning("policy watcher disconnected (%s); retrying in %.1f s", exc, pause)
             if self._stop.wait(pause):
                 return
