@@ -48,6 +48,21 @@ PATH_EXAMPLES = {
 }
 
 
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is absent or text, never JSON null: ``anyOf [X, null]`` becomes X
+    (keeping the title, default and description)."""
+    options = schema.get("anyOf")
+    if not isinstance(options, list):
+        return schema
+    kept = [o for o in options if o != {"type": "null"}]
+    if len(kept) != 1 or len(kept) == len(options):
+        return schema
+    rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+    if schema.get("default") is not None:
+        rest["default"] = schema["default"]
+    return {**kept[0], **rest}
+
+
 @dataclass
 class Registry:
     """The operations of the API, in the order declared."""
@@ -120,7 +135,12 @@ class Registry:
                 required = set(qs.get("required", []))
                 for name, prop in qs.get("properties", {}).items():
                     params.append(
-                        {"name": name, "in": "query", "required": name in required, "schema": prop}
+                        {
+                            "name": name,
+                            "in": "query",
+                            "required": name in required,
+                            "schema": _not_null(prop),
+                        }
                     )
             if params:
                 entry["parameters"] = params
