@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import queue
+import signal
 from typing import Any
 
 from flask import Flask
@@ -11,6 +13,7 @@ from gunicorn.app.base import BaseApplication
 from pdp import logs, metrics
 
 DEFAULT_BIND = "127.0.0.1:8000"
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
 
 def default_workers() -> int:
@@ -36,7 +39,29 @@ class PdpServer(BaseApplication):  # type: ignore[misc]
         return self.application
 
 
+def _stop_on_early_signal(server: Any, worker: Any) -> None:
+    """A stop signal reaching a worker before gunicorn installs the worker's own handlers (at
+    the end of its boot) runs the master's handler, copied by the fork, and is lost: the worker
+    then serves on until the master kills it after ``graceful_timeout``. Until gunicorn's
+    handlers replace these, such a signal stops the worker as soon as it has booted."""
+
+    def early_stop(signum: int, frame: Any) -> None:
+        worker.alive = False
+
+    for number in _STOP_SIGNALS:
+        signal.signal(number, early_stop)
+    # A signal that came between the fork and now is in the master's queue, copied too.
+    pending = getattr(server, "SIG_QUEUE", None)
+    while pending is not None:
+        try:
+            if pending.get_nowait() in _STOP_SIGNALS:
+                worker.alive = False
+        except (queue.Empty, AttributeError):
+            break
+
+
 def _post_fork(server: Any, worker: Any) -> None:
+    _stop_on_early_signal(server, worker)
     metrics.after_fork()
     # Connections must not cross a fork: each worker opens its own.
     extensions = worker.app.application.extensions
