@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from functools import partial
@@ -72,6 +73,8 @@ class Client:
         self._transport: Transport = transport or Urllib3Transport(
             base_url, api_key, timeout=timeout, retries=retries, pool_size=pool_size
         )
+        self._latest_revision = 0
+        self._revision_lock = threading.Lock()
         self._decisions: RevisionCache[Decision] | None = None
         self._listings: RevisionCache[Permissions] | None = None
         if cache_ttl > 0:
@@ -169,8 +172,7 @@ class Client:
     @property
     def latest_revision(self) -> int:
         """The newest policy revision the server has reported to this client (0: none yet)."""
-        caches = [c for c in (self._decisions, self._listings) if c is not None]
-        return max((c.latest_revision for c in caches), default=0)
+        return self._latest_revision
 
     def close(self) -> None:
         """Closes the pooled connections."""
@@ -196,6 +198,9 @@ class Client:
         return decision
 
     def _saw(self, revision: int | None) -> None:
+        if revision is not None and revision > self._latest_revision:
+            with self._revision_lock:
+                self._latest_revision = max(self._latest_revision, revision)
         for cache in (self._decisions, self._listings):
             if cache is not None:
                 cache.saw(revision)
@@ -265,6 +270,8 @@ def _parse(raw: RawResponse) -> Any:
 
 def _error_fields(data: Mapping[str, Any]) -> tuple[str, str]:
     error = data["error"]
+    if not isinstance(error, Mapping):
+        raise PdpBadResponse(None, "error is not an object")
     code, message = error.get("code"), error.get("message")
     if not isinstance(code, str) or not isinstance(message, str):
         raise PdpBadResponse(None, "error without code or message")
@@ -286,7 +293,7 @@ def _decision(data: Any) -> Decision:
         if not isinstance(allowed, bool):
             raise TypeError("allowed is not a boolean")
         revision = data["revision"]
-        if not isinstance(revision, int):
+        if isinstance(revision, bool) or not isinstance(revision, int):
             raise TypeError("revision is not an integer")
         return Decision(
             allowed=allowed,
@@ -312,7 +319,7 @@ def _permissions(user: str, data: Any) -> Permissions:
             for s in data["services"]
         )
         revision = data["revision"]
-        if not isinstance(revision, int):
+        if isinstance(revision, bool) or not isinstance(revision, int):
             raise TypeError("revision is not an integer")
         return Permissions(
             user=user,
