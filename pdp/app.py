@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.sql.database import make_engine, schema_revision
 from adapters.sql.snapshot import SqlSnapshotSource
-from pdp import context, metrics
+from pdp import console, context, metrics
 from pdp.admin.service import AdminService
 from pdp.api import errors, guard
 from pdp.api.admin_contracts import bp as admin_contracts_bp
@@ -167,4 +167,5 @@ def create_app(
     app.register_blueprint(admin_contracts_bp)
     app.register_blueprint(admin_groups_bp)
     app.register_blueprint(auditor_bp)
+    console.install(app, settings)  # /console, unless PDP_CONSOLE_AUTH=off
     return app

@@ -47,6 +47,12 @@ class Settings:
     watcher: str = "auto"
     min_revision_wait: float = 2.0
     clock_start: str = ""
+    # The administration console (pdp.console): demo, trusted-header or off; "" = demo in
+    # development, off in production (a production console must be asked for, with a secret).
+    console_auth: str = ""
+    console_secret: str = ""
+    console_user_header: str = "X-Portal-User"
+    console_trusted_proxies: str = "127.0.0.1/32"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
@@ -80,7 +86,20 @@ class Settings:
             raise ConfigurationError(
                 f"PDP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {settings.env!r}"
             )
+        if settings.console_auth not in CONSOLE_AUTH:
+            raise ConfigurationError(
+                f"PDP_CONSOLE_AUTH must be one of {', '.join(a for a in CONSOLE_AUTH if a)}, "
+                f"not {settings.console_auth!r}"
+            )
         return settings
+
+    @property
+    def console_mode(self) -> str:
+        """How the console signs users in: ``demo``, ``trusted-header`` or ``off``
+        (``PDP_CONSOLE_AUTH``; unset: demo in development, off in production)."""
+        if self.console_auth:
+            return self.console_auth
+        return "off" if self.production else "demo"
 
     @property
     def production(self) -> bool:
@@ -105,6 +124,7 @@ class Settings:
 
 
 ENVIRONMENTS = ("development", "production")
+CONSOLE_AUTH = ("", "demo", "trusted-header", "off")
 LOG_FORMATS = ("auto", "text", "json")
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -151,6 +171,12 @@ def refuse_defaults(settings: Settings) -> None:
             "PDP_RATE_LIMIT_STORAGE: memory:// counts per worker; use redis://host:6379 "
             "(or PDP_RATE_LIMIT=off)"
         )
+    if settings.console_mode == "demo":
+        problems.append("PDP_CONSOLE_AUTH: demo sign-in lets anyone act as anyone")
+    elif settings.console_mode != "off":
+        why = _weak(settings.console_secret)
+        if why:
+            problems.append(f"PDP_CONSOLE_SECRET: {why} (console sessions could be forged)")
     if problems:
         raise ConfigurationError("PDP_ENV=production refuses to start: " + "; ".join(problems))
 

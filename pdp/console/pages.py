@@ -1,0 +1,158 @@
+"""Sign-in, sign-out, the welcome page, and what every console request goes through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, g, redirect, request, session, url_for
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from pdp.console import auth
+from pdp.console.blueprint import bp
+from pdp.console.common import actor, allowed, decisions, page
+from pdp.console.security import add_headers, csrf_ok, csrf_token, new_csrf_token
+from pdp.errors import PdpError
+
+# Endpoints answering without a signed-in user.
+PUBLIC = frozenset({"console.sign_in", "console.sign_in_as", "console.sign_out", "console.static"})
+
+
+@bp.context_processor
+def _context() -> dict[str, Any]:
+    login = g.get("console_login")
+    org = auth.home_organisation(login) if login else None
+    return {
+        "csrf_token": csrf_token,
+        "signed_in": login,
+        # The menu's "Mes utilisateurs" only for whom the admin check lets read the directory.
+        "menu_org": org if org and allowed("directory.read", f"organisation:{org}") else None,
+        "auth_mode": auth.trust().mode,
+    }
+
+
+@bp.before_request
+def _guard() -> Response | None:
+    """Refuse a form without this session's token (nothing done), then find the user."""
+    if request.method == "POST" and not csrf_ok():
+        return page(
+            "error.html",
+            400,
+            title="Requête refusée",
+            message="Le formulaire a expiré ou ne vient pas de la console : rechargez la page "
+            "et recommencez. Rien n'a été modifié.",
+        )
+    g.console_login = None
+    login = auth.claimed_login()
+    if login is not None:
+        why = auth.refusal(login)
+        if why is None:
+            g.console_login = login
+        elif auth.trust().mode == "trusted-header":
+            return page("error.html", 403, title="Accès refusé", message=why)
+        else:
+            session.pop("login", None)
+            flash(why, "error")
+    if request.endpoint in PUBLIC or g.console_login is not None:
+        return None
+    if auth.trust().mode == "trusted-header":
+        return page(
+            "error.html",
+            401,
+            title="Connexion requise",
+            message="Connectez-vous au portail Mon Compte Partenaire pour accéder à la console.",
+        )
+    return redirect(url_for("console.sign_in"))
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    return add_headers(response)
+
+
+@bp.errorhandler(PdpError)
+def _refused(exc: PdpError) -> Response:
+    titles = {403: "Accès refusé", 404: "Introuvable", 409: "Action impossible"}
+    return page(
+        "error.html", exc.status, title=titles.get(exc.status, "Erreur"), message=exc.message
+    )
+
+
+@bp.errorhandler(ValidationError)
+def _invalid(_exc: ValidationError) -> Response:
+    return page("error.html", 400, title="Requête invalide", message="Paramètre invalide.")
+
+
+@bp.errorhandler(HTTPException)
+def _http(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    messages = {404: "Cette page n'existe pas.", 405: "Méthode non autorisée pour cette page."}
+    return page(
+        "error.html", status, title="Erreur", message=messages.get(status, "Requête refusée.")
+    )
+
+
+@bp.get("/connexion")
+def sign_in() -> Response:
+    """The demo sign-in page: one button per open user (trusted-header: a pointer to the
+    portal)."""
+    mode = auth.trust().mode
+    return page("connexion.html", accounts=auth.accounts() if mode == "demo" else [])
+
+
+@bp.post("/connexion")
+def sign_in_as() -> Response:
+    """Demo sign-in as the chosen open user; refused (403) for a closed or unknown user."""
+    if auth.trust().mode != "demo":
+        return page(
+            "error.html",
+            404,
+            title="Erreur",
+            message="La connexion se fait par le portail Mon Compte Partenaire.",
+        )
+    login = request.form.get("login", "").strip()
+    why = auth.refusal(login) if login else "Choisissez un compte."
+    if why is not None:
+        return page("connexion.html", 403, accounts=auth.accounts(), error=why)
+    session.clear()  # a new session for the new user (no fixation)
+    new_csrf_token()
+    session["login"] = login
+    flash(f"Vous êtes connecté(e) en tant que {login}.", "success")
+    return redirect(url_for("console.welcome"))
+
+
+@bp.post("/deconnexion")
+def sign_out() -> Response:
+    """Forget the session."""
+    session.clear()
+    flash("Vous êtes déconnecté(e).", "success")
+    return redirect(url_for("console.sign_in"))
+
+
+@bp.get("/")
+def welcome() -> Response:
+    """The welcome page: the services the user may use today (R-DEC-4) and the
+    "Gestion des habilitations" entries the admin check allows (R-ADM-7)."""
+    login = actor()
+    listing = decisions().permissions(login, None)
+    catalogue = decisions().catalogue
+    tiles = [
+        {
+            "label": catalogue.services[s["service"]].label
+            if s["service"] in catalogue.services
+            else s["service"],
+            "roles": s["roles"],
+            "cafs": s["cafs"],
+        }
+        for s in listing["services"]
+    ]
+    entries = []
+    org = auth.home_organisation(login)
+    if org is not None:
+        target = f"organisation:{org}"
+        if allowed("directory.read", target):
+            entries.append(("Mes utilisateurs", url_for("console.users_list", org=org)))
+        if allowed("user.create", target):
+            entries.append(("Créer un utilisateur", url_for("console.user_new", org=org)))
+    return page("accueil.html", tiles=tiles, entries=entries)

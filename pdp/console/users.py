@@ -1,0 +1,240 @@
+"""Fiches 1 to 6, "Mes utilisateurs": list, create, edit or close, detail, attach to a group,
+membership dates. Each view parses the form, calls ``pdp.admin.users`` and renders; a refusal
+is the service's French message on the form (kept filled), with the API's status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from pdp.admin import groups, users
+from pdp.admin.requests import MembershipEdit, MembershipNew, NewUser, UserEdit
+from pdp.console.blueprint import bp
+from pdp.console.common import actor, admin, allowed, page
+from pdp.console.forms import (
+    DATE_FIELDS,
+    EDIT_FIELDS,
+    FIELD_OF_CODE,
+    USER_FIELDS,
+    changes,
+    parse,
+    submitted,
+)
+from pdp.engine.admin import Target
+from pdp.errors import PdpError
+
+USERS = "/organisations/<org>/utilisateurs"
+
+
+def _form(
+    template: str, status: int = 200, error: PdpError | None = None, **context: Any
+) -> Response:
+    """A form page; a service refusal is shown in the summary and next to its field."""
+    errors: dict[str, str] = context.pop("errors", {})
+    if error is not None:
+        status = error.status
+        name = FIELD_OF_CODE.get(error.code)
+        if name is not None:
+            errors.setdefault(name, error.message)
+    return page(
+        template,
+        status,
+        values=context.pop("values", request.form),
+        errors=errors,
+        error=error.message if error is not None else None,
+        **context,
+    )
+
+
+def _back(org: str, message: str) -> Response:
+    flash(message, "success")
+    return redirect(url_for("console.users_list", org=org))
+
+
+def _member_groups(org: str) -> list[dict[str, Any]]:
+    """The open groups of ``org`` whose members the signed-in user may change (R-ADM-7)."""
+    listing = groups.list_groups(admin(), actor(), org)["groups"]
+    return [
+        g
+        for g in listing
+        if g["open"] and allowed("group.members.edit", f"group:{org}/{g['code']}")
+    ]
+
+
+@bp.get(USERS)
+def users_list(org: str) -> Response:
+    """Fiche 5: the organisation's users, or a group's members ("Sélectionner un groupe")."""
+    group = request.args.get("groupe") or None
+    listing = users.list_users(admin(), actor(), org, group)
+    all_groups = groups.list_groups(admin(), actor(), org)["groups"]
+    rows = [{**u, "editable": allowed("user.edit", f"user:{u['login']}")} for u in listing["users"]]
+    members_editable = any(
+        allowed("group.members.edit", f"group:{org}/{g['code']}") for g in all_groups if g["open"]
+    )
+    return page(
+        "users.html",
+        org=org,
+        group=group,
+        groups=all_groups,
+        rows=rows,
+        may_create=allowed("user.create", f"organisation:{org}"),
+        members_editable=members_editable,
+    )
+
+
+@bp.get(f"{USERS}/nouveau")
+def user_new(org: str) -> Response:
+    """Fiche 1: the form "Créer un utilisateur partenaire"."""
+    admin().require(actor(), "user.create", Target("organisation", org))
+    return _form("user_form.html", org=org, fields=USER_FIELDS, login=None, values={})
+
+
+@bp.post(f"{USERS}/nouveau")
+def user_create(org: str) -> Response:
+    """Fiche 1: create the user (no rights yet, R-USR-2)."""
+    data, errors = parse(NewUser, submitted(request.form, USER_FIELDS))
+    if data is None:
+        return _form("user_form.html", 400, org=org, fields=USER_FIELDS, login=None, errors=errors)
+    try:
+        users.create_user(admin(), actor(), org, data)
+    except PdpError as exc:
+        return _form("user_form.html", error=exc, org=org, fields=USER_FIELDS, login=None)
+    return _back(org, f"L'utilisateur {data.login} a été créé. Il n'a encore aucun droit.")
+
+
+@bp.get(f"{USERS}/<login>")
+def user_view(org: str, login: str) -> Response:
+    """Fiche 5: "Visualiser un utilisateur partenaire"."""
+    detail = users.user_detail(admin(), actor(), org, login)["user"]
+    catalogue = admin().catalogue.services
+    labels = {name: s.label for name, s in catalogue.items()}
+    return page(
+        "user_detail.html",
+        org=org,
+        user=detail,
+        labels=labels,
+        editable=allowed("user.edit", f"user:{login}"),
+    )
+
+
+def _current(org: str, login: str) -> dict[str, Any]:
+    found: dict[str, Any] = users.user_detail(admin(), actor(), org, login)["user"]
+    return found
+
+
+@bp.get(f"{USERS}/<login>/modifier")
+def user_edit_form(org: str, login: str) -> Response:
+    """Fiches 2 and 3: "Modifier un utilisateur partenaire" (a closing date closes)."""
+    admin().require(actor(), "user.edit", Target("user", login=login))
+    current = _current(org, login)
+    return _form("user_form.html", org=org, fields=EDIT_FIELDS, login=login, values=current)
+
+
+@bp.post(f"{USERS}/<login>/modifier")
+def user_edit(org: str, login: str) -> Response:
+    """Fiches 2 and 3: save the fields that changed."""
+    current = _current(org, login)
+    data, errors = parse(UserEdit, changes(request.form, EDIT_FIELDS, current))
+    context: dict[str, Any] = {"org": org, "fields": EDIT_FIELDS, "login": login}
+    if data is None:
+        return _form("user_form.html", 400, errors=errors, **context)
+    try:
+        users.edit_user(admin(), actor(), org, login, data)
+    except PdpError as exc:
+        return _form("user_form.html", error=exc, **context)
+    if data.closes_on is not None:
+        return _back(org, f"L'utilisateur {login} sera clôturé le {data.closes_on:%d/%m/%Y}.")
+    return _back(org, f"Les modifications de {login} sont enregistrées.")
+
+
+@bp.get(f"{USERS}/<login>/groupes/ajouter")
+def attach_form(org: str, login: str) -> Response:
+    """Fiche 4: "Ajouter un utilisateur au groupe"."""
+    _current(org, login)  # 404 for an unknown user
+    return _form("attach.html", org=org, login=login, groups=_member_groups(org), values={})
+
+
+@bp.post(f"{USERS}/<login>/groupes/ajouter")
+def attach(org: str, login: str) -> Response:
+    """Fiche 4: attach the user to the chosen group (R-MEM-1)."""
+    names = ("group", "opens_on", "closes_on")
+    values = {k: request.form.get(k, "").strip() for k in names if request.form.get(k, "").strip()}
+    data, errors = parse(MembershipNew, values)
+    context: dict[str, Any] = {"org": org, "login": login}
+    if data is None:
+        return _form("attach.html", 400, errors=errors, groups=_member_groups(org), **context)
+    try:
+        users.attach(admin(), actor(), org, login, data)
+    except PdpError as exc:
+        return _form("attach.html", error=exc, groups=_member_groups(org), **context)
+    return _back(org, f"{login} est rattaché(e) au groupe {data.group}.")
+
+
+@bp.get(f"{USERS}/<login>/appartenances")
+def memberships(org: str, login: str) -> Response:
+    """Fiche 6: "Gérer l'appartenance de l'utilisateur": the user's memberships."""
+    detail = _current(org, login)
+    today = admin().today().isoformat()
+    rows = [
+        {
+            **m,
+            # Not ended (open now or later) and in the actor's reach: its dates may change.
+            "editable": (m["closes_on"] is None or m["closes_on"] > today)
+            and allowed("group.members.edit", f"group:{org}/{m['group']}"),
+        }
+        for m in detail["memberships"]
+    ]
+    return page("memberships.html", org=org, user=detail, rows=rows)
+
+
+def _membership(org: str, login: str, group: str) -> dict[str, Any]:
+    """The user's latest membership of ``group`` (the service says if it is still current)."""
+    found = [m for m in _current(org, login)["memberships"] if m["group"] == group]
+    return found[-1] if found else {}
+
+
+@bp.get(f"{USERS}/<login>/appartenances/<group>")
+def membership_form(org: str, login: str, group: str) -> Response:
+    """Fiche 6: "Modifier les dates d'appartenance au groupe"."""
+    admin().require(actor(), "group.members.edit", Target("group", org, group))
+    return _form(
+        "membership_form.html",
+        org=org,
+        login=login,
+        group=group,
+        fields=DATE_FIELDS,
+        values=_membership(org, login, group),
+    )
+
+
+@bp.post(f"{USERS}/<login>/appartenances/<group>")
+def membership_edit(org: str, login: str, group: str) -> Response:
+    """Fiche 6: save the membership's new dates; a closing date detaches then (R-MEM-2)."""
+    current = _membership(org, login, group)
+    wanted = changes(request.form, DATE_FIELDS, current)
+    context: dict[str, Any] = {"org": org, "login": login, "group": group, "fields": DATE_FIELDS}
+    if not wanted:
+        # An empty edit would detach today (the API's DELETE): the form asks for a change.
+        return _form(
+            "membership_form.html",
+            400,
+            errors={"closes_on": "Saisissez une nouvelle date."},
+            **context,
+        )
+    data, errors = parse(MembershipEdit, wanted)
+    if data is None:
+        return _form("membership_form.html", 400, errors=errors, **context)
+    try:
+        users.edit_membership(admin(), actor(), org, login, group, data)
+    except PdpError as exc:
+        return _form("membership_form.html", error=exc, **context)
+    return _back(org, f"Les dates d'appartenance de {login} au groupe {group} sont enregistrées.")
+
+
+@bp.post(f"{USERS}/<login>/appartenances/<group>/detacher")
+def detach(org: str, login: str, group: str) -> Response:
+    """Fiche 6: detach the user from the group today (R-MEM-2; nothing is deleted)."""
+    users.edit_membership(admin(), actor(), org, login, group, MembershipEdit())
+    return _back(org, f"{login} est détaché(e) du groupe {group} à compter d'aujourd'hui.")
