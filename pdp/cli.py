@@ -196,6 +196,11 @@ def quickstart(bind: str, workers: int) -> None:
         f'  curl -s http://{bind}/v1/check -H "X-Api-Key: $PDP_KEY" '
         """-H 'Content-Type: application/json' -d '{"user": "bruno.petit", "service": "cdap"}'"""
     )
+    click.echo(
+        f"administration console (French, demo sign-in): http://{bind}/console/"
+        if os.environ.get("PDP_CONSOLE_AUTH", "") in ("", "demo")
+        else "administration console: off (PDP_CONSOLE_AUTH)"
+    )
     click.echo(f"serving on http://{bind}  (try: curl -s http://{bind}/readyz)")
     from pdp.app import create_app
     from pdp.server import serve as run

@@ -120,9 +120,10 @@ def test_howto_consulter_un_dossier_cdap(page: Any, console_server: Served) -> N
     Caf answers accordingly (R-CON-3)."""
     server = console_server.server
     sign_in(page, "chloe.roux")
-    services = page.get_by_role("region", name="Mes services")
-    expect(services).to_contain_text("Cdap")
-    expect(services).to_contain_text("T1")
+    # Her single service: its entries straight away, no tiles (the guide, "La navigation").
+    service = page.get_by_role("region", name="Cdap")
+    expect(service).to_contain_text("Vos profils : T1")
+    expect(service).to_contain_text("Caf : 931")
     expect(page.get_by_role("region", name="Gestion des habilitations")).to_have_count(0)
     assert server.check(user="chloe.roux", service="cdap", role="T1", caf="931")["allowed"]
     other_caf = server.check(user="chloe.roux", service="cdap", role="T1", caf="751")

@@ -159,9 +159,27 @@ def test_a_manager_cannot_edit_a_partner_admin_nor_another_organisation(page: An
     expect(page.get_by_role("alert")).to_contain_text("autre organisme")
 
 
+def test_the_welcome_page_shows_a_single_service_straight_away(page: Any) -> None:
+    """R-DEC-4 and the guide's "La navigation": several services, one tile each (bruno.petit:
+    Cdap and the habilitations he manages); a single one, its entries at once (alice.martin:
+    the habilitations module only; chloe.roux: Cdap only)."""
+    sign_in(page, "bruno.petit")
+    tiles = page.get_by_role("region", name="Mes services")
+    expect(tiles.get_by_role("heading", name="Cdap")).to_have_count(1)
+    expect(page.get_by_role("region", name="Gestion des habilitations")).to_have_count(1)
+    sign_in(page, "alice.martin")
+    expect(page.get_by_role("region", name="Mes services")).to_have_count(0)
+    habilitations = page.get_by_role("region", name="Gestion des habilitations")
+    expect(habilitations.get_by_role("link", name="Mes utilisateurs")).to_have_count(1)
+    expect(habilitations.get_by_role("link", name="Mes groupes")).to_have_count(1)
+    sign_in(page, "chloe.roux")
+    expect(page.get_by_role("region", name="Mes services")).to_have_count(0)
+    expect(page.get_by_role("region", name="Cdap")).to_contain_text("Vos profils : T1")
+
+
 def test_a_plain_user_sees_the_welcome_page_only(page: Any) -> None:
     sign_in(page, "chloe.roux")
-    expect(page.get_by_role("region", name="Mes services")).to_contain_text("Rôles")
+    expect(page.get_by_role("region", name="Cdap")).to_contain_text("Vos profils : T1")
     expect(page.get_by_role("region", name="Gestion des habilitations")).to_have_count(0)
     expect(page.get_by_role("link", name="Mes utilisateurs")).to_have_count(0)
     answer = page.goto(f"/console/organisations/{ORG}/utilisateurs")

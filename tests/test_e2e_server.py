@@ -440,6 +440,11 @@ def test_quickstart_serves_the_demo_from_a_fresh_file(tmp_path: Path) -> None:
         assert status == 200, answer
         logins = [u["login"] for u in answer["users"]]
         assert logins == ["nadia.benali", "bruno.petit", "chloe.roux"]
+        # The console's demo sign-in page, as printed.
+        assert f"http://127.0.0.1:{server.base_url.rsplit(':', 1)[1]}/console/" in server.log()
+        with _opener.open(server.base_url + "/console/connexion", timeout=10) as page:
+            html = page.read().decode()
+        assert "Se connecter en tant que alice.martin" in html
     assert (tmp_path / "pdp-demo.sqlite3").stat().st_size > 0
     assert not (tmp_path / "pdp.sqlite3").exists()  # the default database was not touched
     output = server.log()
