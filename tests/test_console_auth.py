@@ -147,6 +147,24 @@ def test_the_trusted_header_is_believed_from_a_trusted_proxy_only(make_app: Make
     assert "alice.martin" not in client.get("/console/connexion", environ_base=proxy).text
 
 
+def test_a_new_person_behind_the_proxy_gets_a_new_session(make_app: MakeApp) -> None:
+    """Trusted header: when the login changes, the previous person's session (its CSRF token)
+    does not carry over, and there is no sign-out button (the portal signs people out)."""
+    app, _ = make_app(console_auth="trusted-header")
+    client = app.test_client()
+    as_bruno = {"X-Portal-User": "bruno.petit"}
+    page = client.get("/console/", headers=as_bruno).text
+    assert "Se déconnecter" not in page
+    bruno_token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert bruno_token is not None
+    users = client.get(USERS, headers={"X-Portal-User": "alice.martin"})
+    assert users.status_code == 200
+    form = {"csrf_token": bruno_token.group(1), "login": "x.y", "first_name": "X"}
+    posted = client.post(f"{USERS}/nouveau", data=form, headers={"X-Portal-User": "alice.martin"})
+    assert posted.status_code == 400
+    assert "Rien n&#39;a été modifié" in posted.text
+
+
 def test_the_header_name_is_a_setting(make_app: MakeApp) -> None:
     app, _ = make_app(console_auth="trusted-header", console_user_header="X-Remote-User")
     client = app.test_client()

@@ -141,14 +141,21 @@ class AdminService:
                 "PDP_JWT_PUBLIC_KEY.",
                 code="AUTH_NOT_CONFIGURED",
             )
-        login = self.verifier.login(authorization)
+        return self.open_actor(self.verifier.login(authorization))
+
+    def open_actor(self, login: str) -> str:
+        """Return ``login`` if it names a user open today; raise Unauthorized otherwise
+        (``UNKNOWN_ACTOR``; ``ACTOR_CLOSED``: closed, or not open yet, R-USR-4). The console's
+        sign-in asks the same question."""
         self.engine.refresh()
         user = self.engine.index.users.get(login)
         day = self.today().toordinal()
         if user is None:
             raise Unauthorized(f"Utilisateur inconnu : {login!r}.", code="UNKNOWN_ACTOR")
-        if not user.start <= day < user.end:
-            raise Unauthorized("Compte clôturé ou pas encore ouvert (R-USR-4).", "ACTOR_CLOSED")
+        if day < user.start:
+            raise Unauthorized("Compte pas encore ouvert (R-USR-4).", "ACTOR_CLOSED")
+        if day >= user.end:
+            raise Unauthorized("Compte clôturé (R-USR-4).", "ACTOR_CLOSED")
         return login
 
     # -- may they ----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, jsonify
@@ -69,13 +70,21 @@ def install(app: Flask) -> None:
         err = validation_error(exc)
         return error_response(err.status, err.code, err.message, err.details)
 
+    def _page(status: int) -> Response | None:
+        # The console (pdp.console) answers its own paths with French HTML pages.
+        render: Callable[[int], Response | None] | None = app.extensions.get("pdp.error_page")
+        return None if render is None else render(status)
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         status = exc.code or 500
+        page = _page(status)
+        if page is not None:
+            return page
         code, message = _HTTP_CODES.get(status, ("HTTP_ERROR", exc.description or "Erreur."))
         return error_response(status, code, message)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unexpected error")
-        return error_response(500, "INTERNAL_ERROR", "Erreur interne du service.")
+        return _page(500) or error_response(500, "INTERNAL_ERROR", "Erreur interne du service.")

@@ -56,4 +56,5 @@ def install(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_SECURE=settings.production,
     )
     app.extensions["pdp.console"] = ProxyTrust.from_settings(settings)
+    app.extensions["pdp.error_page"] = pages.error_page
     app.register_blueprint(bp)

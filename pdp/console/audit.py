@@ -71,10 +71,14 @@ def _day(text: str | None, errors: dict[str, str], name: str) -> dt.date | None:
     if text is None:
         return None
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         errors[name] = _DATE_ERROR
         return None
+    if not dt.date(1900, 1, 1) <= day <= dt.date(9998, 12, 31):  # a day after it must exist
+        errors[name] = _DATE_ERROR
+        return None
+    return day
 
 
 def _midnight(day: dt.date) -> dt.datetime:

@@ -20,10 +20,11 @@ from typing import NamedTuple
 
 from flask import current_app, request, session
 
+from pdp.admin.service import AdminService
 from pdp.config import Settings
 from pdp.engine.admin import is_partner_admin, managed_groups
 from pdp.engine.engine import Engine
-from pdp.errors import ConfigurationError
+from pdp.errors import ConfigurationError, Unauthorized
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -100,22 +101,25 @@ def claimed_login() -> str | None:
         if not settings.trusts(request.remote_addr):
             return None
         value = request.headers.get(settings.header, "").strip()
+        if session.get("login") != (value or None):
+            # Another person behind the same browser: nothing of the previous session (its
+            # CSRF token, its messages) carries over.
+            session.clear()
+            if value:
+                session["login"] = value
         return value or None
     found = session.get("login")
     return found if isinstance(found, str) else None
 
 
 def refusal(login: str) -> str | None:
-    """Why ``login`` may not use the console today (French), or None if it is an open user."""
-    found = engine()
-    user = found.index.users.get(login)
-    if user is None:
-        return f"Utilisateur inconnu : {login}."
-    day = found.clock().toordinal()
-    if day < user.start:
-        return "Votre compte n'est pas encore ouvert."
-    if day >= user.end:
-        return "Votre compte est clôturé : il ne permet plus de se connecter (R-USR-4)."
+    """Why ``login`` may not use the console today (French), or None if it is an open user:
+    the administration service's own answer (``AdminService.open_actor``, R-USR-4)."""
+    service: AdminService = current_app.extensions["pdp.admin"]
+    try:
+        service.open_actor(login)
+    except Unauthorized as exc:
+        return exc.message
     return None
 
 

@@ -187,12 +187,12 @@ def convention_create(org: str) -> Response:
 
 
 def _convention(org: str, reference: str) -> dict[str, Any]:
-    """The convention ``reference`` of the contract ({} if unknown: the service says 404)."""
+    """The convention ``reference`` of the contract (404 if the contract has none)."""
     for conv in contracts.contract(admin(), actor(), org)["conventions"]:
         if conv["reference"] == reference:
             found: dict[str, Any] = conv
             return found
-    return {}
+    abort(404)
 
 
 def _dates_page(status: int = 200, error: PdpError | None = None, **context: Any) -> Response:
@@ -278,19 +278,19 @@ def subscription_create(org: str, reference: str) -> Response:
 def _number(subscription: str) -> int:
     """The subscription's number in the URL (any other path: 404; the URL is matched as text
     so that the sign-in guard runs first for every console path)."""
-    if not subscription.isdigit():
+    if not (subscription.isascii() and subscription.isdigit()) or len(subscription) > 18:
         abort(404)
     return int(subscription)
 
 
 def _subscription(org: str, subscription: int) -> dict[str, Any]:
-    """The subscription of the contract ({} if unknown: the service says 404)."""
+    """The subscription of the contract (404 if the contract has none with this number)."""
     for conv in contracts.contract(admin(), actor(), org)["conventions"]:
         for sub in conv["subscriptions"]:
             if sub["id"] == subscription:
                 found: dict[str, Any] = sub
                 return found
-    return {}
+    abort(404)
 
 
 @bp.get(f"{ORG}/bulletins/<subscription>/modifier")
@@ -379,6 +379,8 @@ def admin_designate(org: str) -> Response:
 def admin_end_form(org: str, login: str) -> Response:
     """The form "Mettre fin à la désignation" on a chosen day."""
     admin().require(actor(), "admins.designate", Target("organisation", org))
+    if all(a["login"] != login for a in contracts.contract(admin(), actor(), org)["admins"]):
+        abort(404)
     return _dates_page(
         org=org,
         title=f"Mettre fin à la désignation de {login}",

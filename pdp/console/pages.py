@@ -34,7 +34,9 @@ def _context() -> dict[str, Any]:
 
 @bp.before_request
 def _guard() -> Response | None:
-    """Refuse a form without this session's token (nothing done), then find the user."""
+    """Find who claims to be signed in (a new person gets a new session), refuse a form
+    without this session's token (nothing done), then check the user is open."""
+    login = auth.claimed_login()
     if request.method == "POST" and not csrf_ok():
         return page(
             "error.html",
@@ -44,7 +46,6 @@ def _guard() -> Response | None:
             "et recommencez. Rien n'a été modifié.",
         )
     g.console_login = None
-    login = auth.claimed_login()
     if login is not None:
         why = auth.refusal(login)
         if why is None:
@@ -84,13 +85,30 @@ def _invalid(_exc: ValidationError) -> Response:
     return page("error.html", 400, title="Requête invalide", message="Paramètre invalide.")
 
 
+_HTTP_PAGES = {
+    400: ("Requête refusée", "La requête est invalide."),
+    404: ("Page introuvable", "Cette page n'existe pas."),
+    405: ("Méthode non autorisée", "Cette page ne s'utilise pas ainsi."),
+    413: ("Requête trop volumineuse", "Le formulaire envoyé est trop volumineux."),
+    500: ("Erreur interne", "Une erreur interne est survenue : rien n'a été modifié."),
+}
+
+
+def error_page(status: int) -> Response | None:
+    """A French error page with the console's headers for a path under /console (routing
+    errors and unexpected exceptions reach the app's handlers, not the blueprint's); None
+    elsewhere, where the API answers JSON."""
+    if request.path != "/console" and not request.path.startswith("/console/"):
+        return None
+    title, message = _HTTP_PAGES.get(status, ("Erreur", "Requête refusée."))
+    return add_headers(page("error.html", status, title=title, message=message))
+
+
 @bp.errorhandler(HTTPException)
 def _http(exc: HTTPException) -> Response:
     status = exc.code or 500
-    messages = {404: "Cette page n'existe pas.", 405: "Méthode non autorisée pour cette page."}
-    return page(
-        "error.html", status, title="Erreur", message=messages.get(status, "Requête refusée.")
-    )
+    title, message = _HTTP_PAGES.get(status, ("Erreur", "Requête refusée."))
+    return page("error.html", status, title=title, message=message)
 
 
 @bp.get("/connexion")
