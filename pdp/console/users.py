@@ -9,8 +9,8 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from pdp.admin import groups, users
-from pdp.admin.requests import MembershipEdit, MembershipNew, NewUser, UserEdit
+from pdp.admin import afas, contracts, groups, users
+from pdp.admin.requests import AfasProfileNew, MembershipEdit, MembershipNew, NewUser, UserEdit
 from pdp.console.blueprint import bp
 from pdp.console.common import actor, admin, allowed, page
 from pdp.console.forms import (
@@ -18,6 +18,7 @@ from pdp.console.forms import (
     EDIT_FIELDS,
     FIELD_OF_CODE,
     USER_FIELDS,
+    Field,
     changes,
     parse,
     submitted,
@@ -106,16 +107,29 @@ def user_create(org: str) -> Response:
 
 @bp.get(f"{USERS}/<login>")
 def user_view(org: str, login: str) -> Response:
-    """Fiche 5: "Visualiser un utilisateur partenaire"."""
+    """Fiche 5: "Visualiser un utilisateur partenaire", with its "Profils Afas" (R-AFAS-2)."""
+    return _detail_page(org, login)
+
+
+def _detail_page(
+    org: str,
+    login: str,
+    status: int = 200,
+    error: PdpError | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
+    """The detail page; ``error``/``errors``: a refusal of the "Profils Afas" forms."""
     detail = users.user_detail(admin(), actor(), org, login)["user"]
     catalogue = admin().catalogue.services
     labels = {name: s.label for name, s in catalogue.items()}
     return page(
         "user_detail.html",
+        error.status if error is not None else status,
         org=org,
         user=detail,
         labels=labels,
         editable=allowed("user.edit", f"user:{login}"),
+        afas=_afas_section(org, login, detail, error, errors or {}),
     )
 
 
@@ -238,3 +252,84 @@ def detach(org: str, login: str, group: str) -> Response:
     """Fiche 6: detach the user from the group today (R-MEM-2; nothing is deleted)."""
     users.edit_membership(admin(), actor(), org, login, group, MembershipEdit())
     return _back(org, f"{login} est détaché(e) du groupe {group} à compter d'aujourd'hui.")
+
+
+# -- R-AFAS-1, R-AFAS-2: the user's Afas profiles, on the detail page ---------------------------
+
+
+def _subscribes_to_afas(org: str) -> bool:
+    """Whether the organisation's contract holds an open Afas subscription (R-CON-2), as
+    ``pdp.admin.contracts`` reports it; without ``contract.read`` (a manager), whether the
+    signed-in user may read Afas profiles there (only the holders of ``afas:habiliter``, which
+    the engine grants only under an open Afas subscription)."""
+    target = f"organisation:{org}"
+    if not allowed("contract.read", target):
+        return allowed("afas.profiles.read", target)
+    return any(
+        conv["open"] and sub["open"] and sub["service"] == afas.AFAS
+        for conv in contracts.contract(admin(), actor(), org)["conventions"]
+        for sub in conv["subscriptions"]
+    )
+
+
+def _afas_section(
+    org: str,
+    login: str,
+    detail: dict[str, Any],
+    error: PdpError | None,
+    errors: dict[str, str],
+) -> dict[str, Any]:
+    """The "Profils Afas" section (R-AFAS-1, R-AFAS-2): shown when the organisation subscribes
+    to Afas or the user holds profiles (or to show a refusal of its forms); the list is
+    ``pdp.admin.afas``'s (``afas.profiles.read``: else its refusal is shown), the forms only
+    where ``afas.profiles.edit`` is allowed on the user."""
+    if not (error or errors or detail["afas_profiles"] or _subscribes_to_afas(org)):
+        return {"shown": False}
+    try:
+        profiles = afas.list_profiles(admin(), actor(), org, login)["profiles"]
+        refusal = None
+    except PdpError as exc:
+        profiles, refusal = [], exc.message
+    service = admin().catalogue.services.get(afas.AFAS)
+    return {
+        "shown": True,
+        "profiles": profiles,
+        "refusal": refusal,
+        "catalogue": list(service.user_profiles) if service is not None else [],
+        "editable": allowed("afas.profiles.edit", f"user:{login}"),
+        "error": error.message if error is not None else None,
+        "errors": errors,
+        "values": request.form if error is not None or errors else {},
+    }
+
+
+def _to_detail(org: str, login: str, message: str) -> Response:
+    flash(message, "success")
+    return redirect(url_for("console.user_view", org=org, login=login, _anchor="profils-afas"))
+
+
+@bp.post(f"{USERS}/<login>/profils-afas")
+def afas_profile_add(org: str, login: str) -> Response:
+    """R-AFAS-1, R-AFAS-2: give the user the chosen Afas profile of the catalogue (from
+    today); every refusal is ``pdp.admin.afas``'s, shown on the detail page."""
+    data, errors = parse(AfasProfileNew, submitted(request.form, (Field("profile", ""),)))
+    if data is None:
+        return _detail_page(org, login, 400, errors={f"afas_{k}": v for k, v in errors.items()})
+    try:
+        afas.add_profile(admin(), actor(), org, login, data)
+    except PdpError as exc:
+        return _detail_page(org, login, error=exc)
+    return _to_detail(org, login, f"Le profil Afas {data.profile} est attribué à {login}.")
+
+
+@bp.post(f"{USERS}/<login>/profils-afas/<profile>/retirer")
+def afas_profile_remove(org: str, login: str, profile: str) -> Response:
+    """R-AFAS-2, R-TIME-2: remove the user's Afas profile (it closes today, nothing is
+    deleted); every refusal is ``pdp.admin.afas``'s, shown on the detail page."""
+    try:
+        afas.remove_profile(admin(), actor(), org, login, profile)
+    except PdpError as exc:
+        return _detail_page(org, login, error=exc)
+    return _to_detail(
+        org, login, f"Le profil Afas {profile} de {login} est retiré à compter d'aujourd'hui."
+    )
