@@ -68,9 +68,8 @@ def test_importing_the_flask_extension_loads_flask_only() -> None:
     assert loaded_server_modules(modules) == []
 
 
-def resolved(extra: str, tmp_path: Path) -> set[str]:
-    """The distributions ``pip install .{extra}`` would install into an empty environment,
-    resolved (not installed) from a copy of the project."""
+def project_copy(tmp_path: Path) -> Path:
+    """What the wheel is built from, copied (so that building leaves the checkout alone)."""
     project = tmp_path / "project"
     project.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -79,6 +78,13 @@ def resolved(extra: str, tmp_path: Path) -> set[str]:
         shutil.copytree(
             ROOT / package, project / package, ignore=shutil.ignore_patterns("__pycache__")
         )
+    return project
+
+
+def resolved(extra: str, tmp_path: Path) -> set[str]:
+    """The distributions ``pip install .{extra}`` would install into an empty environment,
+    resolved (not installed) from a copy of the project."""
+    project = project_copy(tmp_path)
     report = tmp_path / "report.json"
     done = subprocess.run(
         [
@@ -127,3 +133,26 @@ def test_the_console_script_names_the_missing_extra() -> None:
     assert done.returncode == 2
     assert "pip install 'pdp[server]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_wheel_ships_the_consoles_templates_and_styles(tmp_path: Path) -> None:
+    """The console's pages are package data: an installed server (the Docker image installs
+    the wheel) renders them."""
+    import zipfile
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), "."],
+        cwd=project_copy(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    [wheel] = tmp_path.glob("pdp-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    templates = {
+        f"pdp/console/templates/console/{p.name}"
+        for p in (ROOT / "pdp/console/templates/console").glob("*.html")
+    }
+    assert templates and templates <= names
+    assert "pdp/console/static/console.css" in names
