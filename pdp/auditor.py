@@ -22,9 +22,10 @@ import orjson
 from sqlalchemy import Engine, Select, delete, or_, select
 
 from adapters.sql.models import AuditRecord, DecisionRecord
+from pdp.admin import contracts
 from pdp.admin.service import AdminService
 from pdp.audit import iso_us, record_json
-from pdp.engine.admin import Target
+from pdp.engine.admin import AdminReason, Target
 from pdp.errors import BadRequest, Forbidden, NotFound
 from pdp.masking import Masker
 
@@ -53,6 +54,44 @@ class AuditorQueries:
             organisation = user.org.code
         self.admin.require(actor, "log.read", Target("organisation", organisation))
         return organisation
+
+    def _home(self, actor: str) -> str | None:
+        """The actor's organisation (None: a Caf operator, or an unknown login)."""
+        self.admin.engine.refresh()
+        user = self.admin.engine.index.users.get(actor)
+        return user.org.code if user is not None and user.org is not None else None
+
+    def may_read(self, actor: str) -> bool:
+        """Whether the actor may read the log at all (what a menu offers, R-ADM-7): operators,
+        and partner admins in their own organisation. A logged decision, like any other."""
+        home = self._home(actor)
+        target = Target("organisation", home) if home is not None else Target("platform")
+        reason, _ = self.admin.decide(actor, "log.read", target)
+        return reason is AdminReason.ALLOWED
+
+    def reader(
+        self, actor: str, organisation: str | None = None, *, own_organisation: bool = False
+    ) -> dict[str, Any]:
+        """Authorise the actor to read the log, as the reads below do (``log.read``: Forbidden
+        with the engine's reason otherwise), before anything is read or any filter judged; and
+        say what they read:
+
+        - ``organisation``: the organisation read: ``organisation`` when named, else the
+          actor's own (None: every one, operators only). With ``own_organisation`` (the audit
+          trail's form, which offers a partner admin no choice) a partner admin reads their
+          own whatever ``organisation`` names;
+        - ``may_choose``: whether the actor chooses the organisation (operators);
+        - ``organisations``: what an operator may choose from (``pdp.admin.contracts.
+          list_organisations``: code, name, dates); empty for the others.
+        """
+        home = self._home(actor)
+        if own_organisation and home is not None:
+            organisation = home
+        scope = self._scope(actor, organisation)
+        choices: list[dict[str, Any]] = []
+        if home is None:  # an operator (log.read on the platform was just allowed)
+            choices = contracts.list_organisations(self.admin, actor)["organisations"]
+        return {"organisation": scope, "may_choose": home is None, "organisations": choices}
 
     # -- the decision log ----------------------------------------------------------------------
 

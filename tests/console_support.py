@@ -64,7 +64,11 @@ def browser() -> Iterator[Any]:
     if _SHARED_BROWSER:
         yield _SHARED_BROWSER[0]
         return
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # A busy 2-core machine (the server's workers and Chromium share it) can take seconds to
+    # show a page: wait longer than Playwright's 5 s before calling a step failed.
+    expect.set_options(timeout=20_000)
 
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(
@@ -86,7 +90,7 @@ def page(browser: Any, console_server: Served) -> Iterator[Any]:
         locale="fr-FR",
         viewport={"width": 1280, "height": 900},
     )
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(20_000)
     tab = context.new_page()
     yield tab
     context.close()

@@ -366,6 +366,7 @@ def test_fiche_06_detach_user(api: Api, today: dt.date) -> None:
             "opens_on": out["membership"]["opens_on"],
             "closes_on": day(today),
             "open": False,
+            "editable": False,  # ended today: its dates no longer change (R-TIME-2)
         }
     ]
     assert detail["closes_on"] is None  # the user is not closed

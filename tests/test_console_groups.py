@@ -111,6 +111,7 @@ def open_roles(page: Any, code: str, service: str = "Cdap") -> None:
     open_my_groups(page)
     row(page, code).get_by_role("link", name=f"Habilitations du groupe {code}").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Habilitations du groupe")
+    expect(page).to_have_title(re.compile(f"^Habilitations du groupe {code} – "))
     page.get_by_label("Service").select_option(label=service)
     page.get_by_role("button", name="Afficher").click()
 
@@ -216,7 +217,8 @@ def test_fiche_11_close_a_group_after_confirmation(page: Any) -> None:
     create_subgroup(page, "G11", "G11-SUB", "chloe.roux")
     open_my_groups(page)
     row(page, "G11").get_by_role("link", name="Clôturer le groupe G11").click()
-    dialog = page.get_by_role("alertdialog")
+    expect(page).to_have_title(re.compile("^Clôturer le groupe G11 – "))
+    dialog = page.get_by_role("region", name="Voulez-vous clôturer le groupe G11")
     expect(dialog).to_contain_text("Voulez-vous clôturer le groupe G11")
     expect(dialog).to_contain_text("G11-SUB")
     dialog.get_by_role("link", name="Non").click()
@@ -224,7 +226,9 @@ def test_fiche_11_close_a_group_after_confirmation(page: Any) -> None:
     expect(closing(page, "G11")).to_have_text("")
     expect(row(page, "G11").get_by_role("link", name="Clôturer le groupe G11")).to_have_count(1)
     row(page, "G11").get_by_role("link", name="Clôturer le groupe G11").click()
-    page.get_by_role("alertdialog").get_by_role("button", name="Oui").click()
+    page.get_by_role("region", name="Voulez-vous clôturer le groupe G11").get_by_role(
+        "button", name="Oui"
+    ).click()
     expect(page.get_by_role("status")).to_contain_text("Le groupe G11 est clôturé")
     expect(closing(page, "G11")).to_have_text(today())
     expect(closing(page, "G11-SUB")).to_have_text(today())
@@ -338,8 +342,10 @@ def test_a_manager_cannot_edit_a_group_outside_his_perimeter(page: Any) -> None:
 
 
 def test_a_sub_group_holds_only_roles_of_its_parent(page: Any, other_page: Any) -> None:
-    """R-GRP-4: bruno.petit prepares Cdap T1 for a sub-group while alice.martin removes it from
-    the parent; saving is refused with the rule's French message and nothing is assigned."""
+    """R-GRP-4: bruno.petit prepares Cdap T1 and T18 for a sub-group while alice.martin removes
+    T1 from the parent; saving is refused with the rule's French message and, all or nothing,
+    neither role is assigned (T18 alone would have been allowed); the pending moves stay on the
+    form."""
     sign_in(page, "alice.martin")
     create_group(page, "G4", "bruno.petit")
     open_roles(page, "G4")
@@ -349,8 +355,10 @@ def test_a_sub_group_holds_only_roles_of_its_parent(page: Any, other_page: Any) 
     open_roles(other_page, "G4-SUB")
     expect(available(other_page)).to_contain_text("T1")
     available(other_page).get_by_role("checkbox", name="T1", exact=True).check()
+    available(other_page).get_by_role("checkbox", name="T18", exact=True).check()
     other_page.get_by_role("button", name="Assigner rôle").click()
     expect(assigned(other_page)).to_contain_text("T1 (à enregistrer)")
+    expect(assigned(other_page)).to_contain_text("T18 (à enregistrer)")
     open_roles(page, "G4")
     assigned(page).get_by_role("checkbox", name="T1", exact=True).check()
     page.get_by_role("button", name="Retirer rôle").click()
@@ -363,5 +371,7 @@ def test_a_sub_group_holds_only_roles_of_its_parent(page: Any, other_page: Any) 
         "Un sous-groupe ne peut porter que les rôles de son parent direct"
     )
     expect(other_page.get_by_role("alert")).to_contain_text("(R-GRP-4)")
+    expect(other_page.get_by_text("Déjà enregistré")).to_have_count(0)
+    expect(assigned(other_page)).to_contain_text("T18 (à enregistrer)")
     open_roles(other_page, "G4-SUB")
     expect(assigned(other_page)).to_contain_text("Aucun rôle assigné")

@@ -231,6 +231,18 @@ def create_organisation(svc: AdminService, actor: str, data: OrganisationNew) ->
     return {"organisation": out, "revision": tx.revision}
 
 
+def list_organisations(svc: AdminService, actor: str) -> dict[str, Any]:
+    """Every registered organisation by code, with whether it is open today (operators only,
+    ``organisation.list``: 403 with the engine's reason for anyone else)."""
+    today = svc.today()
+    with svc.read(actor, "organisation.list", Target("platform")) as session:
+        orgs = [
+            {**organisation_json(org), "open": store.is_open(org, today)}
+            for org in session.execute(select(Organisation).order_by(Organisation.code)).scalars()
+        ]
+    return {"organisations": orgs}
+
+
 def contract(svc: AdminService, actor: str, org_code: str) -> dict[str, Any]:
     """The organisation's contract: conventions, their subscriptions, partner admins (R-CON-4,
     R-ADM-5: operators and the organisation's partner admins)."""
@@ -263,7 +275,12 @@ def contract(svc: AdminService, actor: str, org_code: str) -> dict[str, Any]:
                 }
             )
         admins = [
-            {**admin_json(a, login), "open": store.is_open(a, today)}
+            {
+                **admin_json(a, login),
+                "open": store.is_open(a, today),
+                # Not ended (open now or later): the designation may still end (R-TIME-2).
+                "current": store.not_ended(a, today),
+            }
             for a, login in session.execute(
                 select(PartnerAdmin, User.login)
                 .join(User, User.id == PartnerAdmin.user_id)

@@ -56,7 +56,9 @@ class UserList(Open):
 
 
 class UserDetail(Open):
-    """A user with memberships, groups managed, Afas profiles and services usable today."""
+    """A user with memberships, groups managed, Afas profiles and services usable today. Each
+    membership says whether it is ``open`` today and whether its dates may still change
+    (``editable``: it has not ended)."""
 
     user: dict[str, Any]
     revision: int
@@ -74,17 +76,34 @@ class GroupWritten(Written):
     group: dict[str, Any]
 
 
+class GroupItem(Open):
+    """A group (R-GRP-5), and what its state still allows, whoever acts (who may is the
+    engine's admin check, R-ADM-7): ``editable`` and ``closable`` are false for a system group
+    (R-GRP-3) and for a group whose closing day is reached (R-GRP-2)."""
+
+    code: str
+    organisation: str
+    label: str
+    parent: str | None
+    system: bool
+    opens_on: str
+    closes_on: str | None
+    open: bool
+    editable: bool
+    closable: bool
+
+
 class GroupList(Open):
-    """Groups of an organisation."""
+    """Groups of an organisation, each with its manager's login."""
 
     organisation: str
-    groups: list[dict[str, Any]]
+    groups: list[GroupItem]
 
 
 class GroupDetail(Open):
-    """A group: manager, parent, sub-groups, roles."""
+    """A group: manager, parent, convention, sub-groups, roles, members."""
 
-    group: dict[str, Any]
+    group: GroupItem
 
 
 class GroupRoles(Open):
@@ -131,8 +150,27 @@ class OrganisationWritten(Written):
     organisation: dict[str, Any]
 
 
+class OrganisationItem(Open):
+    """A registered organisation (R-CON-4), and whether it is ``open`` today."""
+
+    code: str
+    name: str
+    kind: str | None
+    opens_on: str
+    closes_on: str | None
+    open: bool
+
+
+class OrganisationList(Open):
+    """Every registered organisation by code (operators)."""
+
+    organisations: list[OrganisationItem]
+
+
 class ContractOut(Open):
-    """An organisation's contract: conventions with their subscriptions, partner admins."""
+    """An organisation's contract: conventions with their subscriptions, partner admins. Each
+    designation says whether it is ``open`` today and whether it is ``current`` (it has not
+    ended: it may still end)."""
 
     organisation: dict[str, Any]
     conventions: list[dict[str, Any]]

@@ -20,7 +20,7 @@ from adapters.sql.models import (
 from pdp.admin import store
 from pdp.admin.requests import MembershipEdit, MembershipNew, NewUser, UserEdit
 from pdp.admin.service import AdminService, Tx
-from pdp.engine.admin import Target
+from pdp.engine.admin import Target, is_partner_admin, managed_groups
 from pdp.errors import BadRequest, Conflict, NotFound
 
 
@@ -196,7 +196,13 @@ def user_detail(svc: AdminService, actor: str, org_code: str, login: str) -> dic
         user = store.user(session, org, login)
         out = store.user_json(user, org.code)
         out["memberships"] = [
-            {"group": code, **store.dates(m), "open": store.is_open(m, today)}
+            {
+                "group": code,
+                **store.dates(m),
+                "open": store.is_open(m, today),
+                # Not ended (open now or later): its dates may still change (R-MEM-2, R-TIME-2).
+                "editable": store.not_ended(m, today),
+            }
             for m, code in session.execute(
                 select(Membership, Group.code)
                 .join(Group, Group.id == Membership.group_id)
@@ -238,6 +244,47 @@ def user_detail(svc: AdminService, actor: str, org_code: str, login: str) -> dic
         for service, (grants, cafs) in permissions.items()
     ]
     return {"user": out, "revision": svc.engine.revision}
+
+
+ROLE_LABELS = {
+    "operator": "opérateur Caf",
+    "admin": "administrateur partenaire",
+    "manager": "responsable habilitations",
+    "plain": "utilisateur",
+}
+
+
+def demo_accounts(svc: AdminService) -> list[dict[str, str]]:
+    """The users open today, by organisation then login, each with their administrative role
+    today (``role``: operator, admin, manager or plain; ``role_label``: in French) and their
+    organisation's code ("" for a Caf operator): the console's demo sign-in page (development
+    only: nothing is authorised, no one is signed in yet)."""
+    engine = svc.engine
+    engine.refresh()
+    index = engine.index
+    day = svc.today().toordinal()
+    out = []
+    for user in index.users.values():
+        if not user.start <= day < user.end:
+            continue
+        org = user.org
+        if user.is_operator:
+            role = "operator"
+        elif org is not None and is_partner_admin(org, user.id, day):
+            role = "admin"
+        elif org is not None and managed_groups(index, user, org, day):
+            role = "manager"
+        else:
+            role = "plain"
+        out.append(
+            {
+                "login": user.login,
+                "organisation": org.code if org is not None else "",
+                "role": role,
+                "role_label": ROLE_LABELS[role],
+            }
+        )
+    return sorted(out, key=lambda a: (a["organisation"], a["login"]))
 
 
 def attach(

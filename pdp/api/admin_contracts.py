@@ -20,6 +20,7 @@ from pdp.admin.responses import (
     AfasProfileWritten,
     ContractOut,
     ConventionWritten,
+    OrganisationList,
     OrganisationWritten,
     SubscriptionWritten,
 )
@@ -49,6 +50,23 @@ def create_organisation() -> Response:
     who = actor()
     data = body(OrganisationNew)
     return answer(contracts.create_organisation(admin_service(), who, data), 201)
+
+
+@bp.get("/organisations")
+@registry.operation(
+    Operation(
+        "get",
+        "/v1/organisations",
+        "Every registered organisation, by code (operators, R-CON-4)",
+        OrganisationList,
+        errors=AUTH_ERRORS,
+        auth=True,
+    )
+)
+def list_organisations() -> Response:
+    """Operators only (organisation.list)."""
+    who = actor()
+    return answer(contracts.list_organisations(admin_service(), who))
 
 
 @bp.get("/organisations/<org>/contract")

@@ -1,8 +1,9 @@
 """For auditors: the decision log ("Journal des décisions") and the audit trail of a user, a
-group or an organisation ("Historique des modifications"). Each view parses the filters, calls
-``pdp.auditor.AuditorQueries`` (which asks the engine whether the actor may read the log:
-operators everywhere, partner admins their own organisation, ``log.read``) and renders one page,
-paginated with the query's cursor."""
+group or an organisation ("Historique des modifications"). Each view first has
+``pdp.auditor.AuditorQueries.reader`` authorise the actor (the engine's ``log.read``: operators
+everywhere, partner admins their own organisation; anyone else gets 403 before any filter is
+judged) and say which organisation they read and may choose; then it parses the filters, calls
+the query and renders one page, paginated with the query's cursor."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from werkzeug.wrappers import Response
 
 from pdp.auditor import AuditorQueries
 from pdp.clock import PARIS
-from pdp.console import auth
 from pdp.console.blueprint import bp
-from pdp.console.common import actor, admin, allowed, page
+from pdp.console.common import actor, admin, page
 from pdp.console.forms import Field
 
 JOURNAL = "/journal"
@@ -42,19 +42,13 @@ def _queries() -> AuditorQueries:
     return found
 
 
-def _log_target(login: str) -> str:
-    """The target of ``log.read`` for ``login``: their organisation, or the platform."""
-    org = auth.home_organisation(login)
-    return f"organisation:{org}" if org is not None else "platform"
-
-
 @bp.context_processor
 def _menu() -> dict[str, Any]:
     """Whether the menu offers the decision log and the audit trail (R-ADM-7)."""
     login = g.get("console_login")
     if login is None:
         return {"menu_audit": False}
-    return {"menu_audit": allowed("log.read", _log_target(login))}
+    return {"menu_audit": _queries().may_read(login)}
 
 
 def _args(*names: str) -> dict[str, Any]:
@@ -92,15 +86,22 @@ def _local(iso: str) -> str:
     return moment.astimezone(PARIS).strftime("%d/%m/%Y %H:%M:%S")
 
 
-def _organisations() -> list[tuple[str, str]]:
-    """The organisations an operator may choose from: (code, name)."""
-    return [(o.code, o.name) for o in auth.engine().index.sorted_orgs()]
+def _reader(organisation: str | None, *, own_organisation: bool = False) -> dict[str, Any]:
+    """Authorise the signed-in user to read the log (403 otherwise) and the context it gives:
+    whether they choose the organisation, and among which (code, name)."""
+    found = _queries().reader(actor(), organisation, own_organisation=own_organisation)
+    return {
+        "org": found["organisation"],
+        "may_choose_organisation": found["may_choose"],
+        "organisations": [(o["code"], o["name"]) for o in found["organisations"]],
+    }
 
 
 @bp.get(f"{JOURNAL}/decisions")
 def audit_decisions() -> Response:
     """The decision log, newest first: filters user, service, result, kind, period."""
     filters = _args("user", "service", "allowed", "kind", "organisation", "from", "to")
+    reader = _reader(filters.get("organisation"))
     errors: dict[str, str] = {}
     start = _day(filters.get("from"), errors, "from")
     last = _day(filters.get("to"), errors, "to")
@@ -116,8 +117,8 @@ def audit_decisions() -> Response:
         "date_fields": DATE_FILTERS,
         "kinds": KINDS,
         "services": [(s, admin().catalogue.services[s].label) for s in services],
-        "may_choose_organisation": auth.home_organisation(actor()) is None,
-        "organisations": _organisations(),
+        "may_choose_organisation": reader["may_choose_organisation"],
+        "organisations": reader["organisations"],
     }
     if errors:
         return page("audit_decisions.html", 400, errors=errors, rows=[], **context)
@@ -152,17 +153,15 @@ def audit_history() -> Response:
     """The audit trail of a user or a group (or of the whole organisation), newest first:
     actor, action, target, before/after, revision, time."""
     filters = _args("organisation", "type", "id")
-    home = auth.home_organisation(actor())
-    org = home if home is not None else filters.get("organisation")
-    kind = filters.get("type", "")
-    ident = filters.get("id")
+    # A partner admin reads their own organisation, whatever the URL names.
     context: dict[str, Any] = {
         "filters": filters,
         "target_kinds": TARGET_KINDS,
-        "may_choose_organisation": home is None,
-        "organisations": _organisations(),
-        "org": org,
+        **_reader(filters.get("organisation"), own_organisation=True),
     }
+    org = context["org"]
+    kind = filters.get("type", "")
+    ident = filters.get("id")
     errors: dict[str, str] = {}
     if kind not in TARGET_KINDS:
         errors["type"] = "Valeur invalide."

@@ -16,24 +16,16 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from flask import current_app, request, session
 
+from pdp.admin import users
 from pdp.admin.service import AdminService
 from pdp.config import Settings
-from pdp.engine.admin import is_partner_admin, managed_groups
 from pdp.engine.engine import Engine
 from pdp.errors import ConfigurationError, Unauthorized
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-ROLE_LABELS = {
-    "operator": "opérateur Caf",
-    "admin": "administrateur partenaire",
-    "manager": "responsable habilitations",
-    "plain": "utilisateur",
-}
 
 
 @dataclass(frozen=True)
@@ -66,19 +58,6 @@ class ProxyTrust:
         except ValueError:
             return False
         return any(ip in net for net in self.proxies)
-
-
-class Account(NamedTuple):
-    """An open user offered on the demo sign-in page."""
-
-    login: str
-    organisation: str
-    role: str
-
-    @property
-    def role_label(self) -> str:
-        """The role in French."""
-        return ROLE_LABELS[self.role]
 
 
 def trust() -> ProxyTrust:
@@ -131,23 +110,8 @@ def home_organisation(login: str) -> str | None:
     return user.org.code
 
 
-def accounts() -> list[Account]:
-    """The open users, by organisation then login, with their administrative role today."""
-    found = engine()
-    index = found.index
-    day = found.clock().toordinal()
-    out = []
-    for user in index.users.values():
-        if not user.start <= day < user.end:
-            continue
-        org = user.org
-        if user.is_operator:
-            role = "operator"
-        elif org is not None and is_partner_admin(org, user.id, day):
-            role = "admin"
-        elif org is not None and managed_groups(index, user, org, day):
-            role = "manager"
-        else:
-            role = "plain"
-        out.append(Account(user.login, org.code if org is not None else "", role))
-    return sorted(out, key=lambda a: (a.organisation, a.login))
+def accounts() -> list[dict[str, str]]:
+    """The open users, by organisation then login, with their administrative role today: the
+    service's ``pdp.admin.users.demo_accounts`` (login, organisation, role_label)."""
+    service: AdminService = current_app.extensions["pdp.admin"]
+    return users.demo_accounts(service)

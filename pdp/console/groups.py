@@ -12,18 +12,20 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from pdp.admin import contracts, groups, users
-from pdp.admin.requests import GroupEdit, GroupNew, ManagerSet, NewUser, RoleRef
+from pdp.admin import contracts, groups
+from pdp.admin.requests import GroupEdit, GroupNew, ManagerSet, NewUser
 from pdp.console.blueprint import bp
 from pdp.console.common import actor, admin, allowed, page
 from pdp.console.forms import Field, changes, parse, submitted
-from pdp.engine.admin import ADMIN_MESSAGES, AdminReason, Target
-from pdp.errors import Forbidden, PdpError
+from pdp.engine.admin import Target
+from pdp.errors import PdpError
 
 GROUPS = "/organisations/<org>/groupes"
 NEW_MANAGER = "__nouveau__"  # the manager picker's "Créer l'utilisateur" choice
 
-# Refusal codes of the service that concern one field of the group forms.
+# Refusal codes of the service that concern one field of the group forms (linked from the
+# error summary only when the form shows that field: ``#parent`` is on the sub-group form only,
+# ``#convention`` on the top-level one).
 FIELD_OF_CODE = {
     "GROUP_CODE_TAKEN": "code",
     "LOGIN_TAKEN": "new_login",
@@ -65,6 +67,9 @@ NEW_USER_FIELDS = (
     Field("new_first_name", "Prénom"),
     Field("new_email", "Adresse électronique", "email"),
 )
+MANAGER_FIELDS = frozenset({"manager", *(f.name for f in NEW_USER_FIELDS)})
+TOP_FORM = frozenset({"convention", *(f.name for f in GROUP_FIELDS), *MANAGER_FIELDS})
+SUB_FORM = frozenset({"parent", *(f.name for f in GROUP_FIELDS), *MANAGER_FIELDS})
 
 
 def _target(org: str, code: str) -> str:
@@ -72,21 +77,37 @@ def _target(org: str, code: str) -> str:
 
 
 def _form(
-    template: str, status: int = 200, error: PdpError | None = None, **context: Any
+    template: str,
+    present: frozenset[str],
+    status: int = 200,
+    error: PdpError | None = None,
+    **context: Any,
 ) -> Response:
-    """A form page; a service refusal is shown in the summary and next to its field."""
-    errors: dict[str, str] = context.pop("errors", {})
+    """A form page; a service refusal is shown in the summary and next to its field. The
+    summary links only to fields ``present`` on the form: another field's message is shown
+    in the summary without a link."""
+    errors: dict[str, str] = {}
+    loose: list[str] = []
+    for name, message in context.pop("errors", {}).items():
+        if name in present:
+            errors[name] = message
+        else:
+            loose.append(message)
+    message = None
     if error is not None:
         status = error.status
         name = FIELD_OF_CODE.get(error.code)
-        if name is not None:
+        if name is not None and name in present:
             errors.setdefault(name, error.message)
+        message = error.message
+    elif loose:
+        message = " ".join(loose)
     return page(
         template,
         status,
         values=context.pop("values", request.form),
         errors=errors,
-        error=error.message if error is not None else None,
+        error=message,
         **context,
     )
 
@@ -119,21 +140,10 @@ def _tree(listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _ended(g: Mapping[str, Any]) -> bool:
-    """Whether the group is closed today (its closing day reached): nothing more to edit."""
-    today = admin().today().isoformat()
-    return g["closes_on"] is not None and g["closes_on"] <= today
-
-
-def _managers(org: str) -> list[dict[str, Any]]:
-    """The organisation's users open today, for the manager picker (the service checks
-    R-ADM-3 again on saving)."""
-    today = admin().today().isoformat()
-    return [
-        u
-        for u in users.list_users(admin(), actor(), org, None)["users"]
-        if u["opens_on"] <= today and (u["closes_on"] is None or u["closes_on"] > today)
-    ]
+def _managers(org: str, code: str | None = None) -> list[dict[str, Any]]:
+    """The manager picker's users: those the service says may be named (R-ADM-3)."""
+    found: list[dict[str, Any]] = groups.eligible_managers(admin(), actor(), org, code)["users"]
+    return found
 
 
 def _conventions(org: str) -> list[dict[str, Any]]:
@@ -144,16 +154,11 @@ def _conventions(org: str) -> list[dict[str, Any]]:
     return [c for c in found if c["open"]]
 
 
-def _parents(org: str) -> list[dict[str, Any]]:
-    """The groups the signed-in user may create a sub-group under (R-ADM-5, R-ADM-7)."""
-    listing = _tree(groups.list_groups(admin(), actor(), org)["groups"])
-    return [
-        g
-        for g in listing
-        if not g["system"]
-        and not _ended(g)
-        and allowed("group.create_sub", _target(org, g["code"]))
-    ]
+def _parents(org: str, required: bool = False) -> list[dict[str, Any]]:
+    """The groups the signed-in user may create a sub-group under, in tree order (the service
+    decides: R-GRP-2, R-GRP-3, R-ADM-5, R-ADM-7); ``required``: none is the service's
+    refusal."""
+    return _tree(groups.possible_parents(admin(), actor(), org, required=required)["groups"])
 
 
 def _manager_ref(
@@ -182,16 +187,16 @@ def _manager_ref(
 def groups_list(org: str) -> Response:
     """Fiche 8: "Groupes utilisateurs", in tree order, with their "Autres actions"."""
     listing = _tree(groups.list_groups(admin(), actor(), org)["groups"])
+    parents = {g["code"] for g in _parents(org)}
     rows = []
     for g in listing:
         target = _target(org, g["code"])
-        live = not g["system"] and not _ended(g)
         rows.append(
             {
                 **g,
-                "editable": live and allowed("group.edit", target),
-                "closable": live and allowed("group.close", target),
-                "sub": live and allowed("group.create_sub", target),
+                "editable": g["editable"] and allowed("group.edit", target),
+                "closable": g["closable"] and allowed("group.close", target),
+                "sub": g["code"] in parents,
             }
         )
     return page(
@@ -209,20 +214,19 @@ def group_view(org: str, code: str) -> Response:
     sub-groups)."""
     detail = groups.group_detail(admin(), actor(), org, code)["group"]
     labels = {name: s.label for name, s in admin().catalogue.services.items()}
-    live = not detail["system"] and not _ended(detail)
     return page(
         "group_detail.html",
         org=org,
         group=detail,
         labels=labels,
-        editable=live and allowed("group.edit", _target(org, code)),
+        editable=detail["editable"] and allowed("group.edit", _target(org, code)),
     )
 
 
 # -- fiche 7: create a group or a sub-group -------------------------------------------------------
 
 
-def _new_context(org: str, top: bool) -> dict[str, Any]:
+def _new_context(org: str, top: bool, required: bool = False) -> dict[str, Any]:
     return {
         "org": org,
         "top": top,
@@ -230,7 +234,7 @@ def _new_context(org: str, top: bool) -> dict[str, Any]:
         "new_fields": NEW_USER_FIELDS,
         "managers": _managers(org),
         "conventions": _conventions(org) if top else [],
-        "parents": [] if top else _parents(org),
+        "parents": [] if top else _parents(org, required),
         "new_manager": NEW_MANAGER,
     }
 
@@ -243,16 +247,16 @@ def group_new(org: str) -> Response:
     values = (
         {"convention": context["conventions"][0]["reference"]} if context["conventions"] else {}
     )
-    return _form("group_form.html", values=values, **context)
+    return _form("group_form.html", TOP_FORM, values=values, **context)
 
 
 @bp.get(f"{GROUPS}/sous-groupe/nouveau")
 def subgroup_new(org: str) -> Response:
-    """ "Créer un sous-groupe": the parent chosen among the groups the user may create under."""
-    context = _new_context(org, top=False)
-    if not context["parents"]:
-        raise Forbidden(ADMIN_MESSAGES[AdminReason.NOT_PERMITTED], code="NOT_PERMITTED")
-    return _form("group_form.html", values={"parent": request.args.get("parent", "")}, **context)
+    """ "Créer un sous-groupe": the parent chosen among the groups the user may create under
+    (none: the service's refusal, with the engine's reason)."""
+    context = _new_context(org, top=False, required=True)
+    values = {"parent": request.args.get("parent", "")}
+    return _form("group_form.html", SUB_FORM, values=values, **context)
 
 
 def _create(org: str, top: bool) -> Response:
@@ -262,15 +266,16 @@ def _create(org: str, top: bool) -> Response:
         values[name] = request.form[name].strip()
     manager, errors = _manager_ref(request.form)
     context = _new_context(org, top)
+    present = TOP_FORM if top else SUB_FORM
     if manager is None:
-        return _form("group_form.html", 400, errors=errors, **context)
+        return _form("group_form.html", present, 400, errors=errors, **context)
     data, errors = parse(GroupNew, {**values, "manager": manager})
     if data is None:
-        return _form("group_form.html", 400, errors=errors, **context)
+        return _form("group_form.html", present, 400, errors=errors, **context)
     try:
         groups.create_group(admin(), actor(), org, data)
     except PdpError as exc:
-        return _form("group_form.html", error=exc, **context)
+        return _form("group_form.html", present, error=exc, **context)
     who = data.manager.login or (data.manager.new_user.login if data.manager.new_user else "")
     return _back(
         org, f"Le groupe {data.code} a été créé ; son responsable d'habilitations est {who}."
@@ -295,16 +300,23 @@ def subgroup_create(org: str) -> Response:
 def _edit_context(org: str, code: str) -> dict[str, Any]:
     detail = groups.group_detail(admin(), actor(), org, code)["group"]
     manager = detail["manager"]["login"] if detail["manager"] else None
+    may_set_manager = allowed("group.manager.set", _target(org, code))
     return {
         "org": org,
         "group": detail,
         "current_manager": manager,
         "fields": EDIT_FIELDS,
         "new_fields": NEW_USER_FIELDS,
-        "managers": _managers(org),
+        "managers": _managers(org, code) if may_set_manager else [],
         "new_manager": NEW_MANAGER,
-        "may_set_manager": allowed("group.manager.set", _target(org, code)),
+        "may_set_manager": may_set_manager,
     }
+
+
+def _edit_form(context: dict[str, Any]) -> frozenset[str]:
+    """The fields the edit form shows (the manager picker only to who may name one)."""
+    names = frozenset(f.name for f in EDIT_FIELDS)
+    return names | MANAGER_FIELDS if context["may_set_manager"] else names
 
 
 @bp.get(f"{GROUPS}/<code>/modifier")
@@ -313,13 +325,14 @@ def group_edit_form(org: str, code: str) -> Response:
     admin().require(actor(), "group.edit", Target("group", org, code))
     context = _edit_context(org, code)
     values = {**context["group"], "manager": context["current_manager"] or ""}
-    return _form("group_edit.html", values=values, **context)
+    return _form("group_edit.html", _edit_form(context), values=values, **context)
 
 
 @bp.post(f"{GROUPS}/<code>/modifier")
 def group_edit(org: str, code: str) -> Response:
     """Fiches 10, 14, 16: save the label and dates that changed (a closing date closes,
-    R-GRP-2), then name the new manager, saying whom they replace (R-ADM-3)."""
+    R-GRP-2) and the new manager, saying whom they replace (R-ADM-3), in one write: all or
+    nothing."""
     context = _edit_context(org, code)
     current = context["group"]
     wanted = changes(request.form, EDIT_FIELDS, current)
@@ -330,19 +343,15 @@ def group_edit(org: str, code: str) -> Response:
     if context["may_set_manager"]:
         manager, manager_errors = _manager_ref(request.form, replaces)
         errors.update(manager_errors)
+    present = _edit_form(context)
     if data is None or errors:
-        return _form("group_edit.html", 400, errors=errors, **context)
-    notices: list[dict[str, str]] = []
+        return _form("group_edit.html", present, 400, errors=errors, **context)
+    body = None if manager is None else ManagerSet.model_validate({**manager, "replaces": replaces})
     try:
-        if manager is not None:
-            body = ManagerSet.model_validate({**manager, "replaces": replaces})
-            notices = groups.set_manager(admin(), actor(), org, code, body)["notices"]
-            context = _edit_context(org, code)
-        if wanted or manager is None:
-            groups.edit_group(admin(), actor(), org, code, data)
+        done = groups.edit_group_and_manager(admin(), actor(), org, code, data, body)
     except PdpError as exc:
-        return _form("group_edit.html", error=exc, **context)
-    for notice in notices:
+        return _form("group_edit.html", present, error=exc, **context)
+    for notice in done["notices"]:
         flash(notice["message"], "info")
     if data.closes_on is not None:
         return _back(org, f"Le groupe {code} sera clôturé le {data.closes_on:%d/%m/%Y}.")
@@ -389,7 +398,6 @@ def _roles_page(
     to_remove: list[str],
     status: int = 200,
     error: str | None = None,
-    done: str | None = None,
 ) -> Response:
     listing = groups.group_roles(admin(), actor(), org, code)
     detail = groups.group_detail(admin(), actor(), org, code)["group"]
@@ -419,9 +427,8 @@ def _roles_page(
         assigned=assigned,
         to_assign=to_assign,
         to_remove=to_remove,
-        editable=allowed("group.roles.edit", _target(org, code)) and not _ended(detail),
+        editable=detail["editable"] and allowed("group.roles.edit", _target(org, code)),
         error=error,
-        done=done,
     )
 
 
@@ -436,8 +443,8 @@ def group_roles(org: str, code: str) -> Response:
 def group_roles_edit(org: str, code: str) -> Response:
     """Fiches 12 and 13: "Assigner rôle" and "Retirer rôle" move the ticked roles from one
     block to the other (kept in the form, nothing saved yet); "Enregistrer les modifications"
-    removes then assigns them, each through the service (R-GRP-4: removing from a group removes
-    from its sub-groups; a sub-group holds only its parent's roles)."""
+    removes then assigns them in one write, all or nothing (R-GRP-4: removing from a group
+    removes from its sub-groups; a sub-group holds only its parent's roles)."""
     service = request.form.get("service", "").strip() or None
     to_assign = _pending("a_assigner")
     to_remove = _pending("a_retirer")
@@ -466,26 +473,18 @@ def group_roles_edit(org: str, code: str) -> Response:
             400,
             error="Aucune modification à enregistrer : assignez ou retirez d'abord un rôle.",
         )
-    done: list[str] = []
+    name = service or ""
     try:
-        for role in list(to_remove):
-            groups.remove_role(admin(), actor(), org, code, service or "", role)
-            to_remove.remove(role)
-            done.append(f"{role} retiré")
-        for role in list(to_assign):
-            groups.assign_role(
-                admin(),
-                actor(),
-                org,
-                code,
-                RoleRef.model_validate({"service": service, "role": role}),
-            )
-            to_assign.remove(role)
-            done.append(f"{role} assigné")
-    except PdpError as exc:
-        saved = f"Déjà enregistré : {', '.join(done)}." if done else None
-        return _roles_page(
-            org, code, service, to_assign, to_remove, exc.status, error=exc.message, done=saved
+        groups.set_group_roles(
+            admin(),
+            actor(),
+            org,
+            code,
+            assign=[(name, role) for role in to_assign],
+            remove=[(name, role) for role in to_remove],
         )
+    except PdpError as exc:
+        return _roles_page(org, code, service, to_assign, to_remove, exc.status, error=exc.message)
+    done = [f"{role} retiré" for role in to_remove] + [f"{role} assigné" for role in to_assign]
     flash(f"Les habilitations du groupe {code} sont enregistrées : {', '.join(done)}.", "success")
     return redirect(url_for("console.group_roles", org=org, code=code, service=service))

@@ -20,7 +20,6 @@ from pdp.admin.requests import (
     SubscriptionNew,
     UserRef,
 )
-from pdp.console import auth
 from pdp.console.blueprint import bp
 from pdp.console.common import actor, admin, allowed, page
 from pdp.console.forms import DATE_FIELDS, USER_FIELDS, Field, changes, parse, submitted
@@ -30,8 +29,10 @@ from pdp.errors import PdpError
 ORGS = "/organismes"
 ORG = f"{ORGS}/<org>"
 
-# The operators' entry: registering organisations is theirs only (policies/admin_policy.csv).
-OPERATOR_ACTION = ("organisation.create", "platform")
+# The operators' entry, "Organismes partenaires": listing and registering organisations are
+# theirs only (policies/admin_policy.csv).
+OPERATOR_ACTION = ("organisation.list", "platform")
+CREATE_ACTION = ("organisation.create", "platform")
 
 ORGANISATION_FIELDS = (
     Field("code", "Code de l'organisme", required=True, hint="Lettres, chiffres, « - », « _ »."),
@@ -110,15 +111,14 @@ def _back(org: str, message: str) -> Response:
 @bp.get(ORGS)
 def organisations() -> Response:
     """The list "Organismes partenaires": the registered organisations (operators)."""
-    admin().require(actor(), OPERATOR_ACTION[0], Target("platform"))
-    rows = [{"code": o.code, "name": o.name} for o in auth.engine().index.sorted_orgs()]
-    return page("organisations.html", rows=rows)
+    rows = contracts.list_organisations(admin(), actor())["organisations"]
+    return page("organisations.html", rows=rows, may_create=allowed(*CREATE_ACTION))
 
 
 @bp.get(f"{ORGS}/nouveau")
 def organisation_new() -> Response:
     """The form "Enregistrer un organisme partenaire"."""
-    admin().require(actor(), OPERATOR_ACTION[0], Target("platform"))
+    admin().require(actor(), CREATE_ACTION[0], Target("platform"))
     return _form("organisation_form.html", fields=ORGANISATION_FIELDS, values={})
 
 
@@ -141,22 +141,15 @@ def organisation_contract(org: str) -> Response:
     """The organisation's contract: conventions, subscriptions, partner admins (R-CON-4; read
     only for the organisation's partner admins, R-ADM-5)."""
     found = contracts.contract(admin(), actor(), org)
-    today = admin().today().isoformat()
     target = f"organisation:{org}"
-    admins = [
-        # Not ended (open now or later): the designation may still end.
-        {**a, "current": a["closes_on"] is None or a["closes_on"] > today}
-        for a in found["admins"]
-    ]
     labels = {name: s.label for name, s in admin().catalogue.services.items()}
     return page(
         "organisation_contract.html",
         org=org,
         organisation=found["organisation"],
         conventions=found["conventions"],
-        admins=admins,
+        admins=found["admins"],
         labels=labels,
-        today=today,
         may_manage=allowed("contract.manage", target),
         may_designate=allowed("admins.designate", target),
     )

@@ -190,12 +190,11 @@ def attach(org: str, login: str) -> Response:
 def memberships(org: str, login: str) -> Response:
     """Fiche 6: "Gérer l'appartenance de l'utilisateur": the user's memberships."""
     detail = _current(org, login)
-    today = admin().today().isoformat()
     rows = [
         {
             **m,
-            # Not ended (open now or later) and in the actor's reach: its dates may change.
-            "editable": (m["closes_on"] is None or m["closes_on"] > today)
+            # Still editable (the service's flag) and in the actor's reach (R-ADM-7).
+            "editable": m["editable"]
             and allowed("group.members.edit", f"group:{org}/{m['group']}"),
         }
         for m in detail["memberships"]
