@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, g, make_response, render_template
+from flask import Response, current_app, g, make_response, render_template, request
 
 from pdp.admin.service import AdminService
+from pdp.errors import PdpError
 from pdp.queries import DecisionService
 
 
@@ -37,3 +38,27 @@ def page(template: str, status: int = 200, **context: Any) -> Response:
     """Render a console template with ``status``."""
     response = make_response(render_template(f"console/{template}", **context), status)
     return response
+
+
+def form_page(
+    template: str,
+    status: int = 200,
+    error: PdpError | None = None,
+    field: str | None = None,
+    **context: Any,
+) -> Response:
+    """A form page, the values kept; a service refusal (``error``, with its status) is shown
+    in the summary and next to ``field``, the form field it is about (if any)."""
+    errors: dict[str, str] = context.pop("errors", {})
+    if error is not None:
+        status = error.status
+        if field is not None:
+            errors.setdefault(field, error.message)
+    return page(
+        template,
+        status,
+        values=context.pop("values", request.form),
+        errors=errors,
+        error=error.message if error is not None else None,
+        **context,
+    )

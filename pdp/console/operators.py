@@ -6,6 +6,7 @@ status. What a page offers is what the admin check allows (R-ADM-7)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import abort, flash, g, redirect, request, url_for
@@ -21,7 +22,7 @@ from pdp.admin.requests import (
     UserRef,
 )
 from pdp.console.blueprint import bp
-from pdp.console.common import actor, admin, allowed, page
+from pdp.console.common import actor, admin, allowed, form_page, page
 from pdp.console.forms import DATE_FIELDS, USER_FIELDS, Field, changes, parse, submitted
 from pdp.engine.admin import Target
 from pdp.errors import PdpError
@@ -82,22 +83,12 @@ def _form(
     template: str, status: int = 200, error: PdpError | None = None, **context: Any
 ) -> Response:
     """A form page; a service refusal is shown in the summary and next to its field."""
-    errors: dict[str, str] = context.pop("errors", {})
+    field = None
     if error is not None:
-        status = error.status
-        name = FIELD_OF_CODE.get(error.code)
+        field = FIELD_OF_CODE.get(error.code)
         if error.code in EXISTING_USER_CODES and request.form.get("source") == "existant":
-            name = ADMIN_LOGIN.name
-        if name is not None:
-            errors.setdefault(name, error.message)
-    return page(
-        template,
-        status,
-        values=context.pop("values", request.form),
-        errors=errors,
-        error=error.message if error is not None else None,
-        **context,
-    )
+            field = ADMIN_LOGIN.name
+    return form_page(template, status, error, field, **context)
 
 
 def _back(org: str, message: str) -> Response:
@@ -207,12 +198,26 @@ def convention_edit_form(org: str, reference: str) -> Response:
 @bp.post(f"{ORG}/conventions/<reference>/modifier")
 def convention_edit(org: str, reference: str) -> Response:
     """Change the convention's dates; closing it closes its subscriptions too (R-CON-2)."""
-    wanted = changes(request.form, DATE_FIELDS, _convention(org, reference))
-    context: dict[str, Any] = {
-        "org": org,
-        "title": f"Modifier les dates de la convention {reference}",
-        "fields": DATE_FIELDS,
-    }
+    return _save_dates(
+        org,
+        f"Modifier les dates de la convention {reference}",
+        _convention(org, reference),
+        lambda data: contracts.edit_convention(admin(), actor(), org, reference, data),
+        f"Les dates de la convention {reference} sont enregistrées.",
+    )
+
+
+def _save_dates(
+    org: str,
+    title: str,
+    current: dict[str, Any],
+    save: Callable[[DatesEdit], object],
+    done: str,
+) -> Response:
+    """The dates form posted: parse what changed, ``save`` it through the service, and go
+    back to the contract with ``done``, or show the form again with the refusal."""
+    wanted = changes(request.form, DATE_FIELDS, current)
+    context: dict[str, Any] = {"org": org, "title": title, "fields": DATE_FIELDS}
     if not wanted:
         # An empty edit would close today: the form asks for a change.
         return _dates_page(400, errors={"closes_on": "Saisissez une nouvelle date."}, **context)
@@ -220,10 +225,10 @@ def convention_edit(org: str, reference: str) -> Response:
     if data is None:
         return _dates_page(400, errors=errors, **context)
     try:
-        contracts.edit_convention(admin(), actor(), org, reference, data)
+        save(data)
     except PdpError as exc:
         return _dates_page(error=exc, **context)
-    return _back(org, f"Les dates de la convention {reference} sont enregistrées.")
+    return _back(org, done)
 
 
 # -- Subscriptions -----------------------------------------------------------------------------
@@ -303,22 +308,13 @@ def subscription_edit_form(org: str, subscription: str) -> Response:
 def subscription_edit(org: str, subscription: str) -> Response:
     """Change the subscription's dates (R-CON-1, R-CON-2, R-TIME-2)."""
     number = _number(subscription)
-    wanted = changes(request.form, DATE_FIELDS, _subscription(org, number))
-    context: dict[str, Any] = {
-        "org": org,
-        "title": f"Modifier les dates du bulletin d'adhésion {number}",
-        "fields": DATE_FIELDS,
-    }
-    if not wanted:
-        return _dates_page(400, errors={"closes_on": "Saisissez une nouvelle date."}, **context)
-    data, errors = parse(DatesEdit, wanted)
-    if data is None:
-        return _dates_page(400, errors=errors, **context)
-    try:
-        contracts.edit_subscription(admin(), actor(), org, number, data)
-    except PdpError as exc:
-        return _dates_page(error=exc, **context)
-    return _back(org, f"Les dates du bulletin d'adhésion {number} sont enregistrées.")
+    return _save_dates(
+        org,
+        f"Modifier les dates du bulletin d'adhésion {number}",
+        _subscription(org, number),
+        lambda data: contracts.edit_subscription(admin(), actor(), org, number, data),
+        f"Les dates du bulletin d'adhésion {number} sont enregistrées.",
+    )
 
 
 # -- Partner admins ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from pdp.admin import afas, contracts, groups, users
 from pdp.admin.requests import AfasProfileNew, MembershipEdit, MembershipNew, NewUser, UserEdit
 from pdp.console.blueprint import bp
-from pdp.console.common import actor, admin, allowed, page
+from pdp.console.common import actor, admin, allowed, form_page, page
 from pdp.console.forms import (
     DATE_FIELDS,
     EDIT_FIELDS,
@@ -33,20 +33,8 @@ def _form(
     template: str, status: int = 200, error: PdpError | None = None, **context: Any
 ) -> Response:
     """A form page; a service refusal is shown in the summary and next to its field."""
-    errors: dict[str, str] = context.pop("errors", {})
-    if error is not None:
-        status = error.status
-        name = FIELD_OF_CODE.get(error.code)
-        if name is not None:
-            errors.setdefault(name, error.message)
-    return page(
-        template,
-        status,
-        values=context.pop("values", request.form),
-        errors=errors,
-        error=error.message if error is not None else None,
-        **context,
-    )
+    field = FIELD_OF_CODE.get(error.code) if error is not None else None
+    return form_page(template, status, error, field, **context)
 
 
 def _back(org: str, message: str) -> Response:
