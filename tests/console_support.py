@@ -96,6 +96,23 @@ def page(browser: Any, console_server: Served) -> Iterator[Any]:
     context.close()
 
 
+def expect(target: Any) -> Any:
+    """Playwright's ``expect``, imported only once a browser test runs (the package may be
+    missing where the browser tests are skipped)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)
+
+
+def day(offset: int) -> str:
+    """The day ``offset`` days from today in Europe/Paris, as the forms want it."""
+    import datetime as dt
+
+    from pdp.clock import paris_today
+
+    return (paris_today() + dt.timedelta(days=offset)).isoformat()
+
+
 def sign_in(page: Any, login: str) -> None:
     """Sign in as ``login`` on the demo sign-in page; land on the welcome page."""
     from playwright.sync_api import expect

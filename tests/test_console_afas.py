@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from console_support import browser, console_server, need_browser, page, sign_in
+from console_support import browser, console_server, expect, need_browser, page, sign_in
 from test_e2e_server import Served
 
 __all__ = ["browser", "console_server", "page"]  # fixtures used by name below
@@ -20,12 +20,6 @@ ASSO = "asso-entraide"
 @pytest.fixture(autouse=True)
 def _browser_here() -> None:
     need_browser()
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
 
 
 def row(scope: Any, name: str) -> Any:

@@ -9,7 +9,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from console_support import browser, logged_demo_server, need_browser, page, screenshot, sign_in
+from console_support import (
+    browser,
+    expect,
+    logged_demo_server,
+    need_browser,
+    page,
+    screenshot,
+    sign_in,
+)
 from test_e2e_server import Served
 
 __all__ = ["browser", "page"]  # fixtures used by name below
@@ -28,12 +36,6 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]
 @pytest.fixture(autouse=True)
 def _browser_here() -> None:
     need_browser()
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
 
 
 def heading(page: Any) -> Any:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from console_support import browser, console_server, need_browser, page, screenshot, sign_in
+from console_support import browser, console_server, expect, need_browser, page, screenshot, sign_in
 from test_e2e_server import Served
 
 from pdp.clock import paris_today
@@ -34,12 +34,6 @@ def other_page(browser: Any, console_server: Served) -> Iterator[Any]:
     context.set_default_timeout(10_000)
     yield context.new_page()
     context.close()
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
 
 
 def today() -> str:

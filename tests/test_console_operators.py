@@ -4,14 +4,20 @@ Chromium against a real ``pdp serve``, and the refusals a partner admin meets.""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
 import pytest
-from console_support import browser, console_server, need_browser, page, screenshot, sign_in
-
-from pdp.clock import paris_today
+from console_support import (
+    browser,
+    console_server,
+    day,
+    expect,
+    need_browser,
+    page,
+    screenshot,
+    sign_in,
+)
 
 __all__ = ["browser", "console_server", "page"]  # fixtures used by name below
 
@@ -23,16 +29,6 @@ OPERATOR = "op.caf751"
 @pytest.fixture(autouse=True)
 def _browser_here() -> None:
     need_browser()
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
-
-
-def day(offset: int) -> str:
-    return (paris_today() + dt.timedelta(days=offset)).isoformat()
 
 
 def heading(page: Any) -> Any:
