@@ -55,6 +55,15 @@ class AuditorQueries:
         self.admin.require(actor, "log.read", Target("organisation", organisation))
         return organisation
 
+    def _known(self, service: str | None, role: str | None) -> None:
+        """Raise BadRequest (UNKNOWN_SERVICE / UNKNOWN_ROLE) for a filter outside the
+        catalogue, as every other endpoint does."""
+        catalogue = self.admin.catalogue
+        if service is not None:
+            catalogue.check_role(service, role)
+        elif role is not None and not any(s.accepts(role) for s in catalogue.services.values()):
+            raise BadRequest(f"Rôle inconnu : {role!r}.", code="UNKNOWN_ROLE")
+
     def _home(self, actor: str) -> str | None:
         """The actor's organisation (None: a Caf operator, or an unknown login)."""
         self.admin.engine.refresh()
@@ -111,6 +120,7 @@ class AuditorQueries:
     ) -> dict[str, Any]:
         """A page of logged decisions, newest first."""
         scope = self._scope(actor, organisation)
+        self._known(service, None)
         query = select(DecisionRecord)
         if scope is not None:
             query = query.where(DecisionRecord.organisation == scope)
@@ -258,6 +268,7 @@ class AuditorQueries:
         that gave or took a role from the groups they were attached to ("who gave Alice T18,
         and when?"), optionally only those about ``service``/``role``."""
         self._scope(actor, organisation)
+        self._known(service, role)
         target = self.masker.mask_target(target)
         about = or_(AuditRecord.target == target, AuditRecord.related == target)
         if target.startswith("user:"):
@@ -276,6 +287,14 @@ class AuditorQueries:
         query = select(AuditRecord).where(AuditRecord.organisation == organisation, about)
         if not (service or role):
             return {"target": target, **self._audit_page(query, None, None, limit, cursor)}
+        # The groups of this history that held the role at some point: their memberships and
+        # their own records (opening, closing) are how the role came and went.
+        with self.db.connect() as conn:
+            held = {
+                r["target"]
+                for r in map(record_json, conn.execute(query.where(_GROUP_TARGET)))
+                if _mentions(r, service, role)
+            }
         # Filtered in Python (before/after are JSON text): read on until one record more than
         # the page is found, and resume after the last record *returned*, so that a page never
         # skips the matching records that followed it in the rows read.
@@ -283,9 +302,7 @@ class AuditorQueries:
         position = cursor
         while len(matched) <= limit:
             raw = self._audit_page(query, None, None, limit * 4, position)
-            matched.extend(
-                r for r in raw["records"] if r["target"] == target or _mentions(r, service, role)
-            )
+            matched.extend(r for r in raw["records"] if _concerns(r, target, held, service, role))
             position = raw["next_cursor"]
             if position is None:
                 break
@@ -346,15 +363,41 @@ def export_decisions(
             yield orjson.dumps(_decision_json(row), option=orjson.OPT_APPEND_NEWLINE)
 
 
+_GROUP_TARGET = AuditRecord.target.like("group:%")
+
+
+def _right(state: Any) -> tuple[Any, Any] | None:
+    """The (service, role) a record's state gives: a group's role, or an Afas profile."""
+    if not isinstance(state, dict):
+        return None
+    if "role" in state:
+        return state.get("service"), state["role"]
+    if "profile" in state:
+        return "afas", state["profile"]
+    return None
+
+
 def _mentions(record: dict[str, Any], service: str | None, role: str | None) -> bool:
+    """Whether the record gives or takes that service (and role)."""
     for state in (record["before"], record["after"]):
-        if not isinstance(state, dict) or "role" not in state:
-            continue
-        if (service is None or state.get("service") == service) and (
-            role is None or state.get("role") == role
-        ):
+        right = _right(state)
+        if right is not None and service in (None, right[0]) and role in (None, right[1]):
             return True
     return False
+
+
+def _concerns(
+    record: dict[str, Any], target: str, held: set[str], service: str | None, role: str | None
+) -> bool:
+    """Whether a record of ``target``'s history belongs to its history filtered on a role:
+    the records giving or taking that role; the memberships of the groups that held it; the
+    other records of ``target`` itself and of those groups (creation, dates, closing)."""
+    if _right(record["before"]) is not None or _right(record["after"]) is not None:
+        return _mentions(record, service, role)
+    related = record["related"] or ""
+    if record["target"].startswith("user:") and related.startswith("group:"):
+        return related in held  # a membership
+    return record["target"] == target or record["target"] in held
 
 
 def _decision_json(row: Any) -> dict[str, Any]:

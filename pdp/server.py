@@ -7,7 +7,9 @@ import queue
 import signal
 from typing import Any
 
+import orjson
 from flask import Flask
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 
 from pdp import logs, metrics
@@ -91,6 +93,33 @@ def _worker_exit(server: Any, worker: Any) -> None:
 def _on_starting(server: Any) -> None:
     # The master, before any worker: what earlier runs left in PROMETHEUS_MULTIPROC_DIR goes.
     metrics.prepare_directory()
+    # gunicorn has no hook for the answers it makes itself (its workers call util.write_error):
+    # replaced here, in the master, before the workers fork and inherit it.
+    gunicorn_util.write_error = write_json_error
+
+
+# What gunicorn refuses before the app sees the request, as the API's codes and messages.
+_REFUSED = {
+    400: ("BAD_REQUEST", "Requête HTTP mal formée."),
+    403: ("FORBIDDEN", "Requête refusée."),
+    414: ("URI_TOO_LONG", "Adresse (URL) trop longue."),
+    417: ("EXPECTATION_FAILED", "En-tête Expect non pris en charge."),
+    431: ("HEADERS_TOO_LARGE", "En-têtes de requête trop volumineux."),
+    501: ("NOT_IMPLEMENTED", "Codage de transfert non pris en charge."),
+}
+
+
+def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's answer to a request it refuses itself (a request line over its limit,
+    malformed headers, ...): JSON with a stable code, like every other error, instead of its
+    HTML page. ``mesg`` (gunicorn's detail, which may echo the request) is not sent."""
+    code, message = _REFUSED.get(status_int, ("INTERNAL_ERROR", "Erreur interne du service."))
+    body = orjson.dumps({"error": {"code": code, "message": message}}) + b"\n"
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
 def _child_exit(server: Any, worker: Any) -> None:

@@ -635,6 +635,42 @@ def test_r_usr_4_closed_user_is_denied_administration(api: Api, today: dt.date) 
     assert api.check("chloe.roux", "cdap", "T1") == "USER_CLOSED"
 
 
+def test_r_usr_4_a_user_opened_today_can_be_closed_today(api: Api, today: dt.date) -> None:
+    """R-USR-4 (and R-TIME-1): a user created by mistake is closed the same day, at once: from
+    that moment they are denied everything, including administration. A closing date before
+    the opening date stays refused."""
+    api.write("alice.martin", "POST", f"{MAIRIE}/users", new_user("zoe.durand"), status=201)
+    api.write(
+        "bruno.petit",
+        "POST",
+        f"{MAIRIE}/users/zoe.durand/memberships",
+        {"group": "CCAS-ACCUEIL"},
+        status=201,
+    )
+    assert api.check("zoe.durand", "cdap", "T1") == "ALLOWED"
+    out = api.write(
+        "alice.martin", "PATCH", f"{MAIRIE}/users/zoe.durand", {"closes_on": day(today)}
+    )
+    assert (out["user"]["opens_on"], out["user"]["closes_on"]) == (day(today), day(today))
+    assert api.check("zoe.durand", "cdap", "T1") == "USER_CLOSED"
+    assert api.permissions("zoe.durand") == []
+    api.refused("zoe.durand", "GET", f"{MAIRIE}/users", status=401, code="ACTOR_CLOSED")
+    # Editing the closed user's names afterwards is not refused for its dates.
+    api.write("alice.martin", "PATCH", f"{MAIRIE}/users/zoe.durand", {"first_name": "Zoé"})
+    # A user opening in 10 days may be closed on that day, not before.
+    future = {**new_user("yann.petit"), "opens_on": day(today, 10)}
+    api.write("alice.martin", "POST", f"{MAIRIE}/users", future, status=201)
+    api.refused(
+        "alice.martin",
+        "PATCH",
+        f"{MAIRIE}/users/yann.petit",
+        {"closes_on": day(today, 9)},
+        status=400,
+        code="INVALID_DATES",
+    )
+    api.write("alice.martin", "PATCH", f"{MAIRIE}/users/yann.petit", {"closes_on": day(today, 10)})
+
+
 def test_r_time_2_closed_user_cannot_be_reopened(api: Api, today: dt.date) -> None:
     """Reopening a closed account, or moving its closing date, would rewrite the days it was
     closed: "was X allowed on day D?" must keep its answer (R-TIME-2)."""
@@ -815,14 +851,14 @@ def test_r_mem_1_attach_needs_open_user_of_same_organisation(api: Api) -> None:
         code="USER_NOT_OPEN",
     )
     # A group of another organisation: no such group here, refused before anything is read
-    # (the engine answers UNKNOWN_TARGET, fail closed).
+    # (the engine answers UNKNOWN_TARGET, fail closed; the API says what is unknown: 404).
     api.refused(
         "alice.martin",
         "POST",
         f"{MAIRIE}/users/chloe.roux/memberships",
         {"group": "DGFIP-ENQUETE"},
-        status=403,
-        code="UNKNOWN_TARGET",
+        status=404,
+        code="UNKNOWN_GROUP",
     )
     # Twice the same group.
     api.refused(

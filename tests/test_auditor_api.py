@@ -580,8 +580,9 @@ def test_user_history_who_gave_the_role(portal: Portal) -> None:
             assert (r["after"]["service"], r["after"]["role"]) == ("cdap", "T18")
     full = portal.records(f"{MAIRIE}/users/zoe.durand/history", "alice.martin", limit=1000)
     assert {r["action"] for r in full} >= {"group.create_top", "group.roles.edit"}
+    # Her only group (RSA) never held T1: her account's records, none of her memberships.
     assert portal.records(f"{MAIRIE}/users/zoe.durand/history", "alice.martin", role="T1") == [
-        r for r in full if r["target"] == "user:zoe.durand"
+        r for r in full if r["target"] == "user:zoe.durand" and r["related"] is None
     ]
 
     # bruno, in CCAS and CCAS-INSTRUCTION since the demo: who gave him T18?
@@ -789,12 +790,68 @@ def test_invalid_query_parameters_are_400(portal: Portal, path: str, query: dict
 
 
 def test_unknown_organisation_or_user_in_the_audit_paths(portal: Portal) -> None:
-    """An organisation nobody knows: refused, with a stable code, to a partner admin and to an
+    """An organisation nobody knows: 404 UNKNOWN_ORGANISATION, to a partner admin and to an
     operator alike; a user nobody knows has an empty history."""
     r = portal.call("GET", "/v1/organisations/nowhere/audit", "alice.martin")
-    assert r.status_code == 403 and r.get_json()["error"]["code"] == "UNKNOWN_TARGET"
+    assert r.status_code == 404 and r.get_json()["error"]["code"] == "UNKNOWN_ORGANISATION"
     r = portal.call("GET", "/v1/organisations/nowhere/audit", OPERATOR)
-    assert r.status_code == 403, r.get_json()
-    assert r.get_json()["error"]["code"] == "UNKNOWN_TARGET"
+    assert r.status_code == 404, r.get_json()
+    assert r.get_json()["error"]["code"] == "UNKNOWN_ORGANISATION"
     r = portal.call("GET", f"{MAIRIE}/users/nobody/history", OPERATOR)
     assert r.status_code == 200 and r.get_json()["records"] == []
+
+
+UNKNOWN_FILTERS = [
+    ("/v1/decisions", {"service": "nope"}, "UNKNOWN_SERVICE"),
+    (f"{MAIRIE}/users/bruno.petit/history", {"service": "nope"}, "UNKNOWN_SERVICE"),
+    (f"{MAIRIE}/users/bruno.petit/history", {"role": "T99"}, "UNKNOWN_ROLE"),
+    (f"{MAIRIE}/users/bruno.petit/history", {"service": "cdap", "role": "T99"}, "UNKNOWN_ROLE"),
+    (f"{MAIRIE}/users/bruno.petit/history", {"service": "afas", "role": "T18"}, "UNKNOWN_ROLE"),
+    (f"{MAIRIE}/groups/CCAS/history", {"service": "nope"}, "UNKNOWN_SERVICE"),
+    (f"{MAIRIE}/groups/CCAS/history", {"role": "T99"}, "UNKNOWN_ROLE"),
+]
+
+
+@pytest.mark.parametrize(("path", "query", "code"), UNKNOWN_FILTERS)
+def test_filters_outside_the_catalogue_are_refused(
+    portal: Portal, path: str, query: dict[str, str], code: str
+) -> None:
+    """A service or role filter outside the catalogue: 400 UNKNOWN_SERVICE / UNKNOWN_ROLE, as
+    on every other endpoint (not an empty page that looks like "nothing happened")."""
+    r = portal.call("GET", path, OPERATOR, query=query)
+    assert r.status_code == 400, r.get_json()
+    assert r.get_json()["error"]["code"] == code
+    # Authorisation first: a partner admin of another organisation learns nothing about them.
+    if path.startswith(MAIRIE):
+        assert portal.call("GET", path, "nadia.benali", query=query).status_code == 403
+
+
+def test_a_filtered_history_holds_only_what_concerns_the_role(portal: Portal) -> None:
+    """R-DEC-3's grant path, told by the audit trail: filtered on a role, a user's history holds
+    the records that gave or took that role, the memberships of groups that held it, and the
+    records of the user and of those groups themselves; never a membership of a group that
+    never held the role, nor another role's records."""
+    how_to(portal)  # zoe.durand joins RSA, which holds cdap T18 only
+    full = portal.records(f"{MAIRIE}/users/zoe.durand/history", limit=1000)
+    memberships = [r for r in full if (r["related"] or "").startswith("group:")]
+    assert memberships, "the how-to attaches zoe to RSA"
+    for role, held in (("T18", True), ("T1", False)):
+        got = portal.records(f"{MAIRIE}/users/zoe.durand/history", service="cdap", role=role)
+        seqs = {r["seq"] for r in got}
+        assert all((m["seq"] in seqs) is held for m in memberships), role
+        for r in got:
+            rights = [s for s in (r["before"], r["after"]) if isinstance(s, dict) and "role" in s]
+            assert all(s["role"] == role for s in rights), (role, r)
+    # bruno: member of CCAS (T1, T18) and CCAS-INSTRUCTION (T1, T18); filtered on cdap T1, the
+    # role records are T1's only, and every membership kept is of a group that held T1.
+    t1 = portal.records(f"{MAIRIE}/users/bruno.petit/history", service="cdap", role="T1")
+    given = {r["target"] for r in t1 if r["action"] == "group.roles.edit"}
+    assert given
+    for r in t1:
+        if r["action"] == "group.roles.edit":
+            assert r["after"]["role"] == "T1"
+        elif (r["related"] or "").startswith("group:") and r["target"].startswith("user:"):
+            assert r["related"] in given
+    # A group's history filtered on a role it never held: no role record, no membership.
+    rsa = portal.records(f"{MAIRIE}/groups/RSA/history", service="cdap", role="T1")
+    assert [r["action"] for r in rsa] == ["group.create_top"]

@@ -102,11 +102,8 @@ def _edit_dates(row: Dated, data: DatesEdit, today: dt.date, what: str) -> None:
         row.closes_on = closes_on
     if "opens_on" in fields:
         store.check_window(row.opens_on, row.closes_on)
-    elif row.closes_on is not None and row.closes_on < row.opens_on:
-        raise BadRequest(
-            "La date de clôture doit être postérieure à la date d'ouverture.",
-            code="INVALID_DATES",
-        )
+    else:
+        store.check_closing(row.opens_on, row.closes_on)
 
 
 def _overlaps(a: Dated, opens_on: dt.date, closes_on: dt.date | None) -> bool:

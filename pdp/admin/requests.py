@@ -7,12 +7,14 @@ from typing import Annotated
 
 from pydantic import Field
 
-from pdp.api.schemas import CafCode, Day, Login, Name, Strict
+from pdp.api.schemas import CafCode, Code, Day, Login, Name, Strict, text
 
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-Label = Annotated[str, Field(min_length=1, max_length=200)]
-Text = Annotated[str, Field(max_length=120)]
-Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Label = Annotated[str, text(200, 1)]
+Text = Annotated[str, text(120)]
+_EMAIL_PART = r"[^@\s\x00-\x1f\x7f-\x9f]+"
+Email = Annotated[
+    str, Field(max_length=254, pattern=rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$")
+]
 
 
 class NewUser(Strict):
@@ -92,8 +94,8 @@ class AdminCheckRequest(Strict):
     """May ``actor`` do ``action`` on ``target``? (R-ADM-7)"""
 
     actor: Login
-    action: Annotated[str, Field(min_length=1, max_length=80)]
-    target: Annotated[str, Field(min_length=1, max_length=300)]
+    action: Annotated[str, text(80, 1)]
+    target: Annotated[str, text(300, 1)]
 
 
 class OrganisationNew(Strict):
@@ -101,7 +103,7 @@ class OrganisationNew(Strict):
 
     code: Code
     name: Label
-    kind: Annotated[str, Field(min_length=1, max_length=40)] = "other"
+    kind: Annotated[str, text(40, 1)] = "other"
     opens_on: Day | None = None
 
 

@@ -37,7 +37,7 @@ from pdp.catalogue import Catalogue
 from pdp.decision_log import DecisionLog, new_decision_id
 from pdp.engine.admin import ADMIN_MESSAGES, AdminReason, Target, parse_target
 from pdp.engine.engine import Engine
-from pdp.errors import Forbidden, Unauthorized, Unavailable
+from pdp.errors import Forbidden, NotFound, Unauthorized, Unavailable
 from pdp.masking import Masker
 
 log = logging.getLogger("pdp.admin")
@@ -208,17 +208,36 @@ class AdminService:
         }
 
     def require(self, actor: str, action: str, target: Target) -> None:
-        """Raise Forbidden (code = the engine's reason) unless the actor may act."""
+        """Raise Forbidden (code = the engine's reason) unless the actor may act; NotFound
+        if the target does not exist."""
         self.engine.rights.validate(action, target)
         reason, decision_id = self.decide(actor, action, target)
         if reason is AdminReason.POLICY_UNAVAILABLE:
             raise Unavailable(ADMIN_MESSAGES[reason])
+        if reason is AdminReason.UNKNOWN_TARGET:
+            raise self._unknown(target, decision_id)
         if reason is not AdminReason.ALLOWED:
             raise Forbidden(
                 ADMIN_MESSAGES[reason],
                 code=reason.value,
                 details={"action": action, "target": str(target), "decision_id": decision_id},
             )
+
+    def _unknown(self, target: Target, decision_id: str) -> NotFound:
+        """What a target the engine does not know is, for every route alike: 404 with the
+        unknown part (UNKNOWN_ORGANISATION, UNKNOWN_GROUP, UNKNOWN_USER)."""
+        details = {"target": str(target), "decision_id": decision_id}
+        if target.kind == "user":
+            return NotFound(f"Utilisateur inconnu : {target.login!r}.", "UNKNOWN_USER", details)
+        if target.kind == "group" and target.organisation in self.engine.index.org_by_code:
+            return NotFound(
+                f"Groupe inconnu dans {target.organisation} : {target.group!r}.",
+                "UNKNOWN_GROUP",
+                details,
+            )
+        return NotFound(
+            f"Organisme inconnu : {target.organisation!r}.", "UNKNOWN_ORGANISATION", details
+        )
 
     # -- transactions ------------------------------------------------------------------------
 

@@ -68,6 +68,15 @@ def check_window(opens_on: dt.date, closes_on: dt.date | None) -> None:
         )
 
 
+def check_closing(opens_on: dt.date, closes_on: dt.date | None) -> None:
+    """Raise BadRequest(INVALID_DATES) if the closing date is before the opening date (on it
+    is allowed: closed at once, never open)."""
+    if closes_on is not None and closes_on < opens_on:
+        raise BadRequest(
+            "La date de clôture ne peut pas précéder la date d'ouverture.", code="INVALID_DATES"
+        )
+
+
 def day(value: dt.date | None) -> str | None:
     """ISO form of an optional day."""
     return None if value is None else value.isoformat()

@@ -118,7 +118,12 @@ def edit_user(
             user.opens_on = data.opens_on
         if "closes_on" in fields:
             _close_user(tx, user, data.closes_on)
-        store.check_window(user.opens_on, user.closes_on)
+        if "opens_on" in fields:
+            store.check_window(user.opens_on, user.closes_on)
+        elif "closes_on" in fields:
+            # Closing on the opening day leaves the empty window [d, d): never open (R-USR-4,
+            # R-TIME-1), like a membership, a group or a designation ended the day it began.
+            store.check_closing(user.opens_on, user.closes_on)
         tx.record(f"user:{login}", org.code, before, store.user_json(user, org.code), org.id)
         out = store.user_json(user, org.code)
     return {"user": out, "revision": tx.revision}

@@ -14,11 +14,11 @@ from pdp.api.admin_common import AUTH_ERRORS, actor, answer
 from pdp.api.decisions import registry
 from pdp.api.guard import page_limit
 from pdp.api.openapi import Operation
+from pdp.api.schemas import Code, Login, Name, text
 from pdp.auditor import AuditorQueries
 
 bp = Blueprint("auditor", __name__, url_prefix="/v1")
 ORG = "/v1/organisations/{org}"
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class _Query(BaseModel):
@@ -51,33 +51,34 @@ class Period(_Query):
     start: Moment | None = Field(None, alias="from")
     end: Moment | None = Field(None, alias="to")
     limit: int = Field(50, ge=1, le=1000)
-    cursor: str | None = Field(None, max_length=200)
+    cursor: Annotated[str, text(200)] | None = None
 
 
 class DecisionsQuery(Period):
-    """Filters of the decision log."""
+    """Filters of the decision log (a service outside the catalogue: 400 UNKNOWN_SERVICE)."""
 
-    user: str | None = Field(None, min_length=1, max_length=200)
-    service: str | None = Field(None, pattern=r"^[a-z_]{1,40}$")
+    user: Login | None = None
+    service: Name | None = None
     allowed: bool | None = None
     kind: str | None = Field(None, pattern=r"^(check|permissions|service_users|admin)$")
-    organisation: str | None = Field(None, pattern=_NAME)
+    organisation: Code | None = None
 
 
 class AuditQuery(Period):
     """Filters of the audit trail."""
 
-    actor: str | None = Field(None, min_length=1, max_length=120)
-    target: str | None = Field(None, min_length=1, max_length=200)
+    actor: Login | None = None
+    target: Annotated[str, text(200, 1)] | None = None
 
 
 class HistoryQuery(_Query):
-    """Only the records about this service and/or role (plus those about the user or group)."""
+    """Only the records about this service and/or role (a service or role outside the
+    catalogue: 400 UNKNOWN_SERVICE / UNKNOWN_ROLE)."""
 
-    service: str | None = Field(None, pattern=r"^[a-z_]{1,40}$")
-    role: str | None = Field(None, min_length=1, max_length=40)
+    service: Name | None = None
+    role: Name | None = None
     limit: int = Field(50, ge=1, le=1000)
-    cursor: str | None = Field(None, max_length=200)
+    cursor: Annotated[str, text(200)] | None = None
 
 
 class Granted(BaseModel):

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from pdp.errors import BadRequest, PdpError
+from pdp.text import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, has_forbidden
 
 log = logging.getLogger("pdp.api")
 
@@ -32,6 +33,15 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     return response
 
 
+def with_headers(response: Response, exc: HTTPException) -> Response:
+    """``response`` with the headers the HTTP error carries (``Allow`` on a 405, ...) but its
+    content type."""
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
 def validation_error(exc: ValidationError) -> BadRequest:
     """Turn a pydantic error into a BadRequest with a stable code and the fields at fault."""
     details = [
@@ -42,7 +52,10 @@ def validation_error(exc: ValidationError) -> BadRequest:
         }
         for err in exc.errors(include_url=False, include_input=False, include_context=False)
     ]
-    kinds = {err["type"] for err in exc.errors()}
+    errors = exc.errors()
+    kinds = {err["type"] for err in errors}
+    if any(isinstance(err["input"], str) and has_forbidden(err["input"]) for err in errors):
+        return BadRequest(INVALID_CHARACTERS_MESSAGE, INVALID_CHARACTERS, details)
     if "json_invalid" in kinds:
         return BadRequest(
             "Le corps de la requête n'est pas un JSON valide.", "INVALID_JSON", details
@@ -59,6 +72,9 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(PdpError)
     def _pdp(exc: PdpError) -> Response:
+        page = _page(exc.status)
+        if page is not None:
+            return page
         response = error_response(exc.status, exc.code, exc.message, exc.details)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
@@ -80,9 +96,9 @@ def install(app: Flask) -> None:
         status = exc.code or 500
         page = _page(status)
         if page is not None:
-            return page
+            return with_headers(page, exc)
         code, message = _HTTP_CODES.get(status, ("HTTP_ERROR", exc.description or "Erreur."))
-        return error_response(status, code, message)
+        return with_headers(error_response(status, code, message), exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -6,6 +6,8 @@
 - ``/v1/openapi.json`` and the administrative check (``/v1/admin/check``) take either;
   ``/healthz`` and ``/readyz`` need nothing. ``/metrics`` takes either, or nothing when
   ``PDP_METRICS_PUBLIC=true`` (then, like the probes, it is not rate-limited either).
+- Path parameters and query strings with a control character are refused (400
+  ``INVALID_CHARACTERS``, ``pdp.text``), as bodies are by their models.
 - Every request but the probes counts against its caller's rate limit (the ``limits`` library,
   fixed windows): the key's client name, the JWT's subject, or else the remote address. Counters
   live in memory (one set per worker) or in Redis (shared by every worker and instance:
@@ -33,6 +35,7 @@ from pdp.auth import TokenVerifier
 from pdp.clients import HEADER, ApiClient, ClientRegistry
 from pdp.config import Settings
 from pdp.errors import BadRequest, ConfigurationError, Forbidden, PdpError, Unauthorized
+from pdp.text import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, has_forbidden
 
 log = logging.getLogger("pdp.api")
 
@@ -115,6 +118,19 @@ def install(
             g.pdp_login = login
             context.client.set(f"user:{login}")
 
+    @app.before_request
+    def _refuse_forbidden_text() -> None:
+        # Path parameters and query strings hold text as bodies do (pdp.text): nothing with a
+        # control character reaches a view, a query or a log. Bodies are checked by their
+        # models. Checks with neither cost a dict test and an environ lookup.
+        for name, value in (request.view_args or {}).items():
+            if isinstance(value, str) and has_forbidden(value):
+                raise _forbidden_text(name)
+        if request.environ.get("QUERY_STRING"):
+            for name, value in request.args.items(multi=True):
+                if has_forbidden(name) or has_forbidden(value):
+                    raise _forbidden_text(name)
+
     if not settings.rate_limited:
         return None
     limiter = RateLimiter(settings.rate_limit, settings.rate_limit_storage)
@@ -138,6 +154,14 @@ def install(
             raise RateLimited(retry_after)
 
     return limiter
+
+
+def _forbidden_text(name: str) -> BadRequest:
+    return BadRequest(
+        INVALID_CHARACTERS_MESSAGE,
+        INVALID_CHARACTERS,
+        [{"field": name if not has_forbidden(name) else None, "problem": "invalid_characters"}],
+    )
 
 
 class RateLimited(PdpError):

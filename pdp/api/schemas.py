@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from pdp.engine.decision import Reason
+from pdp.text import CAF_PATTERN, CODE_PATTERN, LOGIN_PATTERN, NAME_PATTERN, TEXT_PATTERN
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -32,9 +33,15 @@ Day = Annotated[
         json_schema_extra={"type": "string", "format": "date"},
     ),
 ]
-Login = Annotated[str, Field(min_length=1, max_length=120, pattern=r"^\S+$")]
-Name = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_]+$")]
-CafCode = Annotated[str, Field(min_length=1, max_length=10, pattern=r"^[0-9A-Za-z]+$")]
+Login = Annotated[str, Field(min_length=1, max_length=120, pattern=LOGIN_PATTERN)]
+Name = Annotated[str, Field(min_length=1, max_length=40, pattern=NAME_PATTERN)]
+CafCode = Annotated[str, Field(min_length=1, max_length=10, pattern=CAF_PATTERN)]
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)]
+
+
+def text(longest: int, shortest: int = 0) -> Any:
+    """Free text of ``shortest`` to ``longest`` characters, without control characters."""
+    return Field(min_length=shortest, max_length=longest, pattern=TEXT_PATTERN)
 
 
 MinRevision = Annotated[
@@ -191,11 +198,11 @@ class ServiceUsersQuery(Strict):
     """Query string of the service users listing."""
 
     model_config = ConfigDict(extra="forbid", strict=False)
-    organisation: str | None = Field(default=None, max_length=64)
+    organisation: Code | None = None
     role: Name | None = None
     at: Day | None = None
     limit: int = Field(default=100, ge=1, description="At most PDP_PAGE_MAX (default 1,000).")
-    cursor: str | None = Field(default=None, max_length=400)
+    cursor: Annotated[str, text(400)] | None = None
     min_revision: MinRevision = None
 
 

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from pdp.api.errors import with_headers
 from pdp.console import auth
 from pdp.console.blueprint import bp
 from pdp.console.common import actor, allowed, decisions, page
@@ -108,7 +109,7 @@ def error_page(status: int) -> Response | None:
 def _http(exc: HTTPException) -> Response:
     status = exc.code or 500
     title, message = _HTTP_PAGES.get(status, ("Erreur", "Requête refusée."))
-    return page("error.html", status, title=title, message=message)
+    return with_headers(page("error.html", status, title=title, message=message), exc)
 
 
 @bp.get("/connexion")
