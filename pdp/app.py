@@ -75,8 +75,13 @@ def build_engine(settings: Settings) -> tuple[Engine, Any]:
 
 
 def refuse_demo_key(clients: ClientRegistry) -> None:
-    """In production, refuse to start while the demo's API key (``pdp quickstart``) is open."""
-    clients.load()
+    """In production, refuse to start while the demo's API key (``pdp quickstart``) is open,
+    or while the keys cannot be read (the demo key could be among them)."""
+    if not clients.loaded:
+        raise ConfigurationError(
+            "PDP_ENV=production refuses to start: the API keys cannot be read (database "
+            "unreachable), so the demo key cannot be known closed"
+        )
     if clients.named(DEMO_CLIENT):
         raise ConfigurationError(
             f"PDP_ENV=production refuses to start: the demo API key {DEMO_CLIENT!r} is open "
@@ -138,6 +143,11 @@ def create_app(
         settings.watcher, settings.database_url, engine, on_reconnect=WATCHER_RECONNECTS.inc
     )
     clients = app.extensions["pdp.clients"] = ClientRegistry(db, settings.refresh_interval)
+    # Read now, like the engine, not on the first request: a database lost before it would
+    # leave no key to check. If this read fails (an app given its engine, or the database
+    # lost since the engine loaded), keyed requests answer 503 until a later read succeeds.
+    # gunicorn's workers inherit this copy and read again after the fork (pdp.server).
+    clients.load()
     if settings.production:
         refuse_demo_key(clients)
 

@@ -8,8 +8,11 @@ and Stripe's tokens). Each key may ask about the services it was given, no other
 
 ``ClientStore`` creates, lists and revokes keys (the ``pdp clients`` command); every change is
 appended to the audit chain in its own transaction. ``ClientRegistry`` authenticates requests
-from an in-memory copy of the open keys, re-read from the database at most every
-``refresh_interval`` seconds, so a revoked key stops working within that delay.
+from an in-memory copy of the open keys, read when the app starts (and again in each worker
+after the fork), then re-read from the database at most every ``refresh_interval`` seconds, so
+a revoked key stops working within that delay. A read that fails keeps the last good copy
+(valid keys work through an outage, revoked ones stay revoked); until a first read succeeds, a
+key cannot be checked: 503 ``KEYS_UNAVAILABLE``, never 401.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adapters.sql.models import ApiClientRecord, PolicyRevision
 from pdp.audit import AuditChain, AuditEvent
 from pdp.audit import now as audit_now
-from pdp.errors import BadRequest, NotFound, Unauthorized
+from pdp.errors import BadRequest, NotFound, Unauthorized, Unavailable
 
 log = logging.getLogger("pdp.clients")
 
@@ -211,12 +214,19 @@ class ClientRegistry:
         self._db = db
         self._interval = refresh_interval
         self._clock = clock
-        self._by_id: dict[str, ApiClient] = {}
-        self._loaded_at: float | None = None
+        # None until a read succeeds: no key can be told valid or invalid before that.
+        self._by_id: dict[str, ApiClient] | None = None
+        self._loaded_at: float | None = None  # the last read attempted, successful or not
         self._lock = threading.Lock()
 
-    def load(self) -> None:
-        """Read the open keys now; on a database error keep the copy held (logged)."""
+    @property
+    def loaded(self) -> bool:
+        """Whether the keys have been read at least once (else no key can be checked)."""
+        return self._by_id is not None
+
+    def load(self) -> bool:
+        """Read the open keys now; return whether it worked. On a database error the copy
+        held is kept (logged): valid keys keep working, revoked ones stay revoked."""
         try:
             with self._db.connect() as conn:
                 rows = conn.execute(
@@ -229,21 +239,27 @@ class ClientRegistry:
                     ).where(ApiClientRecord.revoked_at.is_(None))
                 ).all()
         except SQLAlchemyError as exc:
-            log.warning("cannot re-read the API keys, keeping %d: %s", len(self._by_id), exc)
-        else:
-            self._by_id = {
-                r.key_id: ApiClient(
-                    r.key_id,
-                    r.name,
-                    frozenset(s for s in r.services.split(",") if s),
-                    r.key_hash,
-                    r.created_at,
-                )
-                for r in rows
-            }
+            if self._by_id is None:
+                log.warning("cannot read the API keys (503 KEYS_UNAVAILABLE until read): %s", exc)
+            else:
+                log.warning("cannot re-read the API keys, keeping %d: %s", len(self._by_id), exc)
+            self._loaded_at = self._clock()
+            return False
+        self._by_id = {
+            r.key_id: ApiClient(
+                r.key_id,
+                r.name,
+                frozenset(s for s in r.services.split(",") if s),
+                r.key_hash,
+                r.created_at,
+            )
+            for r in rows
+        }
         self._loaded_at = self._clock()
+        return True
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
+        """Re-read the keys if the last read (or attempt) is ``refresh_interval`` old."""
         loaded = self._loaded_at
         if loaded is not None and self._clock() - loaded < self._interval:
             return
@@ -257,10 +273,11 @@ class ClientRegistry:
 
     def named(self, name: str) -> list[ApiClient]:
         """The open keys of ``name`` in the copy held."""
-        return [c for c in self._by_id.values() if c.name == name]
+        return [c for c in (self._by_id or {}).values() if c.name == name]
 
     def authenticate(self, key: str | None) -> ApiClient:
-        """The client holding ``key``; raise Unauthorized (401) otherwise."""
+        """The client holding ``key``; raise Unauthorized (401) if it has none, or
+        Unavailable (503 KEYS_UNAVAILABLE) while the keys have never been read."""
         if not key:
             raise Unauthorized(
                 f"Authentification requise : en-tête {HEADER} absent.", "API_KEY_REQUIRED"
@@ -268,8 +285,15 @@ class ClientRegistry:
         match = KEY_PATTERN.fullmatch(key)
         if match is None:
             raise Unauthorized("Clé d'API invalide.", "INVALID_API_KEY")
-        self._refresh()
-        client = self._by_id.get(match.group(1))
+        self.refresh()
+        by_id = self._by_id
+        if by_id is None:
+            raise Unavailable(
+                "Les clés d'API ne peuvent pas être vérifiées pour l'instant (base de données "
+                "injoignable) ; réessayer.",
+                "KEYS_UNAVAILABLE",
+            )
+        client = by_id.get(match.group(1))
         if client is None or not hmac.compare_digest(client.key_hash, key_digest(key)):
             raise Unauthorized("Clé d'API invalide ou révoquée.", "INVALID_API_KEY")
         return client

@@ -7,7 +7,8 @@
     ├── NotFound                404: unknown resource (UNKNOWN_USER, NOT_FOUND)
     ├── Conflict                409: a business rule refuses the write (R-ADM-1, R-GRP-4, ...)
     ├── PayloadTooLarge         413: body over the configured limit
-    ├── Unavailable             503: the rules cannot be read from the store (fail closed)
+    ├── Unavailable             503: the rules, or the API keys, cannot be read from the store
+    │                           (fail closed: POLICY_UNAVAILABLE, KEYS_UNAVAILABLE, ...)
     └── ConfigurationError      raised at start-up only (bad catalogue, bad settings)
 
 The API translates these to JSON in exactly one place (``pdp.api.errors``).
@@ -75,7 +76,8 @@ class PayloadTooLarge(PdpError):
 
 
 class Unavailable(PdpError):
-    """The engine's rules are too old to answer (store unreachable): refuse rather than guess."""
+    """What the answer needs cannot be read (the engine's rules too old, API keys never read,
+    store unreachable): refuse rather than guess."""
 
     status = 503
     code = "POLICY_UNAVAILABLE"

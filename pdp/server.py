@@ -70,6 +70,12 @@ def _post_fork(server: Any, worker: Any) -> None:
     db = extensions.get("pdp.db")
     if db is not None:
         db.dispose(close=False)
+    # The keys copied from the master are as old as the master: a worker started later (after
+    # a crash, max_requests) reads them again before serving; if the database is down, it
+    # keeps the master's copy (pdp.clients).
+    clients = extensions.get("pdp.clients")
+    if clients is not None:
+        clients.load()
     # Each worker ships the decision log from the start, not from its first decision: a server
     # restarted after a crash ships what the dead one left even if no request comes.
     shipper = extensions.get("pdp.shipper")

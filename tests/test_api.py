@@ -343,7 +343,7 @@ def test_a_store_unreachable_for_too_long_denies_and_readyz_says_stale(
     assert valid(ReadyResponse, ready) == {
         "status": "not_ready",
         "revision": 1,
-        "checks": {"policy": "stale", "database": "ok"},
+        "checks": {"policy": "stale", "database": "ok", "api_keys": "ok"},
     }
     store.down = False
     assert check(client, user="chloe.roux", service="cdap")["allowed"] is True

@@ -4,6 +4,9 @@ limits, production mode, and secrets kept out of every log.
 - A key is created by ``pdp clients add NAME --services …``, shown once, stored as a SHA-256
   only; ``pdp clients revoke`` makes servers refuse it within PDP_REFRESH_INTERVAL. Both are
   recorded in the audit chain (without the key).
+- Keys are read when the app starts: a database lost before the first request, or during
+  any later one, leaves valid keys working and revoked ones refused; an app that never read
+  them answers 503 KEYS_UNAVAILABLE (never 401) and /readyz says so, until it reads them.
 - A key asks only about its services: the Afas front-end cannot query Cdap rights (403
   SERVICE_NOT_ALLOWED), its permissions listing shows Afas only.
 - Only /healthz and /readyz answer without credentials; the administration API wants a JWT.
@@ -15,6 +18,7 @@ limits, production mode, and secrets kept out of every log.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -28,17 +32,21 @@ from typing import Any
 import pytest
 from admin_api import API_KEY, SECRET
 from flask import Flask
-from sqlalchemy import select, text
-from test_e2e_server import pdp_command, run_pdp, running, server_env
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.engine import make_url
+from test_e2e_server import answers_from_every_worker, pdp_command, run_pdp, running, server_env
 
 from adapters.sql.database import make_engine
 from adapters.sql.models import ApiClientRecord, AuditRecord
+from adapters.sql.snapshot import SqlSnapshotSource
+from pdp.app import create_app
 from pdp.audit import AuditChain
 from pdp.auth import mint
 from pdp.catalogue import load_catalogue
 from pdp.clients import ClientStore, key_digest
 from pdp.config import Settings
 from pdp.decision_log import MemoryLog
+from pdp.engine.engine import Engine as PolicyEngine
 from pdp.errors import ConfigurationError
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
@@ -168,7 +176,7 @@ def test_probes_answer_without_credentials(make_app: MakeApp) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok", "revision": 1}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json()["checks"] == {"policy": "ok", "database": "ok"}
+    assert ready.get_json()["checks"] == {"policy": "ok", "database": "ok", "api_keys": "ok"}
 
 
 def test_the_openapi_document_wants_a_key_or_a_token(make_app: MakeApp) -> None:
@@ -532,3 +540,175 @@ def test_local_windows_reset_each_window_and_stay_bounded() -> None:
     assert windows.hit("a") is None  # a new second; the minute has 3 now
     now[0] = 1002.0
     assert windows.hit("a") == 18  # the minute window [960, 1020) is full: 1020 - 1002
+
+
+# -- Keys through a database outage (issue 17) -------------------------------------------------
+
+UNKNOWN_KEY = f"pdp_ffffffffffff_{'t' * 43}"  # well-formed, in no database
+CDAP = {"user": "bruno.petit", "service": "cdap"}
+
+
+@contextlib.contextmanager
+def outage(url: str, *pools: Engine) -> Iterator[None]:
+    """The database at ``url`` is unreachable inside the block, then back as it was.
+
+    PostgreSQL: the database refuses new connections and those open are ended (the server
+    side of an outage). SQLite: the file (with its WAL) is put aside and a directory takes its
+    name; an open SQLite connection would go on reading the file it opened, so ``pools`` (the
+    engines of the app under test) are emptied first.
+    """
+    target = make_url(url)
+    if target.get_backend_name() == "sqlite":
+        assert target.database is not None
+        path = Path(target.database)
+        for pool in pools:
+            pool.dispose()
+        moved = [
+            (Path(f"{path}{suffix}"), Path(f"{path}{suffix}.away"))
+            for suffix in ("", "-wal", "-shm")
+            if Path(f"{path}{suffix}").exists()
+        ]
+        for here, away in moved:
+            here.rename(away)
+        path.mkdir()  # "unable to open database file", even for root
+        try:
+            yield
+        finally:
+            path.rmdir()
+            for here, away in moved:
+                away.rename(here)
+        return
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name = target.database
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
+        admin.dispose()
+
+
+def check_as(client: Any, key: str) -> tuple[int, str | None]:
+    """POST /v1/check with ``key``: (status, error code or None)."""
+    response = client.post("/v1/check", json=CDAP, headers={"X-Api-Key": key})
+    body = response.get_json()
+    return response.status_code, body["error"]["code"] if "error" in body else None
+
+
+def test_keys_read_at_start_outlive_a_database_lost_before_the_first_request(
+    make_app: MakeApp, demo_db: str
+) -> None:
+    # Issue 17: keys were read on the first request only; a database down by then made every
+    # valid key 401 INVALID_API_KEY. They are read when the app starts, and kept.
+    old, _ = store(demo_db).add("old-front", ["cdap"], "cli:tester")
+    store(demo_db).revoke("old-front", "cli:tester")
+    app, _ = make_app()  # refresh_interval 0: every request tries to re-read the keys
+    client = app.test_client()
+    with outage(demo_db, app.extensions["pdp.db"]):
+        assert check_as(client, API_KEY) == (200, None)
+        assert check_as(client, UNKNOWN_KEY) == (401, "INVALID_API_KEY")
+        assert check_as(client, old) == (401, "INVALID_API_KEY")
+        ready = client.get("/readyz")
+        assert (ready.status_code, ready.get_json()["checks"]) == (
+            503,
+            {"policy": "ok", "database": "unreachable", "api_keys": "ok"},
+        )
+    assert check_as(client, API_KEY) == (200, None)
+
+
+def test_a_revocation_read_before_an_outage_holds_through_it(
+    make_app: MakeApp, demo_db: str
+) -> None:
+    key, _ = store(demo_db).add("cdap-front", ["cdap"], "cli:tester")
+    app, _ = make_app()
+    client = app.test_client()
+    assert check_as(client, key) == (200, None)
+    store(demo_db).revoke("cdap-front", "cli:tester")
+    assert check_as(client, key) == (401, "INVALID_API_KEY")  # the last good copy
+    with outage(demo_db, app.extensions["pdp.db"]):
+        assert check_as(client, key) == (401, "INVALID_API_KEY")
+        assert check_as(client, API_KEY) == (200, None)
+
+
+def engine_over(url: str) -> tuple[Engine, PolicyEngine]:
+    """A database engine on ``url`` and a decision engine loaded from it (refresh_interval 0)."""
+    db = make_engine(url)
+    engine = PolicyEngine(SqlSnapshotSource(db), load_catalogue(), refresh_interval=0)
+    engine.load()
+    return db, engine
+
+
+def test_an_app_started_without_its_database_answers_503_until_it_reads_the_keys(
+    demo_db: str, clean_env: None
+) -> None:
+    # A key that cannot be checked is neither valid nor invalid: 503 KEYS_UNAVAILABLE, never
+    # 401 "invalid or revoked"; /readyz says why; the keys are read once the database is back.
+    config = {
+        "database_url": demo_db,
+        "decision_log": "off",
+        "refresh_interval": 0,
+        "verify_orgs": 0,
+        "rate_limit": "off",
+    }
+    db, engine = engine_over(demo_db)
+    with outage(demo_db, db):
+        # The app building its own engine refuses to start, as it always did.
+        with pytest.raises(ConfigurationError, match="database unreachable"):
+            create_app(config)
+        # Given an engine already loaded, it starts without the keys.
+        app = create_app(config, engine=engine, decision_log=MemoryLog())
+        client = app.test_client()
+        assert check_as(client, API_KEY) == (503, "KEYS_UNAVAILABLE")
+        assert check_as(client, UNKNOWN_KEY) == (503, "KEYS_UNAVAILABLE")
+        assert check_as(client, "not-a-key") == (401, "INVALID_API_KEY")  # no database needed
+        ready = client.get("/readyz")
+        assert (ready.status_code, ready.get_json()["checks"]) == (
+            503,
+            {"policy": "ok", "database": "unreachable", "api_keys": "unavailable"},
+        )
+    assert check_as(client, API_KEY) == (200, None)
+    assert check_as(client, UNKNOWN_KEY) == (401, "INVALID_API_KEY")
+    ready = client.get("/readyz")
+    assert (ready.status_code, ready.get_json()["checks"]["api_keys"]) == (200, "ok")
+    app.extensions["pdp.db"].dispose()
+    db.dispose()
+
+
+def test_production_refuses_to_start_without_reading_the_keys(
+    demo_db: str, clean_env: None
+) -> None:
+    # Unread keys could hold the demo key, which production must see closed before starting.
+    config = {"database_url": demo_db, "decision_log": "off", "verify_orgs": 0, **production()}
+    db, engine = engine_over(demo_db)
+    with outage(demo_db, db), pytest.raises(ConfigurationError, match="API keys cannot be read"):
+        create_app(config, engine=engine, decision_log=MemoryLog())
+    db.dispose()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_every_worker_of_a_fresh_server_keeps_the_keys_when_postgres_goes(
+    tmp_path: Path, demo_db: str
+) -> None:
+    # The attack of issue 17: `pdp serve` (development mode, 2 workers) loses its database
+    # before its first check; every worker must still accept a valid key. PostgreSQL only: an
+    # open SQLite connection reads on from a file moved away, so only a server can go away.
+    env = server_env(tmp_path, PDP_DATABASE_URL=demo_db)
+    with running(["serve", "--workers", "2"], env, tmp_path) as server:
+        server.api_key = API_KEY
+        with outage(demo_db):
+            answers = answers_from_every_worker(
+                server, lambda: server.request("POST", "/v1/check", CDAP)[0]
+            )
+        assert answers == [200] * len(answers)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pdp.api.decisions import registry
 from pdp.api.openapi import Operation
 from pdp.api.schemas import HealthResponse, ReadyResponse
+from pdp.clients import ClientRegistry
 from pdp.queries import DecisionService
 
 bp = Blueprint("health", __name__)
@@ -37,7 +38,7 @@ def healthz() -> Response:
     Operation(
         "get",
         "/readyz",
-        "Readiness: policy fresh and database reachable",
+        "Readiness: policy fresh, database reachable, API keys read",
         ReadyResponse,
         errors=(),
         other_responses={503: ReadyResponse},
@@ -45,11 +46,18 @@ def healthz() -> Response:
     )
 )
 def readyz() -> Response:
-    """Ready when the policy has been confirmed against the store within PDP_MAX_STALENESS
-    and the database answers; 503 otherwise (checks then deny: R-DEC-2)."""
+    """Ready when the policy has been confirmed against the store within PDP_MAX_STALENESS,
+    the database answers and the API keys have been read; 503 otherwise (checks then deny:
+    R-DEC-2, or answer 503 KEYS_UNAVAILABLE)."""
     engine = _service().engine
     engine.refresh()
-    checks = {"policy": "stale" if engine.stale else "ok", "database": "ok"}
+    clients: ClientRegistry = current_app.extensions["pdp.clients"]
+    clients.refresh()  # throttled like the checks' own reads: an unread copy is retried here too
+    checks = {
+        "policy": "stale" if engine.stale else "ok",
+        "database": "ok",
+        "api_keys": "ok" if clients.loaded else "unavailable",
+    }
     db: Engine = current_app.extensions["pdp.db"]
     try:
         with db.connect() as conn:

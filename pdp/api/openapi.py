@@ -108,6 +108,8 @@ class Registry:
             statuses = set(op.errors) | {405, 500}
             if op.auth or op.api_key:
                 statuses |= {401, 403}
+            if op.api_key:
+                statuses.add(503)  # KEYS_UNAVAILABLE: the keys not read yet (pdp.clients)
             if not op.public:
                 statuses.add(429)
             for status in sorted(statuses):
