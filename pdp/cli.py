@@ -19,6 +19,7 @@ from adapters.sql.database import UnitOfWork, make_engine, upgrade
 from pdp import logs as service_logs
 from pdp.clients import DEMO_CLIENT, ClientStore
 from pdp.config import Settings
+from pdp.decision_log import Backlog, Shipper, backlog
 from pdp.engine.decision import Query
 from pdp.errors import ConfigurationError, PdpError
 from pdp.queries import DecisionService
@@ -230,14 +231,39 @@ def logs() -> None:
 @logs.command("ship")
 def logs_ship() -> None:
     """Ship to the database every segment no running process holds (after a crash)."""
-    from pdp.decision_log import Shipper
-
     settings = _settings()
     report = Shipper(settings.decision_log_dir, make_engine(settings.database_url)).ship_once()
+    torn = f", {report.torn} torn last lines dropped" if report.torn else ""
     click.echo(
-        f"shipped {report.shipped} decisions from {report.orphans} segments "
-        f"({report.rejected} unreadable entries kept in rejected.jsonl)"
+        f"shipped {report.shipped} decisions from {report.orphans} segments; "
+        f"{report.rejected} entries set aside{torn}"
     )
+    click.echo(_rejected_line(backlog(settings.decision_log_dir)))
+
+
+@logs.command("status")
+def logs_status() -> None:
+    """Show what waits to be shipped and the entries set aside in rejected.jsonl."""
+    waiting = backlog(_settings().decision_log_dir)
+    click.echo(
+        f"segments: {waiting.segments} waiting, {waiting.pending_bytes} bytes not shipped"
+        if waiting.segments
+        else "segments: none waiting"
+    )
+    click.echo(_rejected_line(waiting))
+
+
+def _rejected_line(waiting: Backlog) -> str:
+    """How many entries rejected.jsonl holds, where, and the last one's time and error."""
+    if not waiting.rejected:
+        return f"rejected: none ({waiting.rejected_path})"
+    line = f"rejected: {waiting.rejected} entries in {waiting.rejected_path}"
+    last = waiting.last_rejected
+    if not isinstance(last, dict):
+        return line
+    error = last.get("error") or {}
+    message = str(error.get("message", "")).partition("\n")[0]
+    return f"{line}, the last at {last.get('rejected_at')}: {error.get('class')}: {message}"
 
 
 @logs.command("export")

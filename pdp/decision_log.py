@@ -21,18 +21,26 @@ holds an exclusive ``flock`` on its segments; a segment nobody holds belongs to 
 died, and any shipper takes it over (``Shipper.ship_once``): after a crash, the restarted
 service ships what was not shipped yet. Shipping is idempotent (the decision id is the table's
 key), so a segment shipped twice after a crash adds nothing twice.
+
+One bad entry never blocks the log: an entry the shipper cannot read, or whose row the database
+refuses (a NUL in PostgreSQL text, a number out of range, a wrong type, a constraint, whatever the
+cause), is set aside in ``rejected.jsonl`` with its error, counted
+(``pdp_decision_log_rejected_total``), and everything after it ships. A database that accepts no
+row at all (down, unreachable, without the table) sets nothing aside: the entries wait on disk.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
+import contextlib
+import datetime as dt
 import errno
 import fcntl
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from random import getrandbits
@@ -40,6 +48,7 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from adapters.sql.models import DecisionRecord
 from pdp import metrics
@@ -49,6 +58,7 @@ log = logging.getLogger("pdp.decisions")
 
 MODES = ("buffered", "sync", "off")
 SEGMENT_SUFFIX = ".log"
+REJECTED = "rejected.jsonl"  # in the log's directory: the entries set aside
 _LINE = orjson.OPT_APPEND_NEWLINE
 
 
@@ -369,7 +379,20 @@ class ShipReport:
     shipped: int = 0
     segments_done: int = 0
     orphans: int = 0
-    rejected: int = 0
+    rejected: int = 0  # entries set aside in rejected.jsonl (unreadable, or refused)
+    torn: int = 0  # torn last lines of orphans, dropped (never answered)
+
+
+@dataclass
+class _Line:
+    """One line of a segment: where it starts, its bytes, and its row once it is read."""
+
+    offset: int
+    data: bytes
+    row: tuple[Any, ...] = ()
+
+
+_Reject = tuple[_Line, BaseException, str]  # a line set aside, its error, and the cause
 
 
 class Shipper:
@@ -485,7 +508,7 @@ class Shipper:
                 while offset < size:
                     done = self._ship_range(path, offset, size, report)
                     if done == offset:  # only a torn last line is left
-                        report.rejected += 1
+                        report.torn += 1
                         log.warning(
                             "decision log %s: %s bytes of a torn last line dropped (never "
                             "answered: its write did not complete)",
@@ -501,50 +524,206 @@ class Shipper:
                 os.close(fd)
 
     def _ship_range(self, path: Path, start: int, end: int, report: ShipReport) -> int:
-        """Ship the complete lines of ``path`` in [start, end); return the offset reached."""
+        """Ship the complete lines of ``path`` in [start, end); return the offset reached.
+
+        Every line before that offset is then in the table or set aside in rejected.jsonl
+        (made durable first); if the database is unavailable, this raises and nothing of the
+        range counts as done (what was inserted is inserted again later, idempotently)."""
         with open(path, "rb") as f:
             f.seek(start)
             data = f.read(min(end - start, self.chunk_bytes))
         cut = data.rfind(b"\n")
         if cut < 0:
             if len(data) == self.chunk_bytes:  # no entry is this long: garbage, set aside
-                report.rejected += 1
-                self._reject(path, data)
+                error = ValueError(f"no end of line in {len(data)} bytes")
+                self._set_aside(path, [(_Line(start, data), error, "unreadable")], report)
                 return start + len(data)
             return start
-        rows = list(self._rows(data[: cut + 1].splitlines(), path, report))
-        if rows:
-            with self.db.begin() as conn:
-                conn.exec_driver_sql(self._insert, rows)
-        report.shipped += len(rows)
+        rows, rejects = _read_lines(data[:cut], start)
+        refused = self._insert_rows(rows)
+        rejects += [(line, exc, "refused") for line, exc in refused]
+        report.shipped += len(rows) - len(refused)
+        if rejects:
+            self._set_aside(path, sorted(rejects, key=lambda r: r[0].offset), report)
         return start + cut + 1
 
-    def _rows(
-        self, lines: Iterable[bytes], path: Path, report: ShipReport
-    ) -> Iterable[tuple[Any, ...]]:
-        for line in lines:
-            try:
-                entry = orjson.loads(line)
-                yield (  # in the order of _COLUMNS
-                    str(entry["decision_id"])[:32],
-                    int(entry["ts"] * 1_000_000),
-                    _cut(entry["kind"], 16),
-                    _cut(entry.get("organisation"), 64),
-                    _cut(entry.get("user"), 200),
-                    _cut(entry.get("service"), 40),
-                    bool(entry["allowed"]),
-                    _cut(entry["reason"], 40),
-                    int(entry.get("revision") or 0),
-                    line.decode(),
-                )
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                report.rejected += 1
-                self._reject(path, line)
+    def _insert_rows(self, rows: list[_Line]) -> list[tuple[_Line, Exception]]:
+        """Insert ``rows``; return those the database refuses, each with its error.
 
-    def _reject(self, path: Path, line: bytes) -> None:
-        log.error("decision log %s: unreadable entry kept in rejected.jsonl", path.name)
-        with open(self.directory / "rejected.jsonl", "ab") as f:
-            f.write(line + b"\n")
+        One ``executemany`` in one transaction for the whole list (the normal case). If it
+        fails while the database accepts rows, the list is split in two, each half in its own
+        transaction, down to the single rows to blame; raises if the database is unavailable."""
+        if not rows:
+            return []
+        error = self._try_insert(rows)
+        if error is None:
+            return []
+        if len(rows) > 1:
+            half = len(rows) // 2
+            return self._insert_rows(rows[:half]) + self._insert_rows(rows[half:])
+        # Refused twice, with the database taking rows in between: the row's fault, not a
+        # passing lock or conflict.
+        error = self._try_insert(rows)
+        return [] if error is None else [(rows[0], error)]
+
+    def _try_insert(self, rows: list[_Line]) -> Exception | None:
+        """Insert ``rows`` in one transaction: None once they are in; the error if the
+        database refused them while accepting rows; raise if it is unavailable."""
+        try:
+            with self.db.begin() as conn:
+                conn.exec_driver_sql(self._insert, [line.row for line in rows])
+        except Exception as exc:
+            if _disconnected(exc) or not self._accepts_rows():
+                raise
+            return exc
+        return None
+
+    def _accepts_rows(self) -> bool:
+        """Whether the database takes a well-formed row right now (inserted, rolled back): a
+        failure that it shares is the database's (down, read-only, no table), not the row's."""
+        probe = (new_decision_id(), time.time_ns() // 1000, "check", None, None, None)
+        try:
+            with self.db.connect() as conn:
+                transaction = conn.begin()
+                conn.exec_driver_sql(self._insert, [(*probe, False, "PROBE", 0, "{}")])
+                transaction.rollback()
+        except Exception:
+            return False
+        return True
+
+    def _set_aside(self, path: Path, rejects: list[_Reject], report: ShipReport) -> None:
+        """Append each line to rejected.jsonl with its error, and make it durable (before the
+        segment's offset moves past it)."""
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        _append_rejected(
+            self.directory,
+            b"".join(
+                orjson.dumps(_rejected_record(path, line, exc, cause, now), option=_LINE)
+                for line, exc, cause in rejects
+            ),
+        )
+        for line, exc, cause in rejects:
+            metrics.LOG_REJECTED.labels(cause).inc()
+            log.error(
+                "decision log %s at %d: %s entry set aside in %s: %s",
+                path.name,
+                line.offset,
+                cause,
+                REJECTED,
+                _error(exc)["message"].partition("\n")[0],
+            )
+        report.rejected += len(rejects)
+
+
+def _read_lines(data: bytes, start: int) -> tuple[list[_Line], list[_Reject]]:
+    """The lines of ``data`` (whole lines, read from offset ``start``, the last newline cut
+    off): those made into rows, and those that could not be (whatever they hold)."""
+    rows: list[_Line] = []
+    rejects: list[_Reject] = []
+    offset = start
+    for data_line in data.split(b"\n"):
+        line = _Line(offset, data_line)
+        offset += len(data_line) + 1
+        try:
+            line.row = _row(data_line)
+        except Exception as exc:  # one line never stops the others, whatever it holds
+            rejects.append((line, exc, "unreadable"))
+        else:
+            rows.append(line)
+    return rows, rejects
+
+
+def _row(line: bytes) -> tuple[Any, ...]:
+    """The table row of one entry (in the order of _COLUMNS); raises if it cannot be read."""
+    entry = orjson.loads(line)
+    return (
+        str(entry["decision_id"])[:32],
+        int(entry["ts"] * 1_000_000),
+        _cut(entry["kind"], 16),
+        _cut(entry.get("organisation"), 64),
+        _cut(entry.get("user"), 200),
+        _cut(entry.get("service"), 40),
+        bool(entry["allowed"]),
+        _cut(entry["reason"], 40),
+        int(entry.get("revision") or 0),
+        line.decode(),
+    )
+
+
+def _disconnected(exc: BaseException) -> bool:
+    """Whether ``exc`` is the connection's loss (never a row's fault)."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    """The class and message of an error: the driver's own for a database error (without the
+    statement and parameters SQLAlchemy adds), no stack trace."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    kind = type(exc)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    return {"class": name, "message": str(exc).strip()}
+
+
+def _append_rejected(directory: Path, data: bytes) -> None:
+    """Append whole lines to the directory's rejected.jsonl and fsync it. It stays JSON Lines:
+    a line torn by a crash is cut off first (the entries it held were not set aside yet, so
+    they come again), and so is a write that fails (disk full)."""
+    target = directory / REJECTED
+    created = not target.exists()
+    fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the shippers of every process append here
+        end = _whole_lines_end(fd)
+        os.ftruncate(fd, end)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, end)
+            raise
+    finally:
+        os.close(fd)  # and with it the lock
+    if created:
+        _fsync_dir(directory)
+
+
+def _whole_lines_end(fd: int, block: int = 1 << 16) -> int:
+    """The offset just after the last newline of the file (0 if it has none)."""
+    end = os.fstat(fd).st_size
+    while end > 0:
+        start = max(0, end - block)
+        cut = os.pread(fd, end - start, start).rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        end = start
+    return 0
+
+
+def _rejected_record(
+    path: Path, line: _Line, exc: BaseException, cause: str, now: str
+) -> dict[str, Any]:
+    """One line of rejected.jsonl: the entry (parsed if it is JSON, else its text, else its
+    bytes in base64: the file stays JSON Lines whatever the entry holds) and why it is there."""
+    record: dict[str, Any] = {
+        "rejected_at": now,
+        "segment": path.name,
+        "offset": line.offset,
+        "cause": cause,
+        "error": _error(exc),
+    }
+    try:
+        record["entry"] = orjson.loads(line.data)  # what orjson reads, it writes back
+    except orjson.JSONDecodeError:
+        try:
+            record["line"] = line.data.decode()
+        except UnicodeDecodeError:
+            record["line_base64"] = base64.b64encode(line.data).decode()
+    return record
 
 
 _COLUMNS = (
@@ -565,6 +744,39 @@ def _cut(value: Any, size: int) -> Any:
     """A value that fits its column (a 5,000-character login in a path must not block the
     shipping of every later entry); the entry itself keeps it whole."""
     return value[:size] if isinstance(value, str) else value
+
+
+@dataclass
+class Backlog:
+    """What waits in a decision log directory (``pdp logs status``)."""
+
+    segments: int
+    pending_bytes: int
+    rejected_path: Path
+    rejected: int
+    last_rejected: dict[str, Any] | None
+
+
+def backlog(directory: str | Path) -> Backlog:
+    """The segments of ``directory`` not fully shipped (and their bytes left), and the entries
+    set aside in its rejected.jsonl (how many, and the last one)."""
+    directory = Path(directory)
+    pending = []
+    for path in directory.glob(f"*{SEGMENT_SUFFIX}"):
+        try:
+            pending.append(path.stat().st_size - _read_offset(path))
+        except FileNotFoundError:
+            continue  # shipped and deleted meanwhile
+    target = directory / REJECTED
+    try:
+        records = target.read_bytes().splitlines()
+    except FileNotFoundError:
+        records = []
+    last = None
+    if records:  # a line edited by hand, or being written, is counted, not shown
+        with contextlib.suppress(orjson.JSONDecodeError):
+            last = orjson.loads(records[-1])
+    return Backlog(len(pending), sum(pending), target, len(records), last)
 
 
 def open_log(settings: Any, db: Engine | None) -> tuple[DecisionLog, Shipper | None]:

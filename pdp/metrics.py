@@ -23,6 +23,8 @@ What is measured (the names are the public contract of dashboards and alerts):
   not shipped yet (summed over workers), and the age of its oldest entry (the largest of the
   workers', to within one ship interval); ``pdp_decision_log_shipped_total`` (rows) and
   ``pdp_decision_log_ship_errors_total`` / ``pdp_decision_log_write_errors_total``;
+  ``pdp_decision_log_rejected_total{cause}``: entries set aside in ``rejected.jsonl``
+  (``unreadable``, or ``refused`` by the database), which every later entry ships past;
 - ``pdp_watcher_reconnects_total``: how often the change watcher (``pdp.watcher``) had to
   reconnect to the store.
 """
@@ -152,6 +154,13 @@ LOG_SHIPPED = Counter("pdp_decision_log_shipped_total", "Decision log rows shipp
 LOG_SHIP_ERRORS = Counter(
     "pdp_decision_log_ship_errors_total", "Failed shipping rounds (the entries wait on disk)."
 )
+LOG_REJECTED = Counter(
+    "pdp_decision_log_rejected_total",
+    "Decision log entries set aside in rejected.jsonl: unreadable, or refused by the database.",
+    ("cause",),
+)
+for _cause in ("unreadable", "refused"):
+    LOG_REJECTED.labels(_cause)  # both series shown from the start, at 0
 LOG_WRITE_ERRORS = Counter(
     "pdp_decision_log_write_errors_total",
     "Decision log writes or flushes that failed (a failed write is answered 503).",

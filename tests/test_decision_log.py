@@ -3,12 +3,16 @@
 ``WalLog`` appends each decision to this process's segment file before ``record`` returns, and
 makes it durable in groups (``sync``: before returning). ``Shipper`` copies complete lines into
 the ``decision_log`` table, idempotently, deletes the segments it finished, and takes over the
-segments of processes that died (nobody holds their ``flock``). Each test that ships runs on
-SQLite and, when ``PDP_TEST_POSTGRES_URL`` is set, on PostgreSQL.
+segments of processes that died (nobody holds their ``flock``). An entry it cannot read, or
+that the database refuses, is set aside in ``rejected.jsonl`` and everything after it ships; an
+unavailable database sets nothing aside. Each test that ships runs on SQLite and, when
+``PDP_TEST_POSTGRES_URL`` is set, on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import errno
 import fcntl
 import json
@@ -26,12 +30,16 @@ from typing import Any
 
 import orjson
 import pytest
+from click.testing import CliRunner
 from flask import Flask
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select
 
+from adapters.sql.database import make_engine
 from adapters.sql.models import DecisionRecord
 from pdp import decision_log as module
 from pdp.app import create_app
+from pdp.cli import cli
 from pdp.decision_log import LogUnavailable, Shipper, WalLog
 from pdp.masking import Masker
 
@@ -72,6 +80,16 @@ def shipped_ids(db: Engine) -> list[str]:
     """Every decision id in the decision_log table (a list: duplicates would show)."""
     with db.connect() as conn:
         return list(conn.execute(select(DecisionRecord.decision_id)).scalars())
+
+
+def rejected(directory: Path) -> list[dict[str, Any]]:
+    """The records of ``directory``'s rejected.jsonl (each line must be a JSON object)."""
+    path = directory / "rejected.jsonl"
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def rejected_metric(cause: str) -> float:
+    return REGISTRY.get_sample_value("pdp_decision_log_rejected_total", {"cause": cause}) or 0.0
 
 
 def row_count(db: Engine) -> int:
@@ -404,21 +422,39 @@ def test_a_torn_last_line_of_an_orphan_is_dropped_and_counted(tmp_path: Path, db
     orphan = tmp_path / "00000000000000000001-999999-00000001.log"
     orphan.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in whole) + torn[: len(torn) // 2])
     report = Shipper(tmp_path, db).ship_once()
-    assert (report.orphans, report.shipped, report.rejected) == (1, 3, 1)
+    assert (report.orphans, report.shipped, report.torn, report.rejected) == (1, 3, 1, 0)
     assert not orphan.exists()
     assert sorted(shipped_ids(db)) == sorted(e["decision_id"] for e in whole)
+    assert rejected(tmp_path) == []  # never answered: nothing to keep
 
 
 def test_an_unreadable_line_is_kept_in_rejected_jsonl(tmp_path: Path, db: Engine) -> None:
     good = [entry(1), entry(2)]
     missing_key = {k: v for k, v in entry(3).items() if k != "allowed"}
-    bad = [b"{not json at all", orjson.dumps(missing_key)]
+    bad = [
+        b"{not json at all",
+        orjson.dumps(missing_key),
+        orjson.dumps(entry(4, ts=1e308)),  # a time no integer holds (inf microseconds)
+        b'{"decision_id": "\xff\xfe"}',  # not UTF-8
+    ]
     orphan = tmp_path / "00000000000000000001-999999-00000002.log"
     orphan.write_bytes(b"\n".join([orjson.dumps(good[0]), *bad, orjson.dumps(good[1])]) + b"\n")
+    before = rejected_metric("unreadable")
     report = Shipper(tmp_path, db).ship_once()
-    assert (report.orphans, report.shipped, report.rejected) == (1, 2, 2)
+    assert (report.orphans, report.shipped, report.rejected) == (1, 2, 4)
     assert sorted(shipped_ids(db)) == sorted(e["decision_id"] for e in good)
-    assert (tmp_path / "rejected.jsonl").read_bytes().splitlines() == bad
+    assert rejected_metric("unreadable") == before + 4
+    records = rejected(tmp_path)
+    assert [r["cause"] for r in records] == ["unreadable"] * 4
+    assert [r["segment"] for r in records] == [orphan.name] * 4
+    offsets = [r["offset"] for r in records]
+    assert offsets == sorted(offsets) and offsets[0] == len(orjson.dumps(good[0])) + 1
+    assert records[0]["line"] == "{not json at all"
+    assert records[1]["entry"] == missing_key
+    assert records[1]["error"] == {"class": "KeyError", "message": "'allowed'"}
+    assert records[2]["entry"]["ts"] == 1e308
+    assert records[2]["error"]["class"] == "OverflowError"
+    assert base64.b64decode(records[3]["line_base64"]) == bad[3]
     assert not orphan.exists()
     assert segments(tmp_path) == []  # rejected.jsonl is not taken for a segment
 
@@ -437,6 +473,177 @@ def test_a_lock_is_what_makes_a_segment_someone_elses(tmp_path: Path, db: Engine
     assert Shipper(tmp_path, db).ship_once().orphans == 1
     assert not held.exists()
     assert row_count(db) == 1
+
+
+# -- entries the database refuses -------------------------------------------------------------
+
+# Entries whose JSON is fine but whose row the database refuses: one of them used to stop its
+# segment's shipping for good (issue 17). Written through the log object, as a worker writes.
+POISONS = {
+    "nul": {"user": "a\u0000b"},  # PostgreSQL text holds no NUL (SQLite stores it)
+    "null_kind": {"kind": None},  # NOT NULL constraint
+    "wrong_type": {"organisation": {"code": "CCAS"}},  # an object has no SQL type
+    "out_of_range": {"revision": 1e23},  # beyond a BIGINT
+}
+
+
+def refuses(backend: str, poison: str) -> bool:
+    return not (poison == "nul" and backend == "sqlite")
+
+
+@pytest.mark.parametrize("poison", POISONS)
+def test_an_entry_the_database_refuses_is_set_aside_and_everything_after_it_ships(
+    wal: WalLog, db: Engine, backend: str, poison: str
+) -> None:
+    before = [entry(n) for n in range(40)]
+    bad = entry(99, **POISONS[poison])
+    after = [entry(n) for n in range(40, 100)]
+    wal.record_many(before)
+    wal.record(bad)
+    for e in after:
+        wal.record(e)
+    refused = refuses(backend, poison)
+    counted = rejected_metric("refused")
+
+    report = Shipper(wal.directory, db, wal).ship_once()
+
+    expected = [e["decision_id"] for e in before + after] + (
+        [] if refused else [bad["decision_id"]]
+    )
+    assert sorted(shipped_ids(db)) == sorted(expected)
+    assert (report.shipped, report.rejected) == (len(expected), int(refused))
+    assert wal.pending_bytes == 0
+    assert rejected_metric("refused") == counted + refused
+    records = rejected(wal.directory)
+    if not refused:
+        assert records == []
+        return
+    (record,) = records
+    assert record["entry"] == orjson.loads(orjson.dumps(bad))  # the entry itself, whole
+    assert record["cause"] == "refused"
+    assert record["segment"] == wal.segments()[0].path.name
+    assert record["offset"] == sum(len(orjson.dumps(e)) + 1 for e in before)
+    error = record["error"]
+    assert set(error) == {"class", "message"}
+    # The driver's class (the builtin OverflowError: sqlite3's for an integer beyond 64 bits).
+    assert re.fullmatch(r"(sqlite3|psycopg)(\.\w+)+|OverflowError", error["class"]), error
+    assert error["message"] and "Traceback" not in error["message"]
+    assert "INSERT" not in error["message"]  # the driver's message, not the statement
+    at = dt.datetime.fromisoformat(record["rejected_at"])
+    assert abs(at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
+
+
+def test_poison_anywhere_in_any_chunk_sets_aside_only_the_poison(
+    tmp_path: Path, db: Engine, backend: str
+) -> None:
+    # First, adjacent and last lines of a segment, over several chunks: bisection must find
+    # each one, and ship every other entry exactly once.
+    kinds = [k for k in POISONS if refuses(backend, k)]
+    layout: list[dict[str, Any]] = []
+    poisoned: list[dict[str, Any]] = []
+    for n in range(120):
+        if n in (0, 1, 50, 51, 52, 89, 119):
+            poisoned.append(entry(n, **POISONS[kinds[len(poisoned) % len(kinds)]]))
+            layout.append(poisoned[-1])
+        else:
+            layout.append(entry(n))
+    orphan = tmp_path / "00000000000000000001-999999-00000004.log"
+    orphan.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in layout))
+    report = Shipper(tmp_path, db, chunk_bytes=orphan.stat().st_size // 3).ship_once()
+    good = [e["decision_id"] for e in layout if e not in poisoned]
+    assert (report.orphans, report.shipped, report.rejected) == (1, len(good), len(poisoned))
+    assert sorted(shipped_ids(db)) == sorted(good)
+    records = rejected(tmp_path)
+    assert [r["entry"]["decision_id"] for r in records] == [e["decision_id"] for e in poisoned]
+    assert not orphan.exists()
+
+
+def test_rejected_jsonl_stays_json_lines_after_a_torn_write(tmp_path: Path, db: Engine) -> None:
+    # A crash in the middle of an append left half a record: it is cut off before the next one
+    # (its entries were not set aside yet: their segment's offset had not moved past them).
+    kept = b'{"rejected_at":"2026-11-24T10:00:00.000Z","cause":"refused","entry":{}}\n'
+    (tmp_path / "rejected.jsonl").write_bytes(kept + b'{"rejected_at":"2026-11-24T10:00:0')
+    bad = entry(2, kind=None)
+    orphan = tmp_path / "00000000000000000001-999999-00000006.log"
+    orphan.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in [entry(1), bad, entry(3)]))
+    report = Shipper(tmp_path, db).ship_once()
+    assert (report.shipped, report.rejected) == (2, 1)
+    data = (tmp_path / "rejected.jsonl").read_bytes()
+    assert data.startswith(kept) and data.endswith(b"\n")
+    records = rejected(tmp_path)  # every line is JSON
+    assert [r["entry"].get("decision_id") for r in records] == [None, bad["decision_id"]]
+
+
+def unavailable_store(state: str, db: Engine, tmp_path: Path) -> Engine:
+    """An engine on a store that accepts no row at all: ``down`` (nothing answers at its
+    address) or ``no_table`` (a database without the schema)."""
+    url = db.url
+    if url.get_backend_name() == "sqlite":
+        path = tmp_path / ("absent/pdp.sqlite3" if state == "down" else "empty.sqlite3")
+        return make_engine(f"sqlite:///{path}")
+    url = url.set(port=1) if state == "down" else url.set(database="postgres")
+    return make_engine(url.render_as_string(hide_password=False))
+
+
+@pytest.mark.parametrize("state", ["down", "no_table"])
+def test_an_unavailable_database_sets_nothing_aside(
+    wal: WalLog, db: Engine, tmp_path: Path, state: str
+) -> None:
+    # Every row fails, poison or not: that is the store's fault, not the rows'. The entries stay
+    # in their segment (nothing set aside, the offset unmoved) and ship once the store is back.
+    written = [entry(1), entry(2, kind=None), entry(3)]
+    wal.record_many(written)
+    store = unavailable_store(state, db, tmp_path)
+    counted = rejected_metric("refused")
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - whatever the driver says
+            Shipper(wal.directory, store, wal).ship_once()
+    finally:
+        store.dispose()
+    assert not (wal.directory / "rejected.jsonl").exists()
+    assert rejected_metric("refused") == counted
+    (segment,) = wal.segments()
+    assert segment.shipped == 0 and wal.pending_bytes == segment.size
+    assert row_count(db) == 0
+
+    report = Shipper(wal.directory, db, wal).ship_once()  # the store is back
+    assert (report.shipped, report.rejected) == (2, 1)
+    assert sorted(shipped_ids(db)) == sorted([written[0]["decision_id"], written[2]["decision_id"]])
+    assert [r["entry"]["decision_id"] for r in rejected(wal.directory)] == [
+        written[1]["decision_id"]
+    ]
+
+
+def test_pdp_logs_shows_the_rejected_entries_and_where_they_are(
+    tmp_path: Path, db_url: str, db: Engine, clean_env: None
+) -> None:
+    directory = tmp_path / "log"
+    directory.mkdir()
+    written = [entry(1), entry(2, kind=None), entry(3)]
+    orphan = directory / "00000000000000000001-999999-00000005.log"
+    orphan.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in written))
+    env = {"PDP_DATABASE_URL": db_url, "PDP_DECISION_LOG_DIR": str(directory)}
+    path = directory / "rejected.jsonl"
+
+    status = CliRunner().invoke(cli, ["logs", "status"], env=env)
+    assert status.exit_code == 0, status.output
+    assert status.output == (
+        f"segments: 1 waiting, {orphan.stat().st_size} bytes not shipped\nrejected: none ({path})\n"
+    )
+
+    shipped = CliRunner().invoke(cli, ["logs", "ship"], env=env)
+    assert shipped.exit_code == 0, shipped.output
+    first, second = shipped.output.splitlines()
+    assert first == "shipped 2 decisions from 1 segments; 1 entries set aside"
+    assert second.startswith(f"rejected: 1 entries in {path}, the last at ")
+    assert second.endswith("IntegrityError: NOT NULL constraint failed: decision_log.kind") or (
+        'NotNullViolation: null value in column "kind"' in second
+    )
+
+    status = CliRunner().invoke(cli, ["logs", "status"], env=env)
+    assert status.exit_code == 0, status.output
+    assert status.output == f"segments: none waiting\n{second}\n"
+    assert sorted(shipped_ids(db)) == sorted([written[0]["decision_id"], written[2]["decision_id"]])
 
 
 # -- personal data -----------------------------------------------------------------------------

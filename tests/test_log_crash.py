@@ -279,8 +279,8 @@ def test_no_acknowledged_decision_is_lost_when_the_server_is_killed(
     if recovery == "cli":
         out = run_pdp(["logs", "ship"], env, tmp_path)
         assert out == (
-            f"shipped {len(on_file)} decisions from {len(files)} segments "
-            "(0 unreadable entries kept in rejected.jsonl)\n"
+            f"shipped {len(on_file)} decisions from {len(files)} segments; 0 entries set aside\n"
+            f"rejected: none ({log_dir / 'rejected.jsonl'})\n"
         )
         assert run_pdp(["logs", "ship"], env, tmp_path).startswith("shipped 0 decisions from 0 ")
         assert sorted(table_ids(demo_db)) == sorted(on_file)
