@@ -484,7 +484,29 @@ def test_body_over_max_body_bytes_is_a_413(make_app: MakeApp) -> None:
 def test_wrong_method_or_path(
     client: FlaskClient, method: str, path: str, status: int, code: str
 ) -> None:
-    error(getattr(client, method)(path), status, code)
+    response = getattr(client, method)(path)
+    error(response, status, code)
+    if status == 405:  # RFC 9110: a 405 names the methods the resource takes
+        allowed = set(response.headers["Allow"].split(", "))
+        assert allowed and method.upper() not in allowed
+        for other in allowed - {"OPTIONS", "HEAD"}:
+            assert client.open(path, method=other).status_code != 405
+
+
+def test_every_405_names_the_allowed_methods(app: Flask) -> None:
+    """Over the whole URL map (API and console): a wrong method's answer carries ``Allow``."""
+    client = app.test_client()
+    refused = 0
+    for rule in app.url_map.iter_rules():
+        path = rule.rule.replace("<", "").replace(">", "")
+        wrong = next(m for m in ("PATCH", "PUT", "DELETE", "POST") if m not in rule.methods)
+        response = client.open(path, method=wrong)
+        if response.status_code == 405:
+            refused += 1
+            assert set(response.headers["Allow"].split(", ")) >= rule.methods - {"OPTIONS"}, (
+                rule.rule
+            )
+    assert refused >= 30
 
 
 # -- POST /v1/check/batch --------------------------------------------------------------------

@@ -320,6 +320,51 @@ def test_bad_body_is_a_400_json_error(server: Server, body: Any, code: str) -> N
     assert "Traceback" not in json.dumps(answer)
 
 
+def _raw(server: Server, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client library in between); the status, headers, body."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (
+            b"GET /v1/users/" + b"a" * 5000 + b"/permissions HTTP/1.1\r\nHost: x\r\n\r\n",
+            414,
+            "URI_TOO_LONG",
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
+            431,
+            "HEADERS_TOO_LARGE",
+        ),
+        (b"NOT A REQUEST LINE\r\n\r\n", 400, "BAD_REQUEST"),
+        (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400, "BAD_REQUEST"),
+    ],
+)
+def test_what_gunicorn_refuses_itself_is_json_too(
+    server: Server, request_bytes: bytes, status: int, code: str
+) -> None:
+    """A request the server refuses before the app sees it (an URL over 4 KB, a header over
+    8 KB, a broken request line): the API's JSON error, not gunicorn's HTML page."""
+    got, headers, body = _raw(server, request_bytes)
+    assert got == status, body
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(body)
+    error = json.loads(body)["error"]
+    assert error["code"] == code and error["message"]
+    assert b"html" not in body.lower()
+
+
 def test_openapi_document_is_served(server: Server) -> None:
     status, answer = server.request("GET", "/v1/openapi.json")
     assert status == 200

@@ -1,0 +1,27 @@
+"""Text the store must never hold (``pdp.text``): a scan of every text column of a database."""
+
+from __future__ import annotations
+
+from sqlalchemy import String, Text, create_engine, select
+
+from adapters.sql.models import Base
+from pdp.text import has_forbidden
+
+
+def forbidden_in_store(url: str) -> list[tuple[str, str]]:
+    """(table, value) for every stored text value holding a control character."""
+    found = []
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            for table in Base.metadata.sorted_tables:
+                columns = [c for c in table.columns if isinstance(c.type, String | Text)]
+                if not columns:
+                    continue
+                for row in conn.execute(select(*columns)):
+                    found.extend(
+                        (table.name, v) for v in row if isinstance(v, str) and has_forbidden(v)
+                    )
+    finally:
+        engine.dispose()
+    return found
