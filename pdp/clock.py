@@ -38,6 +38,11 @@ def paris_now() -> dt.datetime:
     return dt.datetime.fromtimestamp(time.time() + _offset, PARIS)
 
 
+def utc_now() -> dt.datetime:
+    """The current moment in UTC (shifted by PDP_CLOCK_START, if set): for stored instants."""
+    return paris_now().astimezone(dt.UTC)
+
+
 def paris_today() -> dt.date:
     """Return today's calendar day in Europe/Paris."""
     return paris_now().date()

@@ -53,6 +53,9 @@ class Settings:
     console_secret: str = ""
     console_user_header: str = "X-Portal-User"
     console_trusted_proxies: str = "127.0.0.1/32"
+    # Seconds a console session lives without a page asked (idle) and at most (absolute).
+    console_session_idle: int = 900
+    console_session_max: int = 28800
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
@@ -90,6 +93,12 @@ class Settings:
             raise ConfigurationError(
                 f"PDP_CONSOLE_AUTH must be one of {', '.join(a for a in CONSOLE_AUTH if a)}, "
                 f"not {settings.console_auth!r}"
+            )
+        if not 0 < settings.console_session_idle <= settings.console_session_max:
+            raise ConfigurationError(
+                "PDP_CONSOLE_SESSION_IDLE and PDP_CONSOLE_SESSION_MAX must be positive numbers "
+                "of seconds, the idle lifetime no longer than the absolute one (not "
+                f"{settings.console_session_idle} and {settings.console_session_max})"
             )
         return settings
 

@@ -263,3 +263,24 @@ class ApiClientRecord(Base):
     services: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ConsoleSessionRecord(Base):
+    """One session of the administration console (``pdp.console.sessions``).
+
+    The browser's cookie carries a random session id; only its SHA-256 is stored (``id_hash``),
+    so a copy of the table signs nobody in. A session is live while ``ended_at`` is unset and
+    it is within its idle and absolute lifetimes; sign-out, a refused user, a new person behind
+    the proxy or an expired lifetime set ``ended_at`` and ``end_reason``.
+    """
+
+    __tablename__ = "console_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    login: Mapped[str] = mapped_column(String(120), nullable=False)
+    mode: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, index=True
+    )
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -2,6 +2,7 @@
 admins and managers, over the same service layer as the JSON API (``pdp.admin``).
 
 - ``auth``: who is signed in (demo accounts, or a login header set by a trusted proxy);
+- ``sessions``: the console's sessions, kept in the database (sign-out, lifetimes);
 - ``security``: the CSRF token of every form and the security headers of every page;
 - ``pages``: sign-in, sign-out and the welcome page; ``users``: fiches 1 to 6; ``groups``:
   fiches 7 to 16; ``operators``: organisations, conventions, subscriptions and partner admins
@@ -24,12 +25,14 @@ from pdp.config import Settings
 from pdp.console import audit, groups, operators, pages, users  # noqa: F401
 from pdp.console.auth import ProxyTrust
 from pdp.console.blueprint import bp
+from pdp.console.sessions import SessionStore
 
 SESSION_COOKIE = "pdp_console"
 
 
 def session_secret(settings: Settings) -> str:
-    """The key signing the console's session cookie: ``PDP_CONSOLE_SECRET`` when set.
+    """The key signing the console's session cookie: ``PDP_CONSOLE_SECRET`` when set. A new
+    key refuses every cookie signed with the old one (everyone signs in again).
 
     Otherwise (development only: production refuses to start without it, ``refuse_defaults``)
     a key derived from ``PDP_JWT_SECRET``, or failing that from the database URL. It is derived
@@ -54,7 +57,13 @@ def install(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.production,
+        # A browser-session cookie whose signature Flask also refuses past the absolute
+        # lifetime (its default is 31 days); the session's record decides first.
+        PERMANENT_SESSION_LIFETIME=settings.console_session_max,
     )
     app.extensions["pdp.console"] = ProxyTrust.from_settings(settings)
+    app.extensions["pdp.console.sessions"] = SessionStore(
+        app.extensions["pdp.db"], settings.console_session_idle, settings.console_session_max
+    )
     app.extensions["pdp.error_page"] = pages.error_page
     app.register_blueprint(bp)

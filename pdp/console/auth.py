@@ -3,13 +3,16 @@
 Two ways (``PDP_CONSOLE_AUTH``):
 
 - ``demo`` (development): ``/console/connexion`` lists the open users of the database as
-  buttons; the chosen login is kept in the signed session cookie.
+  buttons; choosing one starts a console session (``pdp.console.sessions``), whose id alone
+  the signed cookie carries: the login is read from the session's record.
 - ``trusted-header`` (production, behind the portal's identity provider): the reverse proxy
   authenticates the user and sends the login in ``PDP_CONSOLE_USER_HEADER`` on every request;
-  the header is believed only from an address in ``PDP_CONSOLE_TRUSTED_PROXIES``.
+  the header is believed only from an address in ``PDP_CONSOLE_TRUSTED_PROXIES``. The console's
+  session (its CSRF token) belongs to that login: another login in the header ends it, and an
+  ended or expired one is replaced by a new one at the next page, the portal vouching.
 
 Either way the login must name a user open today (R-USR-4), checked on every request: a user
-closed while signed in is signed out.
+closed while signed in is signed out (the session ends).
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from flask import current_app, request, session
+from flask import current_app, flash, request, session
 
 from pdp.admin import users
 from pdp.admin.service import AdminService
 from pdp.config import Settings
+from pdp.console.sessions import REPLACED, LiveSession, SessionStore
 from pdp.engine.engine import Engine
 from pdp.errors import ConfigurationError, Unauthorized
 
@@ -73,22 +77,55 @@ def engine() -> Engine:
     return found
 
 
-def claimed_login() -> str | None:
-    """The login this request claims: the session's (demo) or the trusted proxy's header."""
+def sessions() -> SessionStore:
+    """The app's console sessions."""
+    found: SessionStore = current_app.extensions["pdp.console.sessions"]
+    return found
+
+
+SESSION_KEY = "sid"  # the session id, in Flask's signed cookie
+
+
+def identify() -> tuple[str | None, LiveSession | None]:
+    """The login this request claims, and the console session it comes with (if live).
+
+    Demo: the live session's login. Trusted header: the trusted proxy's header; a session of
+    another login ends (another person behind the same browser). A cookie naming no live
+    session (signed out, expired, ended by a refusal) is emptied: nothing of it (its CSRF
+    token, its messages) carries over.
+    """
     settings = trust()
-    if settings.mode == "trusted-header":
-        if not settings.trusts(request.remote_addr):
-            return None
-        value = request.headers.get(settings.header, "").strip()
-        if session.get("login") != (value or None):
-            # Another person behind the same browser: nothing of the previous session (its
-            # CSRF token, its messages) carries over.
-            session.clear()
-            if value:
-                session["login"] = value
-        return value or None
-    found = session.get("login")
-    return found if isinstance(found, str) else None
+    held = session.get(SESSION_KEY)
+    live = sessions().resume(held, settings.mode)
+    if live is None and held is not None:
+        session.clear()
+        if settings.mode == "demo":
+            flash("Votre session a pris fin : reconnectez-vous.", "error")
+    if settings.mode != "trusted-header":
+        return (live.login if live else None), live
+    if not settings.trusts(request.remote_addr):
+        return None, None
+    value = request.headers.get(settings.header, "").strip() or None
+    if live is not None and live.login != value:
+        end_session(live, REPLACED)
+        live = None
+    return value, live
+
+
+def begin_session(login: str) -> LiveSession:
+    """Start a new session of ``login`` in this browser: a new id and a new CSRF token (no
+    fixation); the caller has ended any previous one."""
+    session.clear()
+    mode = trust().mode
+    sid = session[SESSION_KEY] = sessions().start(login, mode)
+    return LiveSession(sid, login, mode)
+
+
+def end_session(live: LiveSession | None, reason: str) -> None:
+    """End ``live`` (if any) for ``reason`` everywhere, and empty this browser's cookie."""
+    if live is not None:
+        sessions().end(live.sid, reason)
+    session.clear()
 
 
 def refusal(login: str) -> str | None:

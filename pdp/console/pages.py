@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, g, redirect, request, session, url_for
+from flask import flash, g, redirect, request, url_for
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -13,7 +13,8 @@ from pdp.api.errors import with_headers
 from pdp.console import auth
 from pdp.console.blueprint import bp
 from pdp.console.common import actor, allowed, decisions, page
-from pdp.console.security import add_headers, csrf_ok, csrf_token, new_csrf_token
+from pdp.console.security import add_headers, csrf_ok, csrf_token
+from pdp.console.sessions import REFUSED, REPLACED, SIGNED_OUT
 from pdp.errors import PdpError
 
 # Endpoints answering without a signed-in user.
@@ -35,9 +36,12 @@ def _context() -> dict[str, Any]:
 
 @bp.before_request
 def _guard() -> Response | None:
-    """Find who claims to be signed in (a new person gets a new session), refuse a form
-    without this session's token (nothing done), then check the user is open."""
-    login = auth.claimed_login()
+    """Find who claims to be signed in and their live session (a new person gets a new
+    session), refuse a form without this session's token (nothing done), then check the user
+    is open: a refused user's session ends."""
+    if request.endpoint == "console.static":
+        return None  # the stylesheet is public: no session read for it
+    login, live = auth.identify()
     if request.method == "POST" and not csrf_ok():
         return page(
             "error.html",
@@ -47,15 +51,19 @@ def _guard() -> Response | None:
             "et recommencez. Rien n'a été modifié.",
         )
     g.console_login = None
+    g.console_session = live
     if login is not None:
         why = auth.refusal(login)
-        if why is None:
-            g.console_login = login
-        elif auth.trust().mode == "trusted-header":
-            return page("error.html", 403, title="Accès refusé", message=why)
-        else:
-            session.pop("login", None)
+        if why is not None:
+            auth.end_session(live, REFUSED)
+            g.console_session = None
+            if auth.trust().mode == "trusted-header":
+                return page("error.html", 403, title="Accès refusé", message=why)
             flash(why, "error")
+        else:
+            g.console_login = login
+            if live is None:  # behind the proxy: the portal vouches, a console session starts
+                g.console_session = auth.begin_session(login)
     if request.endpoint in PUBLIC or g.console_login is not None:
         return None
     if auth.trust().mode == "trusted-header":
@@ -134,17 +142,16 @@ def sign_in_as() -> Response:
     why = auth.refusal(login) if login else "Choisissez un compte."
     if why is not None:
         return page("connexion.html", 403, accounts=auth.accounts(), error=why)
-    session.clear()  # a new session for the new user (no fixation)
-    new_csrf_token()
-    session["login"] = login
+    auth.end_session(g.console_session, REPLACED)
+    g.console_session = auth.begin_session(login)  # a new session, a new token (no fixation)
     flash(f"Vous êtes connecté(e) en tant que {login}.", "success")
     return redirect(url_for("console.welcome"))
 
 
 @bp.post("/deconnexion")
 def sign_out() -> Response:
-    """Forget the session."""
-    session.clear()
+    """End the session, everywhere: a copy of its cookie signs nobody in any more."""
+    auth.end_session(g.console_session, SIGNED_OUT)
     flash("Vous êtes déconnecté(e).", "success")
     return redirect(url_for("console.sign_in"))
 

@@ -26,16 +26,12 @@ HEADERS = {
 
 
 def csrf_token() -> str:
-    """This session's CSRF token, made on first use."""
+    """This session's CSRF token, made on first use (a new session empties the cookie, so
+    it gets a new token)."""
     token = session.get(_SESSION_KEY)
     if not isinstance(token, str):
         token = session[_SESSION_KEY] = secrets.token_urlsafe(32)
     return token
-
-
-def new_csrf_token() -> None:
-    """Forget the session's token (after signing in or out: a new session, a new token)."""
-    session.pop(_SESSION_KEY, None)
 
 
 def csrf_ok() -> bool:
