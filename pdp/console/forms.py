@@ -38,7 +38,12 @@ class Field(NamedTuple):
 
 
 USER_FIELDS = (
-    Field("login", "Identifiant", required=True, hint="Sans espace, unique sur le portail."),
+    Field(
+        "login",
+        "Identifiant",
+        required=True,
+        hint="Lettres sans accent et chiffres, puis . _ @ + - ; unique sur le portail.",
+    ),
     Field("last_name", "Nom", required=True),
     Field("first_name", "Prénom", required=True),
     Field("email", "Adresse électronique", "email", required=True),
