@@ -37,12 +37,13 @@ class Field(NamedTuple):
     hint: str = ""
 
 
+LOGIN_HINT = "Lettres sans accent et chiffres, puis . _ @ + - ; unique sur le portail."
 USER_FIELDS = (
     Field(
         "login",
         "Identifiant",
         required=True,
-        hint="Lettres sans accent et chiffres, puis . _ @ + - ; unique sur le portail.",
+        hint=LOGIN_HINT,
     ),
     Field("last_name", "Nom", required=True),
     Field("first_name", "Prénom", required=True),

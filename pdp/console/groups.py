@@ -16,7 +16,7 @@ from pdp.admin import contracts, groups
 from pdp.admin.requests import GroupEdit, GroupNew, ManagerSet, NewUser
 from pdp.console.blueprint import bp
 from pdp.console.common import actor, admin, allowed, page
-from pdp.console.forms import Field, changes, parse, submitted
+from pdp.console.forms import LOGIN_HINT, Field, changes, parse, submitted
 from pdp.engine.admin import Target
 from pdp.errors import PdpError
 
@@ -62,7 +62,7 @@ EDIT_FIELDS = (
     ),
 )
 NEW_USER_FIELDS = (
-    Field("new_login", "Identifiant", hint="Sans espace, unique sur le portail."),
+    Field("new_login", "Identifiant", hint=LOGIN_HINT),
     Field("new_last_name", "Nom"),
     Field("new_first_name", "Prénom"),
     Field("new_email", "Adresse électronique", "email"),
