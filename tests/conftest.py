@@ -263,6 +263,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+# The settings of the tests' apps unless told otherwise: no decision log file, no refresh
+# throttle, no self-check against Casbin, no rate limit.
+APP_DEFAULTS: dict[str, Any] = {
+    "decision_log": "off",
+    "refresh_interval": 0,
+    "verify_orgs": 0,
+    "rate_limit": "off",
+}
+
+
 @pytest.fixture
 def make_app(demo_db: str, clean_env: None) -> Iterator[Callable[..., tuple[Flask, MemoryLog]]]:
     """Build apps over the demo database: ``make_app(**settings)`` → (app, its decision log).
@@ -272,14 +282,7 @@ def make_app(demo_db: str, clean_env: None) -> Iterator[Callable[..., tuple[Flas
     built: list[Flask] = []
 
     def make(**settings: Any) -> tuple[Flask, MemoryLog]:
-        config = {
-            "database_url": demo_db,
-            "decision_log": "off",
-            "refresh_interval": 0,
-            "verify_orgs": 0,
-            "rate_limit": "off",
-            **settings,
-        }
+        config = {"database_url": demo_db, **APP_DEFAULTS, **settings}
         log = MemoryLog()
         app = create_app(config, decision_log=log)
         built.append(app)

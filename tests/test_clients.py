@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 from admin_api import API_KEY, SECRET
+from conftest import APP_DEFAULTS
 from flask import Flask
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
@@ -652,13 +653,7 @@ def test_an_app_started_without_its_database_answers_503_until_it_reads_the_keys
 ) -> None:
     # A key that cannot be checked is neither valid nor invalid: 503 KEYS_UNAVAILABLE, never
     # 401 "invalid or revoked"; /readyz says why; the keys are read once the database is back.
-    config = {
-        "database_url": demo_db,
-        "decision_log": "off",
-        "refresh_interval": 0,
-        "verify_orgs": 0,
-        "rate_limit": "off",
-    }
+    config = {"database_url": demo_db, **APP_DEFAULTS}
     db, engine = engine_over(demo_db)
     with outage(demo_db, db):
         # The app building its own engine refuses to start, as it always did.

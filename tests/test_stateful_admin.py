@@ -17,7 +17,8 @@ After each write:
 - a success advanced the revision by one, answered that revision, and left audit records
   carrying it, the actor and the action (R-ADM-7);
 - the authorisation agrees with the public ``POST /v1/admin/check``: not allowed there → 403
-  with the same reason code (or a 400 the body earned first); allowed → neither 401 nor 403; a
+  with the same reason code (or a 400 the body earned first), or 404 naming what is unknown
+  when the reason is UNKNOWN_TARGET; allowed → neither 401 nor 403; a
   closed or unknown actor → 401 (R-USR-4);
 - where the outcome is cheap to predict from the state before (a third admin, a past date, a
   taken code, a role the parent lacks...), the answer is the predicted one: a model-free oracle
@@ -94,7 +95,7 @@ PAIRS = sorted((s, r) for s in SERVICES for r in CATALOGUE.services[s].roles)
 AFAS_PROFILES = list(CATALOGUE.services["afas"].user_profiles)
 
 # The demo's organisations, the town hall (the richest tree) more often; an unknown one now and
-# then (refused by the engine: UNKNOWN_TARGET).
+# then (refused by the engine: UNKNOWN_TARGET, answered 404 UNKNOWN_ORGANISATION).
 ORGS = [
     *["mairie-montreuil"] * 7,
     "asso-entraide",
@@ -104,6 +105,7 @@ ORGS = [
     "habitat-93",
 ]
 UNKNOWN_ORG = "nulle-part"
+UNKNOWN_CODES = {"UNKNOWN_ORGANISATION", "UNKNOWN_GROUP", "UNKNOWN_USER"}
 GHOST = "ghost.user"  # a login nobody has: 401 UNKNOWN_ACTOR
 CAFS = ["751", "931", "691", "131", "999"]  # 999: no such Caf
 
@@ -360,9 +362,14 @@ class AdminMachine(RuleBasedStateMachine):
         if not actor_open:
             assert status == 401, f"closed or unknown actor not refused (R-USR-4): {context}"
         elif not allowed:
-            assert status in (400, 403), f"admin check said {reason}: {context}"
+            assert status in (400, 403, 404), f"admin check said {reason}: {context}"
             if status == 403:
                 assert payload["error"]["code"] == reason, context
+            # A target that does not exist: 404 naming what is unknown, on every route (or a
+            # 400 the body earned first).
+            assert (status == 404) is (reason == "UNKNOWN_TARGET" and status != 400), context
+            if status == 404:
+                assert payload["error"]["code"] in UNKNOWN_CODES, context
         else:
             assert status not in (401, 403), f"admin check allowed it: {context}"
             if expect is not None:
@@ -479,7 +486,8 @@ class AdminMachine(RuleBasedStateMachine):
                 expect.append((409, "USER_CLOSED"))  # R-TIME-2: a closed account stays closed
             if closes is not None and w.afas_profiles(login):
                 expect.append((409, "AFAS_PROFILES_REMAIN"))  # R-AFAS-3
-            if closes is not None and closes <= user["opens_on"]:
+            # R-USR-4: closing on the opening day is allowed (closed at once), not before it.
+            if closes is not None and closes < user["opens_on"]:
                 expect.append((400, "INVALID_DATES"))
             if closes is not None and self._manages_later(login, closes):
                 expect.append((409, "USER_MANAGES_GROUPS"))  # R-ADM-3: replace them first
