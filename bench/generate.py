@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from adapters.sql.database import record_change, upgrade
 from adapters.sql.models import Base
+from pdp.audit import AuditChain, AuditEvent, now
 from pdp.catalogue import Catalogue, load_catalogue
 from pdp.clock import paris_today
 
@@ -493,4 +494,16 @@ def generate(
         gen.flush()
         _advance_sequences(conn)
         revision = record_change(session, [None], "bench load")
+        # One record for the whole load: every revision leaves one (`pdp audit verify`).
+        load = AuditEvent(
+            "pdp-bench-load",
+            "bench.load",
+            "platform",
+            None,
+            None,
+            {"scale": scale, "seed": seed, **gen.counts},
+            revision,
+            now(),
+        )
+        AuditChain().append(session, [load], None)
     return GenerateStats(scale, seed, today, gen.counts, time.perf_counter() - started, revision)

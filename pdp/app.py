@@ -26,6 +26,7 @@ from pdp.audit import AuditChain
 from pdp.auditor import AuditorQueries
 from pdp.auth import TokenVerifier
 from pdp.catalogue import load_catalogue
+from pdp.checkpoints import open_writer
 from pdp.clients import DEMO_CLIENT, ClientRegistry
 from pdp.clock import start_clock_at
 from pdp.config import Settings, refuse_defaults
@@ -138,6 +139,8 @@ def create_app(
         masker,
     )
     app.extensions["pdp.auditor"] = AuditorQueries(db, admin, masker)
+    # Started in each worker after the fork (pdp.server), like the watcher.
+    app.extensions["pdp.checkpoints"] = open_writer(settings, db)
     # Started in each worker after the fork (pdp.server), never in the master.
     app.extensions["pdp.watcher"] = open_watcher(
         settings.watcher, settings.database_url, engine, on_reconnect=WATCHER_RECONNECTS.inc

@@ -10,6 +10,14 @@ The chain: record n carries ``prev_hash`` (record n-1's hash, 64 zeros for the f
 ``prev_hash``. The head (last seq and hash) is kept in the ``policy_revision`` row, updated in
 the same transaction. Writers are serialised by that row's lock (``bump_revision``), so the chain
 never forks. ``verify`` walks the chain and names the first broken record.
+
+Revisions and records: every write that takes a revision leaves at least one record of that
+revision (``AdminService.write``, the demo load), and the API keys' records carry the current
+revision without taking one (``pdp.clients``). So the last record's revision is the policy's
+revision, and an empty chain goes with revision 0: ``verify`` checks both, which shows records
+cut off the end even when the head was moved back with them. Records cut off the end with the
+revision moved back too are shown by a checkpoint kept outside the database
+(``pdp.checkpoints``), which ``verify`` compares when given one.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import hmac
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Engine, insert, select, update
@@ -28,6 +36,9 @@ from sqlalchemy.orm import Session
 
 from adapters.sql.models import AuditRecord, PolicyRevision
 from pdp.masking import Masker
+
+if TYPE_CHECKING:
+    from pdp.checkpoints import Checkpoint
 
 GENESIS = "0" * 64
 
@@ -129,9 +140,14 @@ class AuditChain:
             )
         return seq
 
-    def verify(self, db: Engine, chunk: int = 5000) -> VerifyReport:
-        """Walk the whole chain; report the first broken record, if any."""
-        expected_seq, prev, count = 1, GENESIS, 0
+    def verify(
+        self, db: Engine, chunk: int = 5000, checkpoint: Checkpoint | None = None
+    ) -> VerifyReport:
+        """Walk the whole chain; report the first broken record, if any. Then check that the
+        policy revision is the last record's (0 for an empty chain) and that the chain holds
+        ``checkpoint``'s record with its hash, naming what is missing."""
+        expected_seq, prev, count, last_revision = 1, GENESIS, 0, None
+        held = GENESIS if checkpoint is not None and checkpoint.seq == 0 else None
         with db.connect() as conn:
             if conn.dialect.name == "postgresql":
                 # One snapshot for the head and every chunk: under READ COMMITTED a write
@@ -139,9 +155,9 @@ class AuditChain:
                 # an intact chain would be reported broken.
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             head = conn.execute(
-                select(PolicyRevision.audit_seq, PolicyRevision.audit_hash).where(
-                    PolicyRevision.id == 1
-                )
+                select(
+                    PolicyRevision.audit_seq, PolicyRevision.audit_hash, PolicyRevision.revision
+                ).where(PolicyRevision.id == 1)
             ).one()
             last = 0
             while True:
@@ -181,7 +197,9 @@ class AuditChain:
                             "was written with another PDP_AUDIT_KEY)",
                         )
                     prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
-                    last = row.seq
+                    last, last_revision = row.seq, int(row.revision)
+                    if checkpoint is not None and row.seq == checkpoint.seq:
+                        held = row.hash
         if (int(head.audit_seq), str(head.audit_hash)) != (expected_seq - 1, prev):
             return VerifyReport(
                 False,
@@ -191,7 +209,58 @@ class AuditChain:
                 f"{head.audit_seq}: records were deleted from its end, or appended behind "
                 "the service's back",
             )
-        return VerifyReport(True, count, None, f"{count} records, chain intact, head {prev}")
+        revision = int(head.revision)
+        lacking = None
+        if checkpoint is not None:
+            from pdp.checkpoints import missing  # pdp.checkpoints imports this module
+
+            lacking = missing(checkpoint, count, held)
+        behind = revision_problem(revision, count, last_revision)
+        if lacking is None and behind is None:
+            return VerifyReport(
+                True,
+                count,
+                None,
+                f"{count} records, chain intact, head {prev}, revision {revision}",
+            )
+        # The first record that is not as it should be: the first missing one, or the one
+        # the checkpoint saw with another hash.
+        first = (
+            count + 1 if lacking is None or held is None or checkpoint is None else checkpoint.seq
+        )
+        message = "; ".join(p for p in (lacking, behind) if p)
+        return VerifyReport(False, count, first, message, lacks_checkpoint=lacking is not None)
+
+
+def span(noun: str, first: int, last: int) -> str:
+    """ "record 7", or "records 7-9"."""
+    return f"{noun} {first}" if first == last else f"{noun}s {first}-{last}"
+
+
+def revision_problem(revision: int, count: int, last_revision: int | None) -> str | None:
+    """Why an intact chain of ``count`` records, the last of revision ``last_revision``, does
+    not go with the policy's ``revision`` (see the module), or None."""
+    if last_revision is None:
+        if revision == 0:
+            return None
+        return (
+            f"the chain is empty but the policy is at revision {revision}: every revision "
+            f"leaves records, so those of {span('revision', 1, revision)} are missing (the "
+            "trail was emptied and its head reset)"
+        )
+    if last_revision < revision:
+        return (
+            f"the policy is at revision {revision} but the chain's last record, {count}, is of "
+            f"revision {last_revision}: the records of "
+            f"{span('revision', last_revision + 1, revision)} are missing (cut off the end, and "
+            "the head moved back)"
+        )
+    if last_revision > revision:
+        return (
+            f"the chain's last record, {count}, is of revision {last_revision}, after the "
+            f"policy's revision {revision}: the revision was moved back"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -202,6 +271,7 @@ class VerifyReport:
     checked: int
     first_broken: int | None
     message: str
+    lacks_checkpoint: bool = False  # the chain does not hold the checkpoint compared
 
 
 def record_json(row: Any) -> dict[str, Any]:

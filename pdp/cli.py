@@ -301,14 +301,61 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain; exit 1 naming the first broken record."""
-    from pdp.audit import AuditChain
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(dir_okay=False),
+    help="Compare with this checkpoint file instead of the latest of PDP_AUDIT_CHECKPOINT_DIR.",
+)
+def audit_verify(checkpoint_file: str | None) -> None:
+    """Check the hash chain, the policy revision against it, and the latest checkpoint (or
+    --checkpoint); exit 1 naming the first broken or missing record."""
+    from pdp.checkpoints import verify_trail
 
     settings = _settings()
-    report = AuditChain(settings.audit_key).verify(make_engine(settings.database_url))
-    click.echo(("ok: " if report.ok else "BROKEN: ") + report.message)
+    report = verify_trail(settings, make_engine(settings.database_url), checkpoint_file)
+    for line in report.lines:
+        click.echo(line)
     sys.exit(0 if report.ok else 1)
+
+
+@audit.command("checkpoint")
+@click.option(
+    "--after-restore",
+    is_flag=True,
+    help="Acknowledge a restore that went behind the latest checkpoint: start a new generation.",
+)
+def audit_checkpoint(after_restore: bool) -> None:
+    """Write a signed checkpoint of the chain's head into PDP_AUDIT_CHECKPOINT_DIR; exit 1 if
+    the chain lacks the latest checkpoint."""
+    from pdp.audit import AuditChain
+    from pdp.checkpoints import CheckpointError, open_writer
+
+    settings = _settings()
+    db = make_engine(settings.database_url)
+    writer = open_writer(settings, db)
+    if writer is None:
+        raise ConfigurationError("PDP_AUDIT_CHECKPOINT_DIR is not set: nowhere to write")
+    if after_restore:
+        # Only an intact chain may be acknowledged: the new generation vouches for it.
+        report = AuditChain(settings.audit_key).verify(db)
+        if not report.ok:
+            click.echo(f"BROKEN: {report.message}; not acknowledged", err=True)
+            sys.exit(1)
+    try:
+        checkpoint = writer.step(after_restore=after_restore)
+    except CheckpointError as exc:
+        click.echo(f"refused: {exc}", err=True)
+        sys.exit(1)
+    superseded = (
+        f", superseding record {checkpoint.supersedes[0]} of the previous generation"
+        if checkpoint.supersedes
+        else ""
+    )
+    click.echo(
+        f"{checkpoint.path}: record {checkpoint.seq}, hash {checkpoint.hash}, "
+        f"revision {checkpoint.revision}, generation {checkpoint.generation}{superseded}"
+    )
 
 
 @audit.command("export")

@@ -33,6 +33,9 @@ class Settings:
     log_mask: str = "email"
     log_mask_key: str = ""
     audit_key: str = ""
+    # Signed checkpoints of the audit chain's head (pdp.checkpoints): "" = none written.
+    audit_checkpoint_dir: str = ""
+    audit_checkpoint_interval: float = 300.0
     jwt_secret: str = ""
     jwt_public_key: str = ""
     jwt_algorithm: str = "HS256"
@@ -88,6 +91,11 @@ class Settings:
         if settings.env not in ENVIRONMENTS:
             raise ConfigurationError(
                 f"PDP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {settings.env!r}"
+            )
+        if not 0 < settings.audit_checkpoint_interval <= 86400:  # also refuses nan and inf
+            raise ConfigurationError(
+                "PDP_AUDIT_CHECKPOINT_INTERVAL must be a number of seconds above 0, at most "
+                f"86400, not {settings.audit_checkpoint_interval!r}"
             )
         if settings.console_auth not in CONSOLE_AUTH:
             raise ConfigurationError(
@@ -152,6 +160,11 @@ def _weak(secret: str) -> str | None:
     if len(set(secret)) < 10:
         return "it has fewer than 10 distinct characters"
     return None
+
+
+def weak_secret(secret: str) -> str | None:
+    """Why ``secret`` is not fit for production, or None (for checks outside this module)."""
+    return _weak(secret)
 
 
 def refuse_defaults(settings: Settings) -> None:

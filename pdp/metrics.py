@@ -26,7 +26,11 @@ What is measured (the names are the public contract of dashboards and alerts):
   ``pdp_decision_log_rejected_total{cause}``: entries set aside in ``rejected.jsonl``
   (``unreadable``, or ``refused`` by the database), which every later entry ships past;
 - ``pdp_watcher_reconnects_total``: how often the change watcher (``pdp.watcher``) had to
-  reconnect to the store.
+  reconnect to the store;
+- ``pdp_audit_checkpoint_errors_total``: checkpoint rounds (``pdp.checkpoints``) that failed
+  or were refused because the audit chain lacks the latest checkpoint (alert on any increase),
+  and ``pdp_audit_checkpoint_ok_timestamp_seconds``: when a round last found the chain holding
+  the latest checkpoint (Unix time; the newest of the live workers).
 """
 
 from __future__ import annotations
@@ -171,6 +175,18 @@ LOG_WRITE_ERRORS = Counter(
 # Incremented by pdp.watcher each time it reconnects to the store after losing its connection.
 WATCHER_RECONNECTS = Counter(
     "pdp_watcher_reconnects_total", "Reconnections of the change watcher to the store."
+)
+
+# -- the audit trail's checkpoints -------------------------------------------------------------
+
+AUDIT_CHECKPOINT_ERRORS = Counter(
+    "pdp_audit_checkpoint_errors_total",
+    "Audit checkpoint rounds that failed, or were refused (the chain lacks the latest checkpoint).",
+)
+AUDIT_CHECKPOINT_OK = Gauge(
+    "pdp_audit_checkpoint_ok_timestamp_seconds",
+    "Unix time a checkpoint round last found the audit chain holding the latest checkpoint.",
+    multiprocess_mode="livemax",
 )
 
 

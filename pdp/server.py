@@ -85,6 +85,11 @@ def _post_fork(server: Any, worker: Any) -> None:
     watcher = extensions.get("pdp.watcher")
     if watcher is not None:
         watcher.start()
+    # Each worker checkpoints the audit chain's head (pdp.checkpoints): the same head makes the
+    # same file, so several writers are harmless, and one surviving worker is enough.
+    checkpoints = extensions.get("pdp.checkpoints")
+    if checkpoints is not None:
+        checkpoints.start()
 
 
 def _worker_exit(server: Any, worker: Any) -> None:

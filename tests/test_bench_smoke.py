@@ -20,6 +20,7 @@ from adapters.sql.snapshot import SqlSnapshotSource
 from bench.__main__ import main
 from bench.generate import generate
 from bench.run import RunOptions, run, write_json
+from pdp.audit import AuditChain
 
 SCALE = 0.002  # 40 organisations, ~800 users
 
@@ -78,6 +79,9 @@ def test_generated_data_respects_the_domain_rules(tmp_path: Path) -> None:
     db = make_engine(f"sqlite:///{tmp_path / 'rules.sqlite3'}")
     today = dt.date(2026, 1, 15)
     generate(db, SCALE, seed=4, today=today)
+    # The load's revision has its audit record: `pdp audit verify` passes on a bench database.
+    report = AuditChain().verify(db)
+    assert report.ok and report.checked == 1, report.message
     snap = SqlSnapshotSource(db).load()
     groups = {gid: (org, parent, s, e) for gid, org, parent, _c, _l, s, e in snap.groups}
     roles: dict[int, set[tuple[str, str]]] = {}

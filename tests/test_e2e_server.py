@@ -195,9 +195,12 @@ class Served:
 
 @contextlib.contextmanager
 def demo_server(workdir: Path) -> Iterator[Served]:
-    """``pdp serve --workers 2`` on a fresh SQLite file with the demo data."""
+    """``pdp serve --workers 2`` on a fresh SQLite file with the demo data, checkpointing the
+    audit chain into ``workdir/checkpoints``."""
     url = f"sqlite:///{workdir / 'pdp.sqlite3'}"
-    env = server_env(workdir, PDP_DATABASE_URL=url)
+    checkpoints = workdir / "checkpoints"
+    checkpoints.mkdir()
+    env = server_env(workdir, PDP_DATABASE_URL=url, PDP_AUDIT_CHECKPOINT_DIR=str(checkpoints))
     run_pdp(["db", "upgrade"], env, workdir)
     assert run_pdp(["demo", "load"], env, workdir) == "demo data loaded (revision 1)\n"
     key = add_key(env, workdir)
@@ -370,6 +373,25 @@ def test_openapi_document_is_served(server: Server) -> None:
     assert status == 200
     assert answer["openapi"].startswith("3.")
     assert "/v1/check" in answer["paths"]
+
+
+def test_the_workers_checkpoint_the_audit_chain(served: Served) -> None:
+    """Each worker starts its checkpoint writer after the fork (pdp.server) and checkpoints the
+    audit chain's head at once, without any request: the demo's 70 records and the API key's
+    one; `pdp audit verify` then compares the chain with it."""
+    workdir = served.server.log_path.parent
+    checkpoints = workdir / "checkpoints"
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not list(checkpoints.glob("audit-*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    names = [p.name for p in checkpoints.glob("audit-*.json")]
+    assert len(names) == 1 and names[0].startswith("audit-g0000-000000000071-"), names
+    env = server_env(
+        workdir, PDP_DATABASE_URL=served.database_url, PDP_AUDIT_CHECKPOINT_DIR=str(checkpoints)
+    )
+    out = run_pdp(["audit", "verify"], env, workdir)
+    assert out.startswith("ok: 71 records, chain intact, ")
+    assert f"it holds the latest checkpoint {names[0]} (written " in out
 
 
 # -- a write made elsewhere reaches every worker -----------------------------------------------

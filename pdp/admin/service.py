@@ -267,6 +267,22 @@ class AdminService:
                 self.require(actor, action, target)
                 tx = Tx(session, revision, actor, action, target, self.today(), self)
                 yield tx
+                if not tx.events:
+                    # Every revision leaves a record: `pdp audit verify` checks the policy's
+                    # revision against the chain's last record (pdp.audit). A write that
+                    # changed nothing still says who took the revision, and for what.
+                    tx.events.append(
+                        AuditEvent(
+                            actor,
+                            action,
+                            str(target),
+                            target.organisation,
+                            None,
+                            None,
+                            revision,
+                            now(),
+                        )
+                    )
                 log_changes(session, revision, tx.organisations or {None}, action)
                 # In the same transaction: no change without its audit record (and no record
                 # without its change).
