@@ -28,7 +28,7 @@ import hmac
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Engine, insert, select, update
@@ -37,10 +37,22 @@ from sqlalchemy.orm import Session
 from adapters.sql.models import AuditRecord, PolicyRevision
 from pdp.masking import Masker
 
-if TYPE_CHECKING:
-    from pdp.checkpoints import Checkpoint
-
 GENESIS = "0" * 64
+
+
+class Anchor(Protocol):
+    """A record of the chain seen from outside the database (``pdp.checkpoints``)."""
+
+    @property
+    def seq(self) -> int:
+        """The record's number."""
+
+    @property
+    def hash(self) -> str:
+        """Its hash when it was seen."""
+
+    def describe(self) -> str:
+        """For messages: which anchor, when and where it was written."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +153,7 @@ class AuditChain:
         return seq
 
     def verify(
-        self, db: Engine, chunk: int = 5000, checkpoint: Checkpoint | None = None
+        self, db: Engine, chunk: int = 5000, checkpoint: Anchor | None = None
     ) -> VerifyReport:
         """Walk the whole chain; report the first broken record, if any. Then check that the
         policy revision is the last record's (0 for an empty chain) and that the chain holds
@@ -212,8 +224,6 @@ class AuditChain:
         revision = int(head.revision)
         lacking = None
         if checkpoint is not None:
-            from pdp.checkpoints import missing  # pdp.checkpoints imports this module
-
             lacking = missing(checkpoint, count, held)
         behind = revision_problem(revision, count, last_revision)
         if lacking is None and behind is None:
@@ -230,6 +240,24 @@ class AuditChain:
         )
         message = "; ".join(p for p in (lacking, behind) if p)
         return VerifyReport(False, count, first, message, lacks_checkpoint=lacking is not None)
+
+
+def missing(checkpoint: Anchor, end: int, held: str | None) -> str | None:
+    """What the chain lacks of ``checkpoint``, or None if it holds it. ``end`` is the chain's
+    last record, ``held`` the hash of its record ``checkpoint.seq`` (None: no such record)."""
+    if held == checkpoint.hash and end >= checkpoint.seq:
+        return None
+    saw = f"the {checkpoint.describe()} saw record {checkpoint.seq} with hash {checkpoint.hash}"
+    if held is None:
+        lost = span("record", end + 1, checkpoint.seq)
+        are = "is" if end + 1 == checkpoint.seq else "are"
+        return f"{lost} {are} missing: the chain ends at record {end}, {saw}"
+    if held != checkpoint.hash:
+        return (
+            f"record {checkpoint.seq} is not the one checkpointed (hash {held}): the chain "
+            f"was rewritten or replaced from that record or before; {saw}"
+        )
+    return f"the chain ends at record {end}, before record {checkpoint.seq}: {saw}"
 
 
 def span(noun: str, first: int, last: int) -> str:

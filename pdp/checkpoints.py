@@ -43,7 +43,7 @@ from sqlalchemy import Connection, Engine, select
 
 from adapters.sql.models import AuditRecord, PolicyRevision
 from pdp import metrics
-from pdp.audit import GENESIS, record_digest, span
+from pdp.audit import GENESIS, missing, record_digest
 from pdp.config import Settings, weak_secret
 from pdp.errors import ConfigurationError
 
@@ -245,24 +245,6 @@ def write(directory: str | Path, checkpoint: Checkpoint, key: bytes | None) -> P
 
 
 # -- comparing a chain with a checkpoint -------------------------------------------------------
-
-
-def missing(checkpoint: Checkpoint, end: int, held: str | None) -> str | None:
-    """What the chain lacks of ``checkpoint``, or None if it holds it. ``end`` is the chain's
-    last record, ``held`` the hash of its record ``checkpoint.seq`` (None: no such record)."""
-    if held == checkpoint.hash and end >= checkpoint.seq:
-        return None
-    saw = f"the {checkpoint.describe()} saw record {checkpoint.seq} with hash {checkpoint.hash}"
-    if held is None:
-        lost = span("record", end + 1, checkpoint.seq)
-        are = "is" if end + 1 == checkpoint.seq else "are"
-        return f"{lost} {are} missing: the chain ends at record {end}, {saw}"
-    if held != checkpoint.hash:
-        return (
-            f"record {checkpoint.seq} is not the one checkpointed (hash {held}): the chain "
-            f"was rewritten or replaced from that record or before; {saw}"
-        )
-    return f"the chain ends at record {end}, before record {checkpoint.seq}: {saw}"
 
 
 AFTER_RESTORE = (
