@@ -2,7 +2,8 @@
 
 This is written from the rules directly and independently of the fast index, so that Casbin
 evaluating these lines is a real reference for it. Only records open on the day become lines
-(pycasbin's own time-conditioned links are unusable at our scale, see CASBIN-NOTES):
+(pycasbin's own time-conditioned links are unusable at our scale: in pycasbin 2.8, adding one at
+run time fails and loading a few thousand takes minutes):
 
 - a *membership* line  (user, group, organisation) for each membership open on the day of a
   user open on the day;

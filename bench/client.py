@@ -1,4 +1,4 @@
-"""What the Python client costs over the raw HTTP request (issue 8).
+"""What the Python client costs over the raw HTTP request.
 
 ``python -m bench.client [--database-url URL] [--calls N] [--rounds R]`` starts ``pdp serve``
 (decision log and rate limit off, so that only the caller differs) and times, one call after

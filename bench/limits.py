@@ -1,4 +1,4 @@
-"""What callers' authentication and the rate limit cost (issue 6).
+"""What callers' authentication and the rate limit cost.
 
 ``python -m bench.limits [--database-url URL] [--redis-url URL]`` prints:
 

@@ -218,7 +218,7 @@ def _casbin(
         slow = reference.allowed(q.user, code, q.service, q.role, q.caf)
         elapsed = clock() - t0
         if done == 0:
-            first_ns = elapsed  # the role manager warms up on the first call (CASBIN-NOTES)
+            first_ns = elapsed  # the role manager warms up on the first call
         (allowed_ns if slow else denied_ns).append(elapsed)
         fast = index.decide(q.user, q.service, q.role, q.caf, ordinal).reason is Reason.ALLOWED
         if fast == slow:

@@ -1,4 +1,4 @@
-"""Signed checkpoints of the audit chain's head, kept outside the database (issue 17).
+"""Signed checkpoints of the audit chain's head, kept outside the database.
 
 The chain (``pdp.audit``) shows a record edited, inserted or deleted in its middle, and its head
 in ``policy_revision`` shows records cut off its end, unless whoever cuts them also moves the

@@ -1,4 +1,4 @@
-"""Propagation between instances: PostgreSQL LISTEN/NOTIFY (issue 7).
+"""Propagation between instances: PostgreSQL LISTEN/NOTIFY.
 
 Every writer's transaction sends ``pg_notify('pdp_policy', <revision>)``
 (``adapters.sql.database.bump_revision``); PostgreSQL delivers it to every listener when, and

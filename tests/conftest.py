@@ -1,7 +1,7 @@
 """Shared fixtures: a real database per test (SQLite, and PostgreSQL when asked), the app, its
 client.
 
-Databases (STYLE rule 12: one suite, every driver):
+Databases (one suite, run on every driver):
 
 - ``sqlite``: a fresh temporary file per test. The schema is made once per session by the
   Alembic migrations (``adapters.sql.database.upgrade``) into a template file, which each test

@@ -1,4 +1,4 @@
-"""A reference evaluator of R-DEC-1, written from the text of DOMAIN.md alone.
+"""A reference evaluator of R-DEC-1, written from its text (docs/rules.md) alone.
 
 It knows nothing of Casbin, of the engine's index or of the SQL store: the world is a handful of
 plain frozen dataclasses, and ``decide`` reads R-DEC-1 clause by clause:

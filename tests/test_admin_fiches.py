@@ -1,10 +1,10 @@
 """The administrator's guide, fiche by fiche, through the HTTP administration API.
 
-Each test follows the steps of one "fiche pratique" of the guide
-(``/work/shared/seeds/000_*.txt``: fiches 1 to 16) or one of the three how-tos
-(``seeds/004_*.txt``: "habiliter un utilisateur", "créer un sous-groupe", "consulter un
-dossier") on the demo data (``pdp.demo``), as the actor the guide names (the partner admin
-alice.martin, the manager bruno.petit, ...). For every write it checks:
+Each test follows the steps of one "fiche pratique" of the guide (fiches 1 to 16) or one of the
+three unnumbered how-to sheets ("habiliter un utilisateur", "créer un sous-groupe", "consulter
+un dossier"), all listed in docs/rules.md, on the demo data (``pdp.demo``), as the actor the
+guide names (the partner admin alice.martin, the manager bruno.petit, ...). For every write it
+checks:
 
 - the outcome, read back through the administration API;
 - that decisions see the change at once (``POST /v1/check``, ``GET /v1/users/<login>/permissions``);
@@ -771,7 +771,7 @@ def test_fiche_16_replace_manager(api: Api) -> None:
     )
 
 
-# -- The three how-tos (seeds/004) -------------------------------------------------------------
+# -- The three how-to sheets -------------------------------------------------------------------
 
 
 def test_howto_habiliter_un_utilisateur(api: Api) -> None:

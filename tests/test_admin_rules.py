@@ -1,4 +1,4 @@
-"""The rules of DOMAIN.md that refuse an administrative action, one test per refusal, through
+"""The rules (docs/rules.md) that refuse an administrative action, one test per refusal, through
 the HTTP administration API on the demo data (``pdp.demo``).
 
 Each test names the rule it checks. Every refusal is checked to have written nothing: the

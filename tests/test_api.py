@@ -1,7 +1,7 @@
 """The decision API over HTTP (Flask's test client) on the demo data (pdp.demo).
 
 Every answer is JSON; every error is ``{"error": {"code", "message"}}`` with a stable code,
-never a 500 nor a traceback (STYLE rule 7). Decisions are written to the decision log with the
+never a 500 nor a traceback. Decisions are written to the decision log with the
 id returned to the caller.
 """
 
@@ -236,7 +236,7 @@ def test_check_is_recorded_in_the_decision_log(
 def test_a_decision_that_cannot_be_logged_is_not_answered(
     demo_db: str, clean_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Fail closed (STYLE rule 8, issue 5): no decision leaves without its entry on file. The
+    # Fail closed: no decision leaves without its entry on file. The
     # disk fills up half-way through the entry: 503, and the half line is cut back off.
     import errno
 

@@ -1,4 +1,4 @@
-"""Signed checkpoints of the audit chain's head, kept outside the database (issue 17, defect 5).
+"""Signed checkpoints of the audit chain's head, kept outside the database.
 
 The attack they answer: delete the newest audit records and move the stored head back (and the
 policy revision with it), or empty the table and reset the head; the chain alone still verifies.

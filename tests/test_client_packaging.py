@@ -1,4 +1,4 @@
-"""The client is installable and importable without the server (issue 8): ``pip install pdp``
+"""The client is installable and importable without the server: ``pip install pdp``
 brings urllib3 only, ``pdp[flask]`` adds Flask, and importing ``pdp.client`` loads nothing of
 the decision service."""
 

@@ -1,4 +1,4 @@
-"""Callers and limits (issue 6): front-ends' API keys, the per-client rate limit, the size
+"""Callers and limits: front-ends' API keys, the per-client rate limit, the size
 limits, production mode, and secrets kept out of every log.
 
 - A key is created by ``pdp clients add NAME --services …``, shown once, stored as a SHA-256
@@ -543,7 +543,7 @@ def test_local_windows_reset_each_window_and_stay_bounded() -> None:
     assert windows.hit("a") == 18  # the minute window [960, 1020) is full: 1020 - 1002
 
 
-# -- Keys through a database outage (issue 17) -------------------------------------------------
+# -- Keys through a database outage ------------------------------------------------------------
 
 UNKNOWN_KEY = f"pdp_ffffffffffff_{'t' * 43}"  # well-formed, in no database
 CDAP = {"user": "bruno.petit", "service": "cdap"}
@@ -608,7 +608,7 @@ def check_as(client: Any, key: str) -> tuple[int, str | None]:
 def test_keys_read_at_start_outlive_a_database_lost_before_the_first_request(
     make_app: MakeApp, demo_db: str
 ) -> None:
-    # Issue 17: keys were read on the first request only; a database down by then made every
+    # Keys used to be read on the first request only; a database down by then made every
     # valid key 401 INVALID_API_KEY. They are read when the app starts, and kept.
     old, _ = store(demo_db).add("old-front", ["cdap"], "cli:tester")
     store(demo_db).revoke("old-front", "cli:tester")
@@ -696,9 +696,10 @@ def test_production_refuses_to_start_without_reading_the_keys(
 def test_every_worker_of_a_fresh_server_keeps_the_keys_when_postgres_goes(
     tmp_path: Path, demo_db: str
 ) -> None:
-    # The attack of issue 17: `pdp serve` (development mode, 2 workers) loses its database
-    # before its first check; every worker must still accept a valid key. PostgreSQL only: an
-    # open SQLite connection reads on from a file moved away, so only a server can go away.
+    # The failure this guards against: `pdp serve` (development mode, 2 workers) loses its
+    # database before its first check; every worker must still accept a valid key. PostgreSQL
+    # only: an open SQLite connection reads on from a file moved away, so only a server can go
+    # away.
     env = server_env(tmp_path, PDP_DATABASE_URL=demo_db)
     with running(["serve", "--workers", "2"], env, tmp_path) as server:
         server.api_key = API_KEY

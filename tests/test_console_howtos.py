@@ -1,7 +1,8 @@
-"""The how-to sheets ("fiches pratiques") of seed 004, clicked through in the console against a
-real ``pdp serve``, each proved by a real decision of the server's ``POST /v1/check``:
-"Habiliter un utilisateur", "Créer un sous-groupe", and "Consulter un dossier (service Cdap)"
-(the only three sheets in the seeds; the last is an end user's, not an administrator's)."""
+"""The unnumbered how-to sheets ("fiches pratiques", listed in docs/rules.md), clicked through
+in the console against a real ``pdp serve``, each proved by a real decision of the server's
+``POST /v1/check``: "Habiliter un utilisateur", "Créer un sous-groupe", and "Consulter un
+dossier (service Cdap)" (the only three such sheets; the last is an end user's, not an
+administrator's)."""
 
 from __future__ import annotations
 

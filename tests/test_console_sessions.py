@@ -1,4 +1,4 @@
-"""The console's sessions (issue 17, defect 4): kept in the database, so that signing out, a
+"""The console's sessions: kept in the database, so that signing out, a
 closed user, a new secret and the idle and absolute lifetimes end them for every copy of the
 cookie and every instance. Flask's test client over the demo, on each database; time is moved
 by the session store's injected clock, never by sleeping. The browser test at the end signs

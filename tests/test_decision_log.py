@@ -478,7 +478,7 @@ def test_a_lock_is_what_makes_a_segment_someone_elses(tmp_path: Path, db: Engine
 # -- entries the database refuses -------------------------------------------------------------
 
 # Entries whose JSON is fine but whose row the database refuses: one of them used to stop its
-# segment's shipping for good (issue 17). Written through the log object, as a worker writes.
+# segment's shipping for good. Written through the log object, as a worker writes.
 POISONS = {
     "nul": {"user": "a\u0000b"},  # PostgreSQL text holds no NUL (SQLite stores it)
     "null_kind": {"kind": None},  # NOT NULL constraint

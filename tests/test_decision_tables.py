@@ -1,4 +1,4 @@
-"""Decision tables as data (STYLE rule 13): ``tests/cases/*.yaml``, one parametrised test.
+"""Policy behaviour as data: decision tables in ``tests/cases/*.yaml``, one parametrised test.
 
 Each file holds a ``state`` (the domain store, days relative to ``TODAY``) and ``cases``, each
 citing the rules (R-…) it proves. The state is written to a real database (SQLite, and

@@ -1,4 +1,4 @@
-"""Differential test (issue 2, point 4): the fast index gives the answers of plain Casbin.
+"""Differential test: the fast index gives the answers of plain Casbin.
 
 On random data (the bench generator at a tiny scale, several seeds, then a random mutator that
 closes, reopens and adds records at dates around today), for many days and random queries,

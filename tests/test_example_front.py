@@ -1,4 +1,4 @@
-"""The example front-end (examples/cdap_front) against a real ``pdp serve`` (issue 8): two
+"""The example front-end (examples/cdap_front) against a real ``pdp serve``: two
 pages guarded by different Cdap profiles, a menu built from the permissions listing, and a
 decision point that stops answering denies (R-DEC-2)."""
 

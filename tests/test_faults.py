@@ -1,6 +1,6 @@
 """Faults: the database failing in the middle of a write, and the engine failing while deciding.
 
-The database (one business action = one transaction, STYLE rule 10): a SQLAlchemy event on the
+The database (one business action = one transaction): a SQLAlchemy event on the
 app's own engine (``app.extensions["pdp.db"]``) makes the driver raise ``OperationalError``
 (a lost connection, a full disk, a lock timeout) at the Nth statement of an administrative
 write, for every N from the write's first statement (the revision bump) to its last, and at its

@@ -1,4 +1,4 @@
-"""Fuzzing the whole API from its own OpenAPI document (schemathesis, issue 6).
+"""Fuzzing the whole API from its own OpenAPI document (schemathesis).
 
 Every operation of ``GET /v1/openapi.json`` is called with examples schemathesis generates from
 the document — valid ones and, for the negative mode, invalid ones — with valid credentials:

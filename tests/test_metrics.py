@@ -1,4 +1,4 @@
-"""Operations (issue 7): Prometheus metrics, JSON logs with request ids, graceful shutdown.
+"""Operations: Prometheus metrics, JSON logs with request ids, graceful shutdown.
 
 - ``pdp_decisions_total`` counts every decision by kind, result and reason; the latency
   histogram counts each request by endpoint and status class; the policy gauges follow the

@@ -1,4 +1,4 @@
-"""One truth across workers and instances (issue 7), in-process: read-your-writes with
+"""One truth across workers and instances, in-process: read-your-writes with
 ``min_revision``, the PostgreSQL watcher (LISTEN/NOTIFY) and its repair, and midnight.
 
 Two apps over one database stand for two instances (each its own engine, index and shared

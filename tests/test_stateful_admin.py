@@ -13,7 +13,7 @@ After each write:
 
 - no answer is a 5xx;
 - a refusal (4xx) changed nothing: the digest of every domain table, the revision and the audit
-  head are what they were (R-ADM-7, STYLE 10: one business action, one transaction);
+  head are what they were (R-ADM-7; one business action, one transaction);
 - a success advanced the revision by one, answered that revision, and left audit records
   carrying it, the actor and the action (R-ADM-7);
 - the authorisation agrees with the public ``POST /v1/admin/check``: not allowed there → 403
@@ -22,7 +22,7 @@ After each write:
   closed or unknown actor → 401 (R-USR-4);
 - where the outcome is cheap to predict from the state before (a third admin, a past date, a
   taken code, a role the parent lacks...), the answer is the predicted one: a model-free oracle
-  written from DOMAIN.md's rules, not from the service's code paths.
+  written from the rules (docs/rules.md), not from the service's code paths.
 
 After each step (invariants): at most two partner admins per organisation (R-ADM-1), exactly one
 open manager, an open user of the organisation, per open group (R-ADM-3), sub-group roles within

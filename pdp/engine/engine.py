@@ -5,7 +5,8 @@ engine reads the change log after its revision. Changes that name organisations 
 just those partitions (exact invalidation by domain); a change with no organisation, or too many
 organisations at once, makes it reload everything. The new index is built aside and swapped in
 by reference, so a check never sees half an update. Workers are single-threaded processes
-(see CASBIN-NOTES: pycasbin and threads do not mix), hence no lock on the read path.
+(pycasbin is not thread-safe: a reload during checks gave false denials), hence no lock on the
+read path.
 """
 
 from __future__ import annotations
