@@ -1,7 +1,9 @@
 """Who is calling and which request this is, for the decision log and the audit trail.
 
-Set once per HTTP request by ``pdp.api.errors.install`` (before the view runs); outside a request
-(the CLI) they keep their defaults.
+Set at the start of each HTTP request, before the view runs, by a ``before_request`` hook of
+``pdp.app.create_app`` (the request id, and the client's address); ``pdp.api.guard.install``
+then names the client by the API key or the login that authenticated it. Outside a request (the
+CLI) they keep their defaults.
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ def schema_revision(engine: Engine) -> tuple[str | None, str | None]:
 
 
 class UnitOfWork:
-    """One business action = one transaction; rolls back unless ``commit`` is called."""
+    """One business action = one transaction: ``begin``'s block commits when it ends normally and
+    rolls back on any exception (callers never call ``commit`` themselves)."""
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._factory = session_factory

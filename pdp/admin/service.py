@@ -8,10 +8,12 @@ Every write goes through ``AdminService.write``:
    the first one's commit and is refused with 409;
 2. bring the engine up to the revision just before, then ask it whether the actor may do the
    action on the target (403 with the engine's reason otherwise);
-3. run the operation, which validates and writes, and records audit events;
-4. log the organisations touched and commit; on any error nothing is written;
-5. refresh the engine at once (the next decision on this instance sees the change), tell the
-   other workers of this instance, and emit the audit events (the one place they are emitted).
+3. run the operation, which validates and writes, and notes its audit events;
+4. log the organisations touched and append the audit events to the audit chain (the one place
+   they are written), both in the same transaction, then commit; on any error nothing is
+   written, audit records included;
+5. after the commit, refresh the engine at once (the next decision on this instance sees the
+   change) and tell the other workers of this instance.
 """
 
 from __future__ import annotations
