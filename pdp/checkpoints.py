@@ -310,12 +310,15 @@ class CheckpointWriter:
         """Checkpoint the head now; return the new checkpoint, or the latest if the head has
         not moved since. Raise CheckpointError if the chain lacks the latest checkpoint (or,
         with ``after_restore``, if there is no restore to acknowledge)."""
+        # The directory first, then the database: a checkpoint another worker writes in
+        # between is then of a head this snapshot holds too (the chain only grows), never of
+        # one it has not seen yet, which would look like missing records.
+        latest = scan(self.directory, self.key, everything=False).latest
         with self.db.connect() as conn:
             if conn.dialect.name == "postgresql":
                 # The head and the record compared in one snapshot (see AuditChain.verify).
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             head = read_head(conn)
-            latest = scan(self.directory, self.key, everything=False).latest
             lacking = None
             if latest is not None:
                 lacking = missing(latest, head.seq, hash_at(conn, latest.seq))

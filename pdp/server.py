@@ -62,6 +62,15 @@ def _stop_on_early_signal(server: Any, worker: Any) -> None:
             break
 
 
+def _pre_fork(server: Any, worker: Any) -> None:
+    # In the master, before each worker forks: a worker started long after the master (after
+    # a crash, a timeout, max_requests) inherits keys as fresh as the refresh interval, even
+    # if the database is down when it starts, never the master's copy from start-up.
+    clients = server.app.application.extensions.get("pdp.clients")
+    if clients is not None:
+        clients.refresh()
+
+
 def _post_fork(server: Any, worker: Any) -> None:
     _stop_on_early_signal(server, worker)
     metrics.after_fork()
@@ -154,6 +163,7 @@ def gunicorn_options(bind: str, workers: int, log_format: str = "text") -> dict[
         "errorlog": "-",
         "logconfig_dict": logs.gunicorn_logconfig(log_format) or {},
         "on_starting": _on_starting,
+        "pre_fork": _pre_fork,
         "post_fork": _post_fork,
         "worker_exit": _worker_exit,
         "child_exit": _child_exit,

@@ -17,18 +17,28 @@ from __future__ import annotations
 
 import re
 
+# The control characters, as a regular expression's class body (both engines read it alike).
+CONTROLS = r"\x00-\x1f\x7f-\x9f"
+
 # Free text: names, labels, free-form filters. Any character but the control characters.
-TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
-# A login: letters and digits of ASCII, then also . _ @ + - (an email address fits).
-LOGIN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$"
+TEXT_PATTERN = rf"^[^{CONTROLS}]*$"
+# A login a request refers to: what any stored login may hold (no space, no control character).
+LOGIN_REF_PATTERN = rf"^[^\s{CONTROLS}]+$"
+# A new login: letters and digits of ASCII, then also . _ @ + - (an email address fits).
+NEW_LOGIN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$"
 # Codes and references chosen by people (organisations, groups, conventions).
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # Names of the catalogue (services, roles, Afas profiles).
 NAME_PATTERN = r"^[A-Za-z0-9_]+$"
 # A Caf's number.
 CAF_PATTERN = r"^[0-9A-Za-z]+$"
+# An email address: something, @, a domain with a dot; no space, no control character.
+_ADDRESS_PART = rf"[^@\s{CONTROLS}]+"
+EMAIL_PATTERN = rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$"
 
-_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# Lone surrogates too: a Python string can hold them (a JSON body cannot, a URL's bytes decode
+# to U+FFFD), and no database should receive one.
+_FORBIDDEN = re.compile(f"[{CONTROLS}\ud800-\udfff]")
 
 INVALID_CHARACTERS = "INVALID_CHARACTERS"
 INVALID_CHARACTERS_MESSAGE = (

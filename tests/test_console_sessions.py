@@ -25,7 +25,7 @@ from adapters.sql.database import make_engine
 from adapters.sql.models import ConsoleSessionRecord
 from pdp.clock import paris_today
 from pdp.console import SESSION_COOKIE
-from pdp.console.sessions import PURGE_AFTER, SessionStore
+from pdp.console.sessions import PURGE_AFTER, PURGE_EVERY, SessionStore
 from pdp.errors import ConfigurationError
 
 __all__ = ["browser", "console_server", "page"]  # fixtures used by name below
@@ -322,9 +322,14 @@ def test_records_are_deleted_a_week_after_they_can_last_have_been_live(
     now[0] += 3600 * SECOND + PURGE_AFTER
     assert sign_in_as(client, "bruno.petit").status_code == 302
     assert [r.login for r in records(app)] == ["alice.martin", "bruno.petit"]  # just kept
+    # One purge per process every PURGE_EVERY: not at the next sign-in a second later...
     now[0] += SECOND
     assert sign_in_as(client, "chloe.roux").status_code == 302
-    assert [r.login for r in records(app)] == ["bruno.petit", "chloe.roux"]
+    assert [r.login for r in records(app)] == ["alice.martin", "bruno.petit", "chloe.roux"]
+    # ... but once PURGE_EVERY has passed.
+    now[0] += PURGE_EVERY
+    assert sign_in_as(client, "nadia.benali").status_code == 302
+    assert [r.login for r in records(app)] == ["bruno.petit", "chloe.roux", "nadia.benali"]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import String, Text, create_engine, select
 
 from adapters.sql.models import Base
@@ -25,3 +27,14 @@ def forbidden_in_store(url: str) -> list[tuple[str, str]]:
     finally:
         engine.dispose()
     return found
+
+
+def holds_forbidden(value: Any) -> bool:
+    """Whether a decoded JSON value holds a control character in any string, key or value."""
+    if isinstance(value, str):
+        return has_forbidden(value)
+    if isinstance(value, dict):
+        return any(holds_forbidden(k) or holds_forbidden(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(holds_forbidden(v) for v in value)
+    return False

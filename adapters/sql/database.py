@@ -40,7 +40,9 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # A database host that does not answer must not hold a worker (or the master) past
+    # gunicorn's timeout: give up connecting after 5 s, as for a refused connection.
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -7,20 +7,18 @@ from typing import Annotated
 
 from pydantic import Field
 
-from pdp.api.schemas import CafCode, Code, Day, Login, Name, Strict, text
+from pdp.api.schemas import CafCode, Code, Day, Login, Name, NewLogin, Strict, text
+from pdp.text import EMAIL_PATTERN
 
 Label = Annotated[str, text(200, 1)]
 Text = Annotated[str, text(120)]
-_EMAIL_PART = r"[^@\s\x00-\x1f\x7f-\x9f]+"
-Email = Annotated[
-    str, Field(max_length=254, pattern=rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$")
-]
+Email = Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN)]
 
 
 class NewUser(Strict):
     """A user to create (fiche 1): no rights yet (R-USR-2). Opening date defaults to today."""
 
-    login: Login
+    login: NewLogin
     first_name: Text
     last_name: Text
     email: Email

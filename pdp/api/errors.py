@@ -54,7 +54,9 @@ def validation_error(exc: ValidationError) -> BadRequest:
     ]
     errors = exc.errors()
     kinds = {err["type"] for err in errors}
-    if any(isinstance(err["input"], str) and has_forbidden(err["input"]) for err in errors):
+    if any(
+        err["type"] == "string_pattern_mismatch" and has_forbidden(err["input"]) for err in errors
+    ):
         return BadRequest(INVALID_CHARACTERS_MESSAGE, INVALID_CHARACTERS, details)
     if "json_invalid" in kinds:
         return BadRequest(
@@ -72,10 +74,9 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(PdpError)
     def _pdp(exc: PdpError) -> Response:
-        page = _page(exc.status)
-        if page is not None:
-            return page
-        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response = _page(exc.status) or error_response(
+            exc.status, exc.code, exc.message, exc.details
+        )
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             response.headers["Retry-After"] = str(retry_after)

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from pdp.engine.decision import Reason
-from pdp.text import CAF_PATTERN, CODE_PATTERN, LOGIN_PATTERN, NAME_PATTERN, TEXT_PATTERN
+from pdp.text import (
+    CAF_PATTERN,
+    CODE_PATTERN,
+    LOGIN_REF_PATTERN,
+    NAME_PATTERN,
+    NEW_LOGIN_PATTERN,
+    TEXT_PATTERN,
+)
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -33,7 +40,9 @@ Day = Annotated[
         json_schema_extra={"type": "string", "format": "date"},
     ),
 ]
-Login = Annotated[str, Field(min_length=1, max_length=120, pattern=LOGIN_PATTERN)]
+# A login a request names (an existing user); a new user's login is narrower (NewLogin).
+Login = Annotated[str, Field(min_length=1, max_length=120, pattern=LOGIN_REF_PATTERN)]
+NewLogin = Annotated[str, Field(min_length=1, max_length=120, pattern=NEW_LOGIN_PATTERN)]
 Name = Annotated[str, Field(min_length=1, max_length=40, pattern=NAME_PATTERN)]
 CafCode = Annotated[str, Field(min_length=1, max_length=10, pattern=CAF_PATTERN)]
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)]

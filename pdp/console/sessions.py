@@ -34,6 +34,7 @@ from pdp.errors import Unavailable
 SID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 TOUCH_EVERY = dt.timedelta(seconds=60)
 PURGE_AFTER = dt.timedelta(days=7)
+PURGE_EVERY = dt.timedelta(minutes=10)  # how often one process deletes old records
 
 # Why a session ended (``end_reason``).
 SIGNED_OUT = "signed_out"
@@ -77,6 +78,7 @@ class SessionStore:
         self.lifetime = dt.timedelta(seconds=max_seconds)
         self._touch_every = min(TOUCH_EVERY, self.idle / 4)
         self._clock = clock
+        self._purged: dt.datetime | None = None  # this process's last purge
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
@@ -165,5 +167,10 @@ class SessionStore:
         )
 
     def _purge(self, conn: Connection, now: dt.datetime) -> None:
-        """Delete the records of sessions that cannot have been live for ``PURGE_AFTER``."""
+        """Delete the records of sessions that cannot have been live for ``PURGE_AFTER``; at
+        most once every ``PURGE_EVERY`` per process (a client that keeps no cookie behind the
+        proxy starts a session on every request)."""
+        if self._purged is not None and now - self._purged < PURGE_EVERY:
+            return
+        self._purged = now
         conn.execute(delete(Record).where(Record.created_at < now - self.lifetime - PURGE_AFTER))
