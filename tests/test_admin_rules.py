@@ -1132,3 +1132,25 @@ def test_r_adm_7_admin_api_requires_a_valid_token(api: Api) -> None:
     assert api.check("zoe.durand", "cdap") == "UNKNOWN_USER"
     # The same request with a valid token goes through.
     api.write("alice.martin", *write, status=201)
+
+
+@pytest.mark.parametrize("actor", ["op.caf751", "alice.martin"])
+def test_an_unknown_organisation_is_404_on_every_read(api: Api, app: Flask, actor: str) -> None:
+    """One behaviour everywhere: an organisation nobody knows answers 404 UNKNOWN_ORGANISATION
+    on every route under /v1/organisations/<org>, for an operator and a partner admin alike
+    (never 403 UNKNOWN_TARGET on some and 404 on others); a group unknown in a known
+    organisation answers 404 UNKNOWN_GROUP."""
+    fill = {"<org>": "nulle-part", "<login>": "bruno.petit", "<code>": "CCAS"}
+    routes = [
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/v1/organisations/<org>") and "GET" in (rule.methods or ())
+    ]
+    assert len(routes) >= 10, routes
+    for route in routes:
+        path = route
+        for name, value in fill.items():
+            path = path.replace(name, value)
+        api.refused(actor, "GET", path, status=404, code="UNKNOWN_ORGANISATION")
+    for path in (f"{MAIRIE}/groups/NOPE", f"{MAIRIE}/groups/NOPE/roles"):
+        api.refused("alice.martin", "GET", path, status=404, code="UNKNOWN_GROUP")
