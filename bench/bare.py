@@ -13,7 +13,7 @@ import sys
 
 from flask import Flask, Response, jsonify
 
-from pdp.server import PdpServer, gunicorn_options
+from pdp.web.server import PdpServer, gunicorn_options
 
 ANSWER = {
     "allowed": True,

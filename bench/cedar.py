@@ -1,6 +1,6 @@
 """Cedar (cedarpy) as an alternative to the engine: the same day's lines, the same queries.
 
-The entities are built from ``adapters.casbin_lines.policy_lines``, the very lines the plain
+The entities are built from ``pdp.engine.casbin_lines.policy_lines``, the very lines the plain
 Casbin alternative loads, and mirror ``policies/rbac_with_domains.conf``:
 
 - a ``Permission`` entity ``"<org domain>|<service>|<role>"`` stands for the matcher's
@@ -28,9 +28,9 @@ from typing import Any
 
 import cedarpy
 
-from adapters.casbin_lines import PolicyLines, caf_name, org_domain, policy_lines, user_subject
 from adapters.sql.snapshot import Snapshot
 from bench.run import summary
+from pdp.engine.casbin_lines import PolicyLines, caf_name, org_domain, policy_lines, user_subject
 from pdp.engine.casbin_model import ANY_ROLE
 from pdp.engine.decision import Query, Reason
 from pdp.engine.index import Index

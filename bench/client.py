@@ -34,8 +34,8 @@ from sqlalchemy.orm import sessionmaker
 from adapters.sql.database import make_engine, upgrade
 from bench.http import _pdp_argv, bench_key, running
 from pdp.client import CheckQuery, Client, RawResponse
-from pdp.clock import paris_today
-from pdp.demo import load_demo
+from pdp.core.clock import paris_today
+from pdp.services.demo import load_demo
 
 QUERIES = [
     CheckQuery("bruno.petit", "cdap", "T18"),

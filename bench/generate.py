@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session
 
 from adapters.sql.database import record_change, upgrade
 from adapters.sql.models import Base
-from pdp.audit import AuditChain, AuditEvent, now
-from pdp.catalogue import Catalogue, load_catalogue
-from pdp.clock import paris_today
+from pdp.core.catalogue import Catalogue, load_catalogue
+from pdp.core.clock import paris_today
+from pdp.records.audit_trail import AuditChain, AuditEvent, now
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -10,7 +10,7 @@ Memory is read from ``/proc``: RSS of each process, and PSS (each shared page di
 processes sharing it) for the server as a whole: the workers fork from a master that built the
 index, so most of it is shared until touched.
 
-``pdp serve`` runs as in production: decision log ``buffered`` (``pdp.decision_log``), its
+``pdp serve`` runs as in production: decision log ``buffered`` (``pdp.records.decision_log``), its
 segments in the benchmark's temporary directory, shipped into the benchmark's database. The
 decision log's cost is measured apart (``measure_log_cost``): three servers, with the log
 ``off``, ``buffered`` and ``sync``, loaded in interleaved rounds; after each run on a logging
@@ -41,8 +41,8 @@ from sqlalchemy import func, select
 
 from adapters.sql.database import make_engine
 from adapters.sql.models import DecisionRecord
-from pdp.decision_log import SEGMENT_SUFFIX
-from pdp.server import default_workers
+from pdp.records.decision_log import SEGMENT_SUFFIX
+from pdp.web.server import default_workers
 
 QueryRow = tuple[str, str, str | None, str | None]
 
@@ -237,9 +237,9 @@ def write_script(path: Path, bodies: Sequence[str], endpoint: str, key: str) -> 
 
 def bench_key(database_url: str) -> str:
     """A fresh API key (client "bench", every service) in the benchmark's database."""
-    from pdp.audit import AuditChain
-    from pdp.catalogue import load_catalogue
-    from pdp.clients import ClientStore
+    from pdp.core.catalogue import load_catalogue
+    from pdp.records.audit_trail import AuditChain
+    from pdp.services.api_keys import ClientStore
 
     db = make_engine(database_url)
     try:
@@ -294,7 +294,8 @@ def pending_log_bytes(directory: Path) -> int:
     """Bytes written to the segments of ``directory`` and not shipped yet.
 
     A segment ``<name>.log`` records how far it was shipped in ``<name>.log.shipped`` (written
-    by ``pdp.decision_log.Shipper``, replaced atomically); a segment fully shipped and sealed is
+    by ``pdp.records.decision_log.Shipper``, replaced atomically); a segment fully shipped and
+    sealed is
     deleted.
     """
     pending = 0

@@ -27,9 +27,9 @@ from sqlalchemy.orm import sessionmaker
 
 from adapters.sql.database import make_engine, upgrade
 from bench.http import _pdp_argv, bench_key, running, write_script, wrk
-from pdp.clients import ClientRegistry
-from pdp.clock import paris_today
-from pdp.demo import load_demo
+from pdp.core.clock import paris_today
+from pdp.services.api_keys import ClientRegistry
+from pdp.services.demo import load_demo
 
 CHECKS = [
     {"user": "bruno.petit", "service": "cdap", "role": "T18"},

@@ -28,13 +28,13 @@ from typing import Any
 from adapters.sql.database import make_engine
 from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
 from bench.generate import CAF_CODES
-from pdp.catalogue import Catalogue, load_catalogue
-from pdp.decision_log import OffLog, WalLog
+from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Query, Reason
-from pdp.engine.engine import Engine
 from pdp.engine.index import Index
-from pdp.queries import DecisionService
+from pdp.engine.policy import Engine
+from pdp.records.decision_log import OffLog, WalLog
+from pdp.services.decisions import DecisionService
 
 TARGETS = {"median_us": 10.0, "p99_us": 100.0, "load_s": 60.0, "rss_mib": 2048.0}
 PLAUSIBLE = 0.85  # share of queries drawn from the user's own group roles (the rest: uniform)

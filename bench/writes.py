@@ -1,8 +1,8 @@
 """Latency of typical administration writes, and the time until decisions see them.
 
-The writes run through the real code path minus HTTP: ``pdp.admin.users.attach``,
-``pdp.admin.groups.assign_role`` and ``close_group`` on an ``AdminService`` built as
-``pdp.app.create_app`` builds it, acting as an open partner admin of the organisation, so that
+The writes run through the real code path minus HTTP: ``pdp.services.admin.users.attach``,
+``pdp.services.admin.groups.assign_role`` and ``close_group`` on an ``AdminService`` built as
+``pdp.web.app.create_app`` builds it, acting as an open partner admin of the organisation, so that
 authorisation by the engine (R-ADM-7), the transaction, the commit and the synchronous
 ``Engine.notify`` refresh all run. The engine is the real ``Engine`` with only ``notify`` timed
 (``_TimedEngine``): "of which engine refresh" is that call, i.e. the part after the commit.
@@ -37,16 +37,16 @@ from adapters.sql.database import make_engine, record_change
 from adapters.sql.models import Convention, Group, Membership, Organisation, Subscription, User
 from adapters.sql.snapshot import SqlSnapshotSource
 from bench.run import _lat, _us, summary
-from pdp.admin import groups, store, users
-from pdp.admin.requests import GroupNew, MembershipNew, RoleRef, UserRef
-from pdp.admin.service import AdminService
-from pdp.audit import AuditChain, AuditReader
-from pdp.catalogue import load_catalogue
-from pdp.clock import FOREVER
-from pdp.config import Settings
-from pdp.decision_log import MemoryLog
+from pdp.core.catalogue import load_catalogue
+from pdp.core.clock import FOREVER
+from pdp.core.config import Settings
 from pdp.engine.decision import Query
-from pdp.engine.engine import Engine
+from pdp.engine.policy import Engine
+from pdp.records.audit_trail import AuditChain, AuditReader
+from pdp.records.decision_log import MemoryLog
+from pdp.services.admin import groups, store, users
+from pdp.services.admin.requests import GroupNew, MembershipNew, RoleRef, UserRef
+from pdp.services.admin.service import AdminService
 
 Pair = tuple[str, str]
 

@@ -1,1 +1,1 @@
-"""pdp: the access decision point behind the Caf partner portal (app factory: pdp.app)."""
+"""pdp: the access decision point behind the Caf partner portal (app factory: pdp.web.app)."""

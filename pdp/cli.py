@@ -16,14 +16,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from adapters.sql.database import UnitOfWork, make_engine, upgrade
-from pdp import logs as service_logs
-from pdp.clients import DEMO_CLIENT, ClientStore
-from pdp.config import Settings
-from pdp.decision_log import Backlog, Shipper, backlog
+from pdp.core.config import Settings
+from pdp.core.errors import ConfigurationError, PdpError
 from pdp.engine.decision import Query
-from pdp.errors import ConfigurationError, PdpError
-from pdp.queries import DecisionService
-from pdp.server import DEFAULT_BIND, default_workers
+from pdp.observability import logs as service_logs
+from pdp.records.decision_log import Backlog, Shipper, backlog
+from pdp.services.api_keys import DEMO_CLIENT, ClientStore
+from pdp.services.decisions import DecisionService
+from pdp.web.server import DEFAULT_BIND, default_workers
 
 QUICKSTART_DB = "pdp-demo.sqlite3"
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -72,10 +72,10 @@ def demo() -> None:
 
 
 def _load_demo(url: str) -> str:
-    from pdp.audit import AuditChain
-    from pdp.clock import paris_today
-    from pdp.demo import demo_loaded, load_demo
-    from pdp.masking import Masker
+    from pdp.core.clock import paris_today
+    from pdp.core.masking import Masker
+    from pdp.records.audit_trail import AuditChain
+    from pdp.services.demo import demo_loaded, load_demo
 
     settings = _settings()
     chain = AuditChain(settings.audit_key, Masker(settings.log_mask, settings.log_mask_key))
@@ -96,9 +96,9 @@ def demo_load() -> None:
 def _service() -> DecisionService:
     """The decision service, logging like the server (client "cli"); the log is flushed and
     shipped when the command exits."""
-    from pdp.app import build_engine
-    from pdp.decision_log import open_log
-    from pdp.masking import Masker
+    from pdp.core.masking import Masker
+    from pdp.records.decision_log import open_log
+    from pdp.web.app import build_engine
 
     settings = Settings.from_env(verify_orgs=0)
     engine, db = build_engine(settings)
@@ -154,8 +154,8 @@ def permissions(user: str, at: str | None) -> None:
 )
 def serve(bind: str, workers: int) -> None:
     """Serve the API with gunicorn (production defaults)."""
-    from pdp.app import create_app
-    from pdp.server import serve as run
+    from pdp.web.app import create_app
+    from pdp.web.server import serve as run
 
     service_logs.configure(_settings().log_format_of(serving=True))
     logging.getLogger("pdp").setLevel(logging.INFO)
@@ -203,8 +203,8 @@ def quickstart(bind: str, workers: int) -> None:
         else "administration console: off (PDP_CONSOLE_AUTH)"
     )
     click.echo(f"serving on http://{bind}  (try: curl -s http://{bind}/readyz)")
-    from pdp.app import create_app
-    from pdp.server import serve as run
+    from pdp.web.app import create_app
+    from pdp.web.server import serve as run
 
     logging.getLogger("pdp").setLevel(logging.INFO)
     run(create_app(), bind, workers)
@@ -272,7 +272,7 @@ def _rejected_line(waiting: Backlog) -> str:
 @click.option("--organisation", help="Only this organisation's decisions.")
 def logs_export(start: str | None, end: str | None, organisation: str | None) -> None:
     """Write the logged decisions, oldest first, to standard output as JSON lines."""
-    from pdp.auditor import export_decisions
+    from pdp.services.auditing import export_decisions
 
     db = make_engine(_settings().database_url)
     out = sys.stdout.buffer
@@ -285,7 +285,7 @@ def logs_export(start: str | None, end: str | None, organisation: str | None) ->
 @click.option("--older-than", "older_than", required=True, help="Age, in days: e.g. 400d.")
 def logs_prune(older_than: str) -> None:
     """Delete logged decisions older than the given age (retention)."""
-    from pdp.auditor import prune_decisions
+    from pdp.services.auditing import prune_decisions
 
     m = _AGE.match(older_than)
     if m is None:
@@ -310,7 +310,7 @@ def audit() -> None:
 def audit_verify(checkpoint_file: str | None) -> None:
     """Check the hash chain, the policy revision against it, and the latest checkpoint (or
     --checkpoint); exit 1 naming the first broken or missing record."""
-    from pdp.checkpoints import verify_trail
+    from pdp.records.checkpoints import verify_trail
 
     settings = _settings()
     report = verify_trail(settings, make_engine(settings.database_url), checkpoint_file)
@@ -328,8 +328,8 @@ def audit_verify(checkpoint_file: str | None) -> None:
 def audit_checkpoint(after_restore: bool) -> None:
     """Write a signed checkpoint of the chain's head into PDP_AUDIT_CHECKPOINT_DIR; exit 1 if
     the chain lacks the latest checkpoint."""
-    from pdp.audit import AuditChain
-    from pdp.checkpoints import CheckpointError, open_writer
+    from pdp.records.audit_trail import AuditChain
+    from pdp.records.checkpoints import CheckpointError, open_writer
 
     settings = _settings()
     db = make_engine(settings.database_url)
@@ -363,7 +363,7 @@ def audit_export() -> None:
     """Write every audit record, oldest first, to standard output as JSON lines."""
     import orjson
 
-    from pdp.audit import iter_records
+    from pdp.records.audit_trail import iter_records
 
     out = sys.stdout.buffer
     for record in iter_records(make_engine(_settings().database_url)):
@@ -376,7 +376,7 @@ def audit_export() -> None:
 @click.option("--ttl", type=click.IntRange(min=1), help="Lifetime in seconds (PDP_TOKEN_TTL).")
 def token(login: str, ttl: int | None) -> None:
     """Print a short-lived administration token for LOGIN (needs PDP_JWT_SECRET)."""
-    from pdp.auth import mint
+    from pdp.services.tokens import mint
 
     click.echo(mint(_settings(), login, ttl))
 
@@ -387,9 +387,9 @@ def clients() -> None:
 
 
 def _client_store() -> ClientStore:
-    from pdp.audit import AuditChain
-    from pdp.catalogue import load_catalogue
-    from pdp.masking import Masker
+    from pdp.core.catalogue import load_catalogue
+    from pdp.core.masking import Masker
+    from pdp.records.audit_trail import AuditChain
     from policies import CATALOGUE_PATH
 
     settings = _settings()

@@ -8,8 +8,8 @@ from typing import Any
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from pdp.auth import mint
-from pdp.config import Settings
+from pdp.core.config import Settings
+from pdp.services.tokens import mint
 
 SECRET = "s" * 40  # the jwt_secret the tests give make_app
 API_KEY_ID = "000000000001"

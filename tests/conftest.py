@@ -6,7 +6,7 @@ Databases (one suite, run on every driver):
 - ``sqlite``: a fresh temporary file per test. The schema is made once per session by the
   Alembic migrations (``adapters.sql.database.upgrade``) into a template file, which each test
   copies: a copy costs far less than replaying the migrations, and is the same schema. The
-  demo (``pdp.demo.load_demo``) is likewise loaded once into a second template.
+  demo (``pdp.services.demo.load_demo``) is likewise loaded once into a second template.
 - ``postgres``: only when ``PDP_TEST_POSTGRES_URL`` is set (otherwise skipped, with the reason).
   One database ``pdp_test_<random>`` is created per session through the server's ``postgres``
   maintenance database, upgraded once and dropped at the end; before each test every domain table
@@ -35,12 +35,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.sql.database import make_engine, upgrade
 from adapters.sql.models import ApiClientRecord, Base, PolicyRevision
-from pdp.app import PdpFlask, create_app
-from pdp.catalogue import load_catalogue
-from pdp.clients import key_digest
-from pdp.clock import paris_today
-from pdp.decision_log import MemoryLog
-from pdp.demo import load_demo
+from pdp.core.catalogue import load_catalogue
+from pdp.core.clock import paris_today
+from pdp.records.decision_log import MemoryLog
+from pdp.services.api_keys import key_digest
+from pdp.services.demo import load_demo
+from pdp.web.app import PdpFlask, create_app
 
 POSTGRES_ENV = "PDP_TEST_POSTGRES_URL"
 
@@ -190,7 +190,8 @@ def today() -> dt.date:
 
 
 def write_demo(url: str, today: dt.date) -> None:
-    """Load the demo stories (pdp.demo) into the database at ``url``, in one transaction."""
+    """Load the demo stories (pdp.services.demo) into the database at ``url``, in one
+    transaction."""
     engine = make_engine(url)
     try:
         with sessionmaker(engine).begin() as session:

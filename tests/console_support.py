@@ -108,7 +108,7 @@ def day(offset: int) -> str:
     """The day ``offset`` days from today in Europe/Paris, as the forms want it."""
     import datetime as dt
 
-    from pdp.clock import paris_today
+    from pdp.core.clock import paris_today
 
     return (paris_today() + dt.timedelta(days=offset)).isoformat()
 

@@ -1,4 +1,4 @@
-"""Afas profiles over HTTP (R-AFAS-1..3), on the demo data (pdp.demo), on every driver.
+"""Afas profiles over HTTP (R-AFAS-1..3), on the demo data (pdp.services.demo), on every driver.
 
 In asso-entraide, karim.diallo is the partner admin and a member of AFAS-HABILITER
 (afas:habiliter); lea.fontaine has the profile "declaration" and is a member of AFAS-DECLARER
@@ -14,8 +14,8 @@ import pytest
 from admin_api import SECRET, Api
 from flask import Flask
 
-from pdp.admin.responses import AfasProfiles, AfasProfileWritten
-from pdp.decision_log import MemoryLog
+from pdp.records.decision_log import MemoryLog
+from pdp.services.admin.responses import AfasProfiles, AfasProfileWritten
 
 ASSO = "/v1/organisations/asso-entraide"
 MARC = f"{ASSO}/users/marc.chevalier/afas-profiles"

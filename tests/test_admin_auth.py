@@ -1,4 +1,5 @@
-"""Who acts: the administration API's bearer tokens (pdp.auth) and the actor check (R-USR-4).
+"""Who acts: the administration API's bearer tokens (pdp.services.tokens) and the actor check
+(R-USR-4).
 
 Unit tests of ``TokenVerifier`` for the token itself (HS256, RS256, ES256; expiry, issuer,
 audience, required claims, ``alg: none`` and algorithm confusion, each refusal with a stable
@@ -24,10 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from pdp.auth import TokenVerifier, mint
-from pdp.config import Settings
-from pdp.decision_log import MemoryLog
-from pdp.errors import ConfigurationError, Unauthorized
+from pdp.core.config import Settings
+from pdp.core.errors import ConfigurationError, Unauthorized
+from pdp.records.decision_log import MemoryLog
+from pdp.services.tokens import TokenVerifier, mint
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 

@@ -15,12 +15,12 @@ from admin_api import SECRET, Api
 from flask import Flask
 from flask.testing import FlaskClient
 
-from pdp.admin import contracts, users
-from pdp.admin.requests import DatesEdit, MembershipEdit
-from pdp.admin.service import AdminService
-from pdp.decision_log import MemoryLog
-from pdp.engine.admin import ADMIN_MESSAGES, AdminReason
-from pdp.errors import Forbidden
+from pdp.core.errors import Forbidden
+from pdp.engine.rules import ADMIN_MESSAGES, AdminReason
+from pdp.records.decision_log import MemoryLog
+from pdp.services.admin import contracts, users
+from pdp.services.admin.requests import DatesEdit, MembershipEdit
+from pdp.services.admin.service import AdminService
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 MAIRIE = "mairie-montreuil"
@@ -33,7 +33,7 @@ def app(make_app: MakeApp) -> Flask:
 
 
 def service(app: Flask) -> AdminService:
-    found: AdminService = app.extensions["pdp.admin"]
+    found: AdminService = app.extensions["pdp.services.admin"]
     return found
 
 

@@ -1,5 +1,6 @@
 """The Caf side of the administration API over HTTP (R-CON-4, R-ADM-1, R-ADM-5): organisations,
-conventions, subscriptions and partner admins, on the demo data (pdp.demo), on every driver.
+conventions, subscriptions and partner admins, on the demo data (pdp.services.demo), on every
+driver.
 
 op.caf751 is an operator; alice.martin is the one partner admin of mairie-montreuil; bruno.petit
 manages its group CCAS, whose adonis subscription expired 10 days ago while CCAS still holds
@@ -15,14 +16,14 @@ import pytest
 from admin_api import SECRET, Api
 from flask import Flask
 
-from pdp.admin.responses import (
+from pdp.records.decision_log import MemoryLog
+from pdp.services.admin.responses import (
     AdminWritten,
     ContractOut,
     ConventionWritten,
     OrganisationWritten,
     SubscriptionWritten,
 )
-from pdp.decision_log import MemoryLog
 
 OPERATOR = "op.caf751"
 MAIRIE = "/v1/organisations/mairie-montreuil"

@@ -1,8 +1,8 @@
 """Differential test of administrative decisions (R-ADM-7): the fast path gives Casbin's answers.
 
-``pdp.engine.admin.authorise`` (over the engine's ``Index``) must allow exactly when plain Casbin
+``pdp.engine.rules.authorise`` (over the engine's ``Index``) must allow exactly when plain Casbin
 over ``policies/admin.conf``, the table of rights ``policies/admin_policy.csv`` and the day's
-links of ``adapters.casbin_lines.admin_lines`` allows (``AdminReferenceEnforcer``):
+links of ``pdp.engine.casbin_lines.admin_lines`` allows (``AdminReferenceEnforcer``):
 
 - on the demo data, for every actor, every action and every target of a kind the action applies
   to, on today, days far before and after, and the opening and closing days of the demo's
@@ -44,13 +44,13 @@ from adapters.sql.database import make_engine, record_change, upgrade
 from adapters.sql.models import Base, Group, GroupManager, Membership, User
 from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
 from bench.generate import generate
-from pdp.catalogue import Catalogue, load_catalogue
-from pdp.clock import FOREVER
-from pdp.demo import load_demo
-from pdp.engine.admin import AdminReason, Rights, Target, authorise, load_rights, parse_target
+from pdp.core.catalogue import Catalogue, load_catalogue
+from pdp.core.clock import FOREVER
 from pdp.engine.casbin_model import AdminReferenceEnforcer
 from pdp.engine.decision import Reason
 from pdp.engine.index import Index
+from pdp.engine.rules import AdminReason, Rights, Target, authorise, load_rights, parse_target
+from pdp.services.demo import load_demo
 
 TODAY = dt.date(2026, 3, 29)
 SCALE = 0.0005  # 10 organisations, ~200 users, ~50 groups, ~50 managers, ~13 partner admins

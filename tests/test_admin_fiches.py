@@ -2,7 +2,8 @@
 
 Each test follows the steps of one "fiche pratique" of the guide (fiches 1 to 16) or one of the
 three unnumbered how-to sheets ("habiliter un utilisateur", "créer un sous-groupe", "consulter
-un dossier"), all listed in docs/rules.md, on the demo data (``pdp.demo``), as the actor the
+un dossier"), all listed in docs/rules.md, on the demo data (``pdp.services.demo``), as the actor
+the
 guide names (the partner admin alice.martin, the manager bruno.petit, ...). For every write it
 checks:
 
@@ -25,10 +26,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from pdp.audit import AuditReader
-from pdp.auth import mint
-from pdp.config import Settings
-from pdp.decision_log import MemoryLog
+from pdp.core.config import Settings
+from pdp.records.audit_trail import AuditReader
+from pdp.records.decision_log import MemoryLog
+from pdp.services.tokens import mint
 
 SECRET = "s" * 40
 MAIRIE = "/v1/organisations/mairie-montreuil"

@@ -1,5 +1,6 @@
 """The group writes the console's forms make in one go, at the service level
-(``pdp.admin.groups``), on every backend: "Modifier un groupe utilisateurs" (label, dates and
+(``pdp.services.admin.groups``), on every backend: "Modifier un groupe utilisateurs" (label, dates
+and
 manager: fiches 10, 14, 16) and "Habilitations du groupe" (several roles: fiches 12, 13) are
 each ONE write, all or nothing: one transaction, one revision, the audit records of the
 separate calls, and on any refusal no change, no revision, no audit record. Also what the
@@ -16,11 +17,11 @@ import pytest
 from admin_api import SECRET, Api
 from flask import Flask
 
-from pdp.admin import groups
-from pdp.admin.requests import GroupEdit, ManagerSet
-from pdp.admin.service import AdminService
-from pdp.audit import AuditReader
-from pdp.errors import BadRequest, Conflict, Forbidden, NotFound, PdpError
+from pdp.core.errors import BadRequest, Conflict, Forbidden, NotFound, PdpError
+from pdp.records.audit_trail import AuditReader
+from pdp.services.admin import groups
+from pdp.services.admin.requests import GroupEdit, ManagerSet
+from pdp.services.admin.service import AdminService
 
 ORG = "mairie-montreuil"
 ADMIN = "alice.martin"  # the partner admin
@@ -31,7 +32,7 @@ class World:
     """The service over a private copy of the demo, with what every write check needs."""
 
     def __init__(self, app: Flask) -> None:
-        self.svc: AdminService = app.extensions["pdp.admin"]
+        self.svc: AdminService = app.extensions["pdp.services.admin"]
         self.api = Api(app.test_client())
         self.audit = AuditReader(app.extensions["pdp.db"])
 

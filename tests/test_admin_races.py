@@ -1,4 +1,4 @@
-"""Concurrent administrative writes: the revision lock serialises them (pdp.admin.service).
+"""Concurrent administrative writes: the revision lock serialises them (pdp.services.admin.service).
 
 Each racer is its own Flask app built over the same database (its own engine and connection
 pool, like separate gunicorn workers), released together by a ``threading.Barrier`` to send one
@@ -37,9 +37,9 @@ from adapters.sql.models import (
     PolicyRevision,
     User,
 )
-from pdp.auth import mint
-from pdp.config import Settings
-from pdp.decision_log import MemoryLog
+from pdp.core.config import Settings
+from pdp.records.decision_log import MemoryLog
+from pdp.services.tokens import mint
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 
@@ -158,7 +158,7 @@ def racers(make_app: MakeApp, demo_db: str) -> Iterator[Callable[[int], Racers]]
 
 
 def _today(racers: Racers) -> dt.date:
-    today: dt.date = racers.apps[0].extensions["pdp.admin"].today()
+    today: dt.date = racers.apps[0].extensions["pdp.services.admin"].today()
     return today
 
 

@@ -1,5 +1,5 @@
 """The rules (docs/rules.md) that refuse an administrative action, one test per refusal, through
-the HTTP administration API on the demo data (``pdp.demo``).
+the HTTP administration API on the demo data (``pdp.services.demo``).
 
 Each test names the rule it checks. Every refusal is checked to have written nothing: the
 revision ``GET /healthz`` serves is unchanged and no audit event was emitted (one write = one
@@ -24,10 +24,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from pdp.audit import AuditReader
-from pdp.auth import mint
-from pdp.config import Settings
-from pdp.decision_log import MemoryLog
+from pdp.core.config import Settings
+from pdp.records.audit_trail import AuditReader
+from pdp.records.decision_log import MemoryLog
+from pdp.services.tokens import mint
 
 SECRET = "s" * 40
 MAIRIE = "/v1/organisations/mairie-montreuil"

@@ -1,4 +1,4 @@
-"""The decision API over HTTP (Flask's test client) on the demo data (pdp.demo).
+"""The decision API over HTTP (Flask's test client) on the demo data (pdp.services.demo).
 
 Every answer is JSON; every error is ``{"error": {"code", "message"}}`` with a stable code,
 never a 500 nor a traceback. Decisions are written to the decision log with the
@@ -22,7 +22,12 @@ from pydantic import BaseModel
 from werkzeug.test import TestResponse
 
 from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
-from pdp.api.schemas import (
+from pdp.core.catalogue import load_catalogue
+from pdp.engine.decision import MESSAGES, Reason
+from pdp.engine.index import Index, Outcome
+from pdp.engine.policy import Engine
+from pdp.records.decision_log import MemoryLog
+from pdp.web.api.schemas import (
     BatchResponse,
     CheckResponse,
     ErrorResponse,
@@ -31,16 +36,11 @@ from pdp.api.schemas import (
     ReadyResponse,
     ServiceUsersResponse,
 )
-from pdp.app import create_app
-from pdp.catalogue import load_catalogue
-from pdp.decision_log import MemoryLog
-from pdp.engine.decision import MESSAGES, Reason
-from pdp.engine.engine import Engine
-from pdp.engine.index import Index, Outcome
+from pdp.web.app import create_app
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 
-# Every login of the demo (pdp/demo.py), to compute expected listings independently.
+# Every login of the demo (pdp/services/demo.py), to compute expected listings independently.
 DEMO_LOGINS = (
     "op.caf751",
     "alice.martin",
@@ -240,7 +240,7 @@ def test_a_decision_that_cannot_be_logged_is_not_answered(
     # disk fills up half-way through the entry: 503, and the half line is cut back off.
     import errno
 
-    from pdp import decision_log as module
+    from pdp.records import decision_log as module
 
     log = module.WalLog(tmp_path, "buffered")
     app = create_app(

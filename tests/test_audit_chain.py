@@ -32,8 +32,10 @@ from werkzeug.test import TestResponse
 
 from adapters.sql.database import make_engine
 from adapters.sql.models import AuditRecord, PolicyRevision, User
-from pdp.app import create_app
-from pdp.audit import (
+from pdp.cli import cli
+from pdp.core.config import Settings
+from pdp.core.masking import Masker
+from pdp.records.audit_trail import (
     GENESIS,
     AuditChain,
     AuditEvent,
@@ -42,12 +44,10 @@ from pdp.audit import (
     iter_records,
     record_digest,
 )
-from pdp.auth import mint
-from pdp.cli import cli
-from pdp.config import Settings
-from pdp.decision_log import MemoryLog
-from pdp.demo import DEMO_ACTOR, load_demo
-from pdp.masking import Masker
+from pdp.records.decision_log import MemoryLog
+from pdp.services.demo import DEMO_ACTOR, load_demo
+from pdp.services.tokens import mint
+from pdp.web.app import create_app
 
 SECRET = "s" * 40
 KEY = "audit-key-" + "k" * 30
@@ -631,7 +631,7 @@ def test_failing_write_leaves_neither_change_nor_record(
         def failing(*args: Any, **kwargs: Any) -> None:
             raise RuntimeError("database went away")
 
-        monkeypatch.setattr("pdp.admin.service.log_changes", failing)
+        monkeypatch.setattr("pdp.services.admin.service.log_changes", failing)
     body = {"login": "zoe.durand", "first_name": "Z", "last_name": "D", "email": "z@x.fr"}
     r = admin.call("alice.martin", "POST", f"{MAIRIE}/users", body)
     assert r.status_code == 500, r.get_json()

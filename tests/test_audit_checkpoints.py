@@ -35,11 +35,13 @@ from test_audit_chain import KEY, SECRET, Admin, reset_audit_head, some_writes, 
 
 from adapters.sql.database import make_engine
 from adapters.sql.models import AuditRecord, PolicyRevision
-from pdp import metrics
-from pdp.admin.service import AdminService
-from pdp.app import create_app
-from pdp.audit import GENESIS, AuditChain, head_seq
-from pdp.checkpoints import (
+from pdp.cli import cli, main
+from pdp.core.config import Settings
+from pdp.core.errors import ConfigurationError
+from pdp.engine.rules import Target
+from pdp.observability import metrics
+from pdp.records.audit_trail import GENESIS, AuditChain, head_seq
+from pdp.records.checkpoints import (
     Checkpoint,
     CheckpointError,
     CheckpointWriter,
@@ -48,11 +50,9 @@ from pdp.checkpoints import (
     scan,
     sign,
 )
-from pdp.cli import cli, main
-from pdp.config import Settings
-from pdp.demo import load_demo
-from pdp.engine.admin import Target
-from pdp.errors import ConfigurationError
+from pdp.services.admin.service import AdminService
+from pdp.services.demo import load_demo
+from pdp.web.app import create_app
 
 NOON = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC).timestamp()
 
@@ -81,7 +81,7 @@ class Trail:
 
     @property
     def writer(self) -> CheckpointWriter:
-        writer = self.app.extensions["pdp.checkpoints"]
+        writer = self.app.extensions["pdp.records.checkpoints"]
         assert isinstance(writer, CheckpointWriter)
         return writer
 
@@ -185,7 +185,7 @@ def test_writer_step_writes_a_signed_checkpoint_of_the_head(trail: Trail) -> Non
 
 
 def test_service_writer_comes_from_the_settings(trail: Trail) -> None:
-    """The app's writer (started in each worker by pdp.server) uses PDP_AUDIT_CHECKPOINT_DIR
+    """The app's writer (started in each worker by pdp.web.server) uses PDP_AUDIT_CHECKPOINT_DIR
     and PDP_AUDIT_CHECKPOINT_INTERVAL (5 minutes by default); its round counts a refusal in
     pdp_audit_checkpoint_errors_total instead of raising."""
     writer = trail.writer
@@ -457,7 +457,7 @@ def test_verify_without_a_checkpoint_directory_says_so(trail: Trail) -> None:
 def test_write_that_records_nothing_still_leaves_a_record(trail: Trail) -> None:
     """Every revision leaves a record (what the revision check relies on): a write through
     AdminService that changed nothing leaves one for its action and target."""
-    admin: AdminService = trail.app.extensions["pdp.admin"]
+    admin: AdminService = trail.app.extensions["pdp.services.admin"]
     before = policy_revision(trail.db)
     with admin.write("op.caf751", "organisation.create", Target("platform")) as tx:
         assert tx.revision == before + 1

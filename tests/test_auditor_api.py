@@ -22,13 +22,13 @@ from werkzeug.test import TestResponse
 
 from adapters.sql.database import make_engine
 from adapters.sql.models import AuditRecord, PolicyRevision
-from pdp.app import create_app
-from pdp.audit import GENESIS, AuditChain
-from pdp.auth import mint
-from pdp.config import Settings
-from pdp.decision_log import Shipper
-from pdp.demo import DEMO_ACTOR
-from pdp.masking import Masker
+from pdp.core.config import Settings
+from pdp.core.masking import Masker
+from pdp.records.audit_trail import GENESIS, AuditChain
+from pdp.records.decision_log import Shipper
+from pdp.services.demo import DEMO_ACTOR
+from pdp.services.tokens import mint
+from pdp.web.app import create_app
 
 SECRET = "s" * 40
 MAIRIE = "/v1/organisations/mairie-montreuil"

@@ -20,7 +20,7 @@ from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
 from bench.cedar import CedarReference, compare_cedar
 from bench.generate import generate
 from bench.run import make_queries
-from pdp.catalogue import load_catalogue
+from pdp.core.catalogue import load_catalogue
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Reason
 from pdp.engine.index import Index

@@ -20,7 +20,7 @@ from adapters.sql.snapshot import SqlSnapshotSource
 from bench.__main__ import main
 from bench.generate import generate
 from bench.run import RunOptions, run, write_json
-from pdp.audit import AuditChain
+from pdp.records.audit_trail import AuditChain
 
 SCALE = 0.002  # 40 organisations, ~800 users
 

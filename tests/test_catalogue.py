@@ -24,12 +24,12 @@ from adapters.sql.models import (
     User,
 )
 from adapters.sql.snapshot import SqlSnapshotSource
-from pdp.catalogue import load_catalogue, parse_catalogue
-from pdp.decision_log import MemoryLog
+from pdp.core.catalogue import load_catalogue, parse_catalogue
+from pdp.core.errors import BadRequest, ConfigurationError
 from pdp.engine.decision import Grant, Query
-from pdp.engine.engine import Engine
-from pdp.errors import BadRequest, ConfigurationError
-from pdp.queries import DecisionService
+from pdp.engine.policy import Engine
+from pdp.records.decision_log import MemoryLog
+from pdp.services.decisions import DecisionService
 from policies import CATALOGUE_PATH
 
 

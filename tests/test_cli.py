@@ -13,7 +13,7 @@ from sqlalchemy import inspect
 
 from adapters.sql.database import make_engine, schema_revision
 from pdp.cli import cli, main
-from pdp.clock import paris_today
+from pdp.core.clock import paris_today
 
 
 @pytest.fixture

@@ -28,10 +28,10 @@ SERVER_MODULES = (
     "jwt",
     "yaml",
     "psycopg",
-    "pdp.app",
+    "pdp.web.app",
     "pdp.engine",
-    "pdp.queries",
-    "pdp.config",
+    "pdp.services.decisions",
+    "pdp.core.config",
     "adapters",
 )
 
@@ -151,8 +151,8 @@ def test_the_wheel_ships_the_consoles_templates_and_styles(tmp_path: Path) -> No
     [wheel] = tmp_path.glob("pdp-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     templates = {
-        f"pdp/console/templates/console/{p.name}"
-        for p in (ROOT / "pdp/console/templates/console").glob("*.html")
+        f"pdp/web/console/templates/console/{p.name}"
+        for p in (ROOT / "pdp/web/console/templates/console").glob("*.html")
     }
     assert templates and templates <= names
-    assert "pdp/console/static/console.css" in names
+    assert "pdp/web/console/static/console.css" in names

@@ -40,15 +40,15 @@ from test_e2e_server import answers_from_every_worker, pdp_command, run_pdp, run
 from adapters.sql.database import make_engine
 from adapters.sql.models import ApiClientRecord, AuditRecord
 from adapters.sql.snapshot import SqlSnapshotSource
-from pdp.app import create_app
-from pdp.audit import AuditChain
-from pdp.auth import mint
-from pdp.catalogue import load_catalogue
-from pdp.clients import ClientStore, key_digest
-from pdp.config import Settings
-from pdp.decision_log import MemoryLog
-from pdp.engine.engine import Engine as PolicyEngine
-from pdp.errors import ConfigurationError
+from pdp.core.catalogue import load_catalogue
+from pdp.core.config import Settings
+from pdp.core.errors import ConfigurationError
+from pdp.engine.policy import Engine as PolicyEngine
+from pdp.records.audit_trail import AuditChain
+from pdp.records.decision_log import MemoryLog
+from pdp.services.api_keys import ClientStore, key_digest
+from pdp.services.tokens import mint
+from pdp.web.app import create_app
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 REDIS_ENV = "PDP_TEST_REDIS_URL"
@@ -132,7 +132,7 @@ def test_a_revoked_key_is_refused(make_app: MakeApp, demo_db: str) -> None:
 def test_revocation_waits_at_most_the_refresh_interval(make_app: MakeApp, demo_db: str) -> None:
     now = [0.0]
     app, _ = make_app(refresh_interval=1.0)
-    registry = app.extensions["pdp.clients"]
+    registry = app.extensions["pdp.services.api_keys"]
     registry._clock = lambda: now[0]  # injected time: no sleeping
     key, _ = store(demo_db).add("cdap-front", ["cdap"], "cli:tester")
     registry.load()
@@ -530,7 +530,7 @@ def test_the_admin_check_takes_a_key_or_the_actors_own_token(make_app: MakeApp) 
 
 
 def test_local_windows_reset_each_window_and_stay_bounded() -> None:
-    from pdp.api.guard import LocalWindows
+    from pdp.web.api.guard import LocalWindows
 
     now = [1000.0]
     windows = LocalWindows([(2, 1), (3, 60)], clock=lambda: now[0])  # 2/second and 3/minute

@@ -48,8 +48,8 @@ from adapters.sql.models import (
     PolicyChange,
     User,
 )
-from pdp.audit import AuditChain
-from pdp.decision_log import MemoryLog
+from pdp.records.audit_trail import AuditChain
+from pdp.records.decision_log import MemoryLog
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 

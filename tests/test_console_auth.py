@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from pdp.decision_log import MemoryLog
-from pdp.errors import ConfigurationError
+from pdp.core.errors import ConfigurationError
+from pdp.records.decision_log import MemoryLog
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 STRONG = "Zq8vT3kLp0Wm2Yx7Rb5Nc1Hd9Gf4Js6A"

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from pdp.console import pages
+from pdp.web.console import pages
 from tests.test_console_auth import sign_in
 
 ORG = "/console/organismes/mairie-montreuil"

@@ -12,7 +12,7 @@ import pytest
 from console_support import browser, console_server, expect, need_browser, page, screenshot, sign_in
 from test_e2e_server import Served
 
-from pdp.clock import paris_today
+from pdp.core.clock import paris_today
 
 __all__ = ["browser", "console_server", "page"]  # fixtures used by name below
 

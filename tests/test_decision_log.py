@@ -1,4 +1,5 @@
-"""The write-ahead decision log (pdp.decision_log) against real files, processes and databases.
+"""The write-ahead decision log (pdp.records.decision_log) against real files, processes and
+databases.
 
 ``WalLog`` appends each decision to this process's segment file before ``record`` returns, and
 makes it durable in groups (``sync``: before returning). ``Shipper`` copies complete lines into
@@ -37,18 +38,18 @@ from sqlalchemy import Engine, func, select
 
 from adapters.sql.database import make_engine
 from adapters.sql.models import DecisionRecord
-from pdp import decision_log as module
-from pdp.app import create_app
 from pdp.cli import cli
-from pdp.decision_log import LogUnavailable, Shipper, WalLog
-from pdp.masking import Masker
+from pdp.core.masking import Masker
+from pdp.records import decision_log as module
+from pdp.records.decision_log import LogUnavailable, Shipper, WalLog
+from pdp.web.app import create_app
 
 SEGMENT_NAME = re.compile(r"^(\d{20})-(\d+)-([0-9a-f]{8})\.log$")
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def entry(n: int = 0, **fields: Any) -> dict[str, Any]:
-    """A decision entry as pdp.queries logs one, with a fresh id."""
+    """A decision entry as pdp.services.decisions logs one, with a fresh id."""
     return {
         "decision_id": secrets.token_hex(16),
         "ts": time.time(),
@@ -345,7 +346,7 @@ def test_an_orphan_shipped_twice_after_a_crash_mid_shipping_is_inserted_once(
 RECORD_THEN = textwrap.dedent(
     """
     import os, secrets, sys, time
-    from pdp.decision_log import WalLog
+    from pdp.records.decision_log import WalLog
     log = WalLog(sys.argv[1], "buffered")
     ids = []
     for n in range(int(sys.argv[2])):

@@ -54,10 +54,10 @@ from adapters.sql.models import (
     User,
 )
 from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
-from pdp.catalogue import Catalogue, load_catalogue
+from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Grant, Query, Reason
-from pdp.engine.engine import Engine as PdpEngine
+from pdp.engine.policy import Engine as PdpEngine
 
 TODAY = dt.date(2026, 3, 16)
 LONG_AGO = -800

@@ -3,7 +3,7 @@
 
 The files are read as data (PyYAML for compose, the instructions of the Dockerfile, the
 upstream block of nginx.conf) and checked against pdp itself: every ``PDP_*`` variable is a
-setting, the example secrets are refused by ``pdp.config.refuse_defaults`` and generated ones
+setting, the example secrets are refused by ``pdp.core.config.refuse_defaults`` and generated ones
 accepted, the image's commands exist and its health probe is a route of the app. Then the
 commands the containers would run are run here, outside Docker: ``pdp db upgrade`` (the
 ``migrate`` service), ``pdp clients add`` and ``pdp serve`` with a compose instance's own
@@ -34,8 +34,8 @@ from flask import Flask
 from sqlalchemy.engine import make_url
 from test_e2e_server import ALL, add_key, free_port, pdp_command, run_pdp, running, server_env
 
-from pdp.config import Settings, refuse_defaults
-from pdp.errors import ConfigurationError
+from pdp.core.config import Settings, refuse_defaults
+from pdp.core.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

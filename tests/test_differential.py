@@ -26,12 +26,12 @@ from adapters.sql.database import make_engine, record_change
 from adapters.sql.models import Base
 from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
 from bench.generate import generate
-from pdp.catalogue import Catalogue, load_catalogue
-from pdp.clock import FOREVER
+from pdp.core.catalogue import Catalogue, load_catalogue
+from pdp.core.clock import FOREVER
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Reason
-from pdp.engine.engine import Engine as PdpEngine
 from pdp.engine.index import Index, Outcome
+from pdp.engine.policy import Engine as PdpEngine
 
 # A fixed "today" keeps every seed reproducible; it is a Sunday when Paris changes its clocks,
 # which must not matter: dates are calendar days (R-TIME-1).

@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.sql.database import UnitOfWork, make_engine, record_change
 from adapters.sql.models import Group, Membership, User
-from pdp.catalogue import load_catalogue
-from pdp.clock import paris_today
+from pdp.core.catalogue import load_catalogue
+from pdp.core.clock import paris_today
 
 pytestmark = pytest.mark.e2e
 
@@ -376,7 +376,7 @@ def test_openapi_document_is_served(server: Server) -> None:
 
 
 def test_the_workers_checkpoint_the_audit_chain(served: Served) -> None:
-    """Each worker starts its checkpoint writer after the fork (pdp.server) and checkpoints the
+    """Each worker starts its checkpoint writer after the fork (pdp.web.server) and checkpoints the
     audit chain's head at once, without any request: the demo's 70 records and the API key's
     one; `pdp audit verify` then compares the chain with it."""
     workdir = served.server.log_path.parent

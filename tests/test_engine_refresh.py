@@ -26,10 +26,10 @@ from adapters.sql.models import (
     User,
 )
 from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
-from pdp.catalogue import load_catalogue
+from pdp.core.catalogue import load_catalogue
 from pdp.engine.decision import Query, Reason
-from pdp.engine.engine import Engine
 from pdp.engine.index import Index
+from pdp.engine.policy import Engine
 
 CATALOGUE = load_catalogue()
 

@@ -36,9 +36,9 @@ from sqlalchemy.exc import OperationalError
 from adapters.sql.database import make_engine
 from adapters.sql.models import Base
 from adapters.sql.snapshot import Snapshot
-from pdp.audit import AuditChain, AuditReader
-from pdp.decision_log import MemoryLog
 from pdp.engine.index import Index
+from pdp.records.audit_trail import AuditChain, AuditReader
+from pdp.records.decision_log import MemoryLog
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 
@@ -267,12 +267,12 @@ def _boom(*args: Any, **kwargs: Any) -> Any:
 @pytest.fixture
 def exploding(make_app: MakeApp, monkeypatch: pytest.MonkeyPatch) -> tuple[Api, MemoryLog]:
     """An app whose index fails every decision and listing, and whose administrative
-    decisions fail too (``pdp.engine.admin.authorise``, as the engine calls it)."""
+    decisions fail too (``pdp.engine.rules.authorise``, as the engine calls it)."""
     app, log = make_app(jwt_secret=SECRET)
     monkeypatch.setattr(Index, "decide", _boom)
     monkeypatch.setattr(Index, "permissions", _boom)
-    monkeypatch.setattr("pdp.engine.engine.authorise", _boom)
-    monkeypatch.setattr("pdp.queries.index_service_users", _boom)
+    monkeypatch.setattr("pdp.engine.policy.authorise", _boom)
+    monkeypatch.setattr("pdp.services.decisions.index_service_users", _boom)
     return Api(app.test_client()), log
 
 

@@ -48,12 +48,12 @@ from schemathesis.specs.openapi.checks import (
 )
 from text_support import forbidden_in_store, holds_forbidden
 
-import pdp.app  # noqa: F401  (registers every operation)
-from pdp.api.decisions import registry
-from pdp.auth import mint
-from pdp.config import Settings
-from pdp.decision_log import MemoryLog
-from pdp.text import has_forbidden
+import pdp.web.app  # noqa: F401  (registers every operation)
+from pdp.core.config import Settings
+from pdp.core.text import has_forbidden
+from pdp.records.decision_log import MemoryLog
+from pdp.services.tokens import mint
+from pdp.web.api.decisions import registry
 
 EXAMPLES = int(os.environ.get("PDP_FUZZ_EXAMPLES", "100"))
 CHECKS = [
@@ -149,7 +149,7 @@ def _send_hostile(case: Any, fuzzed: Fuzzed, headers: dict[str, str]) -> None:
     assert not [e for e in entries if holds_forbidden(e)]
 
 
-# The document the service serves at /v1/openapi.json, built the same way (pdp.app imports
+# The document the service serves at /v1/openapi.json, built the same way (pdp.web.app imports
 # every blueprint, which registers its operations).
 schema = schemathesis.openapi.from_dict(registry.document("pdp decision API", "1"))
 

@@ -1,4 +1,4 @@
-"""What a text value may hold (``pdp.text``), wherever it arrives: request bodies, path
+"""What a text value may hold (``pdp.core.text``), wherever it arrives: request bodies, path
 parameters and query strings, on SQLite and PostgreSQL alike.
 
 A control character (C0, DEL, C1) or a lone surrogate is refused with 400
@@ -28,10 +28,10 @@ from text_support import forbidden_in_store, holds_forbidden
 
 from adapters.sql.database import make_engine, record_change
 from adapters.sql.models import User
-from pdp.auth import mint
-from pdp.config import Settings
-from pdp.decision_log import MemoryLog
-from pdp.text import has_forbidden
+from pdp.core.config import Settings
+from pdp.core.text import has_forbidden
+from pdp.records.decision_log import MemoryLog
+from pdp.services.tokens import mint
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 MAIRIE = "/v1/organisations/mairie-montreuil"
@@ -43,7 +43,7 @@ CONTROLS = ["\x00", "\x1b", "\x7f", "\x85", "\x9f"]
 
 
 def _reference_forbidden(text: str) -> bool:
-    """Independent of pdp.text: Unicode's categories Cc (C0, DEL, C1) and Cs (surrogates)."""
+    """Independent of pdp.core.text: Unicode's categories Cc (C0, DEL, C1) and Cs (surrogates)."""
     return any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
 
 

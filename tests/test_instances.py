@@ -36,9 +36,9 @@ from typing import Any, NoReturn
 import pytest
 from test_e2e_server import Server, add_key, free_port, run_pdp, running, server_env
 
-from pdp.auth import mint
-from pdp.clock import PARIS, paris_today
-from pdp.config import Settings
+from pdp.core.clock import PARIS, paris_today
+from pdp.core.config import Settings
+from pdp.services.tokens import mint
 
 pytestmark = pytest.mark.e2e
 

@@ -41,8 +41,8 @@ from test_e2e_server import Server, free_port, pdp_command, run_pdp, running, se
 
 from adapters.sql.database import make_engine
 from adapters.sql.models import DecisionRecord
-from pdp.auth import mint
-from pdp.config import Settings
+from pdp.core.config import Settings
+from pdp.services.tokens import mint
 
 pytestmark = pytest.mark.e2e
 

@@ -42,11 +42,12 @@ from test_e2e_server import running, server_env
 
 from adapters.sql.database import make_engine
 from adapters.sql.models import DecisionRecord
-from pdp import context, logs
-from pdp.auth import mint
-from pdp.config import Settings
-from pdp.decision_log import MemoryLog
-from pdp.errors import ConfigurationError
+from pdp.core import context
+from pdp.core.config import Settings
+from pdp.core.errors import ConfigurationError
+from pdp.observability import logs
+from pdp.records.decision_log import MemoryLog
+from pdp.services.tokens import mint
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 

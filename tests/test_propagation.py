@@ -20,11 +20,11 @@ from flask import Flask
 from sqlalchemy import text
 
 from adapters.sql.database import make_engine
-from pdp import clock
-from pdp.clock import PARIS, CachedToday, paris_today, start_clock_at
-from pdp.decision_log import MemoryLog
-from pdp.errors import ConfigurationError
-from pdp.watcher import APPLICATION_NAME, PgWatcher, open_watcher, psycopg_conninfo
+from adapters.watcher import APPLICATION_NAME, PgWatcher, open_watcher, psycopg_conninfo
+from pdp.core import clock
+from pdp.core.clock import PARIS, CachedToday, paris_today, start_clock_at
+from pdp.core.errors import ConfigurationError
+from pdp.records.decision_log import MemoryLog
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 BASE = "/v1/organisations/mairie-montreuil"

@@ -60,7 +60,7 @@ from adapters.sql.models import (
     Subscription,
     User,
 )
-from pdp.app import create_app
+from pdp.web.app import create_app
 
 # -- the catalogue, read as data (R-CAT-1) ---------------------------------------------------
 

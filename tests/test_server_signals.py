@@ -1,4 +1,4 @@
-"""A stop signal reaching a gunicorn worker while it boots is not lost (pdp.server).
+"""A stop signal reaching a gunicorn worker while it boots is not lost (pdp.web.server).
 
 Between the fork and gunicorn's own worker handlers, a SIGTERM ran the master's handler copied
 into the child and was forgotten: the worker served on until the master killed it after
@@ -14,7 +14,7 @@ import textwrap
 SCRIPT = textwrap.dedent(
     """
     import os, queue, signal
-    from pdp.server import _stop_on_early_signal
+    from pdp.web.server import _stop_on_early_signal
 
     class Master:
         def __init__(self, *pending):

@@ -72,11 +72,11 @@ from stateful_support import (
     subgroup_roles_in_parent,
 )
 
-from pdp.audit import AuditChain
-from pdp.auth import mint
-from pdp.catalogue import load_catalogue
-from pdp.config import Settings
-from pdp.decision_log import MemoryLog
+from pdp.core.catalogue import load_catalogue
+from pdp.core.config import Settings
+from pdp.records.audit_trail import AuditChain
+from pdp.records.decision_log import MemoryLog
+from pdp.services.tokens import mint
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 

@@ -15,15 +15,15 @@ from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import sessionmaker
 
-from adapters.casbin_lines import policy_lines
 from adapters.sql.database import UnitOfWork, make_engine, record_change
 from adapters.sql.models import Group, Membership, PolicyRevision, User
 from adapters.sql.snapshot import SqlSnapshotSource
-from pdp.catalogue import load_catalogue
+from pdp.core.catalogue import load_catalogue
+from pdp.engine.casbin_lines import policy_lines
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Query, Reason
-from pdp.engine.engine import Engine
 from pdp.engine.index import Index
+from pdp.engine.policy import Engine
 
 
 @pytest.fixture

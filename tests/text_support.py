@@ -1,4 +1,4 @@
-"""Text the store must never hold (``pdp.text``): a scan of every text column of a database."""
+"""Text the store must never hold (``pdp.core.text``): a scan of every text column of a database."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import String, Text, create_engine, select
 
 from adapters.sql.models import Base
-from pdp.text import has_forbidden
+from pdp.core.text import has_forbidden
 
 
 def forbidden_in_store(url: str) -> list[tuple[str, str]]:

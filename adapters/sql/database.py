@@ -107,7 +107,7 @@ def bump_revision(session: Session) -> int:
     )
     if session.get_bind().dialect.name == "postgresql":
         # Delivered to every listener when (and only if) this transaction commits
-        # (pdp.watcher): other instances apply the change within milliseconds.
+        # (adapters.watcher): other instances apply the change within milliseconds.
         session.execute(
             text("SELECT pg_notify(:channel, :revision)"),
             {

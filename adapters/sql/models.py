@@ -170,7 +170,8 @@ class PolicyRevision(Base):
     __tablename__ = "policy_revision"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     revision: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
-    # The head of the audit chain (pdp.audit), moved in the same transaction as each write:
+    # The head of the audit chain (pdp.records.audit_trail), moved in the same transaction as each
+    # write:
     # a record deleted from the end of the chain shows as a head that no record matches.
     audit_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     audit_hash: Mapped[str] = mapped_column(String(64), nullable=False, default="0" * 64)
@@ -195,7 +196,8 @@ Index("ix_group_roles_group_service", GroupRole.group_id, GroupRole.service)
 
 
 class AuditRecord(Base):
-    """One administrative change, written in the transaction of the change (pdp.audit).
+    """One administrative change, written in the transaction of the change
+    (pdp.records.audit_trail).
 
     ``seq`` numbers the records without gaps (1, 2, …) and ``hash`` chains each to the one
     before (``prev_hash``): an edited, deleted or inserted record breaks the chain. ``before``
@@ -225,7 +227,7 @@ Index("ix_audit_log_actor_seq", AuditRecord.actor, AuditRecord.seq)
 
 
 class DecisionRecord(Base):
-    """One logged decision, shipped from a worker's write-ahead file (pdp.decision_log).
+    """One logged decision, shipped from a worker's write-ahead file (pdp.records.decision_log).
 
     The columns are what auditors filter on; ``entry`` is the whole entry as logged (grant
     path, evaluation time, administrative action and target, …), as JSON text.
@@ -266,7 +268,7 @@ class ApiClientRecord(Base):
 
 
 class ConsoleSessionRecord(Base):
-    """One session of the administration console (``pdp.console.sessions``).
+    """One session of the administration console (``pdp.web.console.sessions``).
 
     The browser's cookie carries a random session id; only its SHA-256 is stored (``id_hash``),
     so a copy of the table signs nobody in. A session is live while ``ended_at`` is unset and

@@ -28,7 +28,7 @@ from adapters.sql.models import (
     Subscription,
     User,
 )
-from pdp.clock import ordinal_end
+from pdp.core.clock import ordinal_end
 
 # (id, code, name)
 OrgRow = tuple[int, str, str]

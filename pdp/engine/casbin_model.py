@@ -2,7 +2,7 @@
 
 The fast index (``pdp.engine.index``) answers checks in production. Casbin defines what the
 answer must be: ``policies/rbac_with_domains.conf`` evaluated over the day's lines of
-``adapters.casbin_lines``. This module builds a plain ``casbin.Enforcer`` over those lines, used
+``pdp.engine.casbin_lines``. This module builds a plain ``casbin.Enforcer`` over those lines, used
 by the differential tests, by the start-up self-check (``verify``) and by the benchmark.
 """
 
@@ -14,7 +14,9 @@ from typing import Any
 import casbin
 from casbin import persist
 
-from adapters.casbin_lines import (
+from adapters.sql.snapshot import Snapshot
+from pdp.core.errors import ConfigurationError
+from pdp.engine.casbin_lines import (
     AdminLines,
     PolicyLines,
     actor_subject,
@@ -24,8 +26,6 @@ from adapters.casbin_lines import (
     policy_lines,
     user_subject,
 )
-from adapters.sql.snapshot import Snapshot
-from pdp.errors import ConfigurationError
 from policies import ADMIN_MODEL_PATH, MODEL_PATH
 
 ANY_ROLE = "*"  # the model's wildcard for "any role of the service"

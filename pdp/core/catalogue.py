@@ -1,0 +1,120 @@
+"""The service catalogue (R-CAT): loaded from ``policies/catalogue.yaml`` and validated."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pdp.core.errors import BadRequest, ConfigurationError
+from policies import CATALOGUE_PATH
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_ROLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One online service and the roles groups may carry for it."""
+
+    name: str
+    label: str
+    roles: tuple[str, ...]
+    per_caf: bool = False
+    user_profiles: tuple[str, ...] = ()
+    system_groups: bool = False
+    former_names: tuple[str, ...] = ()
+
+    def accepts(self, role: str) -> bool:
+        """Return whether ``role`` may be asked for in a check (a group role or a user profile)."""
+        return role in self.roles or role in self.user_profiles
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Every service of the portal, by name."""
+
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def service(self, name: str) -> Service:
+        """Return the service, or raise BadRequest(UNKNOWN_SERVICE)."""
+        try:
+            return self.services[name]
+        except KeyError:
+            raise BadRequest(f"Service inconnu : {name!r}.", code="UNKNOWN_SERVICE") from None
+
+    def check_role(self, service: str, role: str | None) -> None:
+        """Raise BadRequest (UNKNOWN_SERVICE / UNKNOWN_ROLE) unless the pair exists."""
+        svc = self.service(service)
+        if role is not None and not svc.accepts(role):
+            raise BadRequest(
+                f"Rôle inconnu pour le service {service} : {role!r}.", code="UNKNOWN_ROLE"
+            )
+
+
+def _strings(value: Any, where: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigurationError(f"catalogue: {where} must be a list of strings")
+    bad = [v for v in value if not pattern.match(v) or v == "*"]
+    if bad:
+        raise ConfigurationError(f"catalogue: {where} has invalid names {bad}")
+    if len(set(value)) != len(value):
+        raise ConfigurationError(f"catalogue: {where} has duplicates")
+    return tuple(value)
+
+
+def parse_catalogue(data: Any) -> Catalogue:
+    """Validate the catalogue's data and build it; raise ConfigurationError when it is wrong."""
+    if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
+        raise ConfigurationError("catalogue: a mapping with a 'services' mapping is required")
+    known = {"label", "roles", "per_caf", "user_profiles", "system_groups", "former_names"}
+    services: dict[str, Service] = {}
+    for name, spec in data["services"].items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigurationError(f"catalogue: invalid service name {name!r}")
+        if not isinstance(spec, dict):
+            raise ConfigurationError(f"catalogue: service {name} must be a mapping")
+        unknown = set(spec) - known
+        if unknown:
+            raise ConfigurationError(
+                f"catalogue: service {name} has unknown keys {sorted(unknown)}"
+            )
+        roles = _strings(spec.get("roles"), f"{name}.roles", _ROLE)
+        if not roles:
+            raise ConfigurationError(f"catalogue: service {name} needs at least one role")
+        profiles = _strings(spec.get("user_profiles", []), f"{name}.user_profiles", _ROLE)
+        if set(roles) & set(profiles):
+            raise ConfigurationError(f"catalogue: {name} roles and user_profiles overlap")
+        for flag in ("per_caf", "system_groups"):
+            if not isinstance(spec.get(flag, False), bool):
+                raise ConfigurationError(f"catalogue: {name}.{flag} must be true or false")
+        label = spec.get("label", name)
+        if not isinstance(label, str) or not label.strip():
+            raise ConfigurationError(f"catalogue: {name}.label must be a non-empty string")
+        former = spec.get("former_names", [])
+        if not isinstance(former, list) or not all(isinstance(n, str) and n for n in former):
+            raise ConfigurationError(f"catalogue: {name}.former_names must be a list of strings")
+        services[name] = Service(
+            name=name,
+            label=label,
+            roles=roles,
+            per_caf=spec.get("per_caf", False),
+            user_profiles=profiles,
+            system_groups=spec.get("system_groups", False),
+            former_names=tuple(former),
+        )
+    if not services:
+        raise ConfigurationError("catalogue: no service")
+    return Catalogue(services)
+
+
+def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
+    """Read and validate the catalogue file (R-CAT-1)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"catalogue: cannot read {path}: {exc}") from exc
+    return parse_catalogue(data)

@@ -1,0 +1,25 @@
+"""Who is calling and which request this is, for the decision log and the audit trail.
+
+Set at the start of each HTTP request, before the view runs, by a ``before_request`` hook of
+``pdp.web.app.create_app`` (the request id, and the client's address); ``pdp.web.api.guard.install``
+then names the client by the API key or the login that authenticated it. Outside a request (the
+CLI) they keep their defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from contextvars import ContextVar
+from random import getrandbits
+
+request_id: ContextVar[str | None] = ContextVar("pdp_request_id", default=None)
+client: ContextVar[str] = ContextVar("pdp_client", default="cli")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def accept_request_id(header: str | None) -> str:
+    """The caller's ``X-Request-Id`` if it is a sane token, else a new random one."""
+    if header and _REQUEST_ID.match(header):
+        return header
+    return f"{getrandbits(96):024x}"

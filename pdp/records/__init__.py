@@ -1,0 +1,1 @@
+"""What the service keeps: the decision log, the audit trail, its checkpoints."""

@@ -1,0 +1,812 @@
+"""The decision log: every decision, on disk before its answer leaves, then in the database.
+
+Each process appends its entries, one JSON line each, to its own *segment* file in
+``PDP_DECISION_LOG_DIR`` (``WalLog.record``: a ``write`` system call on the request's thread,
+before the response is sent). A flusher thread makes them durable in groups (one ``fdatasync``
+for every entry written since the last one, "group commit"); a shipper thread copies them to the
+``decision_log`` table, which the auditors' query API reads, and deletes a segment once it is
+fully shipped. Durability modes (``PDP_DECISION_LOG``):
+
+- ``buffered`` (default): the entry is in the operating system's page cache before the response
+  is sent, and on disk within ``PDP_DECISION_LOG_FLUSH_MS``. A crash of the process (``kill -9``,
+  out of memory) loses nothing; a crash of the machine or a power cut loses at most the entries of
+  the last ``PDP_DECISION_LOG_FLUSH_MS`` milliseconds.
+- ``sync``: the response waits until its entry is on disk (``fdatasync``). Nothing whose answer
+  reached a caller is lost, even on a power cut.
+- ``off``: nothing is logged (benchmarks only).
+
+A decision whose entry cannot be written (disk full, I/O error, or ``sync`` waiting more than
+``sync_timeout``) is not answered: the caller gets 503 ``DECISION_LOG_UNAVAILABLE``. Each process
+holds an exclusive ``flock`` on its segments; a segment nobody holds belongs to a process that
+died, and any shipper takes it over (``Shipper.ship_once``): after a crash, the restarted
+service ships what was not shipped yet. Shipping is idempotent (the decision id is the table's
+key), so a segment shipped twice after a crash adds nothing twice.
+
+One bad entry never blocks the log: an entry the shipper cannot read, or whose row the database
+refuses (a NUL in PostgreSQL text, a number out of range, a wrong type, a constraint, whatever the
+cause), is set aside in ``rejected.jsonl`` with its error, counted
+(``pdp_decision_log_rejected_total``), and everything after it ships. A database that accepts no
+row at all (down, unreachable, without the table) sets nothing aside: the entries wait on disk.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from random import getrandbits
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from adapters.sql.models import DecisionRecord
+from pdp.core.errors import Unavailable
+from pdp.observability import metrics
+
+log = logging.getLogger("pdp.decisions")
+
+MODES = ("buffered", "sync", "off")
+SEGMENT_SUFFIX = ".log"
+REJECTED = "rejected.jsonl"  # in the log's directory: the entries set aside
+_LINE = orjson.OPT_APPEND_NEWLINE
+
+
+def new_decision_id() -> str:
+    """32 hex digits: the time in microseconds (13 digits), then 76 random bits.
+
+    Unique like a UUID4 at a tenth of its cost (``uuid4`` makes a system call; ``getrandbits``
+    uses the per-process, fork-reseeded Mersenne Twister), and time-ordered, so that shipping
+    appends to the end of the table's primary key instead of writing all over it.
+    """
+    return f"{time.time_ns() // 1000:013x}{getrandbits(76):019x}"
+
+
+class LogUnavailable(Unavailable):
+    """The decision could not be logged: it is not answered (503)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="DECISION_LOG_UNAVAILABLE")
+
+
+class DecisionLog(Protocol):
+    """Where decisions are recorded. ``record`` raises LogUnavailable if it cannot."""
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Record one decision before it is answered."""
+
+    def record_many(self, entries: list[dict[str, Any]]) -> None:
+        """Record several decisions (a batch) at once."""
+
+
+class OffLog:
+    """Logs nothing (``PDP_DECISION_LOG=off``)."""
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Drop the entry."""
+
+    def record_many(self, entries: list[dict[str, Any]]) -> None:
+        """Drop the entries."""
+
+
+class MemoryLog:
+    """Keeps decisions in a list (tests)."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Append the entry."""
+        self.entries.append(entry)
+
+    def record_many(self, entries: list[dict[str, Any]]) -> None:
+        """Append the entries."""
+        self.entries.extend(entries)
+
+
+@dataclass
+class Segment:
+    """One segment file of this process: its descriptor (holding the lock) and its size."""
+
+    path: Path
+    fd: int
+    size: int = 0
+    shipped: int = 0
+
+
+class WalLog:
+    """The write-ahead decision log of one process (see the module)."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        mode: str = "buffered",
+        *,
+        flush_interval: float = 0.05,
+        segment_bytes: int = 64 << 20,
+        sync_timeout: float = 5.0,
+    ) -> None:
+        if mode not in ("buffered", "sync"):
+            raise ValueError(f"unknown decision log mode {mode!r}")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.mode = mode
+        self.flush_interval = flush_interval
+        self.segment_bytes = segment_bytes
+        self.sync_timeout = sync_timeout
+        self.failures = 0
+        self._sync = mode == "sync"
+        self._cond = threading.Condition()
+        self._pid: int | None = None
+        self._segments: list[Segment] = []
+        self._written = 0
+        self._durable = 0
+        self._on_start: list[Any] = []
+        self._on_close: list[Any] = []
+        self._syncing = 0  # fdatasync calls in progress (outside the lock)
+
+    # -- the request side ----------------------------------------------------------------------
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Append one entry; in ``sync`` mode, return once it is on disk."""
+        self._append(orjson.dumps(entry, option=_LINE, default=str))
+
+    def record_many(self, entries: list[dict[str, Any]]) -> None:
+        """Append several entries in one write."""
+        if entries:
+            self._append(b"".join([orjson.dumps(e, option=_LINE, default=str) for e in entries]))
+
+    def _append(self, data: bytes) -> None:
+        if self._pid != os.getpid():
+            self._start_process()
+        with self._cond:
+            segment = self._segments[-1]
+            try:
+                if segment.size and segment.size + len(data) > self.segment_bytes:
+                    segment = self._rotate()
+                _write_all(segment.fd, data)
+            except OSError as exc:
+                self.failures += 1
+                metrics.LOG_WRITE_ERRORS.inc()
+                _truncate(segment)
+                log.error("decision log write failed: %s", exc)
+                raise LogUnavailable(
+                    "Journal des décisions indisponible : décision non rendue."
+                ) from exc
+            segment.size += len(data)
+            self._written += len(data)
+            end = self._written
+            if self._sync:
+                self._cond.notify_all()
+                if not self._cond.wait_for(lambda: self._durable >= end, self.sync_timeout):
+                    self.failures += 1
+                    metrics.LOG_WRITE_ERRORS.inc()
+                    raise LogUnavailable(
+                        "Journal des décisions indisponible (écriture disque trop lente) : "
+                        "décision non rendue."
+                    )
+
+    # -- the process's files and threads -------------------------------------------------------
+
+    def on_start(self, callback: Any) -> None:
+        """Call ``callback(self)`` in each process that starts logging (to start a shipper)."""
+        self._on_start.append(callback)
+
+    def _start_process(self) -> None:
+        # Segments and threads do not survive a fork: each process opens its own.
+        with self._cond:
+            if self._pid == os.getpid():
+                return
+            self._segments = [self._new_segment()]
+            self._written = self._durable = 0
+            self._pid = os.getpid()
+        threading.Thread(target=self._flush_forever, name="pdp-log-flush", daemon=True).start()
+        for callback in self._on_start:
+            callback(self)
+        atexit.register(self.close)
+
+    def _new_segment(self) -> Segment:
+        name = f"{time.time_ns():020d}-{os.getpid()}-{getrandbits(32):08x}"
+        # Created under a name shippers ignore, locked, then renamed: nobody can take a segment
+        # for an orphan between its creation and its lock.
+        tmp = self.directory / f".{name}.new"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path = self.directory / f"{name}{SEGMENT_SUFFIX}"
+        os.replace(tmp, path)
+        _fsync_dir(self.directory)
+        return Segment(path, fd)
+
+    def _rotate(self) -> Segment:
+        """Seal the current segment (made durable) and open the next. Caller holds the lock."""
+        old = self._segments[-1]
+        os.fdatasync(old.fd)
+        self._durable = self._written
+        segment = self._new_segment()
+        self._segments.append(segment)
+        return segment
+
+    def _flush_forever(self) -> None:
+        pid = os.getpid()
+        while self._pid == pid:
+            with self._cond:
+                if self._sync:
+                    self._cond.wait_for(lambda: self._written > self._durable, self.flush_interval)
+                else:
+                    self._cond.wait(self.flush_interval)
+                if self._pid != pid:
+                    return  # closed
+                target, fd = self._written, self._segments[-1].fd
+                if target <= self._durable:
+                    continue
+                self._syncing += 1
+            self._sync_to(fd, target)
+
+    def _sync_to(self, fd: int, target: int) -> None:
+        """fdatasync ``fd`` (the caller counted itself in ``_syncing``, so that no segment is
+        closed under it), then mark everything up to ``target`` durable."""
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            self.failures += 1
+            metrics.LOG_WRITE_ERRORS.inc()
+            log.error("decision log fdatasync failed: %s", exc)
+            ok = False
+        else:
+            ok = True
+        with self._cond:
+            self._syncing -= 1
+            if ok:
+                self._durable = max(self._durable, target)
+            self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Make everything written so far durable (``fdatasync``)."""
+        if self._pid != os.getpid():
+            return
+        with self._cond:
+            target, fd = self._written, self._segments[-1].fd
+            if target <= self._durable:
+                return
+            self._syncing += 1
+        self._sync_to(fd, target)
+
+    def segments(self) -> list[Segment]:
+        """This process's segments, oldest first (the last one is being written)."""
+        with self._cond:
+            return list(self._segments) if self._pid == os.getpid() else []
+
+    def release(self, segment: Segment) -> None:
+        """Forget a sealed segment that was fully shipped: delete it, drop its lock."""
+        with self._cond:
+            if segment is self._segments[-1] or segment not in self._segments:
+                return
+            self._cond.wait_for(lambda: not self._syncing, 5.0)
+            self._segments.remove(segment)
+            _delete(segment.path)
+            os.close(segment.fd)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes written by this process and not shipped yet."""
+        return sum(s.size - s.shipped for s in self.segments())
+
+    def close(self) -> None:
+        """Flush, run the shutdown callbacks (a last shipping), and let go of the segments
+        (deleted if fully shipped, else left for the next shipper). A later ``record`` opens
+        a new segment."""
+        if self._pid != os.getpid():
+            return
+        self.flush()
+        for callback in self._on_close:
+            callback()
+        with self._cond:
+            self._cond.wait_for(lambda: not self._syncing, 5.0)
+            segments, self._segments, self._pid = self._segments, [], None
+            self._cond.notify_all()
+        for segment in segments:
+            if segment.shipped >= segment.size:
+                _delete(segment.path)
+            os.close(segment.fd)
+
+    def on_close(self, callback: Any) -> None:
+        """Call ``callback()`` when the process closes the log (a last shipping)."""
+        self._on_close.append(callback)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _truncate(segment: Segment) -> None:
+    """Cut a partial write back off, so that the next entry starts on a line of its own."""
+    try:
+        os.ftruncate(segment.fd, segment.size)
+    except OSError as exc:
+        log.error("decision log truncate failed: %s", exc)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _delete(path: Path) -> None:
+    for p in (path, _offset_path(path)):
+        p.unlink(missing_ok=True)
+
+
+def _offset_path(path: Path) -> Path:
+    return path.with_name(path.name + ".shipped")
+
+
+def _read_offset(path: Path) -> int:
+    try:
+        return int(_offset_path(path).read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def _write_offset(path: Path, offset: int) -> None:
+    tmp = path.with_name(f".{path.name}.shipped.new")
+    tmp.write_text(str(offset))
+    os.replace(tmp, _offset_path(path))
+
+
+# -- shipping to the database -------------------------------------------------------------------
+
+
+@dataclass
+class ShipReport:
+    """What one ``Shipper.ship_once`` did."""
+
+    shipped: int = 0
+    segments_done: int = 0
+    orphans: int = 0
+    rejected: int = 0  # entries set aside in rejected.jsonl (unreadable, or refused)
+    torn: int = 0  # torn last lines of orphans, dropped (never answered)
+
+
+@dataclass
+class _Line:
+    """One line of a segment: where it starts, its bytes, and its row once it is read."""
+
+    offset: int
+    data: bytes
+    row: tuple[Any, ...] = ()
+
+
+_Reject = tuple[_Line, BaseException, str]  # a line set aside, its error, and the cause
+
+
+class Shipper:
+    """Copies logged entries from segment files to the ``decision_log`` table.
+
+    ``ship_once`` ships this process's segments (from the ``WalLog`` given, if any) and every
+    segment of the directory that no live process holds. ``start`` runs it every ``interval``
+    seconds on a thread of the calling process.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        db: Engine,
+        wal: WalLog | None = None,
+        *,
+        interval: float = 1.0,
+        chunk_bytes: int = 4 << 20,
+    ) -> None:
+        self.directory = Path(directory)
+        self.db = db
+        self.wal = wal
+        self.interval = interval
+        self.chunk_bytes = chunk_bytes
+        self.failures = 0
+        self.shipped_total = 0
+        self.last_success: float | None = None
+        self.shipped_through = time.time()  # everything written before it is shipped
+        self._lock = threading.Lock()
+        self._thread_pid: int | None = None
+        # Straight to the driver's executemany: SQLAlchemy's per-row work cost more than the
+        # insert itself (bench/README.md, "Decision log cost").
+        marks = ", ".join(["%s" if db.dialect.name == "postgresql" else "?"] * len(_COLUMNS))
+        columns = ", ".join(f'"{c}"' for c in _COLUMNS)
+        self._insert = (
+            f"INSERT INTO {DecisionRecord.__tablename__} ({columns}) VALUES ({marks}) "
+            "ON CONFLICT (decision_id) DO NOTHING"
+        )
+
+    def start(self, _wal: WalLog | None = None) -> None:
+        """Ship every ``interval`` seconds from a daemon thread of this process (once per
+        process: a second call, or a call in the same process after a fork, starts nothing)."""
+        with self._lock:
+            if self._thread_pid == os.getpid():
+                return
+            self._thread_pid = os.getpid()
+            self.shipped_through = time.time()
+        threading.Thread(target=self._ship_forever, name="pdp-log-ship", daemon=True).start()
+
+    def _ship_forever(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            try:
+                self.ship_once()
+            except Exception as exc:  # the database is down: the files wait on disk
+                self.failures += 1
+                metrics.LOG_SHIP_ERRORS.inc()
+                log.warning("decision log shipping failed, will retry: %s", exc)
+            self.report_backlog()
+
+    def report_backlog(self) -> None:
+        """Publish this process's unshipped bytes and the age of its oldest unshipped entry
+        (an upper bound: it was written after the last successful round started)."""
+        pending = self.wal.pending_bytes if self.wal is not None else 0
+        metrics.LOG_PENDING_BYTES.set(pending)
+        metrics.LOG_LAG_SECONDS.set(time.time() - self.shipped_through if pending else 0.0)
+
+    def ship_once(self) -> ShipReport:
+        """Ship what is pending now (own segments first, then orphans); raise on DB errors."""
+        report = ShipReport()
+        started = time.time()
+        with self._lock:
+            if self.wal is not None:
+                for segment in self.wal.segments():
+                    self._ship_own(segment, report)
+            self._ship_orphans(report)
+        self.shipped_total += report.shipped
+        self.last_success = time.time()
+        self.shipped_through = started
+        metrics.LOG_SHIPPED.inc(report.shipped)
+        return report
+
+    def _ship_own(self, segment: Segment, report: ShipReport) -> None:
+        assert self.wal is not None
+        size = segment.size  # complete entries only: the size moves only after a whole write
+        while segment.shipped < size:
+            segment.shipped = self._ship_range(segment.path, segment.shipped, size, report)
+            _write_offset(segment.path, segment.shipped)
+        if segment is not self.wal.segments()[-1] and segment.shipped >= segment.size:
+            self.wal.release(segment)
+            report.segments_done += 1
+
+    def _ship_orphans(self, report: ShipReport) -> None:
+        own = {s.path for s in self.wal.segments()} if self.wal is not None else set()
+        for path in sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}")):
+            if path in own:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # shipped and deleted by another process meanwhile
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as exc:
+                    if exc.errno in (errno.EAGAIN, errno.EACCES):
+                        continue  # a live process holds it
+                    raise
+                if not path.exists():
+                    continue  # deleted between our open and our lock
+                size = os.fstat(fd).st_size
+                offset = _read_offset(path)
+                while offset < size:
+                    done = self._ship_range(path, offset, size, report)
+                    if done == offset:  # only a torn last line is left
+                        report.torn += 1
+                        log.warning(
+                            "decision log %s: %s bytes of a torn last line dropped (never "
+                            "answered: its write did not complete)",
+                            path.name,
+                            size - offset,
+                        )
+                        break
+                    offset = done
+                    _write_offset(path, offset)
+                _delete(path)
+                report.orphans += 1
+            finally:
+                os.close(fd)
+
+    def _ship_range(self, path: Path, start: int, end: int, report: ShipReport) -> int:
+        """Ship the complete lines of ``path`` in [start, end); return the offset reached.
+
+        Every line before that offset is then in the table or set aside in rejected.jsonl
+        (made durable first); if the database is unavailable, this raises and nothing of the
+        range counts as done (what was inserted is inserted again later, idempotently)."""
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(min(end - start, self.chunk_bytes))
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(data) == self.chunk_bytes:  # no entry is this long: garbage, set aside
+                error = ValueError(f"no end of line in {len(data)} bytes")
+                self._set_aside(path, [(_Line(start, data), error, "unreadable")], report)
+                return start + len(data)
+            return start
+        rows, rejects = _read_lines(data[:cut], start)
+        refused = self._insert_rows(rows)
+        rejects += [(line, exc, "refused") for line, exc in refused]
+        report.shipped += len(rows) - len(refused)
+        if rejects:
+            self._set_aside(path, sorted(rejects, key=lambda r: r[0].offset), report)
+        return start + cut + 1
+
+    def _insert_rows(self, rows: list[_Line]) -> list[tuple[_Line, Exception]]:
+        """Insert ``rows``; return those the database refuses, each with its error.
+
+        One ``executemany`` in one transaction for the whole list (the normal case). If it
+        fails while the database accepts rows, the list is split in two, each half in its own
+        transaction, down to the single rows to blame; raises if the database is unavailable."""
+        if not rows:
+            return []
+        error = self._try_insert(rows)
+        if error is None:
+            return []
+        if len(rows) > 1:
+            half = len(rows) // 2
+            return self._insert_rows(rows[:half]) + self._insert_rows(rows[half:])
+        # Refused twice, with the database taking rows in between: the row's fault, not a
+        # passing lock or conflict.
+        error = self._try_insert(rows)
+        return [] if error is None else [(rows[0], error)]
+
+    def _try_insert(self, rows: list[_Line]) -> Exception | None:
+        """Insert ``rows`` in one transaction: None once they are in; the error if the
+        database refused them while accepting rows; raise if it is unavailable."""
+        try:
+            with self.db.begin() as conn:
+                conn.exec_driver_sql(self._insert, [line.row for line in rows])
+        except Exception as exc:
+            if _disconnected(exc) or not self._accepts_rows():
+                raise
+            return exc
+        return None
+
+    def _accepts_rows(self) -> bool:
+        """Whether the database takes a well-formed row right now (inserted, rolled back): a
+        failure that it shares is the database's (down, read-only, no table), not the row's."""
+        probe = (new_decision_id(), time.time_ns() // 1000, "check", None, None, None)
+        try:
+            with self.db.connect() as conn:
+                transaction = conn.begin()
+                conn.exec_driver_sql(self._insert, [(*probe, False, "PROBE", 0, "{}")])
+                transaction.rollback()
+        except Exception:
+            return False
+        return True
+
+    def _set_aside(self, path: Path, rejects: list[_Reject], report: ShipReport) -> None:
+        """Append each line to rejected.jsonl with its error, and make it durable (before the
+        segment's offset moves past it)."""
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        _append_rejected(
+            self.directory,
+            b"".join(
+                orjson.dumps(_rejected_record(path, line, exc, cause, now), option=_LINE)
+                for line, exc, cause in rejects
+            ),
+        )
+        for line, exc, cause in rejects:
+            metrics.LOG_REJECTED.labels(cause).inc()
+            log.error(
+                "decision log %s at %d: %s entry set aside in %s: %s",
+                path.name,
+                line.offset,
+                cause,
+                REJECTED,
+                _error(exc)["message"].partition("\n")[0],
+            )
+        report.rejected += len(rejects)
+
+
+def _read_lines(data: bytes, start: int) -> tuple[list[_Line], list[_Reject]]:
+    """The lines of ``data`` (whole lines, read from offset ``start``, the last newline cut
+    off): those made into rows, and those that could not be (whatever they hold)."""
+    rows: list[_Line] = []
+    rejects: list[_Reject] = []
+    offset = start
+    for data_line in data.split(b"\n"):
+        line = _Line(offset, data_line)
+        offset += len(data_line) + 1
+        try:
+            line.row = _row(data_line)
+        except Exception as exc:  # one line never stops the others, whatever it holds
+            rejects.append((line, exc, "unreadable"))
+        else:
+            rows.append(line)
+    return rows, rejects
+
+
+def _row(line: bytes) -> tuple[Any, ...]:
+    """The table row of one entry (in the order of _COLUMNS); raises if it cannot be read."""
+    entry = orjson.loads(line)
+    return (
+        str(entry["decision_id"])[:32],
+        int(entry["ts"] * 1_000_000),
+        _cut(entry["kind"], 16),
+        _cut(entry.get("organisation"), 64),
+        _cut(entry.get("user"), 200),
+        _cut(entry.get("service"), 40),
+        bool(entry["allowed"]),
+        _cut(entry["reason"], 40),
+        int(entry.get("revision") or 0),
+        line.decode(),
+    )
+
+
+def _disconnected(exc: BaseException) -> bool:
+    """Whether ``exc`` is the connection's loss (never a row's fault)."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    """The class and message of an error: the driver's own for a database error (without the
+    statement and parameters SQLAlchemy adds), no stack trace."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    kind = type(exc)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    return {"class": name, "message": str(exc).strip()}
+
+
+def _append_rejected(directory: Path, data: bytes) -> None:
+    """Append whole lines to the directory's rejected.jsonl and fsync it. It stays JSON Lines:
+    a line torn by a crash is cut off first (the entries it held were not set aside yet, so
+    they come again), and so is a write that fails (disk full)."""
+    target = directory / REJECTED
+    created = not target.exists()
+    fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the shippers of every process append here
+        end = _whole_lines_end(fd)
+        os.ftruncate(fd, end)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, end)
+            raise
+    finally:
+        os.close(fd)  # and with it the lock
+    if created:
+        _fsync_dir(directory)
+
+
+def _whole_lines_end(fd: int, block: int = 1 << 16) -> int:
+    """The offset just after the last newline of the file (0 if it has none)."""
+    end = os.fstat(fd).st_size
+    while end > 0:
+        start = max(0, end - block)
+        cut = os.pread(fd, end - start, start).rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        end = start
+    return 0
+
+
+def _rejected_record(
+    path: Path, line: _Line, exc: BaseException, cause: str, now: str
+) -> dict[str, Any]:
+    """One line of rejected.jsonl: the entry (parsed if it is JSON, else its text, else its
+    bytes in base64: the file stays JSON Lines whatever the entry holds) and why it is there."""
+    record: dict[str, Any] = {
+        "rejected_at": now,
+        "segment": path.name,
+        "offset": line.offset,
+        "cause": cause,
+        "error": _error(exc),
+    }
+    try:
+        record["entry"] = orjson.loads(line.data)  # what orjson reads, it writes back
+    except orjson.JSONDecodeError:
+        try:
+            record["line"] = line.data.decode()
+        except UnicodeDecodeError:
+            record["line_base64"] = base64.b64encode(line.data).decode()
+    return record
+
+
+_COLUMNS = (
+    "decision_id",
+    "ts_us",
+    "kind",
+    "organisation",
+    "user",
+    "service",
+    "allowed",
+    "reason",
+    "revision",
+    "entry",
+)
+
+
+def _cut(value: Any, size: int) -> Any:
+    """A value that fits its column (a 5,000-character login in a path must not block the
+    shipping of every later entry); the entry itself keeps it whole."""
+    return value[:size] if isinstance(value, str) else value
+
+
+@dataclass
+class Backlog:
+    """What waits in a decision log directory (``pdp logs status``)."""
+
+    segments: int
+    pending_bytes: int
+    rejected_path: Path
+    rejected: int
+    last_rejected: dict[str, Any] | None
+
+
+def backlog(directory: str | Path) -> Backlog:
+    """The segments of ``directory`` not fully shipped (and their bytes left), and the entries
+    set aside in its rejected.jsonl (how many, and the last one)."""
+    directory = Path(directory)
+    pending = []
+    for path in directory.glob(f"*{SEGMENT_SUFFIX}"):
+        try:
+            pending.append(path.stat().st_size - _read_offset(path))
+        except FileNotFoundError:
+            continue  # shipped and deleted meanwhile
+    target = directory / REJECTED
+    try:
+        records = target.read_bytes().splitlines()
+    except FileNotFoundError:
+        records = []
+    last = None
+    if records:  # a line edited by hand, or being written, is counted, not shown
+        with contextlib.suppress(orjson.JSONDecodeError):
+            last = orjson.loads(records[-1])
+    return Backlog(len(pending), sum(pending), target, len(records), last)
+
+
+def open_log(settings: Any, db: Engine | None) -> tuple[DecisionLog, Shipper | None]:
+    """The decision log the settings ask for, with its shipper (started in each process)."""
+    if settings.decision_log == "off":
+        return OffLog(), None
+    if settings.decision_log not in MODES:
+        from pdp.core.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"PDP_DECISION_LOG: {settings.decision_log!r} is not one of {', '.join(MODES)}"
+        )
+    wal = WalLog(
+        settings.decision_log_dir,
+        settings.decision_log,
+        flush_interval=settings.decision_log_flush_ms / 1000,
+    )
+    if db is None:
+        return wal, None
+    shipper = Shipper(
+        settings.decision_log_dir, db, wal, interval=settings.decision_log_ship_interval
+    )
+    wal.on_start(shipper.start)
+    wal.on_close(lambda: _last_ship(shipper))
+    return wal, shipper
+
+
+def _last_ship(shipper: Shipper) -> None:
+    try:
+        shipper.ship_once()
+    except Exception as exc:
+        metrics.LOG_SHIP_ERRORS.inc()
+        log.warning("decision log: last shipping failed, the files wait on disk: %s", exc)

@@ -1,0 +1,1 @@
+"""The service layer: decisions, administration, auditing, API keys, tokens."""

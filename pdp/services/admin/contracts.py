@@ -1,0 +1,483 @@
+"""The Caf side (R-CON-4): organisations, conventions, subscriptions, partner admins.
+
+Only operators write here (policies/admin_policy.csv); partner admins read the contract
+(R-ADM-5). Dates follow R-TIME: nothing is deleted, a record ends by its closing date, and no
+write changes what was true on a past day (R-TIME-2): openings and closings are never set before
+today, and a record that has already ended or started keeps that date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adapters.sql.models import (
+    Caf,
+    Convention,
+    Dated,
+    Organisation,
+    PartnerAdmin,
+    Subscription,
+    User,
+)
+from pdp.core.errors import BadRequest, Conflict, NotFound
+from pdp.engine.rules import Target
+from pdp.services.admin import store
+from pdp.services.admin.requests import (
+    ConventionNew,
+    DatesEdit,
+    OrganisationNew,
+    SubscriptionNew,
+    UserRef,
+)
+from pdp.services.admin.service import AdminService
+from pdp.services.admin.users import create_user_in
+
+MAX_PARTNER_ADMINS = 2  # R-ADM-1
+
+
+# -- JSON forms ----------------------------------------------------------------------------
+
+
+def organisation_json(org: Organisation) -> dict[str, Any]:
+    """The public form of an organisation."""
+    return {"code": org.code, "name": org.name, "kind": org.kind, **store.dates(org)}
+
+
+def convention_json(conv: Convention, caf_code: str) -> dict[str, Any]:
+    """The public form of a convention (without its subscriptions)."""
+    return {"reference": conv.reference, "caf": caf_code, **store.dates(conv)}
+
+
+def subscription_json(sub: Subscription, reference: str) -> dict[str, Any]:
+    """The public form of a subscription."""
+    return {"id": sub.id, "convention": reference, "service": sub.service, **store.dates(sub)}
+
+
+def admin_json(designation: PartnerAdmin, login: str) -> dict[str, Any]:
+    """The public form of a partner admin designation."""
+    return {"login": login, **store.dates(designation)}
+
+
+# -- Date rules ----------------------------------------------------------------------------
+
+
+def _not_before_today(day: dt.date, today: dt.date, what: str) -> None:
+    """Raise BadRequest(RETROACTIVE_DATE) for an opening before today (R-TIME-2)."""
+    if day < today:
+        raise BadRequest(
+            f"{what} ne peut pas commencer dans le passé (R-TIME-2).", code="RETROACTIVE_DATE"
+        )
+
+
+def _edit_dates(row: Dated, data: DatesEdit, today: dt.date, what: str) -> None:
+    """Apply ``data`` to ``row`` (``what``: "Cette convention"...) without rewriting the past
+    (R-TIME-2).
+
+    The opening may change only while it is still to come, and not towards the past; the
+    closing may change unless the record ended before today, and not to a day before today.
+    An empty body closes the record today.
+    """
+    fields = data.model_fields_set
+    if "opens_on" in fields:
+        if data.opens_on is None or row.opens_on <= today or data.opens_on < today:
+            raise Conflict(
+                f"{what} : seule une date d'ouverture encore à venir peut changer, et pas vers "
+                "le passé (R-TIME-2).",
+                code="ALREADY_STARTED",
+            )
+        row.opens_on = data.opens_on
+    if "closes_on" in fields or not fields:
+        closes_on = data.closes_on if fields else today
+        if row.closes_on is not None and row.closes_on < today:
+            raise Conflict(
+                f"{what} a pris fin le {row.closes_on.isoformat()} : l'historique ne change "
+                "pas (R-TIME-2).",
+                code="ALREADY_ENDED",
+            )
+        store.not_in_past(closes_on, today, "La date de clôture")
+        row.closes_on = closes_on
+    if "opens_on" in fields:
+        store.check_window(row.opens_on, row.closes_on)
+    else:
+        store.check_closing(row.opens_on, row.closes_on)
+
+
+def _overlaps(a: Dated, opens_on: dt.date, closes_on: dt.date | None) -> bool:
+    """Whether ``a``'s window meets [opens_on, closes_on)."""
+    return (a.closes_on is None or opens_on < a.closes_on) and (
+        closes_on is None or a.opens_on < closes_on
+    )
+
+
+# -- Lookups -------------------------------------------------------------------------------
+
+
+def _convention(session: Session, org: Organisation, reference: str) -> Convention:
+    found = session.execute(
+        select(Convention).where(
+            Convention.organisation_id == org.id, Convention.reference == reference
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound(
+            f"Convention inconnue dans {org.code} : {reference!r}.", code="UNKNOWN_CONVENTION"
+        )
+    return found
+
+
+def _caf_code(session: Session, caf_id: int) -> str:
+    return str(session.execute(select(Caf.code).where(Caf.id == caf_id)).scalar_one())
+
+
+def _subscription(
+    session: Session, org: Organisation, sub_id: int
+) -> tuple[Subscription, Convention]:
+    row = session.execute(
+        select(Subscription, Convention)
+        .join(Convention, Convention.id == Subscription.convention_id)
+        .where(Subscription.id == sub_id, Convention.organisation_id == org.id)
+    ).first()
+    if row is None:
+        raise NotFound(
+            f"Bulletin d'adhésion inconnu dans {org.code} : {sub_id}.", "UNKNOWN_SUBSCRIPTION"
+        )
+    return row[0], row[1]
+
+
+def _designations(
+    session: Session, org: Organisation, today: dt.date
+) -> list[tuple[PartnerAdmin, User]]:
+    """The organisation's designations that have not ended (open now or later), with their
+    users."""
+    return [
+        (a, u)
+        for a, u in session.execute(
+            select(PartnerAdmin, User)
+            .join(User, User.id == PartnerAdmin.user_id)
+            .where(
+                PartnerAdmin.organisation_id == org.id,
+                (PartnerAdmin.closes_on.is_(None)) | (PartnerAdmin.closes_on > today),
+            )
+        )
+    ]
+
+
+# -- Subscriptions' rules ------------------------------------------------------------------
+
+
+def _check_subscription(
+    session: Session,
+    conv: Convention,
+    service: str,
+    opens_on: dt.date,
+    closes_on: dt.date | None,
+    today: dt.date,
+    exclude: int | None = None,
+) -> None:
+    """Raise Conflict unless [opens_on, closes_on) lies within the convention's window and no
+    other subscription to ``service`` under it that has not ended overlaps it (R-CON-1)."""
+    inside = conv.opens_on <= opens_on and (
+        conv.closes_on is None
+        or (opens_on < conv.closes_on and closes_on is not None and closes_on <= conv.closes_on)
+    )
+    if not inside:
+        raise Conflict(
+            f"Le bulletin d'adhésion doit être compris dans la période de la convention "
+            f"{conv.reference} ({conv.opens_on.isoformat()} – "
+            f"{store.day(conv.closes_on) or 'sans fin'}) (R-CON-1).",
+            code="OUTSIDE_CONVENTION",
+        )
+    for other in session.execute(
+        select(Subscription).where(
+            Subscription.convention_id == conv.id,
+            Subscription.service == service,
+            (Subscription.closes_on.is_(None)) | (Subscription.closes_on > today),
+        )
+    ).scalars():
+        if other.id != exclude and _overlaps(other, opens_on, closes_on):
+            raise Conflict(
+                f"Le service {service} est déjà souscrit sous la convention {conv.reference} "
+                f"sur cette période (bulletin {other.id}, R-CON-1).",
+                code="ALREADY_SUBSCRIBED",
+                details={"subscription": other.id},
+            )
+
+
+# -- Verbs ---------------------------------------------------------------------------------
+
+
+def create_organisation(svc: AdminService, actor: str, data: OrganisationNew) -> dict[str, Any]:
+    """Register a partner organisation (R-CON-4); 409 ORGANISATION_EXISTS if the code is taken."""
+    with svc.write(actor, "organisation.create", Target("platform")) as tx:
+        taken = tx.session.execute(
+            select(Organisation.id).where(Organisation.code == data.code)
+        ).first()
+        if taken is not None:
+            raise Conflict(f"L'organisme {data.code!r} existe déjà.", "ORGANISATION_EXISTS")
+        opens_on = data.opens_on or tx.today
+        _not_before_today(opens_on, tx.today, "Un organisme")
+        org = Organisation(code=data.code, name=data.name, kind=data.kind, opens_on=opens_on)
+        tx.session.add(org)
+        tx.session.flush()
+        out = organisation_json(org)
+        tx.record(f"organisation:{org.code}", org.code, None, out, org.id)
+    return {"organisation": out, "revision": tx.revision}
+
+
+def list_organisations(svc: AdminService, actor: str) -> dict[str, Any]:
+    """Every registered organisation by code, with whether it is open today (operators only,
+    ``organisation.list``: 403 with the engine's reason for anyone else)."""
+    today = svc.today()
+    with svc.read(actor, "organisation.list", Target("platform")) as session:
+        orgs = [
+            {**organisation_json(org), "open": store.is_open(org, today)}
+            for org in session.execute(select(Organisation).order_by(Organisation.code)).scalars()
+        ]
+    return {"organisations": orgs}
+
+
+def contract(svc: AdminService, actor: str, org_code: str) -> dict[str, Any]:
+    """The organisation's contract: conventions, their subscriptions, partner admins (R-CON-4,
+    R-ADM-5: operators and the organisation's partner admins)."""
+    today = svc.today()
+    with svc.read(actor, "contract.read", Target("organisation", org_code)) as session:
+        org = store.organisation(session, org_code)
+        conventions: list[dict[str, Any]] = []
+        for conv, caf in session.execute(
+            select(Convention, Caf.code)
+            .join(Caf, Caf.id == Convention.caf_id)
+            .where(Convention.organisation_id == org.id)
+            .order_by(Convention.reference)
+        ):
+            subs = session.execute(
+                select(Subscription)
+                .where(Subscription.convention_id == conv.id)
+                .order_by(Subscription.service, Subscription.opens_on, Subscription.id)
+            ).scalars()
+            conventions.append(
+                {
+                    **convention_json(conv, caf),
+                    "open": store.is_open(conv, today),
+                    "subscriptions": [
+                        {
+                            **subscription_json(s, conv.reference),
+                            "open": store.is_open(s, today),
+                        }
+                        for s in subs
+                    ],
+                }
+            )
+        admins = [
+            {
+                **admin_json(a, login),
+                "open": store.is_open(a, today),
+                # Not ended (open now or later): the designation may still end (R-TIME-2).
+                "current": store.not_ended(a, today),
+            }
+            for a, login in session.execute(
+                select(PartnerAdmin, User.login)
+                .join(User, User.id == PartnerAdmin.user_id)
+                .where(PartnerAdmin.organisation_id == org.id)
+                .order_by(User.login, PartnerAdmin.opens_on)
+            )
+        ]
+        out = {**organisation_json(org), "open": store.is_open(org, today)}
+    return {"organisation": out, "conventions": conventions, "admins": admins}
+
+
+def add_convention(
+    svc: AdminService, actor: str, org_code: str, data: ConventionNew
+) -> dict[str, Any]:
+    """Register a convention with one Caf (R-CON-1); the reference is unique in the
+    organisation (409 CONVENTION_EXISTS); 404 UNKNOWN_CAF."""
+    with svc.write(actor, "contract.manage", Target("organisation", org_code)) as tx:
+        org = store.organisation(tx.session, org_code)
+        caf = tx.session.execute(select(Caf).where(Caf.code == data.caf)).scalar_one_or_none()
+        if caf is None:
+            raise NotFound(f"Caf inconnue : {data.caf!r}.", code="UNKNOWN_CAF")
+        taken = tx.session.execute(
+            select(Convention.id).where(
+                Convention.organisation_id == org.id, Convention.reference == data.reference
+            )
+        ).first()
+        if taken is not None:
+            raise Conflict(
+                f"La convention {data.reference!r} existe déjà pour {org.code}.",
+                code="CONVENTION_EXISTS",
+            )
+        opens_on = data.opens_on or tx.today
+        _not_before_today(opens_on, tx.today, "Une convention")
+        store.check_window(opens_on, data.closes_on)
+        conv = Convention(
+            organisation_id=org.id,
+            caf_id=caf.id,
+            reference=data.reference,
+            opens_on=opens_on,
+            closes_on=data.closes_on,
+        )
+        tx.session.add(conv)
+        tx.session.flush()
+        out = convention_json(conv, caf.code)
+        tx.record(f"organisation:{org.code}", org.code, None, out, org.id)
+    return {"convention": out, "revision": tx.revision}
+
+
+def edit_convention(
+    svc: AdminService, actor: str, org_code: str, reference: str, data: DatesEdit
+) -> dict[str, Any]:
+    """Change a convention's dates (not retroactively, R-TIME-2). Closing it closes, on the same
+    day, its subscriptions that would outlive it (R-CON-2: they grant nothing past it anyway)."""
+    if not data.model_fields_set:
+        raise BadRequest("Aucune modification demandée.", code="EMPTY_EDIT")
+    with svc.write(actor, "contract.manage", Target("organisation", org_code)) as tx:
+        org = store.organisation(tx.session, org_code)
+        conv = _convention(tx.session, org, reference)
+        caf = _caf_code(tx.session, conv.caf_id)
+        before = convention_json(conv, caf)
+        _edit_dates(conv, data, tx.today, "Cette convention")
+        subs = tx.session.execute(
+            select(Subscription).where(Subscription.convention_id == conv.id)
+        ).scalars()
+        for sub in subs:
+            if sub.opens_on < conv.opens_on:
+                raise Conflict(
+                    f"Le bulletin {sub.id} ({sub.service}) commence avant la nouvelle ouverture "
+                    "de la convention (R-CON-1).",
+                    code="OUTSIDE_CONVENTION",
+                )
+            ends_later = sub.closes_on is None or (
+                conv.closes_on is not None and sub.closes_on > conv.closes_on
+            )
+            if conv.closes_on is not None and ends_later:
+                sub_before = subscription_json(sub, conv.reference)
+                sub.closes_on = max(conv.closes_on, sub.opens_on)
+                tx.record(
+                    f"organisation:{org.code}",
+                    org.code,
+                    sub_before,
+                    subscription_json(sub, conv.reference),
+                    org.id,
+                )
+        out = convention_json(conv, caf)
+        tx.record(f"organisation:{org.code}", org.code, before, out, org.id)
+    return {"convention": out, "revision": tx.revision}
+
+
+def add_subscription(
+    svc: AdminService, actor: str, org_code: str, reference: str, data: SubscriptionNew
+) -> dict[str, Any]:
+    """Open a service under a convention (a bulletin d'adhésion, R-CON-1, R-CON-2).
+
+    The service must be in the catalogue (400 UNKNOWN_SERVICE); the window must lie within the
+    convention's (409 OUTSIDE_CONVENTION; without a closing date under a convention that closes,
+    the subscription closes with it); no other subscription to the service under the convention
+    may overlap it (409 ALREADY_SUBSCRIBED).
+    """
+    with svc.write(actor, "contract.manage", Target("organisation", org_code)) as tx:
+        service = svc.catalogue.service(data.service).name
+        org = store.organisation(tx.session, org_code)
+        conv = _convention(tx.session, org, reference)
+        opens_on = data.opens_on or max(tx.today, conv.opens_on)
+        _not_before_today(opens_on, tx.today, "Un bulletin d'adhésion")
+        closes_on = data.closes_on if data.closes_on is not None else conv.closes_on
+        _check_subscription(tx.session, conv, service, opens_on, closes_on, tx.today)
+        store.check_window(opens_on, closes_on)
+        sub = Subscription(
+            convention_id=conv.id, service=service, opens_on=opens_on, closes_on=closes_on
+        )
+        tx.session.add(sub)
+        tx.session.flush()
+        out = subscription_json(sub, conv.reference)
+        tx.record(f"organisation:{org.code}", org.code, None, out, org.id)
+    return {"subscription": out, "revision": tx.revision}
+
+
+def edit_subscription(
+    svc: AdminService, actor: str, org_code: str, subscription_id: int, data: DatesEdit
+) -> dict[str, Any]:
+    """Change a subscription's dates (not retroactively, R-TIME-2); it stays within its
+    convention and overlaps no other subscription to the same service (R-CON-1)."""
+    if not data.model_fields_set:
+        raise BadRequest("Aucune modification demandée.", code="EMPTY_EDIT")
+    with svc.write(actor, "contract.manage", Target("organisation", org_code)) as tx:
+        org = store.organisation(tx.session, org_code)
+        sub, conv = _subscription(tx.session, org, subscription_id)
+        before = subscription_json(sub, conv.reference)
+        _edit_dates(sub, data, tx.today, "Ce bulletin d'adhésion")
+        _check_subscription(
+            tx.session, conv, sub.service, sub.opens_on, sub.closes_on, tx.today, exclude=sub.id
+        )
+        out = subscription_json(sub, conv.reference)
+        tx.record(f"organisation:{org.code}", org.code, before, out, org.id)
+    return {"subscription": out, "revision": tx.revision}
+
+
+def designate_admin(svc: AdminService, actor: str, org_code: str, data: UserRef) -> dict[str, Any]:
+    """Designate a partner admin from today (R-CON-4): an open user of the organisation, or one
+    created in the same transaction (the guide's shortcut). R-ADM-1: at most two open partner
+    admins (409 TOO_MANY_ADMINS); 409 ALREADY_ADMIN, 409 USER_NOT_OPEN.
+
+    The count is race-free: ``svc.write`` holds the revision row lock, so a concurrent
+    designation waits for this commit and then counts this one.
+    """
+    if (data.login is None) == (data.new_user is None):
+        raise BadRequest("Donner soit « login », soit « new_user ».", code="VALIDATION_ERROR")
+    with svc.write(actor, "admins.designate", Target("organisation", org_code)) as tx:
+        org = store.organisation(tx.session, org_code)
+        if data.new_user is not None:
+            # The operator's designation covers creating the user (R-CON-4): operators do not
+            # hold "user.create" themselves.
+            user = create_user_in(tx, org, data.new_user, authorise=False)
+        else:
+            assert data.login is not None
+            user = store.user(tx.session, org, data.login)
+        if not store.is_open(user, tx.today):
+            raise Conflict(
+                f"{user.login} n'est pas un utilisateur ouvert aujourd'hui : il ne peut pas être "
+                "désigné administrateur partenaire.",
+                code="USER_NOT_OPEN",
+            )
+        current = _designations(tx.session, org, tx.today)
+        if any(u.id == user.id for _, u in current):
+            raise Conflict(
+                f"{user.login} est déjà administrateur partenaire de {org.code}.", "ALREADY_ADMIN"
+            )
+        # A closed user is no admin any more (R-USR-4), even if the designation was not ended.
+        if sum(store.not_ended(u, tx.today) for _, u in current) >= MAX_PARTNER_ADMINS:
+            raise Conflict(
+                f"{org.code} a déjà {MAX_PARTNER_ADMINS} administrateurs partenaires ouverts : "
+                "en clôturer un d'abord (R-ADM-1).",
+                code="TOO_MANY_ADMINS",
+            )
+        designation = PartnerAdmin(organisation_id=org.id, user_id=user.id, opens_on=tx.today)
+        tx.session.add(designation)
+        tx.session.flush()
+        out = admin_json(designation, user.login)
+        tx.record(f"user:{user.login}", org.code, None, out, org.id)
+        created = store.user_json(user, org.code) if data.new_user is not None else None
+    return {"admin": out, "created_user": created, "revision": tx.revision}
+
+
+def end_admin(
+    svc: AdminService, actor: str, org_code: str, login: str, data: DatesEdit
+) -> dict[str, Any]:
+    """End a partner admin designation on ``closes_on`` (today when the body is empty); not
+    retroactively (R-TIME-2). 404 NOT_AN_ADMIN without a designation that has not ended."""
+    with svc.write(actor, "admins.designate", Target("organisation", org_code)) as tx:
+        org = store.organisation(tx.session, org_code)
+        user = store.user(tx.session, org, login)
+        found = [a for a, u in _designations(tx.session, org, tx.today) if u.id == user.id]
+        if not found:
+            raise NotFound(
+                f"{login} n'est pas administrateur partenaire de {org.code}.", "NOT_AN_ADMIN"
+            )
+        designation = found[0]
+        before = admin_json(designation, login)
+        _edit_dates(designation, data, tx.today, "Cette désignation")
+        out = admin_json(designation, login)
+        tx.record(f"user:{login}", org.code, before, out, org.id)
+    return {"admin": out, "revision": tx.revision}

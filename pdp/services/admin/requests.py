@@ -1,0 +1,147 @@
+"""The administration API's request bodies (pydantic): plain data for the verbs, and the
+OpenAPI schemas. Unknown fields are refused; dates are YYYY-MM-DD calendar days."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from pdp.core.text import EMAIL_PATTERN
+from pdp.web.api.schemas import CafCode, Code, Day, Login, Name, NewLogin, Strict, text
+
+Label = Annotated[str, text(200, 1)]
+Text = Annotated[str, text(120)]
+Email = Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN)]
+
+
+class NewUser(Strict):
+    """A user to create (fiche 1): no rights yet (R-USR-2). Opening date defaults to today."""
+
+    login: NewLogin
+    first_name: Text
+    last_name: Text
+    email: Email
+    opens_on: Day | None = None
+    closes_on: Day | None = None
+
+
+class UserEdit(Strict):
+    """Fields to change (fiche 2); a closing date closes the user (fiche 3, R-USR-4)."""
+
+    first_name: Text | None = None
+    last_name: Text | None = None
+    email: Email | None = None
+    opens_on: Day | None = None
+    closes_on: Day | None = None
+
+
+class UserRef(Strict):
+    """An existing user by login, or a new one created in the same transaction."""
+
+    login: Login | None = None
+    new_user: NewUser | None = None
+
+
+class MembershipNew(Strict):
+    """Attach the user to a group (fiche 4); the start defaults to today (R-MEM-1)."""
+
+    group: Code
+    opens_on: Day | None = None
+    closes_on: Day | None = None
+
+
+class MembershipEdit(Strict):
+    """Change a membership's dates; a closing date detaches (fiche 6, R-MEM-2)."""
+
+    opens_on: Day | None = None
+    closes_on: Day | None = None
+
+
+class GroupNew(Strict):
+    """A group (fiche 7): top-level without ``parent`` (admins), a sub-group with it. The
+    manager is required (R-ADM-3): an existing login or a user created on the fly."""
+
+    code: Code
+    label: Label
+    convention: Code | None = Field(
+        default=None, description="Convention reference; a sub-group takes its parent's."
+    )
+    parent: Code | None = None
+    manager: UserRef
+    opens_on: Day | None = None
+    closes_on: Day | None = None
+
+
+class GroupEdit(Strict):
+    """Fields of a group to change (fiche 10); not on system groups (R-GRP-3)."""
+
+    label: Label | None = None
+    opens_on: Day | None = None
+    closes_on: Day | None = None
+
+
+class RoleRef(Strict):
+    """A (service, role) pair of the catalogue (fiche 12)."""
+
+    service: Name
+    role: Name
+
+
+class AdminCheckRequest(Strict):
+    """May ``actor`` do ``action`` on ``target``? (R-ADM-7)"""
+
+    actor: Login
+    action: Annotated[str, text(80, 1)]
+    target: Annotated[str, text(300, 1)]
+
+
+class OrganisationNew(Strict):
+    """A partner organisation registered by an operator (R-CON-4)."""
+
+    code: Code
+    name: Label
+    kind: Annotated[str, text(40, 1)] = "other"
+    opens_on: Day | None = None
+
+
+class ConventionNew(Strict):
+    """A convention with one Caf (R-CON-1)."""
+
+    caf: CafCode
+    reference: Code
+    opens_on: Day | None = None
+    closes_on: Day | None = None
+
+
+class DatesEdit(Strict):
+    """New dates for a dated record (a convention, a subscription, a designation)."""
+
+    opens_on: Day | None = None
+    closes_on: Day | None = None
+
+
+class SubscriptionNew(Strict):
+    """A bulletin d'adhésion: opens one service under the convention (R-CON-1)."""
+
+    service: Name
+    opens_on: Day | None = None
+    closes_on: Day | None = None
+
+
+class AfasProfileNew(Strict):
+    """An Afas profile for a user (R-AFAS-1)."""
+
+    profile: Name
+    opens_on: Day | None = None
+    closes_on: Day | None = None
+
+
+class ManagerSet(Strict):
+    """Name a group's manager (fiches 14 and 16). ``replaces`` must name the current manager
+    when there is one: of two requests racing to replace the same manager, the second is
+    refused (409 MANAGER_CHANGED) instead of silently overwriting the first (R-ADM-3)."""
+
+    login: Login | None = None
+    new_user: NewUser | None = None
+    replaces: Login | None = None

@@ -1,0 +1,298 @@
+"""The administration service: who acts, may they (R-ADM-7), and one transaction per write.
+
+Every write goes through ``AdminService.write``:
+
+1. take the next policy revision (``bump_revision``): its row lock serialises writers, so what
+   the write reads next is the latest committed state and concurrent requests cannot both pass a
+   check that only one of them may pass (a third admin, two managers, ...): the second one sees
+   the first one's commit and is refused with 409;
+2. bring the engine up to the revision just before, then ask it whether the actor may do the
+   action on the target (403 with the engine's reason otherwise);
+3. run the operation, which validates and writes, and notes its audit events;
+4. log the organisations touched and append the audit events to the audit chain (the one place
+   they are written), both in the same transaction, then commit; on any error nothing is
+   written, audit records included;
+5. after the commit, refresh the engine at once (the next decision on this instance sees the
+   change) and tell the other workers of this instance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, sessionmaker
+
+from adapters.sql.database import UnitOfWork, bump_revision, log_changes
+from pdp.core import context
+from pdp.core.catalogue import Catalogue
+from pdp.core.errors import Forbidden, NotFound, Unauthorized, Unavailable
+from pdp.core.masking import Masker
+from pdp.engine.policy import Engine
+from pdp.engine.rules import ADMIN_MESSAGES, AdminReason, Target, parse_target
+from pdp.observability import metrics
+from pdp.records.audit_trail import AuditChain, AuditEvent, now
+from pdp.records.decision_log import DecisionLog, new_decision_id
+from pdp.services.tokens import TokenVerifier
+
+log = logging.getLogger("pdp.services.admin")
+
+# The database failing under a request (connection lost, disk full, lock or statement timeout,
+# pool exhausted): the transaction is rolled back, nothing was written, the caller may retry.
+STORE_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
+STORE_UNAVAILABLE = (
+    "La base des habilitations est momentanément indisponible : rien n'a été modifié, "
+    "réessayer plus tard."
+)
+
+
+@dataclass
+class Tx:
+    """One write in progress: its session, revision, what it touched and its audit events."""
+
+    session: Session
+    revision: int
+    actor: str
+    action: str
+    target: Target
+    today: dt.date
+    service: AdminService
+    organisations: set[int | None] = field(default_factory=set)
+    events: list[AuditEvent] = field(default_factory=list)
+    notices: list[dict[str, str]] = field(default_factory=list)
+
+    def authorise(self, action: str, target: Target) -> None:
+        """Also require ``action`` on ``target`` (a write that does two things, e.g. creating
+        the manager it names). Raises Forbidden."""
+        self.service.require(self.actor, action, target)
+
+    def record(
+        self,
+        target: str,
+        organisation: str | None,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        organisation_id: int | None,
+        action: str | None = None,
+        related: str | None = None,
+    ) -> None:
+        """Note one change for the audit trail, and the domain to reload. ``related`` names a
+        second object the change concerns (the group of a membership, the manager of a
+        group), so that the history of either finds it."""
+        self.organisations.add(organisation_id)
+        self.events.append(
+            AuditEvent(
+                actor=self.actor,
+                action=action or self.action,
+                target=target,
+                organisation=organisation,
+                before=before,
+                after=after,
+                revision=self.revision,
+                ts=now(),
+                related=related,
+            )
+        )
+
+    def notice(self, code: str, message: str) -> None:
+        """Add a notice to the response (e.g. R-AFAS-4)."""
+        self.notices.append({"code": code, "message": message})
+
+
+class AdminService:
+    """Authenticates actors, asks the engine, runs each write in one transaction."""
+
+    def __init__(
+        self,
+        db: SqlEngine,
+        engine: Engine,
+        catalogue: Catalogue,
+        audit: AuditChain,
+        decision_log: DecisionLog,
+        verifier: TokenVerifier | None,
+        masker: Masker | None = None,
+    ) -> None:
+        self.db = db
+        self.engine = engine
+        self.catalogue = catalogue
+        self.audit = audit
+        self.decision_log = decision_log
+        self.verifier = verifier
+        self.masker = masker or Masker()
+        self.uow = UnitOfWork(sessionmaker(db, expire_on_commit=False))
+
+    def today(self) -> dt.date:
+        """Today in Europe/Paris (the engine's clock)."""
+        return self.engine.clock()
+
+    # -- who acts ----------------------------------------------------------------------------
+
+    def actor(self, authorization: str | None) -> str:
+        """Return the acting user's login from the Authorization header; raise Unauthorized
+        unless the token is valid and names a user open today (R-USR-4)."""
+        if self.verifier is None:
+            raise Unauthorized(
+                "L'API d'administration n'est pas configurée : définir PDP_JWT_SECRET ou "
+                "PDP_JWT_PUBLIC_KEY.",
+                code="AUTH_NOT_CONFIGURED",
+            )
+        return self.open_actor(self.verifier.login(authorization))
+
+    def open_actor(self, login: str) -> str:
+        """Return ``login`` if it names a user open today; raise Unauthorized otherwise
+        (``UNKNOWN_ACTOR``; ``ACTOR_CLOSED``: closed, or not open yet, R-USR-4). The console's
+        sign-in asks the same question."""
+        self.engine.refresh()
+        user = self.engine.index.users.get(login)
+        day = self.today().toordinal()
+        if user is None:
+            raise Unauthorized(f"Utilisateur inconnu : {login!r}.", code="UNKNOWN_ACTOR")
+        if day < user.start:
+            raise Unauthorized("Compte pas encore ouvert (R-USR-4).", "ACTOR_CLOSED")
+        if day >= user.end:
+            raise Unauthorized("Compte clôturé (R-USR-4).", "ACTOR_CLOSED")
+        return login
+
+    # -- may they ----------------------------------------------------------------------------
+
+    def decide(self, actor: str, action: str, target: Target) -> tuple[AdminReason, str]:
+        """Ask the engine (R-ADM-7) and log the decision; return (reason, decision id)."""
+        self.engine.refresh()
+        started = time.perf_counter_ns()
+        reason = self.engine.authorise(actor, action, target)
+        elapsed = time.perf_counter_ns() - started
+        decision_id = new_decision_id()
+        mask = self.masker.mask_field
+        self.decision_log.record(
+            {
+                "decision_id": decision_id,
+                "ts": time.time(),
+                "kind": "admin",
+                "client": context.client.get(),
+                "request_id": context.request_id.get(),
+                "organisation": self._organisation(actor, target),
+                "user": mask("user", actor),
+                "action": action,
+                "target": self.masker.mask_target(str(target)),
+                "allowed": reason is AdminReason.ALLOWED,
+                "reason": reason.value,
+                "revision": self.engine.revision,
+                "eval_us": elapsed / 1000,
+            }
+        )
+        metrics.ADMIN[reason]()
+        return reason, decision_id
+
+    def _organisation(self, actor: str, target: Target) -> str | None:
+        """The organisation a decision belongs to: the target's, else the actor's."""
+        if target.organisation:
+            return target.organisation
+        user = self.engine.index.users.get(target.login or actor)
+        return user.org.code if user is not None and user.org is not None else None
+
+    def check(self, actor: str, action: str, target: str) -> dict[str, Any]:
+        """The public question "may ``actor`` do ``action`` on ``target``?" (R-ADM-7)."""
+        parsed = parse_target(target)
+        self.engine.rights.validate(action, parsed)
+        reason, decision_id = self.decide(actor, action, parsed)
+        return {
+            "allowed": reason is AdminReason.ALLOWED,
+            "reason": {"code": reason.value, "message": ADMIN_MESSAGES[reason]},
+            "decision_id": decision_id,
+            "revision": self.engine.revision,
+        }
+
+    def require(self, actor: str, action: str, target: Target) -> None:
+        """Raise Forbidden (code = the engine's reason) unless the actor may act; NotFound
+        if the target does not exist."""
+        self.engine.rights.validate(action, target)
+        reason, decision_id = self.decide(actor, action, target)
+        if reason is AdminReason.POLICY_UNAVAILABLE:
+            raise Unavailable(ADMIN_MESSAGES[reason])
+        if reason is AdminReason.UNKNOWN_TARGET:
+            raise self._unknown(target, decision_id)
+        if reason is not AdminReason.ALLOWED:
+            raise Forbidden(
+                ADMIN_MESSAGES[reason],
+                code=reason.value,
+                details={"action": action, "target": str(target), "decision_id": decision_id},
+            )
+
+    def _unknown(self, target: Target, decision_id: str) -> NotFound:
+        """What a target the engine does not know is, for every route alike: 404 with the
+        unknown part (UNKNOWN_ORGANISATION, UNKNOWN_GROUP, UNKNOWN_USER)."""
+        details = {"target": str(target), "decision_id": decision_id}
+        if target.kind == "user":
+            return NotFound(f"Utilisateur inconnu : {target.login!r}.", "UNKNOWN_USER", details)
+        if target.kind == "group" and target.organisation in self.engine.index.org_by_code:
+            return NotFound(
+                f"Groupe inconnu dans {target.organisation} : {target.group!r}.",
+                "UNKNOWN_GROUP",
+                details,
+            )
+        return NotFound(
+            f"Organisme inconnu : {target.organisation!r}.", "UNKNOWN_ORGANISATION", details
+        )
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def read(self, actor: str, action: str, target: Target) -> Iterator[Session]:
+        """Authorise a read, then yield a session in a read-only transaction. Raises
+        Unavailable(STORE_UNAVAILABLE) if the database fails."""
+        self.require(actor, action, target)
+        try:
+            with self.uow.begin() as session:
+                yield session
+        except STORE_ERRORS as exc:
+            log.warning("database error during %s: %s", action, exc)
+            raise Unavailable(STORE_UNAVAILABLE, code="STORE_UNAVAILABLE") from exc
+
+    @contextmanager
+    def write(self, actor: str, action: str, target: Target) -> Iterator[Tx]:
+        """One write = one transaction, serialised by the revision lock (see the module).
+        Raises Unavailable(STORE_UNAVAILABLE) if the database fails: nothing is written."""
+        try:
+            with self.uow.begin() as session:
+                revision = bump_revision(session)
+                if self.engine.revision != revision - 1:
+                    self.engine.refresh(force=True)
+                    if self.engine.revision != revision - 1:
+                        raise Unavailable(ADMIN_MESSAGES[AdminReason.POLICY_UNAVAILABLE])
+                self.require(actor, action, target)
+                tx = Tx(session, revision, actor, action, target, self.today(), self)
+                yield tx
+                if not tx.events:
+                    # Every revision leaves a record: `pdp audit verify` checks the policy's
+                    # revision against the chain's last record (pdp.records.audit_trail). A write
+                    # that
+                    # changed nothing still says who took the revision, and for what.
+                    tx.events.append(
+                        AuditEvent(
+                            actor,
+                            action,
+                            str(target),
+                            target.organisation,
+                            None,
+                            None,
+                            revision,
+                            now(),
+                        )
+                    )
+                log_changes(session, revision, tx.organisations or {None}, action)
+                # In the same transaction: no change without its audit record (and no record
+                # without its change).
+                self.audit.append(session, tx.events, context.request_id.get())
+        except STORE_ERRORS as exc:
+            # Rolled back (the unit of work): a 503 the caller may retry, not a 500.
+            log.warning("database error during %s, rolled back: %s", action, exc)
+            raise Unavailable(STORE_UNAVAILABLE, code="STORE_UNAVAILABLE") from exc
+        self.engine.notify(revision)

@@ -1,0 +1,1 @@
+"""HTTP: the app factory, gunicorn, the JSON API and the console."""

@@ -1,0 +1,38 @@
+"""What every administration view needs: the service, the acting user, the parsed body."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from flask import Response, current_app, jsonify, request
+from pydantic import BaseModel
+
+from pdp.services.admin.service import AdminService
+from pdp.web.api.decisions import read_body
+
+M = TypeVar("M", bound=BaseModel)
+
+AUTH_ERRORS = (400, 401, 403, 404, 409, 413, 503)
+
+
+def admin_service() -> AdminService:
+    """The app's administration service."""
+    return current_app.extensions["pdp.services.admin"]  # type: ignore[no-any-return]
+
+
+def actor() -> str:
+    """The acting user's login (401 unless the bearer token is valid and the user open)."""
+    return admin_service().actor(request.headers.get("Authorization"))
+
+
+def body(model: type[M]) -> M:
+    """The JSON body parsed as ``model`` (400 / 413 otherwise); an empty body is ``{}``."""
+    raw = read_body()
+    return model.model_validate_json(raw or b"{}")
+
+
+def answer(payload: dict[str, Any], status: int = 200) -> Response:
+    """A JSON answer with ``status``."""
+    response = jsonify(payload)
+    response.status_code = status
+    return response

@@ -1,0 +1,267 @@
+"""Administration API: the Caf side (organisations, conventions, subscriptions, partner admins,
+R-CON-4) and Afas profiles (R-AFAS)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from pdp.services.admin import afas, contracts
+from pdp.services.admin.requests import (
+    AfasProfileNew,
+    ConventionNew,
+    DatesEdit,
+    OrganisationNew,
+    SubscriptionNew,
+    UserRef,
+)
+from pdp.services.admin.responses import (
+    AdminWritten,
+    AfasProfiles,
+    AfasProfileWritten,
+    ContractOut,
+    ConventionWritten,
+    OrganisationList,
+    OrganisationWritten,
+    SubscriptionWritten,
+)
+from pdp.web.api.admin_common import AUTH_ERRORS, actor, admin_service, answer, body
+from pdp.web.api.decisions import registry
+from pdp.web.api.openapi import Operation
+
+bp = Blueprint("admin_contracts", __name__, url_prefix="/v1")
+ORG = "/v1/organisations/{org}"
+
+
+@bp.post("/organisations")
+@registry.operation(
+    Operation(
+        "post",
+        "/v1/organisations",
+        "Register a partner organisation (operators, R-CON-4)",
+        OrganisationWritten,
+        body=OrganisationNew,
+        errors=AUTH_ERRORS,
+        status=201,
+        auth=True,
+    )
+)
+def create_organisation() -> Response:
+    """R-CON-4."""
+    who = actor()
+    data = body(OrganisationNew)
+    return answer(contracts.create_organisation(admin_service(), who, data), 201)
+
+
+@bp.get("/organisations")
+@registry.operation(
+    Operation(
+        "get",
+        "/v1/organisations",
+        "Every registered organisation, by code (operators, R-CON-4)",
+        OrganisationList,
+        errors=AUTH_ERRORS,
+        auth=True,
+    )
+)
+def list_organisations() -> Response:
+    """Operators only (organisation.list)."""
+    who = actor()
+    return answer(contracts.list_organisations(admin_service(), who))
+
+
+@bp.get("/organisations/<org>/contract")
+@registry.operation(
+    Operation(
+        "get",
+        f"{ORG}/contract",
+        "The organisation's conventions, subscriptions and partner admins (R-CON-4, R-ADM-5)",
+        ContractOut,
+        errors=AUTH_ERRORS,
+        path_params=("org",),
+        auth=True,
+    )
+)
+def contract(org: str) -> Response:
+    """Operators, and the organisation's partner admins (read only)."""
+    who = actor()
+    return answer(contracts.contract(admin_service(), who, org))
+
+
+@bp.post("/organisations/<org>/conventions")
+@registry.operation(
+    Operation(
+        "post",
+        f"{ORG}/conventions",
+        "Register a convention with a Caf (operators, R-CON-1)",
+        ConventionWritten,
+        body=ConventionNew,
+        errors=AUTH_ERRORS,
+        path_params=("org",),
+        status=201,
+        auth=True,
+    )
+)
+def add_convention(org: str) -> Response:
+    """R-CON-1."""
+    who = actor()
+    data = body(ConventionNew)
+    return answer(contracts.add_convention(admin_service(), who, org, data), 201)
+
+
+@bp.patch("/organisations/<org>/conventions/<reference>")
+@registry.operation(
+    Operation(
+        "patch",
+        f"{ORG}/conventions/{{reference}}",
+        "Change a convention's dates; closing it closes its subscriptions (R-CON-2, R-TIME-2)",
+        ConventionWritten,
+        body=DatesEdit,
+        errors=AUTH_ERRORS,
+        path_params=("org", "reference"),
+        auth=True,
+    )
+)
+def edit_convention(org: str, reference: str) -> Response:
+    """R-CON-2."""
+    who = actor()
+    data = body(DatesEdit)
+    return answer(contracts.edit_convention(admin_service(), who, org, reference, data))
+
+
+@bp.post("/organisations/<org>/conventions/<reference>/subscriptions")
+@registry.operation(
+    Operation(
+        "post",
+        f"{ORG}/conventions/{{reference}}/subscriptions",
+        "Subscribe the organisation to a service under a convention (R-CON-1, R-CON-2)",
+        SubscriptionWritten,
+        body=SubscriptionNew,
+        errors=AUTH_ERRORS,
+        path_params=("org", "reference"),
+        status=201,
+        auth=True,
+    )
+)
+def add_subscription(org: str, reference: str) -> Response:
+    """R-CON-1."""
+    who = actor()
+    data = body(SubscriptionNew)
+    return answer(contracts.add_subscription(admin_service(), who, org, reference, data), 201)
+
+
+@bp.patch("/organisations/<org>/subscriptions/<int:subscription_id>")
+@registry.operation(
+    Operation(
+        "patch",
+        f"{ORG}/subscriptions/{{subscription_id}}",
+        "Change a subscription's dates; closes_on ends it (R-CON-2, R-TIME-2)",
+        SubscriptionWritten,
+        body=DatesEdit,
+        errors=AUTH_ERRORS,
+        path_params=("org", "subscription_id"),
+        auth=True,
+    )
+)
+def edit_subscription(org: str, subscription_id: int) -> Response:
+    """R-CON-2."""
+    who = actor()
+    data = body(DatesEdit)
+    return answer(contracts.edit_subscription(admin_service(), who, org, subscription_id, data))
+
+
+@bp.post("/organisations/<org>/admins")
+@registry.operation(
+    Operation(
+        "post",
+        f"{ORG}/admins",
+        "Designate a partner admin, possibly a user created now (operators, R-ADM-1)",
+        AdminWritten,
+        body=UserRef,
+        errors=AUTH_ERRORS,
+        path_params=("org",),
+        status=201,
+        auth=True,
+    )
+)
+def designate_admin(org: str) -> Response:
+    """R-ADM-1: at most two open partner admins."""
+    who = actor()
+    data = body(UserRef)
+    return answer(contracts.designate_admin(admin_service(), who, org, data), 201)
+
+
+@bp.delete("/organisations/<org>/admins/<login>")
+@registry.operation(
+    Operation(
+        "delete",
+        f"{ORG}/admins/{{login}}",
+        "End a partner admin designation (today, or on the body's closes_on; R-TIME-2)",
+        AdminWritten,
+        body=DatesEdit,
+        errors=AUTH_ERRORS,
+        path_params=("org", "login"),
+        auth=True,
+    )
+)
+def end_admin(org: str, login: str) -> Response:
+    """Nothing is deleted: the designation ends (R-TIME-2)."""
+    who = actor()
+    data = body(DatesEdit)
+    return answer(contracts.end_admin(admin_service(), who, org, login, data))
+
+
+@bp.get("/organisations/<org>/users/<login>/afas-profiles")
+@registry.operation(
+    Operation(
+        "get",
+        f"{ORG}/users/{{login}}/afas-profiles",
+        "A user's Afas profiles (members of an AFAS – Habiliter group, R-AFAS-2)",
+        AfasProfiles,
+        errors=AUTH_ERRORS,
+        path_params=("org", "login"),
+        auth=True,
+    )
+)
+def list_afas_profiles(org: str, login: str) -> Response:
+    """R-AFAS-1."""
+    who = actor()
+    return answer(afas.list_profiles(admin_service(), who, org, login))
+
+
+@bp.post("/organisations/<org>/users/<login>/afas-profiles")
+@registry.operation(
+    Operation(
+        "post",
+        f"{ORG}/users/{{login}}/afas-profiles",
+        "Give a user an Afas profile (members of an AFAS – Habiliter group, R-AFAS-2)",
+        AfasProfileWritten,
+        body=AfasProfileNew,
+        errors=AUTH_ERRORS,
+        path_params=("org", "login"),
+        status=201,
+        auth=True,
+    )
+)
+def add_afas_profile(org: str, login: str) -> Response:
+    """R-AFAS-1, R-AFAS-2."""
+    who = actor()
+    data = body(AfasProfileNew)
+    return answer(afas.add_profile(admin_service(), who, org, login, data), 201)
+
+
+@bp.delete("/organisations/<org>/users/<login>/afas-profiles/<profile>")
+@registry.operation(
+    Operation(
+        "delete",
+        f"{ORG}/users/{{login}}/afas-profiles/{{profile}}",
+        "Remove a user's Afas profile: it closes today (R-AFAS-3, R-TIME-2)",
+        AfasProfileWritten,
+        errors=AUTH_ERRORS,
+        path_params=("org", "login", "profile"),
+        auth=True,
+    )
+)
+def remove_afas_profile(org: str, login: str, profile: str) -> Response:
+    """Nothing is deleted (R-TIME-2)."""
+    who = actor()
+    return answer(afas.remove_profile(admin_service(), who, org, login, profile))

@@ -1,0 +1,301 @@
+"""Auditors' API: the decision log and the audit trail (operators; partner admins, their own
+organisation only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any
+
+from flask import Blueprint, Response, current_app, request
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from pdp.services.auditing import AuditorQueries
+from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer
+from pdp.web.api.decisions import registry
+from pdp.web.api.guard import page_limit
+from pdp.web.api.openapi import Operation
+from pdp.web.api.schemas import Code, Login, Name, text
+
+bp = Blueprint("auditor", __name__, url_prefix="/v1")
+ORG = "/v1/organisations/{org}"
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}([T ].+)?$")
+
+
+def _iso_moment(value: Any) -> Any:
+    """Only ISO 8601 text: pydantic would also read a number as seconds since the epoch."""
+    if isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or not _MOMENT.match(value):
+        raise ValueError("un jour AAAA-MM-JJ ou une date-heure ISO 8601 est attendue")
+    return value
+
+
+Moment = Annotated[
+    dt.datetime,
+    BeforeValidator(_iso_moment),
+    Field(json_schema_extra={"type": "string", "pattern": _MOMENT.pattern}),
+]
+
+
+class Period(_Query):
+    """``from`` (included) and ``to`` (excluded): ISO 8601 date-times (UTC unless an offset is
+    given) or days."""
+
+    start: Moment | None = Field(None, alias="from")
+    end: Moment | None = Field(None, alias="to")
+    limit: int = Field(50, ge=1, le=1000)
+    cursor: Annotated[str, text(200)] | None = None
+
+
+class DecisionsQuery(Period):
+    """Filters of the decision log (a service outside the catalogue: 400 UNKNOWN_SERVICE)."""
+
+    user: Login | None = None
+    service: Name | None = None
+    allowed: bool | None = None
+    kind: str | None = Field(None, pattern=r"^(check|permissions|service_users|admin)$")
+    organisation: Code | None = None
+
+
+class AuditQuery(Period):
+    """Filters of the audit trail."""
+
+    actor: Login | None = None
+    target: Annotated[str, text(200, 1)] | None = None
+
+
+class HistoryQuery(_Query):
+    """Only the records about this service and/or role (a service or role outside the
+    catalogue: 400 UNKNOWN_SERVICE / UNKNOWN_ROLE)."""
+
+    service: Name | None = None
+    role: Name | None = None
+    limit: int = Field(50, ge=1, le=1000)
+    cursor: Annotated[str, text(200)] | None = None
+
+
+class Granted(BaseModel):
+    """The audit record that made one step of a grant path."""
+
+    by: str
+    at: str
+    action: str
+    revision: int
+    audit_seq: int
+
+
+class ExplainedGrant(BaseModel):
+    """One grant path with who made each step, when (null: made before the audit trail)."""
+
+    group: str | None
+    service: str
+    role: str
+    source: str
+    membership_granted: Granted | None = None
+    role_granted: Granted | None = None
+    profile_granted: Granted | None = None
+
+
+class LoggedDecision(BaseModel):
+    """A decision as logged: its id, kind, caller, input, result, reason, grant path
+    (``[group, service, role, source]``), revision and evaluation time (µs)."""
+
+    model_config = ConfigDict(extra="allow")
+    decision_id: str
+    ts: float
+    at_time: str
+    kind: str
+    client: str | None = None
+    request_id: str | None = None
+    organisation: str | None = None
+    user: str | None = None
+    allowed: bool
+    reason: str
+    revision: int
+    grants: list[list[str | None]] = []
+
+
+class ExplainedDecision(LoggedDecision):
+    """A logged decision with the audit records behind its grant path."""
+
+    explanation: list[ExplainedGrant]
+
+
+class DecisionPage(BaseModel):
+    """A page of decisions, newest first; ``next_cursor`` is null on the last page."""
+
+    decisions: list[LoggedDecision]
+    next_cursor: str | None
+
+
+class AuditRecordOut(BaseModel):
+    """One administrative change: who, what, on what, before and after, revision, request."""
+
+    seq: int
+    at: str
+    actor: str
+    action: str
+    target: str
+    related: str | None
+    organisation: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    revision: int
+    request_id: str | None
+    hash: str
+
+
+class AuditPage(BaseModel):
+    """A page of audit records, newest first."""
+
+    records: list[AuditRecordOut]
+    next_cursor: str | None
+
+
+class HistoryPage(AuditPage):
+    """The history of one user or group."""
+
+    target: str
+
+
+def _queries() -> AuditorQueries:
+    return current_app.extensions["pdp.services.auditing"]  # type: ignore[no-any-return]
+
+
+def _cap(limit: int) -> int:
+    return page_limit(limit)
+
+
+@bp.get("/decisions")
+@registry.operation(
+    Operation(
+        "get",
+        "/v1/decisions",
+        "The decision log, newest first (operators; partner admins: their organisation)",
+        DecisionPage,
+        query=DecisionsQuery,
+        errors=AUTH_ERRORS,
+        auth=True,
+    )
+)
+def list_decisions() -> Response:
+    """Filters: user, service, allowed, kind, organisation, from, to."""
+    who = actor()
+    q = DecisionsQuery.model_validate(request.args.to_dict())
+    return answer(
+        _queries().decisions(
+            who,
+            organisation=q.organisation,
+            user=q.user,
+            service=q.service,
+            allowed=q.allowed,
+            kind=q.kind,
+            start=q.start,
+            end=q.end,
+            limit=_cap(q.limit),
+            cursor=q.cursor,
+        )
+    )
+
+
+@bp.get("/decisions/<decision_id>")
+@registry.operation(
+    Operation(
+        "get",
+        "/v1/decisions/{decision_id}",
+        "One decision with its explanation: who granted each step of its grant path, and when",
+        ExplainedDecision,
+        errors=AUTH_ERRORS,
+        path_params=("decision_id",),
+        auth=True,
+    )
+)
+def get_decision(decision_id: str) -> Response:
+    """404 UNKNOWN_DECISION if absent, not yet shipped, or another organisation's."""
+    who = actor()
+    return answer(_queries().decision(who, decision_id))
+
+
+@bp.get("/organisations/<org>/audit")
+@registry.operation(
+    Operation(
+        "get",
+        f"{ORG}/audit",
+        "The organisation's audit trail, newest first (filters: actor, target, from, to)",
+        AuditPage,
+        query=AuditQuery,
+        errors=AUTH_ERRORS,
+        path_params=("org",),
+        auth=True,
+    )
+)
+def audit(org: str) -> Response:
+    """Every administrative change of the organisation."""
+    who = actor()
+    q = AuditQuery.model_validate(request.args.to_dict())
+    return answer(
+        _queries().audit(
+            who,
+            org,
+            by=q.actor,
+            target=q.target,
+            start=q.start,
+            end=q.end,
+            limit=_cap(q.limit),
+            cursor=q.cursor,
+        )
+    )
+
+
+def _history(org: str, target: str) -> Response:
+    who = actor()
+    q = HistoryQuery.model_validate(request.args.to_dict())
+    return answer(
+        _queries().history(
+            who, org, target, service=q.service, role=q.role, limit=_cap(q.limit), cursor=q.cursor
+        )
+    )
+
+
+@bp.get("/organisations/<org>/users/<login>/history")
+@registry.operation(
+    Operation(
+        "get",
+        f"{ORG}/users/{{login}}/history",
+        "A user's history: changes to the user, their memberships, and the roles of their "
+        "groups (?service=&role=: who gave them that role, and when)",
+        HistoryPage,
+        query=HistoryQuery,
+        errors=AUTH_ERRORS,
+        path_params=("org", "login"),
+        auth=True,
+    )
+)
+def user_history(org: str, login: str) -> Response:
+    """Newest first."""
+    return _history(org, f"user:{login}")
+
+
+@bp.get("/organisations/<org>/groups/<code>/history")
+@registry.operation(
+    Operation(
+        "get",
+        f"{ORG}/groups/{{code}}/history",
+        "A group's history: its changes, roles, manager and memberships",
+        HistoryPage,
+        query=HistoryQuery,
+        errors=AUTH_ERRORS,
+        path_params=("org", "code"),
+        auth=True,
+    )
+)
+def group_history(org: str, code: str) -> Response:
+    """Newest first."""
+    return _history(org, f"group:{org}/{code}")

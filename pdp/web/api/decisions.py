@@ -1,0 +1,206 @@
+"""Decision API: check, batch check, permissions, service users, health, OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import ValidationError
+
+from pdp.core.errors import BadRequest, PayloadTooLarge, PdpError
+from pdp.engine.decision import Query
+from pdp.services.decisions import Checked, DecisionService, grant_json
+from pdp.web.api.errors import validation_error
+from pdp.web.api.guard import client, page_limit, path_value, require_service
+from pdp.web.api.openapi import Operation, Registry
+from pdp.web.api.schemas import (
+    BatchRequest,
+    BatchResponse,
+    CheckRequest,
+    CheckResponse,
+    PermissionsQuery,
+    PermissionsResponse,
+    ServiceUsersQuery,
+    ServiceUsersResponse,
+)
+
+bp = Blueprint("decisions", __name__, url_prefix="/v1")
+registry = Registry()
+
+
+def _service() -> DecisionService:
+    return current_app.extensions["pdp.decisions"]  # type: ignore[no-any-return]
+
+
+def _query(body: CheckRequest) -> Query:
+    return Query(body.user, body.service, body.role, body.caf, body.at)
+
+
+def _checked_json(checked: Checked) -> dict[str, Any]:
+    d = checked.decision
+    return {
+        "allowed": d.allowed,
+        "reason": {"code": d.reason.value, "message": d.message},
+        "grants": [grant_json(g) for g in d.grants],
+        "decision_id": checked.decision_id,
+        "revision": d.revision,
+        "at": d.day.isoformat() if d.day else None,
+    }
+
+
+def read_body() -> bytes:
+    """The request body, refused with 413 above ``max_body_bytes`` whether or not a
+    Content-Length was sent (a chunked body must not be silently cut)."""
+    limit = current_app.config["PDP_SETTINGS"].max_body_bytes
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(_TOO_LARGE)
+    if length is not None:
+        # The common case, read straight from the server's input: Werkzeug's stream wrappers
+        # cost more than the decision itself (bench/README.md, "Where the time went").
+        data: bytes = request.environ["wsgi.input"].read(length)
+        return data
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(_TOO_LARGE)
+    return data
+
+
+_TOO_LARGE = "Corps de requête trop volumineux."
+
+
+def _error_json(err: PdpError) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": err.code, "message": err.message}
+    if err.details is not None:
+        body["details"] = err.details
+    return {"error": body}
+
+
+@bp.post("/check")
+@registry.operation(
+    Operation(
+        "post",
+        "/v1/check",
+        "Decide whether a user may use a service",
+        CheckResponse,
+        body=CheckRequest,
+        errors=(400, 409, 413, 503),
+        api_key=True,
+    )
+)
+def check() -> Response:
+    """Decide one check (R-DEC-1)."""
+    body = CheckRequest.model_validate_json(read_body())
+    require_service(body.service)
+    _fresh_enough(body.min_revision)
+    return jsonify(_checked_json(_service().check(_query(body))))
+
+
+@bp.post("/check/batch")
+@registry.operation(
+    Operation(
+        "post",
+        "/v1/check/batch",
+        "Decide several checks, in order",
+        BatchResponse,
+        body=BatchRequest,
+        errors=(400, 409, 413, 503),
+        api_key=True,
+    )
+)
+def check_batch() -> Response:
+    """Decide up to ``batch_max`` checks; a bad item answers its own error."""
+    body = BatchRequest.model_validate_json(read_body())
+    cap = current_app.config["PDP_SETTINGS"].batch_max
+    if len(body.checks) > cap:
+        raise BadRequest(f"Un lot contient au plus {cap} vérifications.", code="BATCH_TOO_LARGE")
+    items: list[Query | PdpError] = []
+    wanted = body.min_revision
+    for raw in body.checks:
+        try:
+            item = (
+                CheckRequest.model_validate(raw, strict=False)
+                if isinstance(raw, dict)
+                else _not_object()
+            )
+            require_service(item.service)
+            items.append(_query(item))
+            if item.min_revision is not None:  # the whole batch answers from the freshest asked
+                wanted = max(wanted or 0, item.min_revision)
+        except ValidationError as exc:
+            items.append(validation_error(exc))
+        except PdpError as exc:
+            items.append(exc)
+    _fresh_enough(wanted)
+    results = [
+        _error_json(r) if isinstance(r, PdpError) else _checked_json(r)
+        for r in _service().check_many(items)
+    ]
+    return jsonify({"results": results})
+
+
+def _fresh_enough(revision: int | None) -> None:
+    """Honour ``min_revision`` (read-your-writes), waiting at most PDP_MIN_REVISION_WAIT."""
+    if revision is not None:
+        _service().at_least(revision, current_app.config["PDP_SETTINGS"].min_revision_wait)
+
+
+def _not_object() -> CheckRequest:
+    raise BadRequest("Chaque vérification doit être un objet JSON.", code="VALIDATION_ERROR")
+
+
+@bp.get("/users/<login>/permissions")
+@registry.operation(
+    Operation(
+        "get",
+        "/v1/users/{login}/permissions",
+        "Every service and role a user may use",
+        PermissionsResponse,
+        query=PermissionsQuery,
+        errors=(400, 404, 409, 503),
+        path_params=("login",),
+        api_key=True,
+    )
+)
+def permissions(login: str) -> Response:
+    """The welcome page's one call (R-DEC-4), limited to the services the calling front-end
+    may ask about."""
+    path_value(login, "login", 120)
+    args = PermissionsQuery.model_validate(request.args.to_dict())
+    _fresh_enough(args.min_revision)
+    caller = client()
+    return jsonify(
+        _service().permissions(login, args.at, caller.services if caller is not None else None)
+    )
+
+
+@bp.get("/services/<service>/users")
+@registry.operation(
+    Operation(
+        "get",
+        "/v1/services/{service}/users",
+        "Who may use a service, paginated",
+        ServiceUsersResponse,
+        query=ServiceUsersQuery,
+        errors=(400, 404, 409, 503),
+        path_params=("service",),
+        api_key=True,
+    )
+)
+def service_users(service: str) -> Response:
+    """Users allowed to use the service, ordered by organisation and login."""
+    path_value(service, "service", 40)
+    require_service(service)
+    args = ServiceUsersQuery.model_validate(request.args.to_dict())
+    _fresh_enough(args.min_revision)
+    return jsonify(
+        _service().service_users(
+            service, args.role, args.organisation, args.at, page_limit(args.limit), args.cursor
+        )
+    )
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3 document of this API, generated from the code."""
+    return jsonify(registry.document("pdp decision API", "1"))

@@ -1,0 +1,107 @@
+"""The one place where errors become HTTP answers: a stable code, a French message, no trace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from pdp.core.errors import BadRequest, PdpError
+from pdp.core.text import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, has_forbidden
+
+log = logging.getLogger("pdp.web.api")
+
+_HTTP_CODES = {
+    404: ("NOT_FOUND", "Ressource introuvable."),
+    405: ("METHOD_NOT_ALLOWED", "Méthode non autorisée pour cette ressource."),
+    413: ("PAYLOAD_TOO_LARGE", "Corps de requête trop volumineux."),
+    429: ("RATE_LIMITED", "Trop de requêtes pour ce client : réessayer après le délai indiqué."),
+}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    """Build the JSON error answer."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    response = jsonify({"error": body})
+    response.status_code = status
+    return response
+
+
+def with_headers(response: Response, exc: HTTPException) -> Response:
+    """``response`` with the headers the HTTP error carries (``Allow`` on a 405, ...) but its
+    content type."""
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def validation_error(exc: ValidationError) -> BadRequest:
+    """Turn a pydantic error into a BadRequest with a stable code and the fields at fault."""
+    details = [
+        {
+            "field": ".".join(str(p) for p in err["loc"]) or None,
+            "problem": err["type"],
+            "message": err["msg"],
+        }
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+    errors = exc.errors()
+    kinds = {err["type"] for err in errors}
+    if any(
+        err["type"] == "string_pattern_mismatch" and has_forbidden(err["input"]) for err in errors
+    ):
+        return BadRequest(INVALID_CHARACTERS_MESSAGE, INVALID_CHARACTERS, details)
+    if "json_invalid" in kinds:
+        return BadRequest(
+            "Le corps de la requête n'est pas un JSON valide.", "INVALID_JSON", details
+        )
+    if "extra_forbidden" in kinds:
+        return BadRequest("Champ inconnu dans la requête.", "UNKNOWN_FIELD", details)
+    if "missing" in kinds:
+        return BadRequest("Champ obligatoire manquant.", "MISSING_FIELD", details)
+    return BadRequest("Requête invalide.", "VALIDATION_ERROR", details)
+
+
+def install(app: Flask) -> None:
+    """Register the handlers that translate every error to JSON."""
+
+    @app.errorhandler(PdpError)
+    def _pdp(exc: PdpError) -> Response:
+        response = _page(exc.status) or error_response(
+            exc.status, exc.code, exc.message, exc.details
+        )
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError) -> Response:
+        err = validation_error(exc)
+        return error_response(err.status, err.code, err.message, err.details)
+
+    def _page(status: int) -> Response | None:
+        # The console (pdp.web.console) answers its own paths with French HTML pages.
+        render: Callable[[int], Response | None] | None = app.extensions.get("pdp.error_page")
+        return None if render is None else render(status)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        page = _page(status)
+        if page is not None:
+            return with_headers(page, exc)
+        code, message = _HTTP_CODES.get(status, ("HTTP_ERROR", exc.description or "Erreur."))
+        return with_headers(error_response(status, code, message), exc)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return _page(500) or error_response(500, "INTERNAL_ERROR", "Erreur interne du service.")

@@ -1,0 +1,72 @@
+"""Probes for the orchestrator: ``/healthz`` (alive) and ``/readyz`` (fit to answer).
+
+Neither needs credentials nor counts against a rate limit; neither says anything about users.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from pdp.services.api_keys import ClientRegistry
+from pdp.services.decisions import DecisionService
+from pdp.web.api.decisions import registry
+from pdp.web.api.openapi import Operation
+from pdp.web.api.schemas import HealthResponse, ReadyResponse
+
+bp = Blueprint("health", __name__)
+
+
+def _service() -> DecisionService:
+    return current_app.extensions["pdp.decisions"]  # type: ignore[no-any-return]
+
+
+@bp.get("/healthz")
+@registry.operation(
+    Operation(
+        "get", "/healthz", "Liveness: the process answers", HealthResponse, errors=(), public=True
+    )
+)
+def healthz() -> Response:
+    """Alive, and the policy revision served. Does not touch the database."""
+    return jsonify({"status": "ok", "revision": _service().engine.revision})
+
+
+@bp.get("/readyz")
+@registry.operation(
+    Operation(
+        "get",
+        "/readyz",
+        "Readiness: policy fresh, database reachable, API keys read",
+        ReadyResponse,
+        errors=(),
+        other_responses={503: ReadyResponse},
+        public=True,
+    )
+)
+def readyz() -> Response:
+    """Ready when the policy has been confirmed against the store within PDP_MAX_STALENESS,
+    the database answers and the API keys have been read; 503 otherwise (checks then deny:
+    R-DEC-2, or answer 503 KEYS_UNAVAILABLE)."""
+    engine = _service().engine
+    engine.refresh()
+    clients: ClientRegistry = current_app.extensions["pdp.services.api_keys"]
+    clients.refresh()  # throttled like the checks' own reads: an unread copy is retried here too
+    checks = {
+        "policy": "stale" if engine.stale else "ok",
+        "database": "ok",
+        "api_keys": "ok" if clients.loaded else "unavailable",
+    }
+    db: Engine = current_app.extensions["pdp.db"]
+    try:
+        with db.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        checks["database"] = "unreachable"
+    ready = all(v == "ok" for v in checks.values())
+    response = jsonify(
+        {"status": "ready" if ready else "not_ready", "revision": engine.revision, "checks": checks}
+    )
+    response.status_code = 200 if ready else 503
+    return response

@@ -1,0 +1,250 @@
+"""Request and response bodies of the decision API (pydantic): validation and OpenAPI schemas."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from pdp.core.text import (
+    CAF_PATTERN,
+    CODE_PATTERN,
+    LOGIN_REF_PATTERN,
+    NAME_PATTERN,
+    NEW_LOGIN_PATTERN,
+    TEXT_PATTERN,
+)
+from pdp.engine.decision import Reason
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _parse_day(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not _DAY.match(value):
+        raise ValueError("une date au format AAAA-MM-JJ est attendue")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("date inexistante") from None
+
+
+Day = Annotated[
+    dt.date,
+    BeforeValidator(_parse_day),
+    Field(
+        description="Calendar day in Europe/Paris, YYYY-MM-DD.",
+        json_schema_extra={"type": "string", "format": "date"},
+    ),
+]
+# A login a request names (an existing user); a new user's login is narrower (NewLogin).
+Login = Annotated[str, Field(min_length=1, max_length=120, pattern=LOGIN_REF_PATTERN)]
+NewLogin = Annotated[str, Field(min_length=1, max_length=120, pattern=NEW_LOGIN_PATTERN)]
+Name = Annotated[str, Field(min_length=1, max_length=40, pattern=NAME_PATTERN)]
+CafCode = Annotated[str, Field(min_length=1, max_length=10, pattern=CAF_PATTERN)]
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)]
+
+
+def text(longest: int, shortest: int = 0) -> Any:
+    """Free text of ``shortest`` to ``longest`` characters, without control characters."""
+    return Field(min_length=shortest, max_length=longest, pattern=TEXT_PATTERN)
+
+
+MinRevision = Annotated[
+    int | None,
+    Field(
+        ge=0,
+        le=2**62,
+        description=(
+            "Answer from a policy revision at least this fresh (read-your-writes: the revision "
+            "a write returned); 503 REVISION_NOT_REACHED if not reached within "
+            "PDP_MIN_REVISION_WAIT seconds."
+        ),
+    ),
+]
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused; types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CheckRequest(Strict):
+    """May ``user`` use ``service`` (with ``role``, for ``caf``) on ``at`` (default today)?"""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {"user": "bruno.petit", "service": "cdap", "role": "T18"},
+                {"user": "nadia.benali", "service": "cdap", "caf": "751"},
+                {"user": "chloe.roux", "service": "cdap", "at": "2026-01-15"},
+            ]
+        },
+    )
+
+    user: Login
+    service: Name
+    role: Name | None = None
+    caf: CafCode | None = None
+    at: Day | None = None
+    min_revision: MinRevision = None
+
+
+class BatchRequest(Strict):
+    """Several checks answered in order; each item is validated on its own."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "checks": [
+                        {"user": "bruno.petit", "service": "cdap", "role": "T18"},
+                        {"user": "lea.fontaine", "service": "afas"},
+                    ]
+                }
+            ]
+        },
+    )
+    checks: list[Any] = Field(description="Items of the CheckRequest shape.")
+    min_revision: MinRevision = None
+
+
+class GrantOut(BaseModel):
+    """One path that grants access."""
+
+    group: str | None = Field(description="Group code; null for an Afas profile.")
+    service: str
+    role: str
+    source: str = Field(description="'group' or 'afas_profile'.")
+
+
+class ReasonOut(BaseModel):
+    """A stable reason code (R-DEC-3) and a French message for the portal's users."""
+
+    code: Reason
+    message: str
+
+
+class CheckResponse(BaseModel):
+    """The decision."""
+
+    allowed: bool
+    reason: ReasonOut
+    grants: list[GrantOut]
+    decision_id: str
+    revision: int
+    at: dt.date
+
+
+class ErrorBody(BaseModel):
+    """A stable error code, a French message and optional details."""
+
+    code: str
+    message: str
+    details: Any | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx answer."""
+
+    error: ErrorBody
+
+
+class BatchItem(BaseModel):
+    """A decision, or the error of an invalid item."""
+
+    allowed: bool | None = None
+    reason: ReasonOut | None = None
+    grants: list[GrantOut] | None = None
+    decision_id: str | None = None
+    revision: int | None = None
+    at: dt.date | None = None
+    error: ErrorBody | None = None
+
+
+class BatchResponse(BaseModel):
+    """One result per check, in the order asked."""
+
+    results: list[BatchItem]
+
+
+class PermissionsQuery(Strict):
+    """Query string of the permissions listing."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+    at: Day | None = None
+    min_revision: MinRevision = None
+
+
+class ServicePermission(BaseModel):
+    """A service the user may use, with the roles and Cafs it is open for."""
+
+    service: str
+    roles: list[str]
+    cafs: list[str]
+    grants: list[GrantOut]
+
+
+class PermissionsResponse(BaseModel):
+    """Everything the user may use on the day (R-DEC-4)."""
+
+    user: str
+    at: dt.date
+    revision: int
+    services: list[ServicePermission]
+    decision_id: str
+
+
+class ServiceUsersQuery(Strict):
+    """Query string of the service users listing."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+    organisation: Code | None = None
+    role: Name | None = None
+    at: Day | None = None
+    limit: int = Field(default=100, ge=1, description="At most PDP_PAGE_MAX (default 1,000).")
+    cursor: Annotated[str, text(400)] | None = None
+    min_revision: MinRevision = None
+
+
+class ServiceUser(BaseModel):
+    """A user who may use the service."""
+
+    login: str
+    organisation: str
+    roles: list[str]
+
+
+class ServiceUsersResponse(BaseModel):
+    """A page of users; ``next_cursor`` is null on the last page."""
+
+    service: str
+    role: str | None
+    at: dt.date
+    revision: int
+    users: list[ServiceUser]
+    next_cursor: str | None
+    decision_id: str
+
+
+class HealthResponse(BaseModel):
+    """Liveness and the revision served."""
+
+    status: str
+    revision: int
+
+
+class ReadyResponse(BaseModel):
+    """Readiness: "ready" or "not_ready", and each check's state."""
+
+    status: str
+    revision: int
+    checks: dict[str, str]

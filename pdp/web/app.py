@@ -1,0 +1,188 @@
+"""The application factory and composition root: builds every collaborator and passes it in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from adapters.sql.database import make_engine, schema_revision
+from adapters.sql.snapshot import SqlSnapshotSource
+from adapters.watcher import open_watcher
+from pdp.core import context
+from pdp.core.catalogue import load_catalogue
+from pdp.core.clock import start_clock_at
+from pdp.core.config import Settings, refuse_defaults
+from pdp.core.errors import ConfigurationError
+from pdp.core.masking import Masker
+from pdp.engine.casbin_model import load_model
+from pdp.engine.policy import Engine
+from pdp.observability import metrics
+from pdp.observability.metrics import WATCHER_RECONNECTS
+from pdp.records.audit_trail import AuditChain
+from pdp.records.checkpoints import open_writer
+from pdp.records.decision_log import DecisionLog, open_log
+from pdp.services.admin.service import AdminService
+from pdp.services.api_keys import DEMO_CLIENT, ClientRegistry
+from pdp.services.auditing import AuditorQueries
+from pdp.services.decisions import DecisionService
+from pdp.services.tokens import TokenVerifier
+from pdp.web import console
+from pdp.web.api import errors, guard
+from pdp.web.api.admin_contracts import bp as admin_contracts_bp
+from pdp.web.api.admin_groups import bp as admin_groups_bp
+from pdp.web.api.admin_users import bp as admin_users_bp
+from pdp.web.api.auditor import bp as auditor_bp
+from pdp.web.api.decisions import bp as decisions_bp
+from pdp.web.api.health import bp as health_bp
+from pdp.web.api.jsonio import OrjsonProvider
+from policies import CATALOGUE_PATH
+
+log = logging.getLogger("pdp")
+
+
+def build_engine(settings: Settings) -> tuple[Engine, Any]:
+    """Create the database engine and the decision engine, loaded and self-checked."""
+    catalogue = load_catalogue(
+        Path(settings.catalogue_path) if settings.catalogue_path else CATALOGUE_PATH
+    )
+    load_model()  # fail at start-up, not at the first check, if the model file is broken
+    try:
+        db = make_engine(settings.database_url)
+    except SQLAlchemyError as exc:
+        raise ConfigurationError(f"PDP_DATABASE_URL is not a database URL: {exc}") from exc
+    try:
+        current, head = schema_revision(db)
+    except SQLAlchemyError as exc:
+        where = db.url.render_as_string(hide_password=True)
+        raise ConfigurationError(f"database unreachable ({where}): {exc}") from exc
+    if current != head:
+        raise ConfigurationError(
+            f"database schema is at {current or 'nothing'}, the code needs {head}: "
+            "run `pdp db upgrade` first"
+        )
+    engine = Engine(
+        SqlSnapshotSource(db),
+        catalogue,
+        refresh_interval=settings.refresh_interval,
+        max_staleness=settings.max_staleness,
+    )
+    engine.load()
+    checked = engine.verify(settings.verify_orgs)
+    log.info("engine self-check against Casbin: %s queries agreed", checked)
+    return engine, db
+
+
+def refuse_demo_key(clients: ClientRegistry) -> None:
+    """In production, refuse to start while the demo's API key (``pdp quickstart``) is open,
+    or while the keys cannot be read (the demo key could be among them)."""
+    if not clients.loaded:
+        raise ConfigurationError(
+            "PDP_ENV=production refuses to start: the API keys cannot be read (database "
+            "unreachable), so the demo key cannot be known closed"
+        )
+    if clients.named(DEMO_CLIENT):
+        raise ConfigurationError(
+            f"PDP_ENV=production refuses to start: the demo API key {DEMO_CLIENT!r} is open "
+            f"(pdp clients revoke {DEMO_CLIENT})"
+        )
+
+
+class PdpFlask(Flask):
+    """Flask with the orjson provider (``pdp.web.api.jsonio``)."""
+
+    json_provider_class = OrjsonProvider
+
+
+def create_app(
+    test_config: Mapping[str, Any] | None = None,
+    *,
+    engine: Engine | None = None,
+    decision_log: DecisionLog | None = None,
+) -> Flask:
+    """Build the Flask app. Settings come from the environment, overridden by ``test_config``."""
+    overrides = dict(test_config or {})
+    settings = Settings.from_env(**overrides)
+    refuse_defaults(settings)
+    if settings.clock_start:
+        try:
+            start_clock_at(settings.clock_start)
+        except ValueError as exc:
+            raise ConfigurationError(f"PDP_CLOCK_START: {exc}") from None
+    app = PdpFlask(__name__)
+    app.config["PDP_SETTINGS"] = settings
+    # Body size is enforced by the views themselves (pdp.web.api.decisions._body): Werkzeug's
+    # limit cuts chunked bodies silently instead of refusing them.
+    verifier = TokenVerifier.from_settings(settings)
+    if engine is None:
+        engine, db = build_engine(settings)
+    else:
+        db = make_engine(settings.database_url)
+    app.extensions["pdp.db"] = db
+    masker = Masker(settings.log_mask, settings.log_mask_key)
+    if decision_log is None:
+        decision_log, shipper = open_log(settings, db)
+        app.extensions["pdp.shipper"] = shipper
+    app.extensions["pdp.log"] = decision_log
+    app.extensions["pdp.decisions"] = DecisionService(
+        engine, engine.catalogue, decision_log, masker
+    )
+    admin = app.extensions["pdp.services.admin"] = AdminService(
+        db,
+        engine,
+        engine.catalogue,
+        AuditChain(settings.audit_key, masker),
+        decision_log,
+        verifier,
+        masker,
+    )
+    app.extensions["pdp.services.auditing"] = AuditorQueries(db, admin, masker)
+    # Started in each worker after the fork (pdp.web.server), like the watcher.
+    app.extensions["pdp.records.checkpoints"] = open_writer(settings, db)
+    # Started in each worker after the fork (pdp.web.server), never in the master.
+    app.extensions["adapters.watcher"] = open_watcher(
+        settings.watcher, settings.database_url, engine, on_reconnect=WATCHER_RECONNECTS.inc
+    )
+    clients = app.extensions["pdp.services.api_keys"] = ClientRegistry(
+        db, settings.refresh_interval
+    )
+    # Read now, like the engine, not on the first request: a database lost before it would
+    # leave no key to check. If this read fails (an app given its engine, or the database
+    # lost since the engine loaded), keyed requests answer 503 until a later read succeeds.
+    # gunicorn's workers inherit this copy and read again after the fork (pdp.web.server).
+    clients.load()
+    if settings.production:
+        refuse_demo_key(clients)
+
+    metrics.install(app)  # first: its timer starts before any other before_request
+
+    @app.before_request
+    def _request_context() -> None:
+        context.request_id.set(context.accept_request_id(request.headers.get("X-Request-Id")))
+        context.client.set(request.remote_addr or "unknown")
+
+    @app.after_request
+    def _request_id_header(response: Response) -> Response:
+        response.headers["X-Request-Id"] = context.request_id.get() or ""
+        return response
+
+    @app.teardown_request
+    def _forget_request_id(_exc: BaseException | None) -> None:
+        # The worker's thread keeps its context: a log line between two requests must not
+        # carry the last one's id (pdp.observability.logs).
+        context.request_id.set(None)
+
+    errors.install(app)
+    app.extensions["pdp.limiter"] = guard.install(app, clients, verifier, settings)
+    app.register_blueprint(health_bp)
+    app.register_blueprint(decisions_bp)
+    app.register_blueprint(admin_users_bp)
+    app.register_blueprint(admin_contracts_bp)
+    app.register_blueprint(admin_groups_bp)
+    app.register_blueprint(auditor_bp)
+    console.install(app, settings)  # /console, unless PDP_CONSOLE_AUTH=off
+    return app

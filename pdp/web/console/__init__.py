@@ -1,0 +1,69 @@
+"""The administration console ("Gestion des habilitations"): French HTML pages for partner
+admins and managers, over the same service layer as the JSON API (``pdp.services.admin``).
+
+- ``auth``: who is signed in (demo accounts, or a login header set by a trusted proxy);
+- ``sessions``: the console's sessions, kept in the database (sign-out, lifetimes);
+- ``security``: the CSRF token of every form and the security headers of every page;
+- ``pages``: sign-in, sign-out and the welcome page; ``users``: fiches 1 to 6; ``groups``:
+  fiches 7 to 16; ``operators``: organisations, conventions, subscriptions and partner admins
+  (Caf operators); ``audit``: the decision log and the audit trail (auditors).
+
+Views only parse the form, call the service and render: every rule, and every refusal with its
+French message, comes from ``pdp.services.admin`` (R-ADM-7 for what a page shows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from flask import Flask
+
+from pdp.core.config import Settings
+
+# Their routes join the blueprint.
+from pdp.web.console import audit, groups, operators, pages, users  # noqa: F401
+from pdp.web.console.auth import ProxyTrust
+from pdp.web.console.blueprint import bp
+from pdp.web.console.sessions import SessionStore
+
+SESSION_COOKIE = "pdp_console"
+
+
+def session_secret(settings: Settings) -> str:
+    """The key signing the console's session cookie: ``PDP_CONSOLE_SECRET`` when set. A new
+    key refuses every cookie signed with the old one (everyone signs in again).
+
+    Otherwise (development only: production refuses to start without it, ``refuse_defaults``)
+    a key derived from ``PDP_JWT_SECRET``, or failing that from the database URL. It is derived
+    rather than random so that every worker process of one server (gunicorn forks them, each
+    building its own app) signs and accepts the same cookies; it is no secret when the JWT
+    secret is unset, which is why production wants a real one.
+    """
+    if settings.console_secret:
+        return settings.console_secret
+    seed = settings.jwt_secret or settings.database_url
+    return hmac.new(b"pdp-console-session", seed.encode(), hashlib.sha256).hexdigest()
+
+
+def install(app: Flask, settings: Settings) -> None:
+    """Mount the console at ``/console`` unless ``PDP_CONSOLE_AUTH=off``."""
+    if settings.console_mode == "off":
+        return
+    app.secret_key = session_secret(settings)
+    app.config.update(
+        SESSION_COOKIE_NAME=SESSION_COOKIE,
+        SESSION_COOKIE_PATH="/console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.production,
+        # A browser-session cookie whose signature Flask also refuses past the absolute
+        # lifetime (its default is 31 days); the session's record decides first.
+        PERMANENT_SESSION_LIFETIME=settings.console_session_max,
+    )
+    app.extensions["pdp.web.console"] = ProxyTrust.from_settings(settings)
+    app.extensions["pdp.web.console.sessions"] = SessionStore(
+        app.extensions["pdp.db"], settings.console_session_idle, settings.console_session_max
+    )
+    app.extensions["pdp.error_page"] = pages.error_page
+    app.register_blueprint(bp)

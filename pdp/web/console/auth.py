@@ -1,0 +1,154 @@
+"""Who is signed in to the console.
+
+Two ways (``PDP_CONSOLE_AUTH``):
+
+- ``demo`` (development): ``/console/connexion`` lists the open users of the database as
+  buttons; choosing one starts a console session (``pdp.web.console.sessions``), whose id alone
+  the signed cookie carries: the login is read from the session's record.
+- ``trusted-header`` (production, behind the portal's identity provider): the reverse proxy
+  authenticates the user and sends the login in ``PDP_CONSOLE_USER_HEADER`` on every request;
+  the header is believed only from an address in ``PDP_CONSOLE_TRUSTED_PROXIES``. The console's
+  session (its CSRF token) belongs to that login: another login in the header ends it, and an
+  ended or expired one is replaced by a new one at the next page, the portal vouching.
+
+Either way the login must name a user open today (R-USR-4), checked on every request: a user
+closed while signed in is signed out (the session ends).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from flask import current_app, flash, request, session
+
+from pdp.core.config import Settings
+from pdp.core.errors import ConfigurationError, Unauthorized
+from pdp.engine.policy import Engine
+from pdp.services.admin import users
+from pdp.services.admin.service import AdminService
+from pdp.web.console.sessions import REPLACED, LiveSession, SessionStore
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class ProxyTrust:
+    """The console's sign-in mode, and whom to believe for the login header."""
+
+    mode: str
+    header: str
+    proxies: tuple[Network, ...]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProxyTrust:
+        """Read the console settings; raise ConfigurationError on a bad address range."""
+        networks = []
+        for item in settings.console_trusted_proxies.split(","):
+            if not item.strip():
+                continue
+            try:
+                networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ConfigurationError(
+                    f"PDP_CONSOLE_TRUSTED_PROXIES: {item.strip()!r} is not an address range"
+                ) from None
+        return cls(settings.console_mode, settings.console_user_header, tuple(networks))
+
+    def trusts(self, address: str | None) -> bool:
+        """Whether a request from ``address`` may name its user in the header."""
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in net for net in self.proxies)
+
+
+def trust() -> ProxyTrust:
+    """The current app's console settings."""
+    found: ProxyTrust = current_app.extensions["pdp.web.console"]
+    return found
+
+
+def engine() -> Engine:
+    """The decision engine, fresh enough for a page."""
+    found: Engine = current_app.extensions["pdp.services.admin"].engine
+    found.refresh()
+    return found
+
+
+def sessions() -> SessionStore:
+    """The app's console sessions."""
+    found: SessionStore = current_app.extensions["pdp.web.console.sessions"]
+    return found
+
+
+SESSION_KEY = "sid"  # the session id, in Flask's signed cookie
+
+
+def identify() -> tuple[str | None, LiveSession | None]:
+    """The login this request claims, and the console session it comes with (if live).
+
+    Demo: the live session's login. Trusted header: the trusted proxy's header; a session of
+    another login ends (another person behind the same browser). A cookie naming no live
+    session (signed out, expired, ended by a refusal) is emptied: nothing of it (its CSRF
+    token, its messages) carries over.
+    """
+    settings = trust()
+    held = session.get(SESSION_KEY)
+    live = sessions().resume(held, settings.mode)
+    if live is None and held is not None:
+        session.clear()
+        if settings.mode == "demo":
+            flash("Votre session a pris fin : reconnectez-vous.", "error")
+    if settings.mode != "trusted-header":
+        return (live.login if live else None), live
+    if not settings.trusts(request.remote_addr):
+        return None, None
+    value = request.headers.get(settings.header, "").strip() or None
+    if live is not None and live.login != value:
+        end_session(live, REPLACED)
+        live = None
+    return value, live
+
+
+def begin_session(login: str) -> LiveSession:
+    """Start a new session of ``login`` in this browser: a new id and a new CSRF token (no
+    fixation); the caller has ended any previous one."""
+    session.clear()
+    mode = trust().mode
+    sid = session[SESSION_KEY] = sessions().start(login, mode)
+    return LiveSession(sid, login, mode)
+
+
+def end_session(live: LiveSession | None, reason: str) -> None:
+    """End ``live`` (if any) for ``reason`` everywhere, and empty this browser's cookie."""
+    if live is not None:
+        sessions().end(live.sid, reason)
+    session.clear()
+
+
+def refusal(login: str) -> str | None:
+    """Why ``login`` may not use the console today (French), or None if it is an open user:
+    the administration service's own answer (``AdminService.open_actor``, R-USR-4)."""
+    service: AdminService = current_app.extensions["pdp.services.admin"]
+    try:
+        service.open_actor(login)
+    except Unauthorized as exc:
+        return exc.message
+    return None
+
+
+def home_organisation(login: str) -> str | None:
+    """The code of the user's organisation (None for a Caf operator)."""
+    user = engine().index.users.get(login)
+    if user is None or user.org is None:
+        return None
+    return user.org.code
+
+
+def accounts() -> list[dict[str, str]]:
+    """The open users, by organisation then login, with their administrative role today: the
+    service's ``pdp.services.admin.users.demo_accounts`` (login, organisation, role_label)."""
+    service: AdminService = current_app.extensions["pdp.services.admin"]
+    return users.demo_accounts(service)

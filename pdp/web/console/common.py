@@ -1,0 +1,64 @@
+"""What every console view uses: the services, the signed-in actor, the admin check, pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, g, make_response, render_template, request
+
+from pdp.core.errors import PdpError
+from pdp.services.admin.service import AdminService
+from pdp.services.decisions import DecisionService
+
+
+def admin() -> AdminService:
+    """The app's administration service."""
+    found: AdminService = current_app.extensions["pdp.services.admin"]
+    return found
+
+
+def decisions() -> DecisionService:
+    """The app's decision service."""
+    found: DecisionService = current_app.extensions["pdp.decisions"]
+    return found
+
+
+def actor() -> str:
+    """The signed-in user's login (the pages that need none never call this)."""
+    login: str = g.console_login
+    return login
+
+
+def allowed(action: str, target: str) -> bool:
+    """Whether the signed-in user may do ``action`` on ``target`` (R-ADM-7): what to show."""
+    return bool(admin().check(actor(), action, target)["allowed"])
+
+
+def page(template: str, status: int = 200, **context: Any) -> Response:
+    """Render a console template with ``status``."""
+    response = make_response(render_template(f"console/{template}", **context), status)
+    return response
+
+
+def form_page(
+    template: str,
+    status: int = 200,
+    error: PdpError | None = None,
+    field: str | None = None,
+    **context: Any,
+) -> Response:
+    """A form page, the values kept; a service refusal (``error``, with its status) is shown
+    in the summary and next to ``field``, the form field it is about (if any)."""
+    errors: dict[str, str] = context.pop("errors", {})
+    if error is not None:
+        status = error.status
+        if field is not None:
+            errors.setdefault(field, error.message)
+    return page(
+        template,
+        status,
+        values=context.pop("values", request.form),
+        errors=errors,
+        error=error.message if error is not None else None,
+        **context,
+    )

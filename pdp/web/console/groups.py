@@ -1,0 +1,491 @@
+"""Fiches 7 to 16, "Mes groupes": the groups of the organisation, create a group or a
+sub-group with its manager, a group's detail, edit or close it, its roles ("Habilitations du
+groupe") and its manager ("responsable d'habilitations"). Each view parses the form, calls
+``pdp.services.admin.groups`` and renders; a refusal is the service's French message on the form
+(kept
+filled), with the API's status. Buttons and links follow the admin check (R-ADM-7)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from pdp.core.errors import PdpError
+from pdp.engine.rules import Target
+from pdp.services.admin import contracts, groups
+from pdp.services.admin.requests import GroupEdit, GroupNew, ManagerSet, NewUser
+from pdp.web.console.blueprint import bp
+from pdp.web.console.common import actor, admin, allowed, page
+from pdp.web.console.forms import LOGIN_HINT, Field, changes, parse, submitted
+
+GROUPS = "/organisations/<org>/groupes"
+NEW_MANAGER = "__nouveau__"  # the manager picker's "Créer l'utilisateur" choice
+
+# Refusal codes of the service that concern one field of the group forms (linked from the
+# error summary only when the form shows that field: ``#parent`` is on the sub-group form only,
+# ``#convention`` on the top-level one).
+FIELD_OF_CODE = {
+    "GROUP_CODE_TAKEN": "code",
+    "LOGIN_TAKEN": "new_login",
+    "MANAGER_NOT_OPEN": "manager",
+    "MANAGER_CHANGED": "manager",
+    "ALREADY_MANAGER": "manager",
+    "RETROACTIVE_DATE": "opens_on",
+    "GROUP_STARTED": "opens_on",
+    "INVALID_DATES": "closes_on",
+    "UNKNOWN_CONVENTION": "convention",
+    "CONVENTION_CLOSED": "convention",
+    "MISSING_FIELD": "convention",
+    "SUBGROUP_CONVENTION": "convention",
+    "GROUP_NOT_OPEN": "parent",
+    "UNKNOWN_GROUP": "parent",
+}
+
+GROUP_FIELDS = (
+    Field("code", "Code du groupe", required=True, hint="Unique dans l'organisme ; sans espace."),
+    Field("label", "Libellé du groupe", required=True),
+    Field("opens_on", "Date d'ouverture", "date", hint="Par défaut : aujourd'hui."),
+    Field("closes_on", "Date de clôture", "date", hint="Facultative ; jamais dans le passé."),
+)
+EDIT_FIELDS = (
+    Field("label", "Libellé du groupe", required=True),
+    Field(
+        "opens_on",
+        "Date d'ouverture",
+        "date",
+        hint="Seule l'ouverture d'un groupe à venir peut changer.",
+    ),
+    Field(
+        "closes_on", "Date de clôture", "date", hint="Une date saisie clôture le groupe ce jour-là."
+    ),
+)
+NEW_USER_FIELDS = (
+    Field("new_login", "Identifiant", hint=LOGIN_HINT),
+    Field("new_last_name", "Nom"),
+    Field("new_first_name", "Prénom"),
+    Field("new_email", "Adresse électronique", "email"),
+)
+MANAGER_FIELDS = frozenset({"manager", *(f.name for f in NEW_USER_FIELDS)})
+TOP_FORM = frozenset({"convention", *(f.name for f in GROUP_FIELDS), *MANAGER_FIELDS})
+SUB_FORM = frozenset({"parent", *(f.name for f in GROUP_FIELDS), *MANAGER_FIELDS})
+
+
+def _target(org: str, code: str) -> str:
+    return f"group:{org}/{code}"
+
+
+def _form(
+    template: str,
+    present: frozenset[str],
+    status: int = 200,
+    error: PdpError | None = None,
+    **context: Any,
+) -> Response:
+    """A form page; a service refusal is shown in the summary and next to its field. The
+    summary links only to fields ``present`` on the form: another field's message is shown
+    in the summary without a link."""
+    errors: dict[str, str] = {}
+    loose: list[str] = []
+    for name, message in context.pop("errors", {}).items():
+        if name in present:
+            errors[name] = message
+        else:
+            loose.append(message)
+    message = None
+    if error is not None:
+        status = error.status
+        name = FIELD_OF_CODE.get(error.code)
+        if name is not None and name in present:
+            errors.setdefault(name, error.message)
+        message = error.message
+    elif loose:
+        message = " ".join(loose)
+    return page(
+        template,
+        status,
+        values=context.pop("values", request.form),
+        errors=errors,
+        error=message,
+        **context,
+    )
+
+
+def _back(org: str, message: str) -> Response:
+    flash(message, "success")
+    return redirect(url_for("console.groups_list", org=org))
+
+
+def _tree(listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The groups in tree order (each parent followed by its sub-groups), with their depth."""
+    codes = {g["code"] for g in listing}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for g in listing:
+        parent = g["parent"] if g["parent"] in codes else None
+        children.setdefault(parent, []).append(g)
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def walk(parent: str | None, depth: int) -> None:
+        for g in sorted(children.get(parent, []), key=lambda g: g["code"]):
+            if g["code"] not in seen:
+                seen.add(g["code"])
+                out.append({**g, "depth": min(depth, 5)})
+                walk(g["code"], depth + 1)
+
+    walk(None, 0)
+    # A corrupt tree (a cycle) never hides a group: the rest at the top level.
+    out.extend({**g, "depth": 0} for g in listing if g["code"] not in seen)
+    return out
+
+
+def _managers(org: str, code: str | None = None) -> list[dict[str, Any]]:
+    """The manager picker's users: those the service says may be named (R-ADM-3)."""
+    found: list[dict[str, Any]] = groups.eligible_managers(admin(), actor(), org, code)["users"]
+    return found
+
+
+def _conventions(org: str) -> list[dict[str, Any]]:
+    """The organisation's open conventions (a top-level group names one, R-GRP-1)."""
+    if not allowed("contract.read", f"organisation:{org}"):
+        return []
+    found = contracts.contract(admin(), actor(), org)["conventions"]
+    return [c for c in found if c["open"]]
+
+
+def _parents(org: str, required: bool = False) -> list[dict[str, Any]]:
+    """The groups the signed-in user may create a sub-group under, in tree order (the service
+    decides: R-GRP-2, R-GRP-3, R-ADM-5, R-ADM-7); ``required``: none is the service's
+    refusal."""
+    return _tree(groups.possible_parents(admin(), actor(), org, required=required)["groups"])
+
+
+def _manager_ref(
+    form: Mapping[str, str], current: str | None = None
+) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The manager picker as a ``UserRef``/``ManagerSet`` body: an existing login, or the
+    "Créer l'utilisateur" fields; None when the choice is unchanged (``current``)."""
+    choice = form.get("manager", "").strip()
+    if choice == NEW_MANAGER:
+        values = {k.removeprefix("new_"): v for k, v in submitted(form, NEW_USER_FIELDS).items()}
+        data, errors = parse(NewUser, values)
+        if data is None:
+            return None, {f"new_{k}": v for k, v in errors.items()}
+        return {"new_user": data.model_dump(exclude_none=True)}, {}
+    if not choice:
+        return None, {"manager": "Choisissez le responsable d'habilitations."}
+    if choice == current:
+        return None, {}
+    return {"login": choice}, {}
+
+
+# -- fiches 8, 15: the list and a group's detail -------------------------------------------------
+
+
+@bp.get(GROUPS)
+def groups_list(org: str) -> Response:
+    """Fiche 8: "Groupes utilisateurs", in tree order, with their "Autres actions"."""
+    listing = _tree(groups.list_groups(admin(), actor(), org)["groups"])
+    parents = {g["code"] for g in _parents(org)}
+    rows = []
+    for g in listing:
+        target = _target(org, g["code"])
+        rows.append(
+            {
+                **g,
+                "editable": g["editable"] and allowed("group.edit", target),
+                "closable": g["closable"] and allowed("group.close", target),
+                "sub": g["code"] in parents,
+            }
+        )
+    return page(
+        "groups.html",
+        org=org,
+        rows=rows,
+        may_create=allowed("group.create_top", f"organisation:{org}"),
+        may_create_sub=any(r["sub"] for r in rows),
+    )
+
+
+@bp.get(f"{GROUPS}/<code>")
+def group_view(org: str, code: str) -> Response:
+    """Fiches 8 and 15: "Visualiser un groupe utilisateurs" (manager, roles, members,
+    sub-groups)."""
+    detail = groups.group_detail(admin(), actor(), org, code)["group"]
+    labels = {name: s.label for name, s in admin().catalogue.services.items()}
+    return page(
+        "group_detail.html",
+        org=org,
+        group=detail,
+        labels=labels,
+        editable=detail["editable"] and allowed("group.edit", _target(org, code)),
+    )
+
+
+# -- fiche 7: create a group or a sub-group -------------------------------------------------------
+
+
+def _new_context(org: str, top: bool, required: bool = False) -> dict[str, Any]:
+    return {
+        "org": org,
+        "top": top,
+        "fields": GROUP_FIELDS,
+        "new_fields": NEW_USER_FIELDS,
+        "managers": _managers(org),
+        "conventions": _conventions(org) if top else [],
+        "parents": [] if top else _parents(org, required),
+        "new_manager": NEW_MANAGER,
+    }
+
+
+@bp.get(f"{GROUPS}/nouveau")
+def group_new(org: str) -> Response:
+    """Fiche 7: "Créer un groupe d'utilisateurs" (top level: partner admins)."""
+    admin().require(actor(), "group.create_top", Target("organisation", org))
+    context = _new_context(org, top=True)
+    values = (
+        {"convention": context["conventions"][0]["reference"]} if context["conventions"] else {}
+    )
+    return _form("group_form.html", TOP_FORM, values=values, **context)
+
+
+@bp.get(f"{GROUPS}/sous-groupe/nouveau")
+def subgroup_new(org: str) -> Response:
+    """ "Créer un sous-groupe": the parent chosen among the groups the user may create under
+    (none: the service's refusal, with the engine's reason)."""
+    context = _new_context(org, top=False, required=True)
+    values = {"parent": request.args.get("parent", "")}
+    return _form("group_form.html", SUB_FORM, values=values, **context)
+
+
+def _create(org: str, top: bool) -> Response:
+    values: dict[str, Any] = submitted(request.form, GROUP_FIELDS)
+    name = "convention" if top else "parent"
+    if request.form.get(name, "").strip():
+        values[name] = request.form[name].strip()
+    manager, errors = _manager_ref(request.form)
+    context = _new_context(org, top)
+    present = TOP_FORM if top else SUB_FORM
+    if manager is None:
+        return _form("group_form.html", present, 400, errors=errors, **context)
+    data, errors = parse(GroupNew, {**values, "manager": manager})
+    if data is None:
+        return _form("group_form.html", present, 400, errors=errors, **context)
+    try:
+        groups.create_group(admin(), actor(), org, data)
+    except PdpError as exc:
+        return _form("group_form.html", present, error=exc, **context)
+    who = data.manager.login or (data.manager.new_user.login if data.manager.new_user else "")
+    return _back(
+        org, f"Le groupe {data.code} a été créé ; son responsable d'habilitations est {who}."
+    )
+
+
+@bp.post(f"{GROUPS}/nouveau")
+def group_create(org: str) -> Response:
+    """Fiche 7: create the top-level group with its manager (R-GRP-1, R-ADM-3)."""
+    return _create(org, top=True)
+
+
+@bp.post(f"{GROUPS}/sous-groupe/nouveau")
+def subgroup_create(org: str) -> Response:
+    """ "Créer un sous-groupe" (R-GRP-1, R-GRP-2, R-ADM-3)."""
+    return _create(org, top=False)
+
+
+# -- fiches 10, 14, 16: edit a group, name or replace its manager ---------------------------------
+
+
+def _edit_context(org: str, code: str) -> dict[str, Any]:
+    detail = groups.group_detail(admin(), actor(), org, code)["group"]
+    manager = detail["manager"]["login"] if detail["manager"] else None
+    may_set_manager = allowed("group.manager.set", _target(org, code))
+    return {
+        "org": org,
+        "group": detail,
+        "current_manager": manager,
+        "fields": EDIT_FIELDS,
+        "new_fields": NEW_USER_FIELDS,
+        "managers": _managers(org, code) if may_set_manager else [],
+        "new_manager": NEW_MANAGER,
+        "may_set_manager": may_set_manager,
+    }
+
+
+def _edit_form(context: dict[str, Any]) -> frozenset[str]:
+    """The fields the edit form shows (the manager picker only to who may name one)."""
+    names = frozenset(f.name for f in EDIT_FIELDS)
+    return names | MANAGER_FIELDS if context["may_set_manager"] else names
+
+
+@bp.get(f"{GROUPS}/<code>/modifier")
+def group_edit_form(org: str, code: str) -> Response:
+    """Fiches 10, 14, 16: "Modifier un groupe utilisateurs"."""
+    admin().require(actor(), "group.edit", Target("group", org, code))
+    context = _edit_context(org, code)
+    values = {**context["group"], "manager": context["current_manager"] or ""}
+    return _form("group_edit.html", _edit_form(context), values=values, **context)
+
+
+@bp.post(f"{GROUPS}/<code>/modifier")
+def group_edit(org: str, code: str) -> Response:
+    """Fiches 10, 14, 16: save the label and dates that changed (a closing date closes,
+    R-GRP-2) and the new manager, saying whom they replace (R-ADM-3), in one write: all or
+    nothing."""
+    context = _edit_context(org, code)
+    current = context["group"]
+    wanted = changes(request.form, EDIT_FIELDS, current)
+    data, errors = parse(GroupEdit, wanted)
+    manager: dict[str, Any] | None = None
+    # Whom the form showed as the manager: replacing someone else is refused (R-ADM-3).
+    replaces = request.form.get("replaces", "").strip() or None
+    if context["may_set_manager"]:
+        manager, manager_errors = _manager_ref(request.form, replaces)
+        errors.update(manager_errors)
+    present = _edit_form(context)
+    if data is None or errors:
+        return _form("group_edit.html", present, 400, errors=errors, **context)
+    body = None if manager is None else ManagerSet.model_validate({**manager, "replaces": replaces})
+    try:
+        done = groups.edit_group_and_manager(admin(), actor(), org, code, data, body)
+    except PdpError as exc:
+        return _form("group_edit.html", present, error=exc, **context)
+    for notice in done["notices"]:
+        flash(notice["message"], "info")
+    if data.closes_on is not None:
+        return _back(org, f"Le groupe {code} sera clôturé le {data.closes_on:%d/%m/%Y}.")
+    return _back(org, f"Les modifications du groupe {code} sont enregistrées.")
+
+
+# -- fiche 11: close a group ----------------------------------------------------------------------
+
+
+@bp.get(f"{GROUPS}/<code>/cloturer")
+def group_close_confirm(org: str, code: str) -> Response:
+    """Fiche 11: the confirmation asked before closing ("Oui" / "Non")."""
+    admin().require(actor(), "group.close", Target("group", org, code))
+    detail = groups.group_detail(admin(), actor(), org, code)["group"]
+    return page("group_close.html", org=org, group=detail)
+
+
+@bp.post(f"{GROUPS}/<code>/cloturer")
+def group_close(org: str, code: str) -> Response:
+    """Fiche 11: close the group today, and its sub-groups; members are detached, not closed
+    (R-GRP-2)."""
+    closed = groups.close_group(admin(), actor(), org, code)["closed"]
+    return _back(
+        org,
+        f"Le groupe {code} est clôturé à compter d'aujourd'hui"
+        + (f" (avec : {', '.join(c for c in closed if c != code)})" if len(closed) > 1 else "")
+        + ". Ses membres en sont détachés.",
+    )
+
+
+# -- fiches 9, 12, 13: "Habilitations du groupe" ----------------------------------------------
+
+
+def _pending(name: str) -> list[str]:
+    """The roles named by the form's ``name`` fields (ticked boxes, or the pending moves)."""
+    return sorted({v for v in request.form.getlist(name) if v})
+
+
+def _roles_page(
+    org: str,
+    code: str,
+    service: str | None,
+    to_assign: list[str],
+    to_remove: list[str],
+    status: int = 200,
+    error: str | None = None,
+) -> Response:
+    listing = groups.group_roles(admin(), actor(), org, code)
+    detail = groups.group_detail(admin(), actor(), org, code)["group"]
+    catalogue = admin().catalogue.services
+    services = sorted(
+        {r["service"] for r in listing["roles"]} | {r["service"] for r in listing["assignable"]}
+    )
+    if service not in services:
+        service = services[0] if services else None
+    held = [r["role"] for r in listing["roles"] if r["service"] == service]
+    assignable = [r["role"] for r in listing["assignable"] if r["service"] == service]
+    order = catalogue[service].roles if service in catalogue else ()
+
+    def ranked(roles: set[str]) -> list[str]:  # the catalogue's order: T1, T2, ... T21
+        return sorted(roles, key=lambda r: (order.index(r) if r in order else len(order), r))
+
+    available = ranked((set(assignable) - set(to_assign)) | set(to_remove))
+    assigned = ranked((set(held) - set(to_remove)) | set(to_assign))
+    return page(
+        "group_roles.html",
+        status,
+        org=org,
+        group=detail,
+        services=[(s, catalogue[s].label if s in catalogue else s) for s in services],
+        service=service,
+        available=available,
+        assigned=assigned,
+        to_assign=to_assign,
+        to_remove=to_remove,
+        editable=detail["editable"] and allowed("group.roles.edit", _target(org, code)),
+        error=error,
+    )
+
+
+@bp.get(f"{GROUPS}/<code>/habilitations")
+def group_roles(org: str, code: str) -> Response:
+    """Fiche 9: the group's roles for the chosen service: "Rôles disponibles" on the left,
+    "Rôles assignés" on the right."""
+    return _roles_page(org, code, request.args.get("service") or None, [], [])
+
+
+@bp.post(f"{GROUPS}/<code>/habilitations")
+def group_roles_edit(org: str, code: str) -> Response:
+    """Fiches 12 and 13: "Assigner rôle" and "Retirer rôle" move the ticked roles from one
+    block to the other (kept in the form, nothing saved yet); "Enregistrer les modifications"
+    removes then assigns them in one write, all or nothing (R-GRP-4: removing from a group
+    removes from its sub-groups; a sub-group holds only its parent's roles)."""
+    service = request.form.get("service", "").strip() or None
+    to_assign = _pending("a_assigner")
+    to_remove = _pending("a_retirer")
+    step = request.form.get("etape", "")
+    if step == "assigner":
+        for role in _pending("disponible"):
+            if role in to_remove:
+                to_remove.remove(role)
+            elif role not in to_assign:
+                to_assign.append(role)
+        return _roles_page(org, code, service, sorted(to_assign), to_remove)
+    if step == "retirer":
+        for role in _pending("assigne"):
+            if role in to_assign:
+                to_assign.remove(role)
+            elif role not in to_remove:
+                to_remove.append(role)
+        return _roles_page(org, code, service, to_assign, sorted(to_remove))
+    if not to_assign and not to_remove:
+        return _roles_page(
+            org,
+            code,
+            service,
+            [],
+            [],
+            400,
+            error="Aucune modification à enregistrer : assignez ou retirez d'abord un rôle.",
+        )
+    name = service or ""
+    try:
+        groups.set_group_roles(
+            admin(),
+            actor(),
+            org,
+            code,
+            assign=[(name, role) for role in to_assign],
+            remove=[(name, role) for role in to_remove],
+        )
+    except PdpError as exc:
+        return _roles_page(org, code, service, to_assign, to_remove, exc.status, error=exc.message)
+    done = [f"{role} retiré" for role in to_remove] + [f"{role} assigné" for role in to_assign]
+    flash(f"Les habilitations du groupe {code} sont enregistrées : {', '.join(done)}.", "success")
+    return redirect(url_for("console.group_roles", org=org, code=code, service=service))

@@ -1,0 +1,184 @@
+"""Sign-in, sign-out, the welcome page, and what every console request goes through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, g, redirect, request, url_for
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from pdp.core.errors import PdpError
+from pdp.web.api.errors import with_headers
+from pdp.web.console import auth
+from pdp.web.console.blueprint import bp
+from pdp.web.console.common import actor, allowed, decisions, page
+from pdp.web.console.security import add_headers, csrf_ok, csrf_token
+from pdp.web.console.sessions import REFUSED, REPLACED, SIGNED_OUT
+
+# Endpoints answering without a signed-in user.
+PUBLIC = frozenset({"console.sign_in", "console.sign_in_as", "console.sign_out", "console.static"})
+
+
+@bp.context_processor
+def _context() -> dict[str, Any]:
+    login = g.get("console_login")
+    org = auth.home_organisation(login) if login else None
+    return {
+        "csrf_token": csrf_token,
+        "signed_in": login,
+        # The menu's "Mes utilisateurs" only for whom the admin check lets read the directory.
+        "menu_org": org if org and allowed("directory.read", f"organisation:{org}") else None,
+        "auth_mode": auth.trust().mode,
+    }
+
+
+@bp.before_request
+def _guard() -> Response | None:
+    """Find who claims to be signed in and their live session (a new person gets a new
+    session), refuse a form without this session's token (nothing done), then check the user
+    is open: a refused user's session ends."""
+    if request.endpoint == "console.static":
+        return None  # the stylesheet is public: no session read for it
+    login, live = auth.identify()
+    if request.method == "POST" and not csrf_ok():
+        return page(
+            "error.html",
+            400,
+            title="Requête refusée",
+            message="Le formulaire a expiré ou ne vient pas de la console : rechargez la page "
+            "et recommencez. Rien n'a été modifié.",
+        )
+    g.console_login = None
+    g.console_session = live
+    if login is not None:
+        why = auth.refusal(login)
+        if why is not None:
+            auth.end_session(live, REFUSED)
+            g.console_session = None
+            if auth.trust().mode == "trusted-header":
+                return page("error.html", 403, title="Accès refusé", message=why)
+            flash(why, "error")
+        else:
+            g.console_login = login
+            if live is None:  # behind the proxy: the portal vouches, a console session starts
+                g.console_session = auth.begin_session(login)
+    if request.endpoint in PUBLIC or g.console_login is not None:
+        return None
+    if auth.trust().mode == "trusted-header":
+        return page(
+            "error.html",
+            401,
+            title="Connexion requise",
+            message="Connectez-vous au portail Mon Compte Partenaire pour accéder à la console.",
+        )
+    return redirect(url_for("console.sign_in"))
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    return add_headers(response)
+
+
+@bp.errorhandler(PdpError)
+def _refused(exc: PdpError) -> Response:
+    titles = {403: "Accès refusé", 404: "Introuvable", 409: "Action impossible"}
+    return page(
+        "error.html", exc.status, title=titles.get(exc.status, "Erreur"), message=exc.message
+    )
+
+
+@bp.errorhandler(ValidationError)
+def _invalid(_exc: ValidationError) -> Response:
+    return page("error.html", 400, title="Requête invalide", message="Paramètre invalide.")
+
+
+_HTTP_PAGES = {
+    400: ("Requête refusée", "La requête est invalide."),
+    404: ("Page introuvable", "Cette page n'existe pas."),
+    405: ("Méthode non autorisée", "Cette page ne s'utilise pas ainsi."),
+    413: ("Requête trop volumineuse", "Le formulaire envoyé est trop volumineux."),
+    500: ("Erreur interne", "Une erreur interne est survenue : rien n'a été modifié."),
+}
+
+
+def error_page(status: int) -> Response | None:
+    """A French error page with the console's headers for a path under /console (routing
+    errors and unexpected exceptions reach the app's handlers, not the blueprint's); None
+    elsewhere, where the API answers JSON."""
+    if request.path != "/console" and not request.path.startswith("/console/"):
+        return None
+    title, message = _HTTP_PAGES.get(status, ("Erreur", "Requête refusée."))
+    return add_headers(page("error.html", status, title=title, message=message))
+
+
+@bp.errorhandler(HTTPException)
+def _http(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    title, message = _HTTP_PAGES.get(status, ("Erreur", "Requête refusée."))
+    return with_headers(page("error.html", status, title=title, message=message), exc)
+
+
+@bp.get("/connexion")
+def sign_in() -> Response:
+    """The demo sign-in page: one button per open user (trusted-header: a pointer to the
+    portal)."""
+    mode = auth.trust().mode
+    return page("connexion.html", accounts=auth.accounts() if mode == "demo" else [])
+
+
+@bp.post("/connexion")
+def sign_in_as() -> Response:
+    """Demo sign-in as the chosen open user; refused (403) for a closed or unknown user."""
+    if auth.trust().mode != "demo":
+        return page(
+            "error.html",
+            404,
+            title="Erreur",
+            message="La connexion se fait par le portail Mon Compte Partenaire.",
+        )
+    login = request.form.get("login", "").strip()
+    why = auth.refusal(login) if login else "Choisissez un compte."
+    if why is not None:
+        return page("connexion.html", 403, accounts=auth.accounts(), error=why)
+    auth.end_session(g.console_session, REPLACED)
+    g.console_session = auth.begin_session(login)  # a new session, a new token (no fixation)
+    flash(f"Vous êtes connecté(e) en tant que {login}.", "success")
+    return redirect(url_for("console.welcome"))
+
+
+@bp.post("/deconnexion")
+def sign_out() -> Response:
+    """End the session, everywhere: a copy of its cookie signs nobody in any more."""
+    auth.end_session(g.console_session, SIGNED_OUT)
+    flash("Vous êtes déconnecté(e).", "success")
+    return redirect(url_for("console.sign_in"))
+
+
+@bp.get("/")
+def welcome() -> Response:
+    """The welcome page: the services the user may use today (R-DEC-4) and the
+    "Gestion des habilitations" entries the admin check allows (R-ADM-7)."""
+    login = actor()
+    listing = decisions().permissions(login, None)
+    catalogue = decisions().catalogue
+    tiles = [
+        {
+            "label": catalogue.services[s["service"]].label
+            if s["service"] in catalogue.services
+            else s["service"],
+            "roles": s["roles"],
+            "cafs": s["cafs"],
+        }
+        for s in listing["services"]
+    ]
+    entries = []
+    org = auth.home_organisation(login)
+    if org is not None:
+        target = f"organisation:{org}"
+        if allowed("directory.read", target):
+            entries.append(("Mes utilisateurs", url_for("console.users_list", org=org)))
+        if allowed("user.create", target):
+            entries.append(("Créer un utilisateur", url_for("console.user_new", org=org)))
+    return page("accueil.html", tiles=tiles, entries=entries)

@@ -1,0 +1,182 @@
+"""Run the app under gunicorn with production defaults (``pdp serve``)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+from typing import Any
+
+import orjson
+from flask import Flask
+from gunicorn import util as gunicorn_util
+from gunicorn.app.base import BaseApplication
+
+from pdp.observability import logs, metrics
+
+DEFAULT_BIND = "127.0.0.1:8000"
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+def default_workers() -> int:
+    """Two single-threaded workers per core: the engine is CPU-bound and not shared."""
+    return max(2, 2 * (os.cpu_count() or 1))
+
+
+class PdpServer(BaseApplication):  # type: ignore[misc]
+    """A gunicorn application serving an already-built Flask app (preloaded, then forked)."""
+
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Apply the options over gunicorn's defaults."""
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        """Return the WSGI app."""
+        return self.application
+
+
+def _stop_on_early_signal(server: Any, worker: Any) -> None:
+    """A stop signal reaching a worker before gunicorn installs the worker's own handlers (at
+    the end of its boot) runs the master's handler, copied by the fork, and is lost: the worker
+    then serves on until the master kills it after ``graceful_timeout``. Until gunicorn's
+    handlers replace these, such a signal stops the worker as soon as it has booted."""
+
+    def early_stop(signum: int, frame: Any) -> None:
+        worker.alive = False
+
+    for number in _STOP_SIGNALS:
+        signal.signal(number, early_stop)
+    # A signal that came between the fork and now is in the master's queue, copied too.
+    pending = getattr(server, "SIG_QUEUE", None)
+    while pending is not None:
+        try:
+            if pending.get_nowait() in _STOP_SIGNALS:
+                worker.alive = False
+        except (queue.Empty, AttributeError):
+            break
+
+
+def _pre_fork(server: Any, worker: Any) -> None:
+    # In the master, before each worker forks: a worker started long after the master (after
+    # a crash, a timeout, max_requests) inherits keys as fresh as the refresh interval, even
+    # if the database is down when it starts, never the master's copy from start-up.
+    clients = server.app.application.extensions.get("pdp.services.api_keys")
+    if clients is not None:
+        clients.refresh()
+
+
+def _post_fork(server: Any, worker: Any) -> None:
+    _stop_on_early_signal(server, worker)
+    metrics.after_fork()
+    # Connections must not cross a fork: each worker opens its own.
+    extensions = worker.app.application.extensions
+    db = extensions.get("pdp.db")
+    if db is not None:
+        db.dispose(close=False)
+    # The keys copied from the master are as old as the master: a worker started later (after
+    # a crash, max_requests) reads them again before serving; if the database is down, it
+    # keeps the master's copy (pdp.services.api_keys).
+    clients = extensions.get("pdp.services.api_keys")
+    if clients is not None:
+        clients.load()
+    # Each worker ships the decision log from the start, not from its first decision: a server
+    # restarted after a crash ships what the dead one left even if no request comes.
+    shipper = extensions.get("pdp.shipper")
+    if shipper is not None:
+        shipper.start()
+    # Each worker listens for other instances' writes (adapters.watcher).
+    watcher = extensions.get("adapters.watcher")
+    if watcher is not None:
+        watcher.start()
+    # Each worker checkpoints the audit chain's head (pdp.records.checkpoints): the same head makes
+    # the
+    # same file, so several writers are harmless, and one surviving worker is enough.
+    checkpoints = extensions.get("pdp.records.checkpoints")
+    if checkpoints is not None:
+        checkpoints.start()
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    # A worker stopping (graceful shutdown, max requests, reload) flushes its decision log and
+    # ships what it can; whatever it cannot ship waits on disk for the next shipper.
+    decision_log = worker.app.application.extensions.get("pdp.log")
+    close = getattr(decision_log, "close", None)
+    if close is not None:
+        close()
+
+
+def _on_starting(server: Any) -> None:
+    # The master, before any worker: what earlier runs left in PROMETHEUS_MULTIPROC_DIR goes.
+    metrics.prepare_directory()
+    # gunicorn has no hook for the answers it makes itself (its workers call util.write_error):
+    # replaced here, in the master, before the workers fork and inherit it.
+    gunicorn_util.write_error = write_json_error
+
+
+# What gunicorn refuses before the app sees the request, as the API's codes and messages.
+_REFUSED = {
+    400: ("BAD_REQUEST", "Requête HTTP mal formée."),
+    403: ("FORBIDDEN", "Requête refusée."),
+    414: ("URI_TOO_LONG", "Adresse (URL) trop longue."),
+    417: ("EXPECTATION_FAILED", "En-tête Expect non pris en charge."),
+    431: ("HEADERS_TOO_LARGE", "En-têtes de requête trop volumineux."),
+    501: ("NOT_IMPLEMENTED", "Codage de transfert non pris en charge."),
+}
+
+
+def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's answer to a request it refuses itself (a request line over its limit,
+    malformed headers, ...): JSON with a stable code, like every other error, instead of its
+    HTML page. ``mesg`` (gunicorn's detail, which may echo the request) is not sent."""
+    code, message = _REFUSED.get(status_int, ("INTERNAL_ERROR", "Erreur interne du service."))
+    body = orjson.dumps({"error": {"code": code, "message": message}}) + b"\n"
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    # In the master, once a worker has exited: its live gauges leave /metrics.
+    metrics.process_dead(worker.pid)
+
+
+def gunicorn_options(bind: str, workers: int, log_format: str = "text") -> dict[str, Any]:
+    """The production gunicorn settings of ``pdp serve`` (the benchmark serves its bare Flask
+    ceiling with the very same ones); ``log_format`` is text or json
+    (``pdp.observability.logs``)."""
+    return {
+        "bind": bind,
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": 1,
+        "keepalive": 5,
+        "timeout": 30,
+        "graceful_timeout": 30,
+        "preload_app": True,
+        "accesslog": None,
+        "errorlog": "-",
+        "logconfig_dict": logs.gunicorn_logconfig(log_format) or {},
+        "on_starting": _on_starting,
+        "pre_fork": _pre_fork,
+        "post_fork": _post_fork,
+        "worker_exit": _worker_exit,
+        "child_exit": _child_exit,
+        "proc_name": "pdp",
+        # gunicorn's control socket (~/.gunicorn/gunicorn.ctl) is shared by every server of one
+        # user: a second instance would take it over. pdp does not use it.
+        "control_socket_disable": True,
+    }
+
+
+def serve(app: Flask, bind: str, workers: int) -> None:
+    """Serve ``app`` until stopped. The index is built once, before the workers fork."""
+    log_format = app.config["PDP_SETTINGS"].log_format_of(serving=True)
+    PdpServer(app, gunicorn_options(bind, workers, log_format)).run()
