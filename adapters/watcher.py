@@ -4,7 +4,7 @@ Every writer's transaction sends ``pg_notify('pdp_policy', <revision>)``
 (``adapters.sql.database.bump_revision``); PostgreSQL delivers it to every listener when, and
 only if, the transaction commits. Each worker runs a ``PgWatcher`` thread holding one LISTEN
 connection (``application_name`` ``pdp-watcher``). A notification only raises the instance's
-shared "revision written" number (``Engine.observe``): the next request of every worker of the
+shared "revision written" number (``PolicyEngine.observe``): the next request of every worker of the
 instance then applies the change before answering, incrementally (its organisations only) or
 by a full reload when many changed. The thread never touches the index itself.
 
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import make_url
 
 from adapters.sql.database import NOTIFY_CHANNEL
-from pdp.engine.policy import Engine
+from pdp.engine.policy import PolicyEngine
 
 log = logging.getLogger("adapters.watcher")
 
@@ -55,7 +55,7 @@ class PgWatcher:
     def __init__(
         self,
         database_url: str,
-        engine: Engine,
+        engine: PolicyEngine,
         *,
         on_reconnect: Callable[[], None] | None = None,
         max_pause: float = 5.0,
@@ -127,7 +127,10 @@ class PgWatcher:
 
 
 def open_watcher(
-    setting: str, database_url: str, engine: Engine, on_reconnect: Callable[[], None] | None = None
+    setting: str,
+    database_url: str,
+    engine: PolicyEngine,
+    on_reconnect: Callable[[], None] | None = None,
 ) -> PgWatcher | None:
     """The watcher ``PDP_WATCHER`` asks for: ``auto`` (PostgreSQL: yes; else none), ``off``."""
     if setting == "off":

@@ -1,7 +1,8 @@
 """Measure the engine on a generated database, side by side with plain Casbin and a dict.
 
-Figures (see ``bench/README.md``): cold load of the Engine through ``SqlSnapshotSource``, resident
-memory after it, check latency (``Engine.check`` as the headline, ``Index.decide`` under it),
+Figures (see ``bench/README.md``): cold load of the PolicyEngine through ``SqlSnapshotSource``,
+resident
+memory after it, check latency (``PolicyEngine.check`` as the headline, ``Index.decide`` under it),
 permissions listing, batches of 1,000 checks, a dict lookup as the floor, and a plain
 ``casbin.Enforcer`` over the same day's policy lines (``ReferenceEnforcer``) on a sample of the
 same queries, within a time budget, with the count of answers that agree.
@@ -32,7 +33,7 @@ from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Query, Reason
 from pdp.engine.index import Index
-from pdp.engine.policy import Engine
+from pdp.engine.policy import PolicyEngine
 from pdp.records.decision_log import OffLog, WalLog
 from pdp.services.decisions import DecisionService
 
@@ -119,8 +120,8 @@ def timed(fn: Callable[[Any], object], args: Sequence[Any]) -> list[int]:
     return out
 
 
-def same_sample(engine: Engine, sample: list[Query]) -> dict[str, float]:
-    """Engine.check on exactly the queries an alternative answered, in passes totalling at
+def same_sample(engine: PolicyEngine, sample: list[Query]) -> dict[str, float]:
+    """PolicyEngine.check on exactly the queries an alternative answered, in passes totalling at
     least 20,000 checks (the alternative's own loop warmed nothing of ours)."""
     passes = max(1, -(-20_000 // max(1, len(sample))))
     return summary(timed(engine.check, sample * passes))
@@ -256,8 +257,8 @@ def _dataset(index: Index) -> dict[str, int]:
     }
 
 
-def _checks(engine: Engine, queries: list[Query], ordinal: int) -> dict[str, Any]:
-    """Single checks: Engine.check (headline), Index.decide, and the dict floor."""
+def _checks(engine: PolicyEngine, queries: list[Query], ordinal: int) -> dict[str, Any]:
+    """Single checks: PolicyEngine.check (headline), Index.decide, and the dict floor."""
     timed(engine.check, queries[:2_000])  # warm up
     figures: dict[str, Any] = {"check": summary(timed(engine.check, queries))}
     decisions = [engine.check(q) for q in queries]
@@ -278,7 +279,11 @@ def _checks(engine: Engine, queries: list[Query], ordinal: int) -> dict[str, Any
 
 
 def _listings_and_batches(
-    engine: Engine, catalogue: Catalogue, queries: list[Query], rng: random.Random, opts: RunOptions
+    engine: PolicyEngine,
+    catalogue: Catalogue,
+    queries: list[Query],
+    rng: random.Random,
+    opts: RunOptions,
 ) -> dict[str, Any]:
     """Permissions listings of random users, and batches of 1,000 checks."""
     users = list(engine.index.users)
@@ -315,7 +320,7 @@ def run(opts: RunOptions, out: Out = print) -> dict[str, Any]:
     timed_source = _TimedSource(source)
     # max_staleness is raised only so that a long run never turns checks into
     # POLICY_UNAVAILABLE; the staleness test itself still runs on every check.
-    engine = Engine(timed_source, catalogue, max_staleness=86_400.0)
+    engine = PolicyEngine(timed_source, catalogue, max_staleness=86_400.0)
     rss_before, _ = rss_mib()
     started = time.perf_counter()
     engine.load()
@@ -392,7 +397,7 @@ def rows(f: dict[str, Any]) -> list[tuple[str, str]]:
     load, rss = f["load"], f["rss_mib"]
     out = [
         (
-            "cold load (Engine.load)",
+            "cold load (PolicyEngine.load)",
             f"{load['total_s']:.2f} s (snapshot read {load['snapshot_s']:.2f} s"
             f" + index build {load['index_s']:.2f} s)",
         ),
@@ -401,13 +406,13 @@ def rows(f: dict[str, Any]) -> list[tuple[str, str]]:
             f"{rss['after_load']:.0f} MiB / {rss['peak']:.0f} MiB"
             f" (before load {rss['before_load']:.0f} MiB)",
         ),
-        ("check: Engine.check (headline)", _lat(f["check"])),
+        ("check: PolicyEngine.check (headline)", _lat(f["check"])),
         ("check: Index.decide", _lat(f["decide"])),
         ("floor: dict lookup", _lat(f["dict"])),
         ("timer overhead per sample", _us(f["timer_floor_us"])),
         ("allowed share of the queries", f"{f['allowed_share']:.1%}"),
-        ("permissions listing (Engine.permissions)", _lat(f["permissions"])),
-        ("batch of 1,000: Engine.check loop", _lat(f["batch_engine"])),
+        ("permissions listing (PolicyEngine.permissions)", _lat(f["permissions"])),
+        ("batch of 1,000: PolicyEngine.check loop", _lat(f["batch_engine"])),
         ("batch of 1,000: DecisionService.check_many, log off", _lat(f["batch_service"])),
         *[
             (

@@ -4,7 +4,8 @@ The writes run through the real code path minus HTTP: ``pdp.services.admin.users
 ``pdp.services.admin.groups.assign_role`` and ``close_group`` on an ``AdminService`` built as
 ``pdp.web.app.create_app`` builds it, acting as an open partner admin of the organisation, so that
 authorisation by the engine (R-ADM-7), the transaction, the commit and the synchronous
-``Engine.notify`` refresh all run. The engine is the real ``Engine`` with only ``notify`` timed
+``PolicyEngine.notify`` refresh all run. The engine is the real ``PolicyEngine`` with only
+``notify`` timed
 (``_TimedEngine``): "of which engine refresh" is that call, i.e. the part after the commit.
 
 Fixtures are not timed. Groups, sub-groups and roles are made by the partner admin through the
@@ -16,7 +17,7 @@ organisation reads again (history is kept, R-TIME-2), so the organisation grows 
 
 "Visible to decisions": on the writing instance the check right after the write must already
 reflect it. Another worker of the same server shares the ``_written`` revision (shared memory
-made before gunicorn forks): a second ``Engine`` loaded beforehand, sharing it, pays one
+made before gunicorn forks): a second ``PolicyEngine`` loaded beforehand, sharing it, pays one
 ``refresh()`` on its next request; that refresh and a check are timed. Another server does the
 same work at its next poll, so it sees the change within ``refresh_interval`` + that time.
 """
@@ -41,7 +42,7 @@ from pdp.core.catalogue import load_catalogue
 from pdp.core.clock import FOREVER
 from pdp.core.config import Settings
 from pdp.engine.decision import Query
-from pdp.engine.policy import Engine
+from pdp.engine.policy import PolicyEngine
 from pdp.records.audit_trail import AuditChain, AuditReader
 from pdp.records.decision_log import MemoryLog
 from pdp.services.admin import groups, store, users
@@ -51,13 +52,13 @@ from pdp.services.admin.service import AdminService
 Pair = tuple[str, str]
 
 
-class _TimedEngine(Engine):
-    """The real Engine; ``notify`` (the synchronous refresh after a commit) is timed."""
+class _TimedEngine(PolicyEngine):
+    """The real PolicyEngine; ``notify`` (the synchronous refresh after a commit) is timed."""
 
     last_notify_ns = 0
 
     def notify(self, revision: int) -> None:
-        """Apply the write at once, as ``Engine.notify`` does, and time it."""
+        """Apply the write at once, as ``PolicyEngine.notify`` does, and time it."""
         started = time.perf_counter_ns()
         super().notify(revision)
         self.last_notify_ns = time.perf_counter_ns() - started
@@ -97,7 +98,7 @@ def _choose(svc: AdminService, need: int) -> tuple[int, str, str, str, list[Pair
     raise ValueError(f"no organisation with an open partner admin and {need} open users")
 
 
-def _allowed(engine: Engine, login: str, pair: Pair) -> bool:
+def _allowed(engine: PolicyEngine, login: str, pair: Pair) -> bool:
     return engine.check(Query(login, *pair)).allowed
 
 
@@ -134,7 +135,7 @@ def measure_writes(
     kw: dict[str, Any] = {"refresh_interval": settings.refresh_interval}
     kw["max_staleness"] = settings.max_staleness
     engine = _TimedEngine(SqlSnapshotSource(db), catalogue, **kw)
-    other = Engine(SqlSnapshotSource(db), catalogue, **kw)
+    other = PolicyEngine(SqlSnapshotSource(db), catalogue, **kw)
     other._written = engine._written  # two workers of one server: one shared value
     engine.load()
     other.load()

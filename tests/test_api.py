@@ -25,7 +25,7 @@ from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue
 from pdp.engine.decision import MESSAGES, Reason
 from pdp.engine.index import Index, Outcome
-from pdp.engine.policy import Engine
+from pdp.engine.policy import PolicyEngine
 from pdp.records.decision_log import MemoryLog
 from pdp.web.api.schemas import (
     BatchResponse,
@@ -316,7 +316,7 @@ class UnreachableStore:
 def cut_off(app: Flask) -> tuple[FlaskClient, UnreachableStore]:
     """A client of an app over the demo whose store can be cut off; max_staleness 0.2 s."""
     store = UnreachableStore(SqlSnapshotSource(app.extensions["pdp.db"]))
-    engine = Engine(store, load_catalogue(), refresh_interval=0, max_staleness=0.2)
+    engine = PolicyEngine(store, load_catalogue(), refresh_interval=0, max_staleness=0.2)
     engine.load()
     url = app.config["PDP_SETTINGS"].database_url
     stale_app = create_app(

@@ -27,7 +27,7 @@ from adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue, parse_catalogue
 from pdp.core.errors import BadRequest, ConfigurationError
 from pdp.engine.decision import Grant, Query
-from pdp.engine.policy import Engine
+from pdp.engine.policy import PolicyEngine
 from pdp.records.decision_log import MemoryLog
 from pdp.services.decisions import DecisionService
 from policies import CATALOGUE_PATH
@@ -237,7 +237,7 @@ def test_a_new_service_is_decided_like_any_other(db: SqlEngine) -> None:
         )
         session.add(Membership(user_id=user.id, group_id=group.id, opens_on=day))
         record_change(session, [None], "new service")
-    engine = Engine(SqlSnapshotSource(db), catalogue, clock=lambda: day)
+    engine = PolicyEngine(SqlSnapshotSource(db), catalogue, clock=lambda: day)
     engine.load()
     service = DecisionService(engine, catalogue, MemoryLog())
     decision = service.check(Query("sam", "mon_enfant", "consulter")).decision

@@ -43,7 +43,7 @@ from adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue
 from pdp.core.config import Settings
 from pdp.core.errors import ConfigurationError
-from pdp.engine.policy import Engine as PolicyEngine
+from pdp.engine.policy import PolicyEngine
 from pdp.records.audit_trail import AuditChain
 from pdp.records.decision_log import MemoryLog
 from pdp.services.api_keys import ClientStore, key_digest

@@ -57,7 +57,7 @@ from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
 from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Grant, Query, Reason
-from pdp.engine.policy import Engine as PdpEngine
+from pdp.engine.policy import PolicyEngine as PdpEngine
 
 TODAY = dt.date(2026, 3, 16)
 LONG_AGO = -800

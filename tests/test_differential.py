@@ -31,7 +31,7 @@ from pdp.core.clock import FOREVER
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Reason
 from pdp.engine.index import Index, Outcome
-from pdp.engine.policy import Engine as PdpEngine
+from pdp.engine.policy import PolicyEngine as PdpEngine
 
 # A fixed "today" keeps every seed reproducible; it is a Sunday when Paris changes its clocks,
 # which must not matter: dates are calendar days (R-TIME-1).

@@ -29,7 +29,7 @@ from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue
 from pdp.engine.decision import Query, Reason
 from pdp.engine.index import Index
-from pdp.engine.policy import Engine
+from pdp.engine.policy import PolicyEngine
 
 CATALOGUE = load_catalogue()
 
@@ -75,9 +75,9 @@ def source(db: SqlEngine) -> CountingSource:
 
 
 @pytest.fixture
-def engine(source: CountingSource, today: dt.date) -> Engine:
+def engine(source: CountingSource, today: dt.date) -> PolicyEngine:
     """An engine loaded from the demo; polls only when forced (refresh_interval: one hour)."""
-    engine = Engine(source, CATALOGUE, clock=lambda: today, refresh_interval=3600)
+    engine = PolicyEngine(source, CATALOGUE, clock=lambda: today, refresh_interval=3600)
     engine.load()
     source.polls = 0
     source.loads.clear()
@@ -105,7 +105,11 @@ def group(session: Session, org: int, code: str) -> Group:
 
 
 def decide(
-    engine: Engine, login: str, service: str, role: str | None = None, at: dt.date | None = None
+    engine: PolicyEngine,
+    login: str,
+    service: str,
+    role: str | None = None,
+    at: dt.date | None = None,
 ) -> Reason:
     return engine.check(Query(login, service, role, None, at)).reason
 
@@ -119,7 +123,7 @@ OTHERS = {"habitat-93", "sip-lyon", "asso-entraide", "ccas-grand-paris"}
 
 
 def test_a_new_membership_shows_after_refresh_and_rebuilds_only_its_organisation(
-    engine: Engine, uow: UnitOfWork, source: CountingSource, today: dt.date
+    engine: PolicyEngine, uow: UnitOfWork, source: CountingSource, today: dt.date
 ) -> None:
     # chloe (CCAS-ACCUEIL: cdap T1) is attached to CCAS-INSTRUCTION (T1, T18) from today.
     assert decide(engine, "chloe.roux", "cdap", "T18") is Reason.ROLE_NOT_GRANTED
@@ -161,7 +165,7 @@ def test_a_new_membership_shows_after_refresh_and_rebuilds_only_its_organisation
 
 
 def test_closing_a_group_shows_after_refresh(
-    engine: Engine, uow: UnitOfWork, today: dt.date
+    engine: PolicyEngine, uow: UnitOfWork, today: dt.date
 ) -> None:
     # R-GRP-2: closing = closing date today; effective at once, history kept.
     assert decide(engine, "chloe.roux", "cdap", "T1") is Reason.ALLOWED
@@ -179,7 +183,7 @@ def test_closing_a_group_shows_after_refresh(
 
 
 def test_closing_a_parent_group_closes_its_sub_groups(
-    engine: Engine, uow: UnitOfWork, today: dt.date
+    engine: PolicyEngine, uow: UnitOfWork, today: dt.date
 ) -> None:
     # R-GRP-2: bruno keeps nothing from CCAS nor its sub-group CCAS-INSTRUCTION.
     with uow.begin() as session:
@@ -192,7 +196,7 @@ def test_closing_a_parent_group_closes_its_sub_groups(
 
 
 def test_a_user_closed_today_is_denied_after_refresh(
-    engine: Engine, uow: UnitOfWork, today: dt.date
+    engine: PolicyEngine, uow: UnitOfWork, today: dt.date
 ) -> None:
     # R-USR-4, R-TIME-1.
     with uow.begin() as session:
@@ -206,7 +210,7 @@ def test_a_user_closed_today_is_denied_after_refresh(
 
 
 def test_a_new_user_of_an_organisation_is_listed_after_refresh(
-    engine: Engine, uow: UnitOfWork, today: dt.date
+    engine: PolicyEngine, uow: UnitOfWork, today: dt.date
 ) -> None:
     with uow.begin() as session:
         sip = org_id(session, "sip-lyon")
@@ -223,7 +227,7 @@ def test_a_new_user_of_an_organisation_is_listed_after_refresh(
 
 
 def test_a_new_organisation_gets_its_own_partition(
-    engine: Engine, uow: UnitOfWork, today: dt.date
+    engine: PolicyEngine, uow: UnitOfWork, today: dt.date
 ) -> None:
     # R-CON-4: an operator registers an organisation, convention and subscription; it is one
     # more domain: nothing else is rebuilt.
@@ -247,7 +251,7 @@ def test_a_new_organisation_gets_its_own_partition(
 
 
 def test_a_renamed_login_no_longer_decides_under_its_old_name(
-    engine: Engine, uow: UnitOfWork
+    engine: PolicyEngine, uow: UnitOfWork
 ) -> None:
     # The old partition's users go with it: nothing stale may answer for the former login.
     with uow.begin() as session:
@@ -261,7 +265,7 @@ def test_a_renamed_login_no_longer_decides_under_its_old_name(
 
 
 def test_a_change_naming_no_organisation_reloads_everything(
-    engine: Engine, uow: UnitOfWork, source: CountingSource, today: dt.date
+    engine: PolicyEngine, uow: UnitOfWork, source: CountingSource, today: dt.date
 ) -> None:
     # A new operator belongs to no organisation: the change names none.
     old = engine.index
@@ -279,7 +283,7 @@ def test_a_change_naming_no_organisation_reloads_everything(
 def test_more_organisations_than_the_threshold_reload_everything(
     source: CountingSource, uow: UnitOfWork, today: dt.date
 ) -> None:
-    engine = Engine(source, CATALOGUE, clock=lambda: today, full_reload_threshold=1)
+    engine = PolicyEngine(source, CATALOGUE, clock=lambda: today, full_reload_threshold=1)
     engine.load()
     source.loads.clear()
     with uow.begin() as session:
@@ -292,12 +296,12 @@ def test_more_organisations_than_the_threshold_reload_everything(
     assert source.loads[-1] is None
 
 
-def org_id_of(engine: Engine, code: str) -> int:
+def org_id_of(engine: PolicyEngine, code: str) -> int:
     return engine.index.org_by_code[code].id
 
 
 def test_revision_increases_and_each_change_rebuilds_its_organisations(
-    engine: Engine, uow: UnitOfWork, db: SqlEngine, source: CountingSource
+    engine: PolicyEngine, uow: UnitOfWork, db: SqlEngine, source: CountingSource
 ) -> None:
     revisions = []
     old = engine.index
@@ -315,7 +319,9 @@ def test_revision_increases_and_each_change_rebuilds_its_organisations(
     assert shared(old, engine.index) == {"mairie-montreuil", "asso-entraide", "ccas-grand-paris"}
 
 
-def test_a_refresh_with_no_change_keeps_the_index(engine: Engine, source: CountingSource) -> None:
+def test_a_refresh_with_no_change_keeps_the_index(
+    engine: PolicyEngine, source: CountingSource
+) -> None:
     old = engine.index
     engine.refresh(force=True)
     assert source.polls == 1
@@ -326,7 +332,7 @@ def test_a_refresh_with_no_change_keeps_the_index(engine: Engine, source: Counti
 def test_refresh_polls_at_most_every_refresh_interval(
     source: CountingSource, today: dt.date
 ) -> None:
-    engine = Engine(source, CATALOGUE, clock=lambda: today, refresh_interval=0.3)
+    engine = PolicyEngine(source, CATALOGUE, clock=lambda: today, refresh_interval=0.3)
     engine.load()
     engine.refresh()
     engine.refresh()
@@ -337,7 +343,7 @@ def test_refresh_polls_at_most_every_refresh_interval(
     assert source.polls == 1
     engine.refresh(force=True)
     assert source.polls == 2
-    eager = Engine(source, CATALOGUE, clock=lambda: today, refresh_interval=0)
+    eager = PolicyEngine(source, CATALOGUE, clock=lambda: today, refresh_interval=0)
     eager.load()
     eager.refresh()
     eager.refresh()
@@ -345,7 +351,7 @@ def test_refresh_polls_at_most_every_refresh_interval(
 
 
 def test_a_change_committed_during_a_partial_reload_is_not_lost(
-    engine: Engine, uow: UnitOfWork, source: CountingSource, db: SqlEngine, today: dt.date
+    engine: PolicyEngine, uow: UnitOfWork, source: CountingSource, db: SqlEngine, today: dt.date
 ) -> None:
     # Writer 1 touches sip-lyon; the engine reads the change log (revision 2: sip-lyon). Before
     # it reads sip-lyon's rows, writer 2 commits revision 3 for habitat-93 (helene's membership

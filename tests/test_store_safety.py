@@ -23,7 +23,7 @@ from pdp.engine.casbin_lines import policy_lines
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Query, Reason
 from pdp.engine.index import Index
-from pdp.engine.policy import Engine
+from pdp.engine.policy import PolicyEngine
 
 
 @pytest.fixture
@@ -33,8 +33,8 @@ def db(demo_db: str) -> Iterator[SqlEngine]:
     engine.dispose()
 
 
-def _engine(db: SqlEngine, today: dt.date) -> Engine:
-    engine = Engine(SqlSnapshotSource(db), load_catalogue(), clock=lambda: today)
+def _engine(db: SqlEngine, today: dt.date) -> PolicyEngine:
+    engine = PolicyEngine(SqlSnapshotSource(db), load_catalogue(), clock=lambda: today)
     engine.load()
     return engine
 

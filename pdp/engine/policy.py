@@ -45,7 +45,7 @@ class SnapshotSource(Protocol):
         """Return (revision, organisation id or None) after ``revision``, oldest first."""
 
 
-class Engine:
+class PolicyEngine:
     """Answers checks from an in-memory index kept fresh from a ``SnapshotSource``."""
 
     def __init__(

@@ -21,7 +21,7 @@ from pdp.core.errors import BadRequest, Conflict, NotFound, PdpError, Unavailabl
 from pdp.core.masking import Masker
 from pdp.engine.decision import MESSAGES, Decision, Grant, Query, Reason
 from pdp.engine.index import service_users as index_service_users
-from pdp.engine.policy import Engine
+from pdp.engine.policy import PolicyEngine
 from pdp.observability import metrics
 from pdp.records.decision_log import DecisionLog, new_decision_id
 
@@ -43,7 +43,7 @@ class DecisionService:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: PolicyEngine,
         catalogue: Catalogue,
         decision_log: DecisionLog,
         masker: Masker | None = None,

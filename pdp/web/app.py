@@ -20,7 +20,7 @@ from pdp.core.config import Settings, refuse_defaults
 from pdp.core.errors import ConfigurationError
 from pdp.core.masking import Masker
 from pdp.engine.casbin_model import load_model
-from pdp.engine.policy import Engine
+from pdp.engine.policy import PolicyEngine
 from pdp.observability import metrics
 from pdp.observability.metrics import WATCHER_RECONNECTS
 from pdp.records.audit_trail import AuditChain
@@ -45,7 +45,7 @@ from policies import CATALOGUE_PATH
 log = logging.getLogger("pdp")
 
 
-def build_engine(settings: Settings) -> tuple[Engine, Any]:
+def build_engine(settings: Settings) -> tuple[PolicyEngine, Any]:
     """Create the database engine and the decision engine, loaded and self-checked."""
     catalogue = load_catalogue(
         Path(settings.catalogue_path) if settings.catalogue_path else CATALOGUE_PATH
@@ -65,7 +65,7 @@ def build_engine(settings: Settings) -> tuple[Engine, Any]:
             f"database schema is at {current or 'nothing'}, the code needs {head}: "
             "run `pdp db upgrade` first"
         )
-    engine = Engine(
+    engine = PolicyEngine(
         SqlSnapshotSource(db),
         catalogue,
         refresh_interval=settings.refresh_interval,
@@ -101,7 +101,7 @@ class PdpFlask(Flask):
 def create_app(
     test_config: Mapping[str, Any] | None = None,
     *,
-    engine: Engine | None = None,
+    engine: PolicyEngine | None = None,
     decision_log: DecisionLog | None = None,
 ) -> Flask:
     """Build the Flask app. Settings come from the environment, overridden by ``test_config``."""

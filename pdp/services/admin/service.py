@@ -36,7 +36,7 @@ from pdp.core import context
 from pdp.core.catalogue import Catalogue
 from pdp.core.errors import Forbidden, NotFound, Unauthorized, Unavailable
 from pdp.core.masking import Masker
-from pdp.engine.policy import Engine
+from pdp.engine.policy import PolicyEngine
 from pdp.engine.rules import ADMIN_MESSAGES, AdminReason, Target, parse_target
 from pdp.observability import metrics
 from pdp.records.audit_trail import AuditChain, AuditEvent, now
@@ -113,7 +113,7 @@ class AdminService:
     def __init__(
         self,
         db: SqlEngine,
-        engine: Engine,
+        engine: PolicyEngine,
         catalogue: Catalogue,
         audit: AuditChain,
         decision_log: DecisionLog,

@@ -24,7 +24,7 @@ from flask import current_app, flash, request, session
 
 from pdp.core.config import Settings
 from pdp.core.errors import ConfigurationError, Unauthorized
-from pdp.engine.policy import Engine
+from pdp.engine.policy import PolicyEngine
 from pdp.services.admin import users
 from pdp.services.admin.service import AdminService
 from pdp.web.console.sessions import REPLACED, LiveSession, SessionStore
@@ -70,9 +70,9 @@ def trust() -> ProxyTrust:
     return found
 
 
-def engine() -> Engine:
+def engine() -> PolicyEngine:
     """The decision engine, fresh enough for a page."""
-    found: Engine = current_app.extensions["pdp.services.admin"].engine
+    found: PolicyEngine = current_app.extensions["pdp.services.admin"].engine
     found.refresh()
     return found
 
