@@ -56,7 +56,7 @@ def test_generate_then_run_prints_and_returns_every_figure(db_url: str, tmp_path
     for label in (
         "cold load",
         "RSS after load",
-        "Engine.check (headline)",
+        "PolicyEngine.check (headline)",
         "Index.decide",
         "dict lookup",
         "permissions listing",
