@@ -24,7 +24,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import make_url
 
 from adapters.sql.database import NOTIFY_CHANNEL
-from pdp.engine.policy import PolicyEngine
+from pdp.core.errors import ConfigurationError
 
 log = logging.getLogger("adapters.watcher")
 
@@ -55,13 +55,13 @@ class PgWatcher:
     def __init__(
         self,
         database_url: str,
-        engine: PolicyEngine,
+        observe: Callable[[int], None],
         *,
         on_reconnect: Callable[[], None] | None = None,
         max_pause: float = 5.0,
     ) -> None:
         self._conninfo = psycopg_conninfo(database_url)
-        self._engine = engine
+        self._observe = observe  # told each revision written (PolicyEngine.observe)
         self._on_reconnect = on_reconnect
         self._max_pause = max_pause
         self._stop = threading.Event()
@@ -110,7 +110,7 @@ class PgWatcher:
             # Whatever was committed while not listening: observe the store's revision now.
             row = conn.execute("SELECT revision FROM policy_revision WHERE id = 1").fetchone()
             if row is not None:
-                self._engine.observe(int(row[0]))
+                self._observe(int(row[0]))
             self.connections += 1
             if self.connections > 1 and self._on_reconnect is not None:
                 self._on_reconnect()
@@ -119,7 +119,7 @@ class PgWatcher:
                 for notify in conn.notifies(timeout=1.0):
                     self.notifications += 1
                     try:
-                        self._engine.observe(int(notify.payload))
+                        self._observe(int(notify.payload))
                     except ValueError:
                         log.warning("ignoring a notification without a revision: %r", notify)
                 # A dead server does not always end the wait above: ask it something.
@@ -129,7 +129,7 @@ class PgWatcher:
 def open_watcher(
     setting: str,
     database_url: str,
-    engine: PolicyEngine,
+    observe: Callable[[int], None],
     on_reconnect: Callable[[], None] | None = None,
 ) -> PgWatcher | None:
     """The watcher ``PDP_WATCHER`` asks for: ``auto`` (PostgreSQL: yes; else none), ``off``."""
@@ -137,9 +137,7 @@ def open_watcher(
         return None
     postgres = make_url(database_url).get_backend_name() == "postgresql"
     if setting == "postgres" and not postgres:
-        from pdp.core.errors import ConfigurationError
-
         raise ConfigurationError("PDP_WATCHER=postgres needs a PostgreSQL PDP_DATABASE_URL")
     if not postgres:
         return None
-    return PgWatcher(database_url, engine, on_reconnect=on_reconnect)
+    return PgWatcher(database_url, observe, on_reconnect=on_reconnect)

@@ -28,12 +28,12 @@ from typing import Any
 
 import cedarpy
 
-from adapters.sql.snapshot import Snapshot
 from bench.run import summary
 from pdp.engine.casbin_lines import PolicyLines, caf_name, org_domain, policy_lines, user_subject
 from pdp.engine.casbin_model import ANY_ROLE
 from pdp.engine.decision import Query, Reason
 from pdp.engine.index import Index
+from pdp.engine.snapshot import Snapshot
 
 POLICY = """permit (principal, action == Action::"use", resource)
 when { principal in resource && resource.cafs.contains(context.caf) };"""

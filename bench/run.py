@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from adapters.sql.database import make_engine
-from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
+from adapters.sql.snapshot import SqlSnapshotSource
 from bench.generate import CAF_CODES
 from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Query, Reason
 from pdp.engine.index import Index
 from pdp.engine.policy import PolicyEngine
+from pdp.engine.snapshot import Snapshot
 from pdp.records.decision_log import OffLog, WalLog
 from pdp.services.decisions import DecisionService
 

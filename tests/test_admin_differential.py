@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from adapters.sql.database import make_engine, record_change, upgrade
 from adapters.sql.models import Base, Group, GroupManager, Membership, User
-from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
+from adapters.sql.snapshot import SqlSnapshotSource
 from bench.generate import generate
 from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.core.clock import FOREVER
@@ -50,6 +50,7 @@ from pdp.engine.casbin_model import AdminReferenceEnforcer
 from pdp.engine.decision import Reason
 from pdp.engine.index import Index
 from pdp.engine.rules import AdminReason, Rights, Target, authorise, load_rights, parse_target
+from pdp.engine.snapshot import Snapshot
 from pdp.services.demo import load_demo
 
 TODAY = dt.date(2026, 3, 29)

@@ -21,11 +21,12 @@ from flask.testing import FlaskClient
 from pydantic import BaseModel
 from werkzeug.test import TestResponse
 
-from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
+from adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue
 from pdp.engine.decision import MESSAGES, Reason
 from pdp.engine.index import Index, Outcome
 from pdp.engine.policy import PolicyEngine
+from pdp.engine.snapshot import Snapshot
 from pdp.records.decision_log import MemoryLog
 from pdp.web.api.schemas import (
     BatchResponse,
@@ -240,9 +241,10 @@ def test_a_decision_that_cannot_be_logged_is_not_answered(
     # disk fills up half-way through the entry: 503, and the half line is cut back off.
     import errno
 
-    from pdp.records import decision_log as module
+    from pdp.records.decision_log import WalLog
+    from pdp.records.decision_log import files as module
 
-    log = module.WalLog(tmp_path, "buffered")
+    log = WalLog(tmp_path, "buffered")
     app = create_app(
         {"database_url": demo_db, "refresh_interval": 0, "verify_orgs": 0}, decision_log=log
     )

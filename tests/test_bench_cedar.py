@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("cedarpy")
 
 from adapters.sql.database import make_engine
-from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
+from adapters.sql.snapshot import SqlSnapshotSource
 from bench.cedar import CedarReference, compare_cedar
 from bench.generate import generate
 from bench.run import make_queries
@@ -24,6 +24,7 @@ from pdp.core.catalogue import load_catalogue
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Reason
 from pdp.engine.index import Index
+from pdp.engine.snapshot import Snapshot
 
 SCALE = 0.002  # 40 organisations, ~800 users
 TODAY = dt.date(2026, 1, 15)

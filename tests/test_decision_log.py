@@ -40,8 +40,8 @@ from adapters.sql.database import make_engine
 from adapters.sql.models import DecisionRecord
 from pdp.cli import cli
 from pdp.core.masking import Masker
-from pdp.records import decision_log as module
 from pdp.records.decision_log import LogUnavailable, Shipper, WalLog
+from pdp.records.decision_log import files as module
 from pdp.web.app import create_app
 
 SEGMENT_NAME = re.compile(r"^(\d{20})-(\d+)-([0-9a-f]{8})\.log$")

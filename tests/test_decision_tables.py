@@ -53,11 +53,12 @@ from adapters.sql.models import (
     Subscription,
     User,
 )
-from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
+from adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Grant, Query, Reason
 from pdp.engine.policy import PolicyEngine as PdpEngine
+from pdp.engine.snapshot import Snapshot
 
 TODAY = dt.date(2026, 3, 16)
 LONG_AGO = -800

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from adapters.sql.database import make_engine, record_change
 from adapters.sql.models import Base
-from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
+from adapters.sql.snapshot import SqlSnapshotSource
 from bench.generate import generate
 from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.core.clock import FOREVER
@@ -32,6 +32,7 @@ from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Reason
 from pdp.engine.index import Index, Outcome
 from pdp.engine.policy import PolicyEngine as PdpEngine
+from pdp.engine.snapshot import Snapshot
 
 # A fixed "today" keeps every seed reproducible; it is a Sunday when Paris changes its clocks,
 # which must not matter: dates are calendar days (R-TIME-1).

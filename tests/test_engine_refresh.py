@@ -25,11 +25,12 @@ from adapters.sql.models import (
     Subscription,
     User,
 )
-from adapters.sql.snapshot import Snapshot, SqlSnapshotSource
+from adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue
 from pdp.engine.decision import Query, Reason
 from pdp.engine.index import Index
 from pdp.engine.policy import PolicyEngine
+from pdp.engine.snapshot import Snapshot
 
 CATALOGUE = load_catalogue()
 

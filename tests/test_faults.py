@@ -35,8 +35,8 @@ from sqlalchemy.exc import OperationalError
 
 from adapters.sql.database import make_engine
 from adapters.sql.models import Base
-from adapters.sql.snapshot import Snapshot
 from pdp.engine.index import Index
+from pdp.engine.snapshot import Snapshot
 from pdp.records.audit_trail import AuditChain, AuditReader
 from pdp.records.decision_log import MemoryLog
 

@@ -157,7 +157,7 @@ def watched(
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     first, second = two
     engine = second.extensions["pdp.decisions"].engine
-    watcher = open_watcher("auto", demo_db, engine)
+    watcher = open_watcher("auto", demo_db, engine.observe)
     assert isinstance(watcher, PgWatcher)
     watcher.start()
     assert watcher.connected.wait(5), "the watcher did not connect"
@@ -215,11 +215,11 @@ def test_a_killed_watcher_connection_is_repaired(
 
 def test_watcher_settings(demo_db: str, backend: str, make_app: MakeApp) -> None:
     engine = make_app()[0].extensions["pdp.decisions"].engine
-    assert open_watcher("off", demo_db, engine) is None
+    assert open_watcher("off", demo_db, engine.observe) is None
     if backend == "sqlite":
-        assert open_watcher("auto", demo_db, engine) is None
+        assert open_watcher("auto", demo_db, engine.observe) is None
         with pytest.raises(ConfigurationError):
-            open_watcher("postgres", demo_db, engine)
+            open_watcher("postgres", demo_db, engine.observe)
     with pytest.raises(ConfigurationError, match="PDP_WATCHER"):
         make_app(watcher="sometimes")
     conninfo = psycopg_conninfo("postgresql+psycopg://u:p'w@h:5433/d?sslmode=require")

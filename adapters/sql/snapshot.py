@@ -8,7 +8,6 @@ only while it, its convention and its organisation are all open (R-CON-2).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -29,45 +28,11 @@ from adapters.sql.models import (
     User,
 )
 from pdp.core.clock import ordinal_end
-
-# (id, code, name)
-OrgRow = tuple[int, str, str]
-# (organisation_id, service, caf_code, start, end)
-SubscriptionRow = tuple[int, str, str, int, int]
-# (id, login, organisation_id or None, start, end)
-UserRow = tuple[int, str, int | None, int, int]
-# (id, organisation_id, parent_id, code, label, start, end)
-GroupRow = tuple[int, int, int | None, str, str, int, int]
-# (group_id, service, role, start, end)
-GroupRoleRow = tuple[int, str, str, int, int]
-# (user_id, group_id, start, end)
-MembershipRow = tuple[int, int, int, int]
-# (user_id, profile, start, end)
-ProfileRow = tuple[int, str, int, int]
-# (organisation_id, user_id, start, end): a partner admin designation
-AdminRow = tuple[int, int, int, int]
-# (group_id, user_id, start, end): a group's manager
-ManagerRow = tuple[int, int, int, int]
+from pdp.engine.snapshot import (
+    Snapshot,
+)
 
 _CHUNK = 500
-
-
-@dataclass
-class Snapshot:
-    """Rows of the domain store at one revision; ``organisation_ids`` None means all of them."""
-
-    revision: int
-    organisation_ids: frozenset[int] | None = None
-    organisations: list[OrgRow] = field(default_factory=list)
-    subscriptions: list[SubscriptionRow] = field(default_factory=list)
-    users: list[UserRow] = field(default_factory=list)
-    groups: list[GroupRow] = field(default_factory=list)
-    group_roles: list[GroupRoleRow] = field(default_factory=list)
-    memberships: list[MembershipRow] = field(default_factory=list)
-    afas_profiles: list[ProfileRow] = field(default_factory=list)
-    operators: list[int] = field(default_factory=list)
-    partner_admins: list[AdminRow] = field(default_factory=list)
-    group_managers: list[ManagerRow] = field(default_factory=list)
 
 
 def current_revision(conn: Connection) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from adapters.sql.snapshot import Snapshot
+from pdp.engine.snapshot import Snapshot
 
 ANY_CAF = "*"  # unprefixed: no Caf code maps to it, not even "*"
 

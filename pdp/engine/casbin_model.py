@@ -14,7 +14,6 @@ from typing import Any
 import casbin
 from casbin import persist
 
-from adapters.sql.snapshot import Snapshot
 from pdp.core.errors import ConfigurationError
 from pdp.engine.casbin_lines import (
     AdminLines,
@@ -26,6 +25,7 @@ from pdp.engine.casbin_lines import (
     policy_lines,
     user_subject,
 )
+from pdp.engine.snapshot import Snapshot
 from policies import ADMIN_MODEL_PATH, MODEL_PATH
 
 ANY_ROLE = "*"  # the model's wildcard for "any role of the service"

@@ -14,8 +14,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from adapters.sql.snapshot import Snapshot
 from pdp.engine.decision import Grant, Reason
+from pdp.engine.snapshot import Snapshot
 
 Window = tuple[int, int]  # [start, end) in day ordinals
 GrantEntry = tuple[int, int, str, Grant]  # (start, end, role, the grant path)

@@ -22,7 +22,6 @@ from multiprocessing import Lock
 from multiprocessing.sharedctypes import RawValue
 from typing import Protocol
 
-from adapters.sql.snapshot import Snapshot
 from pdp.core.catalogue import Catalogue
 from pdp.core.clock import CachedToday
 from pdp.core.errors import ConfigurationError, Unavailable
@@ -30,7 +29,7 @@ from pdp.engine.casbin_model import ReferenceEnforcer, sample_queries
 from pdp.engine.decision import MESSAGES, Decision, Grant, Query, Reason
 from pdp.engine.index import Index
 from pdp.engine.rules import AdminReason, Rights, Target, authorise, load_rights
-from pdp.observability import metrics
+from pdp.engine.snapshot import Snapshot
 
 log = logging.getLogger("pdp.engine")
 
@@ -43,6 +42,26 @@ class SnapshotSource(Protocol):
 
     def changes_since(self, revision: int) -> list[tuple[int, int | None]]:
         """Return (revision, organisation id or None) after ``revision``, oldest first."""
+
+
+class EngineObserver(Protocol):
+    """Told what the engine does, for metrics (``pdp.observability.metrics.EngineMetrics``)."""
+
+    def loaded(self, seconds: float) -> None:
+        """The whole index was built from the store in ``seconds``."""
+
+    def fresh(self, revision: int) -> None:
+        """The policy at ``revision`` was just confirmed against the store."""
+
+
+class Unobserved:
+    """An observer told nothing (an engine built outside the service: tests, the bench)."""
+
+    def loaded(self, seconds: float) -> None:
+        """Nothing."""
+
+    def fresh(self, revision: int) -> None:
+        """Nothing."""
 
 
 class PolicyEngine:
@@ -58,8 +77,10 @@ class PolicyEngine:
         full_reload_threshold: int = 200,
         max_staleness: float = 300.0,
         rights: Rights | None = None,
+        observer: EngineObserver | None = None,
     ) -> None:
         self.source = source
+        self.observer: EngineObserver = observer or Unobserved()
         self.catalogue = catalogue
         self.rights = rights if rights is not None else load_rights()
         self._today = CachedToday() if clock is None else None  # the check path's fast clock
@@ -94,8 +115,8 @@ class PolicyEngine:
         gc.collect()
         gc.freeze()
         self._polled_at = self._fresh_at = time.monotonic()
-        metrics.INDEX_LOAD_SECONDS.observe(time.perf_counter() - started)
-        metrics.policy_fresh(self.index.revision)
+        self.observer.loaded(time.perf_counter() - started)
+        self.observer.fresh(self.index.revision)
         log.info(
             "index loaded: revision %s, %s users, %s organisations in %.2f s",
             self.index.revision,
@@ -141,7 +162,7 @@ class PolicyEngine:
             log.exception("refresh failed; serving revision %s", self.index.revision)
             return
         self._fresh_at = now
-        metrics.policy_fresh(self.index.revision)
+        self.observer.fresh(self.index.revision)
 
     def notify(self, revision: int) -> None:
         """A write committed ``revision``: apply it now, and make every worker of this

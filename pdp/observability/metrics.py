@@ -126,6 +126,19 @@ INDEX_LOAD_SECONDS = Histogram(
 _policy: tuple[int, float] | None = None  # (revision, when): what the gauges were last set to
 
 
+class EngineMetrics:
+    """The decision engine's observer (``PolicyEngine(observer=...)``): index loads and the
+    policy's freshness."""
+
+    def loaded(self, seconds: float) -> None:
+        """Count an index load of ``seconds``."""
+        INDEX_LOAD_SECONDS.observe(seconds)
+
+    def fresh(self, revision: int) -> None:
+        """The policy at ``revision`` was just confirmed against the store."""
+        policy_fresh(revision)
+
+
 def policy_fresh(revision: int) -> None:
     """Record that the policy at ``revision`` was just confirmed against the store."""
     global _policy

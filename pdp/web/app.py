@@ -70,6 +70,7 @@ def build_engine(settings: Settings) -> tuple[PolicyEngine, Any]:
         catalogue,
         refresh_interval=settings.refresh_interval,
         max_staleness=settings.max_staleness,
+        observer=metrics.EngineMetrics(),
     )
     engine.load()
     checked = engine.verify(settings.verify_orgs)
@@ -145,7 +146,7 @@ def create_app(
     app.extensions["pdp.records.checkpoints"] = open_writer(settings, db)
     # Started in each worker after the fork (pdp.web.server), never in the master.
     app.extensions["adapters.watcher"] = open_watcher(
-        settings.watcher, settings.database_url, engine, on_reconnect=WATCHER_RECONNECTS.inc
+        settings.watcher, settings.database_url, engine.observe, on_reconnect=WATCHER_RECONNECTS.inc
     )
     clients = app.extensions["pdp.services.api_keys"] = ClientRegistry(
         db, settings.refresh_interval

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import Field
 
+from pdp.core.fields import CafCode, Code, Day, Login, Name, NewLogin, Strict, text
 from pdp.core.text import EMAIL_PATTERN
-from pdp.web.api.schemas import CafCode, Code, Day, Login, Name, NewLogin, Strict, text
 
 Label = Annotated[str, text(200, 1)]
 Text = Annotated[str, text(120)]

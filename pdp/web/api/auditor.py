@@ -10,12 +10,12 @@ from typing import Annotated, Any
 from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from pdp.core.fields import Code, Login, Name, text
 from pdp.services.auditing import AuditorQueries
 from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer
 from pdp.web.api.decisions import registry
 from pdp.web.api.guard import page_limit
 from pdp.web.api.openapi import Operation
-from pdp.web.api.schemas import Code, Login, Name, text
 
 bp = Blueprint("auditor", __name__, url_prefix="/v1")
 ORG = "/v1/organisations/{org}"

@@ -1,37 +1,8 @@
-"""The decision log: every decision, on disk before its answer leaves, then in the database.
-
-Each process appends its entries, one JSON line each, to its own *segment* file in
-``PDP_DECISION_LOG_DIR`` (``WalLog.record``: a ``write`` system call on the request's thread,
-before the response is sent). A flusher thread makes them durable in groups (one ``fdatasync``
-for every entry written since the last one, "group commit"); a shipper thread copies them to the
-``decision_log`` table, which the auditors' query API reads, and deletes a segment once it is
-fully shipped. Durability modes (``PDP_DECISION_LOG``):
-
-- ``buffered`` (default): the entry is in the operating system's page cache before the response
-  is sent, and on disk within ``PDP_DECISION_LOG_FLUSH_MS``. A crash of the process (``kill -9``,
-  out of memory) loses nothing; a crash of the machine or a power cut loses at most the entries of
-  the last ``PDP_DECISION_LOG_FLUSH_MS`` milliseconds.
-- ``sync``: the response waits until its entry is on disk (``fdatasync``). Nothing whose answer
-  reached a caller is lost, even on a power cut.
-- ``off``: nothing is logged (benchmarks only).
-
-A decision whose entry cannot be written (disk full, I/O error, or ``sync`` waiting more than
-``sync_timeout``) is not answered: the caller gets 503 ``DECISION_LOG_UNAVAILABLE``. Each process
-holds an exclusive ``flock`` on its segments; a segment nobody holds belongs to a process that
-died, and any shipper takes it over (``Shipper.ship_once``): after a crash, the restarted
-service ships what was not shipped yet. Shipping is idempotent (the decision id is the table's
-key), so a segment shipped twice after a crash adds nothing twice.
-
-One bad entry never blocks the log: an entry the shipper cannot read, or whose row the database
-refuses (a NUL in PostgreSQL text, a number out of range, a wrong type, a constraint, whatever the
-cause), is set aside in ``rejected.jsonl`` with its error, counted
-(``pdp_decision_log_rejected_total``), and everything after it ships. A database that accepts no
-row at all (down, unreachable, without the table) sets nothing aside: the entries wait on disk.
-"""
+"""Shipping the decision log to the database: segments copied into ``decision_log``, entries the
+database refuses set aside in ``rejected.jsonl``, and the backlog that remains."""
 
 from __future__ import annotations
 
-import atexit
 import base64
 import contextlib
 import datetime as dt
@@ -43,331 +14,25 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from random import getrandbits
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from adapters.sql.models import DecisionRecord
-from pdp.core.errors import Unavailable
 from pdp.observability import metrics
+from pdp.records.decision_log import files
+from pdp.records.decision_log.wal import (
+    _LINE,
+    REJECTED,
+    SEGMENT_SUFFIX,
+    Segment,
+    WalLog,
+    new_decision_id,
+)
 
 log = logging.getLogger("pdp.decisions")
-
-MODES = ("buffered", "sync", "off")
-SEGMENT_SUFFIX = ".log"
-REJECTED = "rejected.jsonl"  # in the log's directory: the entries set aside
-_LINE = orjson.OPT_APPEND_NEWLINE
-
-
-def new_decision_id() -> str:
-    """32 hex digits: the time in microseconds (13 digits), then 76 random bits.
-
-    Unique like a UUID4 at a tenth of its cost (``uuid4`` makes a system call; ``getrandbits``
-    uses the per-process, fork-reseeded Mersenne Twister), and time-ordered, so that shipping
-    appends to the end of the table's primary key instead of writing all over it.
-    """
-    return f"{time.time_ns() // 1000:013x}{getrandbits(76):019x}"
-
-
-class LogUnavailable(Unavailable):
-    """The decision could not be logged: it is not answered (503)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="DECISION_LOG_UNAVAILABLE")
-
-
-class DecisionLog(Protocol):
-    """Where decisions are recorded. ``record`` raises LogUnavailable if it cannot."""
-
-    def record(self, entry: dict[str, Any]) -> None:
-        """Record one decision before it is answered."""
-
-    def record_many(self, entries: list[dict[str, Any]]) -> None:
-        """Record several decisions (a batch) at once."""
-
-
-class OffLog:
-    """Logs nothing (``PDP_DECISION_LOG=off``)."""
-
-    def record(self, entry: dict[str, Any]) -> None:
-        """Drop the entry."""
-
-    def record_many(self, entries: list[dict[str, Any]]) -> None:
-        """Drop the entries."""
-
-
-class MemoryLog:
-    """Keeps decisions in a list (tests)."""
-
-    def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
-
-    def record(self, entry: dict[str, Any]) -> None:
-        """Append the entry."""
-        self.entries.append(entry)
-
-    def record_many(self, entries: list[dict[str, Any]]) -> None:
-        """Append the entries."""
-        self.entries.extend(entries)
-
-
-@dataclass
-class Segment:
-    """One segment file of this process: its descriptor (holding the lock) and its size."""
-
-    path: Path
-    fd: int
-    size: int = 0
-    shipped: int = 0
-
-
-class WalLog:
-    """The write-ahead decision log of one process (see the module)."""
-
-    def __init__(
-        self,
-        directory: str | Path,
-        mode: str = "buffered",
-        *,
-        flush_interval: float = 0.05,
-        segment_bytes: int = 64 << 20,
-        sync_timeout: float = 5.0,
-    ) -> None:
-        if mode not in ("buffered", "sync"):
-            raise ValueError(f"unknown decision log mode {mode!r}")
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.mode = mode
-        self.flush_interval = flush_interval
-        self.segment_bytes = segment_bytes
-        self.sync_timeout = sync_timeout
-        self.failures = 0
-        self._sync = mode == "sync"
-        self._cond = threading.Condition()
-        self._pid: int | None = None
-        self._segments: list[Segment] = []
-        self._written = 0
-        self._durable = 0
-        self._on_start: list[Any] = []
-        self._on_close: list[Any] = []
-        self._syncing = 0  # fdatasync calls in progress (outside the lock)
-
-    # -- the request side ----------------------------------------------------------------------
-
-    def record(self, entry: dict[str, Any]) -> None:
-        """Append one entry; in ``sync`` mode, return once it is on disk."""
-        self._append(orjson.dumps(entry, option=_LINE, default=str))
-
-    def record_many(self, entries: list[dict[str, Any]]) -> None:
-        """Append several entries in one write."""
-        if entries:
-            self._append(b"".join([orjson.dumps(e, option=_LINE, default=str) for e in entries]))
-
-    def _append(self, data: bytes) -> None:
-        if self._pid != os.getpid():
-            self._start_process()
-        with self._cond:
-            segment = self._segments[-1]
-            try:
-                if segment.size and segment.size + len(data) > self.segment_bytes:
-                    segment = self._rotate()
-                _write_all(segment.fd, data)
-            except OSError as exc:
-                self.failures += 1
-                metrics.LOG_WRITE_ERRORS.inc()
-                _truncate(segment)
-                log.error("decision log write failed: %s", exc)
-                raise LogUnavailable(
-                    "Journal des décisions indisponible : décision non rendue."
-                ) from exc
-            segment.size += len(data)
-            self._written += len(data)
-            end = self._written
-            if self._sync:
-                self._cond.notify_all()
-                if not self._cond.wait_for(lambda: self._durable >= end, self.sync_timeout):
-                    self.failures += 1
-                    metrics.LOG_WRITE_ERRORS.inc()
-                    raise LogUnavailable(
-                        "Journal des décisions indisponible (écriture disque trop lente) : "
-                        "décision non rendue."
-                    )
-
-    # -- the process's files and threads -------------------------------------------------------
-
-    def on_start(self, callback: Any) -> None:
-        """Call ``callback(self)`` in each process that starts logging (to start a shipper)."""
-        self._on_start.append(callback)
-
-    def _start_process(self) -> None:
-        # Segments and threads do not survive a fork: each process opens its own.
-        with self._cond:
-            if self._pid == os.getpid():
-                return
-            self._segments = [self._new_segment()]
-            self._written = self._durable = 0
-            self._pid = os.getpid()
-        threading.Thread(target=self._flush_forever, name="pdp-log-flush", daemon=True).start()
-        for callback in self._on_start:
-            callback(self)
-        atexit.register(self.close)
-
-    def _new_segment(self) -> Segment:
-        name = f"{time.time_ns():020d}-{os.getpid()}-{getrandbits(32):08x}"
-        # Created under a name shippers ignore, locked, then renamed: nobody can take a segment
-        # for an orphan between its creation and its lock.
-        tmp = self.directory / f".{name}.new"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        path = self.directory / f"{name}{SEGMENT_SUFFIX}"
-        os.replace(tmp, path)
-        _fsync_dir(self.directory)
-        return Segment(path, fd)
-
-    def _rotate(self) -> Segment:
-        """Seal the current segment (made durable) and open the next. Caller holds the lock."""
-        old = self._segments[-1]
-        os.fdatasync(old.fd)
-        self._durable = self._written
-        segment = self._new_segment()
-        self._segments.append(segment)
-        return segment
-
-    def _flush_forever(self) -> None:
-        pid = os.getpid()
-        while self._pid == pid:
-            with self._cond:
-                if self._sync:
-                    self._cond.wait_for(lambda: self._written > self._durable, self.flush_interval)
-                else:
-                    self._cond.wait(self.flush_interval)
-                if self._pid != pid:
-                    return  # closed
-                target, fd = self._written, self._segments[-1].fd
-                if target <= self._durable:
-                    continue
-                self._syncing += 1
-            self._sync_to(fd, target)
-
-    def _sync_to(self, fd: int, target: int) -> None:
-        """fdatasync ``fd`` (the caller counted itself in ``_syncing``, so that no segment is
-        closed under it), then mark everything up to ``target`` durable."""
-        try:
-            os.fdatasync(fd)
-        except OSError as exc:
-            self.failures += 1
-            metrics.LOG_WRITE_ERRORS.inc()
-            log.error("decision log fdatasync failed: %s", exc)
-            ok = False
-        else:
-            ok = True
-        with self._cond:
-            self._syncing -= 1
-            if ok:
-                self._durable = max(self._durable, target)
-            self._cond.notify_all()
-
-    def flush(self) -> None:
-        """Make everything written so far durable (``fdatasync``)."""
-        if self._pid != os.getpid():
-            return
-        with self._cond:
-            target, fd = self._written, self._segments[-1].fd
-            if target <= self._durable:
-                return
-            self._syncing += 1
-        self._sync_to(fd, target)
-
-    def segments(self) -> list[Segment]:
-        """This process's segments, oldest first (the last one is being written)."""
-        with self._cond:
-            return list(self._segments) if self._pid == os.getpid() else []
-
-    def release(self, segment: Segment) -> None:
-        """Forget a sealed segment that was fully shipped: delete it, drop its lock."""
-        with self._cond:
-            if segment is self._segments[-1] or segment not in self._segments:
-                return
-            self._cond.wait_for(lambda: not self._syncing, 5.0)
-            self._segments.remove(segment)
-            _delete(segment.path)
-            os.close(segment.fd)
-
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes written by this process and not shipped yet."""
-        return sum(s.size - s.shipped for s in self.segments())
-
-    def close(self) -> None:
-        """Flush, run the shutdown callbacks (a last shipping), and let go of the segments
-        (deleted if fully shipped, else left for the next shipper). A later ``record`` opens
-        a new segment."""
-        if self._pid != os.getpid():
-            return
-        self.flush()
-        for callback in self._on_close:
-            callback()
-        with self._cond:
-            self._cond.wait_for(lambda: not self._syncing, 5.0)
-            segments, self._segments, self._pid = self._segments, [], None
-            self._cond.notify_all()
-        for segment in segments:
-            if segment.shipped >= segment.size:
-                _delete(segment.path)
-            os.close(segment.fd)
-
-    def on_close(self, callback: Any) -> None:
-        """Call ``callback()`` when the process closes the log (a last shipping)."""
-        self._on_close.append(callback)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _truncate(segment: Segment) -> None:
-    """Cut a partial write back off, so that the next entry starts on a line of its own."""
-    try:
-        os.ftruncate(segment.fd, segment.size)
-    except OSError as exc:
-        log.error("decision log truncate failed: %s", exc)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _delete(path: Path) -> None:
-    for p in (path, _offset_path(path)):
-        p.unlink(missing_ok=True)
-
-
-def _offset_path(path: Path) -> Path:
-    return path.with_name(path.name + ".shipped")
-
-
-def _read_offset(path: Path) -> int:
-    try:
-        return int(_offset_path(path).read_text() or 0)
-    except (FileNotFoundError, ValueError):
-        return 0
-
-
-def _write_offset(path: Path, offset: int) -> None:
-    tmp = path.with_name(f".{path.name}.shipped.new")
-    tmp.write_text(str(offset))
-    os.replace(tmp, _offset_path(path))
-
 
 # -- shipping to the database -------------------------------------------------------------------
 
@@ -480,7 +145,7 @@ class Shipper:
         size = segment.size  # complete entries only: the size moves only after a whole write
         while segment.shipped < size:
             segment.shipped = self._ship_range(segment.path, segment.shipped, size, report)
-            _write_offset(segment.path, segment.shipped)
+            files._write_offset(segment.path, segment.shipped)
         if segment is not self.wal.segments()[-1] and segment.shipped >= segment.size:
             self.wal.release(segment)
             report.segments_done += 1
@@ -504,7 +169,7 @@ class Shipper:
                 if not path.exists():
                     continue  # deleted between our open and our lock
                 size = os.fstat(fd).st_size
-                offset = _read_offset(path)
+                offset = files._read_offset(path)
                 while offset < size:
                     done = self._ship_range(path, offset, size, report)
                     if done == offset:  # only a torn last line is left
@@ -517,8 +182,8 @@ class Shipper:
                         )
                         break
                     offset = done
-                    _write_offset(path, offset)
-                _delete(path)
+                    files._write_offset(path, offset)
+                files._delete(path)
                 report.orphans += 1
             finally:
                 os.close(fd)
@@ -681,7 +346,7 @@ def _append_rejected(directory: Path, data: bytes) -> None:
         end = _whole_lines_end(fd)
         os.ftruncate(fd, end)
         try:
-            _write_all(fd, data)
+            files._write_all(fd, data)
             os.fsync(fd)
         except OSError:
             os.ftruncate(fd, end)
@@ -689,7 +354,7 @@ def _append_rejected(directory: Path, data: bytes) -> None:
     finally:
         os.close(fd)  # and with it the lock
     if created:
-        _fsync_dir(directory)
+        files._fsync_dir(directory)
 
 
 def _whole_lines_end(fd: int, block: int = 1 << 16) -> int:
@@ -764,7 +429,7 @@ def backlog(directory: str | Path) -> Backlog:
     pending = []
     for path in directory.glob(f"*{SEGMENT_SUFFIX}"):
         try:
-            pending.append(path.stat().st_size - _read_offset(path))
+            pending.append(path.stat().st_size - files._read_offset(path))
         except FileNotFoundError:
             continue  # shipped and deleted meanwhile
     target = directory / REJECTED
@@ -777,36 +442,3 @@ def backlog(directory: str | Path) -> Backlog:
         with contextlib.suppress(orjson.JSONDecodeError):
             last = orjson.loads(records[-1])
     return Backlog(len(pending), sum(pending), target, len(records), last)
-
-
-def open_log(settings: Any, db: Engine | None) -> tuple[DecisionLog, Shipper | None]:
-    """The decision log the settings ask for, with its shipper (started in each process)."""
-    if settings.decision_log == "off":
-        return OffLog(), None
-    if settings.decision_log not in MODES:
-        from pdp.core.errors import ConfigurationError
-
-        raise ConfigurationError(
-            f"PDP_DECISION_LOG: {settings.decision_log!r} is not one of {', '.join(MODES)}"
-        )
-    wal = WalLog(
-        settings.decision_log_dir,
-        settings.decision_log,
-        flush_interval=settings.decision_log_flush_ms / 1000,
-    )
-    if db is None:
-        return wal, None
-    shipper = Shipper(
-        settings.decision_log_dir, db, wal, interval=settings.decision_log_ship_interval
-    )
-    wal.on_start(shipper.start)
-    wal.on_close(lambda: _last_ship(shipper))
-    return wal, shipper
-
-
-def _last_ship(shipper: Shipper) -> None:
-    try:
-        shipper.ship_once()
-    except Exception as exc:
-        metrics.LOG_SHIP_ERRORS.inc()
-        log.warning("decision log: last shipping failed, the files wait on disk: %s", exc)
