@@ -49,7 +49,7 @@ from schemathesis.specs.openapi.checks import (
 from text_support import forbidden_in_store, holds_forbidden
 
 import pdp.app  # noqa: F401  (registers every operation)
-from pdp.api.decisions import registry
+from pdp.api.openapi import registry
 from pdp.auth import mint
 from pdp.config import Settings
 from pdp.decision_log import MemoryLog
