@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask
 from flask.testing import FlaskClient
 from pydantic import BaseModel
 from werkzeug.test import TestResponse
@@ -28,6 +28,7 @@ from pdp.engine.index import Index, Outcome
 from pdp.engine.policy import PolicyEngine
 from pdp.engine.snapshot import Snapshot
 from pdp.records.decision_log import MemoryLog
+from pdp.web.api.openapi import Registry
 from pdp.web.api.schemas import (
     BatchResponse,
     CheckResponse,
@@ -903,3 +904,36 @@ def test_openapi_document_is_valid_openapi_3(client: FlaskClient) -> None:
     from openapi_spec_validator import validate
 
     validate(js(client.get("/v1/openapi.json")))
+
+
+def test_one_declaration_gives_the_flask_rule_and_the_operation() -> None:
+    registry = Registry()
+    prefixed, bare = Blueprint("t", __name__, url_prefix="/v1/"), Blueprint("u", __name__)
+
+    @registry.route(
+        prefixed,
+        "PATCH",
+        "/orgs/<org>/subs/<int:subscription_id>",
+        summary="s",
+        response=HealthResponse,
+    )
+    def edit(org: str, subscription_id: int) -> str:
+        return f"{org} {subscription_id}"
+
+    @registry.route(bare, "GET", "/ping", summary="p", response=HealthResponse, public=True)
+    def ping() -> str:
+        return "pong"
+
+    app = Flask(__name__)
+    app.register_blueprint(prefixed)
+    app.register_blueprint(bare)
+    rules = {r.endpoint: (r.rule, r.methods) for r in app.url_map.iter_rules()}
+    assert rules["t.edit"] == ("/v1/orgs/<org>/subs/<int:subscription_id>", {"PATCH", "OPTIONS"})
+    assert rules["u.ping"] == ("/ping", {"GET", "HEAD", "OPTIONS"})
+    assert app.test_client().patch("/v1/orgs/o/subs/7").text == "o 7"
+    assert [(o.method, o.path, o.path_params) for o in registry.operations] == [
+        ("patch", "/v1/orgs/{org}/subs/{subscription_id}", ("org", "subscription_id")),
+        ("get", "/ping", ()),
+    ]
+    with pytest.raises(ValueError, match="GET /ping is declared twice"):
+        registry.route(bare, "GET", "/ping", summary="p", response=HealthResponse)(ping)

@@ -53,7 +53,7 @@ from pdp.core.config import Settings
 from pdp.core.text import has_forbidden
 from pdp.records.decision_log import MemoryLog
 from pdp.services.tokens import mint
-from pdp.web.api.decisions import registry
+from pdp.web.api.openapi import registry
 
 EXAMPLES = int(os.environ.get("PDP_FUZZ_EXAMPLES", "100"))
 CHECKS = [

@@ -25,25 +25,21 @@ from pdp.services.admin.responses import (
     SubscriptionWritten,
 )
 from pdp.web.api.admin_common import AUTH_ERRORS, actor, admin_service, answer, body
-from pdp.web.api.decisions import registry
-from pdp.web.api.openapi import Operation
+from pdp.web.api.openapi import route
 
 bp = Blueprint("admin_contracts", __name__, url_prefix="/v1")
-ORG = "/v1/organisations/{org}"
 
 
-@bp.post("/organisations")
-@registry.operation(
-    Operation(
-        "post",
-        "/v1/organisations",
-        "Register a partner organisation (operators, R-CON-4)",
-        OrganisationWritten,
-        body=OrganisationNew,
-        errors=AUTH_ERRORS,
-        status=201,
-        auth=True,
-    )
+@route(
+    bp,
+    "POST",
+    "/organisations",
+    summary="Register a partner organisation (operators, R-CON-4)",
+    response=OrganisationWritten,
+    body=OrganisationNew,
+    errors=AUTH_ERRORS,
+    status=201,
+    auth=True,
 )
 def create_organisation() -> Response:
     """R-CON-4."""
@@ -52,16 +48,14 @@ def create_organisation() -> Response:
     return answer(contracts.create_organisation(admin_service(), who, data), 201)
 
 
-@bp.get("/organisations")
-@registry.operation(
-    Operation(
-        "get",
-        "/v1/organisations",
-        "Every registered organisation, by code (operators, R-CON-4)",
-        OrganisationList,
-        errors=AUTH_ERRORS,
-        auth=True,
-    )
+@route(
+    bp,
+    "GET",
+    "/organisations",
+    summary="Every registered organisation, by code (operators, R-CON-4)",
+    response=OrganisationList,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def list_organisations() -> Response:
     """Operators only (organisation.list)."""
@@ -69,17 +63,14 @@ def list_organisations() -> Response:
     return answer(contracts.list_organisations(admin_service(), who))
 
 
-@bp.get("/organisations/<org>/contract")
-@registry.operation(
-    Operation(
-        "get",
-        f"{ORG}/contract",
-        "The organisation's conventions, subscriptions and partner admins (R-CON-4, R-ADM-5)",
-        ContractOut,
-        errors=AUTH_ERRORS,
-        path_params=("org",),
-        auth=True,
-    )
+@route(
+    bp,
+    "GET",
+    "/organisations/<org>/contract",
+    summary="The organisation's conventions, subscriptions and partner admins (R-CON-4, R-ADM-5)",
+    response=ContractOut,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def contract(org: str) -> Response:
     """Operators, and the organisation's partner admins (read only)."""
@@ -87,19 +78,16 @@ def contract(org: str) -> Response:
     return answer(contracts.contract(admin_service(), who, org))
 
 
-@bp.post("/organisations/<org>/conventions")
-@registry.operation(
-    Operation(
-        "post",
-        f"{ORG}/conventions",
-        "Register a convention with a Caf (operators, R-CON-1)",
-        ConventionWritten,
-        body=ConventionNew,
-        errors=AUTH_ERRORS,
-        path_params=("org",),
-        status=201,
-        auth=True,
-    )
+@route(
+    bp,
+    "POST",
+    "/organisations/<org>/conventions",
+    summary="Register a convention with a Caf (operators, R-CON-1)",
+    response=ConventionWritten,
+    body=ConventionNew,
+    errors=AUTH_ERRORS,
+    status=201,
+    auth=True,
 )
 def add_convention(org: str) -> Response:
     """R-CON-1."""
@@ -108,18 +96,15 @@ def add_convention(org: str) -> Response:
     return answer(contracts.add_convention(admin_service(), who, org, data), 201)
 
 
-@bp.patch("/organisations/<org>/conventions/<reference>")
-@registry.operation(
-    Operation(
-        "patch",
-        f"{ORG}/conventions/{{reference}}",
-        "Change a convention's dates; closing it closes its subscriptions (R-CON-2, R-TIME-2)",
-        ConventionWritten,
-        body=DatesEdit,
-        errors=AUTH_ERRORS,
-        path_params=("org", "reference"),
-        auth=True,
-    )
+@route(
+    bp,
+    "PATCH",
+    "/organisations/<org>/conventions/<reference>",
+    summary="Change a convention's dates; closing it closes its subscriptions (R-CON-2, R-TIME-2)",
+    response=ConventionWritten,
+    body=DatesEdit,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def edit_convention(org: str, reference: str) -> Response:
     """R-CON-2."""
@@ -128,19 +113,16 @@ def edit_convention(org: str, reference: str) -> Response:
     return answer(contracts.edit_convention(admin_service(), who, org, reference, data))
 
 
-@bp.post("/organisations/<org>/conventions/<reference>/subscriptions")
-@registry.operation(
-    Operation(
-        "post",
-        f"{ORG}/conventions/{{reference}}/subscriptions",
-        "Subscribe the organisation to a service under a convention (R-CON-1, R-CON-2)",
-        SubscriptionWritten,
-        body=SubscriptionNew,
-        errors=AUTH_ERRORS,
-        path_params=("org", "reference"),
-        status=201,
-        auth=True,
-    )
+@route(
+    bp,
+    "POST",
+    "/organisations/<org>/conventions/<reference>/subscriptions",
+    summary="Subscribe the organisation to a service under a convention (R-CON-1, R-CON-2)",
+    response=SubscriptionWritten,
+    body=SubscriptionNew,
+    errors=AUTH_ERRORS,
+    status=201,
+    auth=True,
 )
 def add_subscription(org: str, reference: str) -> Response:
     """R-CON-1."""
@@ -149,18 +131,15 @@ def add_subscription(org: str, reference: str) -> Response:
     return answer(contracts.add_subscription(admin_service(), who, org, reference, data), 201)
 
 
-@bp.patch("/organisations/<org>/subscriptions/<int:subscription_id>")
-@registry.operation(
-    Operation(
-        "patch",
-        f"{ORG}/subscriptions/{{subscription_id}}",
-        "Change a subscription's dates; closes_on ends it (R-CON-2, R-TIME-2)",
-        SubscriptionWritten,
-        body=DatesEdit,
-        errors=AUTH_ERRORS,
-        path_params=("org", "subscription_id"),
-        auth=True,
-    )
+@route(
+    bp,
+    "PATCH",
+    "/organisations/<org>/subscriptions/<int:subscription_id>",
+    summary="Change a subscription's dates; closes_on ends it (R-CON-2, R-TIME-2)",
+    response=SubscriptionWritten,
+    body=DatesEdit,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def edit_subscription(org: str, subscription_id: int) -> Response:
     """R-CON-2."""
@@ -169,19 +148,16 @@ def edit_subscription(org: str, subscription_id: int) -> Response:
     return answer(contracts.edit_subscription(admin_service(), who, org, subscription_id, data))
 
 
-@bp.post("/organisations/<org>/admins")
-@registry.operation(
-    Operation(
-        "post",
-        f"{ORG}/admins",
-        "Designate a partner admin, possibly a user created now (operators, R-ADM-1)",
-        AdminWritten,
-        body=UserRef,
-        errors=AUTH_ERRORS,
-        path_params=("org",),
-        status=201,
-        auth=True,
-    )
+@route(
+    bp,
+    "POST",
+    "/organisations/<org>/admins",
+    summary="Designate a partner admin, possibly a user created now (operators, R-ADM-1)",
+    response=AdminWritten,
+    body=UserRef,
+    errors=AUTH_ERRORS,
+    status=201,
+    auth=True,
 )
 def designate_admin(org: str) -> Response:
     """R-ADM-1: at most two open partner admins."""
@@ -190,18 +166,15 @@ def designate_admin(org: str) -> Response:
     return answer(contracts.designate_admin(admin_service(), who, org, data), 201)
 
 
-@bp.delete("/organisations/<org>/admins/<login>")
-@registry.operation(
-    Operation(
-        "delete",
-        f"{ORG}/admins/{{login}}",
-        "End a partner admin designation (today, or on the body's closes_on; R-TIME-2)",
-        AdminWritten,
-        body=DatesEdit,
-        errors=AUTH_ERRORS,
-        path_params=("org", "login"),
-        auth=True,
-    )
+@route(
+    bp,
+    "DELETE",
+    "/organisations/<org>/admins/<login>",
+    summary="End a partner admin designation (today, or on the body's closes_on; R-TIME-2)",
+    response=AdminWritten,
+    body=DatesEdit,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def end_admin(org: str, login: str) -> Response:
     """Nothing is deleted: the designation ends (R-TIME-2)."""
@@ -210,17 +183,14 @@ def end_admin(org: str, login: str) -> Response:
     return answer(contracts.end_admin(admin_service(), who, org, login, data))
 
 
-@bp.get("/organisations/<org>/users/<login>/afas-profiles")
-@registry.operation(
-    Operation(
-        "get",
-        f"{ORG}/users/{{login}}/afas-profiles",
-        "A user's Afas profiles (members of an AFAS – Habiliter group, R-AFAS-2)",
-        AfasProfiles,
-        errors=AUTH_ERRORS,
-        path_params=("org", "login"),
-        auth=True,
-    )
+@route(
+    bp,
+    "GET",
+    "/organisations/<org>/users/<login>/afas-profiles",
+    summary="A user's Afas profiles (members of an AFAS – Habiliter group, R-AFAS-2)",
+    response=AfasProfiles,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def list_afas_profiles(org: str, login: str) -> Response:
     """R-AFAS-1."""
@@ -228,19 +198,16 @@ def list_afas_profiles(org: str, login: str) -> Response:
     return answer(afas.list_profiles(admin_service(), who, org, login))
 
 
-@bp.post("/organisations/<org>/users/<login>/afas-profiles")
-@registry.operation(
-    Operation(
-        "post",
-        f"{ORG}/users/{{login}}/afas-profiles",
-        "Give a user an Afas profile (members of an AFAS – Habiliter group, R-AFAS-2)",
-        AfasProfileWritten,
-        body=AfasProfileNew,
-        errors=AUTH_ERRORS,
-        path_params=("org", "login"),
-        status=201,
-        auth=True,
-    )
+@route(
+    bp,
+    "POST",
+    "/organisations/<org>/users/<login>/afas-profiles",
+    summary="Give a user an Afas profile (members of an AFAS – Habiliter group, R-AFAS-2)",
+    response=AfasProfileWritten,
+    body=AfasProfileNew,
+    errors=AUTH_ERRORS,
+    status=201,
+    auth=True,
 )
 def add_afas_profile(org: str, login: str) -> Response:
     """R-AFAS-1, R-AFAS-2."""
@@ -249,17 +216,14 @@ def add_afas_profile(org: str, login: str) -> Response:
     return answer(afas.add_profile(admin_service(), who, org, login, data), 201)
 
 
-@bp.delete("/organisations/<org>/users/<login>/afas-profiles/<profile>")
-@registry.operation(
-    Operation(
-        "delete",
-        f"{ORG}/users/{{login}}/afas-profiles/{{profile}}",
-        "Remove a user's Afas profile: it closes today (R-AFAS-3, R-TIME-2)",
-        AfasProfileWritten,
-        errors=AUTH_ERRORS,
-        path_params=("org", "login", "profile"),
-        auth=True,
-    )
+@route(
+    bp,
+    "DELETE",
+    "/organisations/<org>/users/<login>/afas-profiles/<profile>",
+    summary="Remove a user's Afas profile: it closes today (R-AFAS-3, R-TIME-2)",
+    response=AfasProfileWritten,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def remove_afas_profile(org: str, login: str, profile: str) -> Response:
     """Nothing is deleted (R-TIME-2)."""

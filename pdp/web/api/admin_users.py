@@ -21,25 +21,21 @@ from pdp.services.admin.responses import (
     UserWritten,
 )
 from pdp.web.api.admin_common import AUTH_ERRORS, actor, admin_service, answer, body
-from pdp.web.api.decisions import registry
-from pdp.web.api.openapi import Operation
+from pdp.web.api.openapi import route
 
 bp = Blueprint("admin_users", __name__, url_prefix="/v1")
-ORG = "/v1/organisations/{org}"
 
 
-@bp.post("/admin/check")
-@registry.operation(
-    Operation(
-        "post",
-        "/v1/admin/check",
-        "May an actor do an administrative action on a target? (R-ADM-7)",
-        AdminCheckResponse,
-        body=AdminCheckRequest,
-        errors=(400, 413, 503),
-        auth=True,
-        api_key=True,
-    )
+@route(
+    bp,
+    "POST",
+    "/admin/check",
+    summary="May an actor do an administrative action on a target? (R-ADM-7)",
+    response=AdminCheckResponse,
+    body=AdminCheckRequest,
+    errors=(400, 413, 503),
+    auth=True,
+    api_key=True,
 )
 def admin_check() -> Response:
     """Answer for front-ends that show or hide buttons; every answer is logged. A front-end
@@ -53,17 +49,14 @@ def admin_check() -> Response:
     return answer(admin_service().check(data.actor, data.action, data.target))
 
 
-@bp.get("/organisations/<org>/users")
-@registry.operation(
-    Operation(
-        "get",
-        f"{ORG}/users",
-        "Fiche 5: users of the organisation, or members of a group (?group=CODE)",
-        UserList,
-        errors=AUTH_ERRORS,
-        path_params=("org",),
-        auth=True,
-    )
+@route(
+    bp,
+    "GET",
+    "/organisations/<org>/users",
+    summary="Fiche 5: users of the organisation, or members of a group (?group=CODE)",
+    response=UserList,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def list_users(org: str) -> Response:
     """R-USR-6."""
@@ -71,19 +64,16 @@ def list_users(org: str) -> Response:
     return answer(users.list_users(admin_service(), who, org, request.args.get("group")))
 
 
-@bp.post("/organisations/<org>/users")
-@registry.operation(
-    Operation(
-        "post",
-        f"{ORG}/users",
-        "Fiche 1: create a user (no rights yet, R-USR-2)",
-        UserWritten,
-        body=NewUser,
-        errors=AUTH_ERRORS,
-        path_params=("org",),
-        status=201,
-        auth=True,
-    )
+@route(
+    bp,
+    "POST",
+    "/organisations/<org>/users",
+    summary="Fiche 1: create a user (no rights yet, R-USR-2)",
+    response=UserWritten,
+    body=NewUser,
+    errors=AUTH_ERRORS,
+    status=201,
+    auth=True,
 )
 def create_user(org: str) -> Response:
     """R-USR-1."""
@@ -91,17 +81,14 @@ def create_user(org: str) -> Response:
     return answer(users.create_user(admin_service(), who, org, body(NewUser)), 201)
 
 
-@bp.get("/organisations/<org>/users/<login>")
-@registry.operation(
-    Operation(
-        "get",
-        f"{ORG}/users/{{login}}",
-        "Fiche 5: a user's detail (memberships, groups managed, services)",
-        UserDetail,
-        errors=AUTH_ERRORS,
-        path_params=("org", "login"),
-        auth=True,
-    )
+@route(
+    bp,
+    "GET",
+    "/organisations/<org>/users/<login>",
+    summary="Fiche 5: a user's detail (memberships, groups managed, services)",
+    response=UserDetail,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def user_detail(org: str, login: str) -> Response:
     """R-USR-6."""
@@ -109,18 +96,15 @@ def user_detail(org: str, login: str) -> Response:
     return answer(users.user_detail(admin_service(), who, org, login))
 
 
-@bp.patch("/organisations/<org>/users/<login>")
-@registry.operation(
-    Operation(
-        "patch",
-        f"{ORG}/users/{{login}}",
-        "Fiches 2 and 3: edit a user; closes_on closes them (R-USR-3, R-USR-4, R-AFAS-3)",
-        UserWritten,
-        body=UserEdit,
-        errors=AUTH_ERRORS,
-        path_params=("org", "login"),
-        auth=True,
-    )
+@route(
+    bp,
+    "PATCH",
+    "/organisations/<org>/users/<login>",
+    summary="Fiches 2 and 3: edit a user; closes_on closes them (R-USR-3, R-USR-4, R-AFAS-3)",
+    response=UserWritten,
+    body=UserEdit,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def edit_user(org: str, login: str) -> Response:
     """R-USR-3..5."""
@@ -128,19 +112,16 @@ def edit_user(org: str, login: str) -> Response:
     return answer(users.edit_user(admin_service(), who, org, login, body(UserEdit)))
 
 
-@bp.post("/organisations/<org>/users/<login>/memberships")
-@registry.operation(
-    Operation(
-        "post",
-        f"{ORG}/users/{{login}}/memberships",
-        "Fiche 4: attach a user to a group (R-MEM-1)",
-        MembershipWritten,
-        body=MembershipNew,
-        errors=AUTH_ERRORS,
-        path_params=("org", "login"),
-        status=201,
-        auth=True,
-    )
+@route(
+    bp,
+    "POST",
+    "/organisations/<org>/users/<login>/memberships",
+    summary="Fiche 4: attach a user to a group (R-MEM-1)",
+    response=MembershipWritten,
+    body=MembershipNew,
+    errors=AUTH_ERRORS,
+    status=201,
+    auth=True,
 )
 def attach(org: str, login: str) -> Response:
     """R-MEM-1."""
@@ -148,18 +129,15 @@ def attach(org: str, login: str) -> Response:
     return answer(users.attach(admin_service(), who, org, login, body(MembershipNew)), 201)
 
 
-@bp.patch("/organisations/<org>/users/<login>/memberships/<group>")
-@registry.operation(
-    Operation(
-        "patch",
-        f"{ORG}/users/{{login}}/memberships/{{group}}",
-        "Fiche 6: change a membership's dates; closes_on detaches (R-MEM-2)",
-        MembershipWritten,
-        body=MembershipEdit,
-        errors=AUTH_ERRORS,
-        path_params=("org", "login", "group"),
-        auth=True,
-    )
+@route(
+    bp,
+    "PATCH",
+    "/organisations/<org>/users/<login>/memberships/<group>",
+    summary="Fiche 6: change a membership's dates; closes_on detaches (R-MEM-2)",
+    response=MembershipWritten,
+    body=MembershipEdit,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def edit_membership(org: str, login: str, group: str) -> Response:
     """R-MEM-2."""
@@ -168,17 +146,14 @@ def edit_membership(org: str, login: str, group: str) -> Response:
     return answer(users.edit_membership(admin_service(), who, org, login, group, data))
 
 
-@bp.delete("/organisations/<org>/users/<login>/memberships/<group>")
-@registry.operation(
-    Operation(
-        "delete",
-        f"{ORG}/users/{{login}}/memberships/{{group}}",
-        "Fiche 6: detach a user from a group today (R-MEM-2)",
-        MembershipWritten,
-        errors=AUTH_ERRORS,
-        path_params=("org", "login", "group"),
-        auth=True,
-    )
+@route(
+    bp,
+    "DELETE",
+    "/organisations/<org>/users/<login>/memberships/<group>",
+    summary="Fiche 6: detach a user from a group today (R-MEM-2)",
+    response=MembershipWritten,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def detach(org: str, login: str, group: str) -> Response:
     """R-MEM-2: the membership ends today; nothing is deleted (R-TIME-2)."""

@@ -13,12 +13,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pdp.core.fields import Code, Login, Name, text
 from pdp.services.auditing import AuditorQueries
 from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer
-from pdp.web.api.decisions import registry
 from pdp.web.api.guard import page_limit
-from pdp.web.api.openapi import Operation
+from pdp.web.api.openapi import route
 
 bp = Blueprint("auditor", __name__, url_prefix="/v1")
-ORG = "/v1/organisations/{org}"
 
 
 class _Query(BaseModel):
@@ -173,17 +171,15 @@ def _cap(limit: int) -> int:
     return page_limit(limit)
 
 
-@bp.get("/decisions")
-@registry.operation(
-    Operation(
-        "get",
-        "/v1/decisions",
-        "The decision log, newest first (operators; partner admins: their organisation)",
-        DecisionPage,
-        query=DecisionsQuery,
-        errors=AUTH_ERRORS,
-        auth=True,
-    )
+@route(
+    bp,
+    "GET",
+    "/decisions",
+    summary="The decision log, newest first (operators; partner admins: their organisation)",
+    response=DecisionPage,
+    query=DecisionsQuery,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def list_decisions() -> Response:
     """Filters: user, service, allowed, kind, organisation, from, to."""
@@ -205,17 +201,14 @@ def list_decisions() -> Response:
     )
 
 
-@bp.get("/decisions/<decision_id>")
-@registry.operation(
-    Operation(
-        "get",
-        "/v1/decisions/{decision_id}",
-        "One decision with its explanation: who granted each step of its grant path, and when",
-        ExplainedDecision,
-        errors=AUTH_ERRORS,
-        path_params=("decision_id",),
-        auth=True,
-    )
+@route(
+    bp,
+    "GET",
+    "/decisions/<decision_id>",
+    summary="One decision with its explanation: who granted each step of its grant path, and when",
+    response=ExplainedDecision,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def get_decision(decision_id: str) -> Response:
     """404 UNKNOWN_DECISION if absent, not yet shipped, or another organisation's."""
@@ -223,18 +216,15 @@ def get_decision(decision_id: str) -> Response:
     return answer(_queries().decision(who, decision_id))
 
 
-@bp.get("/organisations/<org>/audit")
-@registry.operation(
-    Operation(
-        "get",
-        f"{ORG}/audit",
-        "The organisation's audit trail, newest first (filters: actor, target, from, to)",
-        AuditPage,
-        query=AuditQuery,
-        errors=AUTH_ERRORS,
-        path_params=("org",),
-        auth=True,
-    )
+@route(
+    bp,
+    "GET",
+    "/organisations/<org>/audit",
+    summary="The organisation's audit trail, newest first (filters: actor, target, from, to)",
+    response=AuditPage,
+    query=AuditQuery,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def audit(org: str) -> Response:
     """Every administrative change of the organisation."""
@@ -264,37 +254,31 @@ def _history(org: str, target: str) -> Response:
     )
 
 
-@bp.get("/organisations/<org>/users/<login>/history")
-@registry.operation(
-    Operation(
-        "get",
-        f"{ORG}/users/{{login}}/history",
-        "A user's history: changes to the user, their memberships, and the roles of their "
-        "groups (?service=&role=: who gave them that role, and when)",
-        HistoryPage,
-        query=HistoryQuery,
-        errors=AUTH_ERRORS,
-        path_params=("org", "login"),
-        auth=True,
-    )
+@route(
+    bp,
+    "GET",
+    "/organisations/<org>/users/<login>/history",
+    summary="A user's history: changes to the user, their memberships, and the roles of their "
+    "groups (?service=&role=: who gave them that role, and when)",
+    response=HistoryPage,
+    query=HistoryQuery,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def user_history(org: str, login: str) -> Response:
     """Newest first."""
     return _history(org, f"user:{login}")
 
 
-@bp.get("/organisations/<org>/groups/<code>/history")
-@registry.operation(
-    Operation(
-        "get",
-        f"{ORG}/groups/{{code}}/history",
-        "A group's history: its changes, roles, manager and memberships",
-        HistoryPage,
-        query=HistoryQuery,
-        errors=AUTH_ERRORS,
-        path_params=("org", "code"),
-        auth=True,
-    )
+@route(
+    bp,
+    "GET",
+    "/organisations/<org>/groups/<code>/history",
+    summary="A group's history: its changes, roles, manager and memberships",
+    response=HistoryPage,
+    query=HistoryQuery,
+    errors=AUTH_ERRORS,
+    auth=True,
 )
 def group_history(org: str, code: str) -> Response:
     """Newest first."""

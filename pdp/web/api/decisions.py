@@ -12,7 +12,7 @@ from pdp.engine.decision import Query
 from pdp.services.decisions import Checked, DecisionService, grant_json
 from pdp.web.api.errors import validation_error
 from pdp.web.api.guard import client, page_limit, path_value, require_service
-from pdp.web.api.openapi import Operation, Registry
+from pdp.web.api.openapi import registry, route
 from pdp.web.api.schemas import (
     BatchRequest,
     BatchResponse,
@@ -25,7 +25,6 @@ from pdp.web.api.schemas import (
 )
 
 bp = Blueprint("decisions", __name__, url_prefix="/v1")
-registry = Registry()
 
 
 def _service() -> DecisionService:
@@ -76,17 +75,15 @@ def _error_json(err: PdpError) -> dict[str, Any]:
     return {"error": body}
 
 
-@bp.post("/check")
-@registry.operation(
-    Operation(
-        "post",
-        "/v1/check",
-        "Decide whether a user may use a service",
-        CheckResponse,
-        body=CheckRequest,
-        errors=(400, 409, 413, 503),
-        api_key=True,
-    )
+@route(
+    bp,
+    "POST",
+    "/check",
+    summary="Decide whether a user may use a service",
+    response=CheckResponse,
+    body=CheckRequest,
+    errors=(400, 409, 413, 503),
+    api_key=True,
 )
 def check() -> Response:
     """Decide one check (R-DEC-1)."""
@@ -96,17 +93,15 @@ def check() -> Response:
     return jsonify(_checked_json(_service().check(_query(body))))
 
 
-@bp.post("/check/batch")
-@registry.operation(
-    Operation(
-        "post",
-        "/v1/check/batch",
-        "Decide several checks, in order",
-        BatchResponse,
-        body=BatchRequest,
-        errors=(400, 409, 413, 503),
-        api_key=True,
-    )
+@route(
+    bp,
+    "POST",
+    "/check/batch",
+    summary="Decide several checks, in order",
+    response=BatchResponse,
+    body=BatchRequest,
+    errors=(400, 409, 413, 503),
+    api_key=True,
 )
 def check_batch() -> Response:
     """Decide up to ``batch_max`` checks; a bad item answers its own error."""
@@ -149,18 +144,15 @@ def _not_object() -> CheckRequest:
     raise BadRequest("Chaque vérification doit être un objet JSON.", code="VALIDATION_ERROR")
 
 
-@bp.get("/users/<login>/permissions")
-@registry.operation(
-    Operation(
-        "get",
-        "/v1/users/{login}/permissions",
-        "Every service and role a user may use",
-        PermissionsResponse,
-        query=PermissionsQuery,
-        errors=(400, 404, 409, 503),
-        path_params=("login",),
-        api_key=True,
-    )
+@route(
+    bp,
+    "GET",
+    "/users/<login>/permissions",
+    summary="Every service and role a user may use",
+    response=PermissionsResponse,
+    query=PermissionsQuery,
+    errors=(400, 404, 409, 503),
+    api_key=True,
 )
 def permissions(login: str) -> Response:
     """The welcome page's one call (R-DEC-4), limited to the services the calling front-end
@@ -174,18 +166,15 @@ def permissions(login: str) -> Response:
     )
 
 
-@bp.get("/services/<service>/users")
-@registry.operation(
-    Operation(
-        "get",
-        "/v1/services/{service}/users",
-        "Who may use a service, paginated",
-        ServiceUsersResponse,
-        query=ServiceUsersQuery,
-        errors=(400, 404, 409, 503),
-        path_params=("service",),
-        api_key=True,
-    )
+@route(
+    bp,
+    "GET",
+    "/services/<service>/users",
+    summary="Who may use a service, paginated",
+    response=ServiceUsersResponse,
+    query=ServiceUsersQuery,
+    errors=(400, 404, 409, 503),
+    api_key=True,
 )
 def service_users(service: str) -> Response:
     """Users allowed to use the service, ordered by organisation and login."""

@@ -11,8 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pdp.services.api_keys import ClientRegistry
 from pdp.services.decisions import DecisionService
-from pdp.web.api.decisions import registry
-from pdp.web.api.openapi import Operation
+from pdp.web.api.openapi import route
 from pdp.web.api.schemas import HealthResponse, ReadyResponse
 
 bp = Blueprint("health", __name__)
@@ -22,28 +21,29 @@ def _service() -> DecisionService:
     return current_app.extensions["pdp.decisions"]  # type: ignore[no-any-return]
 
 
-@bp.get("/healthz")
-@registry.operation(
-    Operation(
-        "get", "/healthz", "Liveness: the process answers", HealthResponse, errors=(), public=True
-    )
+@route(
+    bp,
+    "GET",
+    "/healthz",
+    summary="Liveness: the process answers",
+    response=HealthResponse,
+    errors=(),
+    public=True,
 )
 def healthz() -> Response:
     """Alive, and the policy revision served. Does not touch the database."""
     return jsonify({"status": "ok", "revision": _service().engine.revision})
 
 
-@bp.get("/readyz")
-@registry.operation(
-    Operation(
-        "get",
-        "/readyz",
-        "Readiness: policy fresh, database reachable, API keys read",
-        ReadyResponse,
-        errors=(),
-        other_responses={503: ReadyResponse},
-        public=True,
-    )
+@route(
+    bp,
+    "GET",
+    "/readyz",
+    summary="Readiness: policy fresh, database reachable, API keys read",
+    response=ReadyResponse,
+    errors=(),
+    other_responses={503: ReadyResponse},
+    public=True,
 )
 def readyz() -> Response:
     """Ready when the policy has been confirmed against the store within PDP_MAX_STALENESS,

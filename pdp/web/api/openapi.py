@@ -1,11 +1,18 @@
-"""The OpenAPI 3 document, generated from the routes' declared pydantic models."""
+"""The OpenAPI 3 document, generated from the routes' declared pydantic models.
+
+Each JSON route is declared once, with :func:`route`: it serves the view on its blueprint and
+registers the same path, method and models in :data:`registry`, the one list of the app's
+operations (filled as the view modules are imported, hence once per process).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from flask import Blueprint
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
@@ -25,12 +32,31 @@ class Operation:
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = (400,)
-    path_params: tuple[str, ...] = ()
     other_responses: dict[int, type[BaseModel]] = field(default_factory=dict)
     status: int = 200
     auth: bool = False  # needs ``Authorization: Bearer <JWT>``
     api_key: bool = False  # needs ``X-Api-Key`` (a front-end's key, ``pdp clients add``)
     public: bool = False  # answers without credentials, and is not rate-limited
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        """The names of the path's parameters, in the path's order."""
+        return tuple(_OPENAPI_PARAM.findall(self.path))
+
+
+# ``{name}`` in an OpenAPI path; ``<name>`` or ``<converter:name>`` (with the converter's
+# arguments, if any) in a Flask rule.
+_OPENAPI_PARAM = re.compile(r"\{([^{}]+)\}")
+_FLASK_PARAM = re.compile(r"<(?:[^<>:]+:)?([^<>:]+)>")
+
+
+def openapi_path(bp: Blueprint, rule: str) -> str:
+    """The OpenAPI path Flask serves ``rule`` at under ``bp``: the blueprint's url_prefix
+    joined as Flask joins it, each ``<converter:name>`` written ``{name}``."""
+    # The app registers its blueprints without overriding their url_prefix.
+    if bp.url_prefix is not None:
+        rule = "/".join((bp.url_prefix.rstrip("/"), rule.lstrip("/"))) if rule else bp.url_prefix
+    return _FLASK_PARAM.sub(r"{\1}", rule)
 
 
 # An example of each path parameter, from the demo data (pdp.services.demo): the fuzzers start from
@@ -69,14 +95,52 @@ class Registry:
 
     operations: list[Operation] = field(default_factory=list)
 
-    def operation(self, op: Operation) -> Callable[[F], F]:
-        """Decorator: register ``op`` for the view it wraps."""
+    def route(
+        self,
+        bp: Blueprint,
+        method: str,
+        rule: str,
+        *,
+        summary: str,
+        response: type[BaseModel],
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        errors: tuple[int, ...] = (400,),
+        other_responses: dict[int, type[BaseModel]] | None = None,
+        status: int = 200,
+        auth: bool = False,
+        api_key: bool = False,
+        public: bool = False,
+    ) -> Callable[[F], F]:
+        """Decorator: serve the view at ``method rule`` on ``bp`` (endpoint
+        ``<blueprint>.<view>``, as ``bp.get`` would) and register its operation, whose OpenAPI
+        path and path parameters are derived from the same rule."""
+        op = Operation(
+            method.lower(),
+            openapi_path(bp, rule),
+            summary,
+            response,
+            body=body,
+            query=query,
+            errors=errors,
+            other_responses=other_responses or {},
+            status=status,
+            auth=auth,
+            api_key=api_key,
+            public=public,
+        )
 
         def wrap(view: F) -> F:
-            self.operations.append(op)
-            return view
+            self.add(op)
+            return bp.route(rule, methods=[method.upper()])(view)
 
         return wrap
+
+    def add(self, op: Operation) -> None:
+        """Register ``op``; ValueError if its method and path are already registered."""
+        if any(o.method == op.method and o.path == op.path for o in self.operations):
+            raise ValueError(f"{op.method.upper()} {op.path} is declared twice")
+        self.operations.append(op)
 
     def document(self, title: str, version: str) -> dict[str, Any]:
         """Build the OpenAPI 3.1 document."""
@@ -170,3 +234,8 @@ class Registry:
                 },
             },
         }
+
+
+# The app's operations, in the order their view modules declare them.
+registry = Registry()
+route = registry.route
