@@ -268,7 +268,7 @@ class ApiClientRecord(Base):
 
 
 class ConsoleSessionRecord(Base):
-    """One session of the administration console (``pdp.web.console.sessions``).
+    """One session of the administration console (``pdp.services.sessions``).
 
     The browser's cookie carries a random session id; only its SHA-256 is stored (``id_hash``),
     so a copy of the table signs nobody in. A session is live while ``ended_at`` is unset and

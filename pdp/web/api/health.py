@@ -6,11 +6,9 @@ Neither needs credentials nor counts against a rate limit; neither says anything
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
 
-from pdp.services.api_keys import ClientRegistry
 from pdp.services.decisions import DecisionService
+from pdp.services.health import readiness
 from pdp.web.api.openapi import route
 from pdp.web.api.schemas import HealthResponse, ReadyResponse
 
@@ -50,20 +48,8 @@ def readyz() -> Response:
     the database answers and the API keys have been read; 503 otherwise (checks then deny:
     R-DEC-2, or answer 503 KEYS_UNAVAILABLE)."""
     engine = _service().engine
-    engine.refresh()
-    clients: ClientRegistry = current_app.extensions["pdp.services.api_keys"]
-    clients.refresh()  # throttled like the checks' own reads: an unread copy is retried here too
-    checks = {
-        "policy": "stale" if engine.stale else "ok",
-        "database": "ok",
-        "api_keys": "ok" if clients.loaded else "unavailable",
-    }
-    db: Engine = current_app.extensions["pdp.db"]
-    try:
-        with db.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except SQLAlchemyError:
-        checks["database"] = "unreachable"
+    ext = current_app.extensions
+    checks = readiness(engine, ext["pdp.services.api_keys"], ext["pdp.db"])
     ready = all(v == "ok" for v in checks.values())
     response = jsonify(
         {"status": "ready" if ready else "not_ready", "revision": engine.revision, "checks": checks}

@@ -20,12 +20,12 @@ import hmac
 from flask import Flask
 
 from pdp.core.config import Settings
+from pdp.services.sessions import SessionStore
 
 # Their routes join the blueprint.
 from pdp.web.console import audit, groups, operators, pages, users  # noqa: F401
 from pdp.web.console.auth import ProxyTrust
 from pdp.web.console.blueprint import bp
-from pdp.web.console.sessions import SessionStore
 
 SESSION_COOKIE = "pdp_console"
 
@@ -62,7 +62,7 @@ def install(app: Flask, settings: Settings) -> None:
         PERMANENT_SESSION_LIFETIME=settings.console_session_max,
     )
     app.extensions["pdp.web.console"] = ProxyTrust.from_settings(settings)
-    app.extensions["pdp.web.console.sessions"] = SessionStore(
+    app.extensions["pdp.services.sessions"] = SessionStore(
         app.extensions["pdp.db"], settings.console_session_idle, settings.console_session_max
     )
     app.extensions["pdp.error_page"] = pages.error_page

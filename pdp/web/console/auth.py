@@ -3,7 +3,7 @@
 Two ways (``PDP_CONSOLE_AUTH``):
 
 - ``demo`` (development): ``/console/connexion`` lists the open users of the database as
-  buttons; choosing one starts a console session (``pdp.web.console.sessions``), whose id alone
+  buttons; choosing one starts a console session (``pdp.services.sessions``), whose id alone
   the signed cookie carries: the login is read from the session's record.
 - ``trusted-header`` (production, behind the portal's identity provider): the reverse proxy
   authenticates the user and sends the login in ``PDP_CONSOLE_USER_HEADER`` on every request;
@@ -27,7 +27,7 @@ from pdp.core.errors import ConfigurationError, Unauthorized
 from pdp.engine.policy import PolicyEngine
 from pdp.services.admin import users
 from pdp.services.admin.service import AdminService
-from pdp.web.console.sessions import REPLACED, LiveSession, SessionStore
+from pdp.services.sessions import REPLACED, LiveSession, SessionStore
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -79,7 +79,7 @@ def engine() -> PolicyEngine:
 
 def sessions() -> SessionStore:
     """The app's console sessions."""
-    found: SessionStore = current_app.extensions["pdp.web.console.sessions"]
+    found: SessionStore = current_app.extensions["pdp.services.sessions"]
     return found
 
 

@@ -10,12 +10,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from pdp.core.errors import PdpError
+from pdp.services.sessions import REFUSED, REPLACED, SIGNED_OUT
 from pdp.web.api.errors import with_headers
 from pdp.web.console import auth
 from pdp.web.console.blueprint import bp
 from pdp.web.console.common import actor, allowed, decisions, page
 from pdp.web.console.security import add_headers, csrf_ok, csrf_token
-from pdp.web.console.sessions import REFUSED, REPLACED, SIGNED_OUT
 
 # Endpoints answering without a signed-in user.
 PUBLIC = frozenset({"console.sign_in", "console.sign_in_as", "console.sign_out", "console.static"})
