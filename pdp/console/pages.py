@@ -15,6 +15,7 @@ from pdp.console.blueprint import bp
 from pdp.console.common import actor, allowed, decisions, page
 from pdp.console.security import add_headers, csrf_ok, csrf_token
 from pdp.console.sessions import REFUSED, REPLACED, SIGNED_OUT
+from pdp.engine.actions import Action
 from pdp.errors import PdpError
 
 # Endpoints answering without a signed-in user.
@@ -29,7 +30,7 @@ def _context() -> dict[str, Any]:
         "csrf_token": csrf_token,
         "signed_in": login,
         # The menu's "Mes utilisateurs" only for whom the admin check lets read the directory.
-        "menu_org": org if org and allowed("directory.read", f"organisation:{org}") else None,
+        "menu_org": org if org and allowed(Action.DIRECTORY_READ, f"organisation:{org}") else None,
         "auth_mode": auth.trust().mode,
     }
 
@@ -177,8 +178,8 @@ def welcome() -> Response:
     org = auth.home_organisation(login)
     if org is not None:
         target = f"organisation:{org}"
-        if allowed("directory.read", target):
+        if allowed(Action.DIRECTORY_READ, target):
             entries.append(("Mes utilisateurs", url_for("console.users_list", org=org)))
-        if allowed("user.create", target):
+        if allowed(Action.USER_CREATE, target):
             entries.append(("Créer un utilisateur", url_for("console.user_new", org=org)))
     return page("accueil.html", tiles=tiles, entries=entries)

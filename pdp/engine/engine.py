@@ -26,6 +26,7 @@ from adapters.sql.snapshot import Snapshot
 from pdp import metrics
 from pdp.catalogue import Catalogue
 from pdp.clock import CachedToday
+from pdp.engine.actions import Action
 from pdp.engine.admin import AdminReason, Rights, Target, authorise, load_rights
 from pdp.engine.casbin_model import ReferenceEnforcer, sample_queries
 from pdp.engine.decision import MESSAGES, Decision, Grant, Query, Reason
@@ -211,7 +212,7 @@ class Engine:
             return _decision(False, Reason.ENGINE_ERROR, (), index.revision, day)
         return _decision(reason is Reason.ALLOWED, reason, grants, index.revision, day)
 
-    def authorise(self, actor: str, action: str, target: Target) -> AdminReason:
+    def authorise(self, actor: str, action: Action, target: Target) -> AdminReason:
         """Decide an administrative action today (R-ADM-7). Never raises: fails closed.
 
         ``action`` and ``target`` must have been validated (``Rights.validate``).
