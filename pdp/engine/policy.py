@@ -25,6 +25,7 @@ from typing import Protocol
 from pdp.core.catalogue import Catalogue
 from pdp.core.clock import CachedToday
 from pdp.core.errors import ConfigurationError, Unavailable
+from pdp.engine.actions import Action
 from pdp.engine.casbin_model import ReferenceEnforcer, sample_queries
 from pdp.engine.decision import MESSAGES, Decision, Grant, Query, Reason
 from pdp.engine.index import Index
@@ -232,7 +233,7 @@ class PolicyEngine:
             return _decision(False, Reason.ENGINE_ERROR, (), index.revision, day)
         return _decision(reason is Reason.ALLOWED, reason, grants, index.revision, day)
 
-    def authorise(self, actor: str, action: str, target: Target) -> AdminReason:
+    def authorise(self, actor: str, action: Action, target: Target) -> AdminReason:
         """Decide an administrative action today (R-ADM-7). Never raises: fails closed.
 
         ``action`` and ``target`` must have been validated (``Rights.validate``).

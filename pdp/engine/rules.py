@@ -1,7 +1,8 @@
 """Administrative decisions (R-ADM-7): may actor A do action X on target T?
 
 The table of rights is data (``policies/admin_policy.csv``, R-ADM-5): a *capacity* may do an
-action on a *kind* of target over a *scope*. Casbin defines the semantics
+action (a member of ``pdp.engine.actions.Action``; ``load_rights`` checks that the table names
+them all and nothing else) on a *kind* of target over a *scope*. Casbin defines the semantics
 (``policies/admin.conf`` over the lines of ``pdp.engine.casbin_lines.admin_lines``); this module
 answers the same question from the engine's index, and the differential tests check that they
 agree. What an actor holds:
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pdp.core.errors import BadRequest, ConfigurationError
+from pdp.engine.actions import Action
 from pdp.engine.decision import Reason
 from pdp.engine.index import Index, OrgPartition, UserEntry
 from policies import ADMIN_POLICY_PATH
@@ -33,7 +35,6 @@ from policies import ADMIN_POLICY_PATH
 CAPACITIES = ("operator", "partner_admin", "manager", "afas_habiliter")
 SCOPES = ("domain", "perimeter", "below")
 KINDS = ("platform", "organisation", "group", "user")
-_ACTION = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
 _CODE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 _TARGET = re.compile(
     rf"^(?:(platform)|organisation:({_CODE})|group:({_CODE})/({_CODE})|user:(\S{{1,120}}))$"
@@ -128,7 +129,7 @@ class Rule(NamedTuple):
 
     capacity: str
     kind: str
-    action: str
+    action: Action
     scope: str
 
 
@@ -139,23 +140,22 @@ class Rights:
     rules: tuple[Rule, ...]
 
     @property
-    def actions(self) -> frozenset[str]:
+    def actions(self) -> frozenset[Action]:
         """Every action the table names."""
         return frozenset(r.action for r in self.rules)
 
-    def kinds_for(self, action: str) -> frozenset[str]:
+    def kinds_for(self, action: Action) -> frozenset[str]:
         """The kinds of target ``action`` applies to."""
         return frozenset(r.kind for r in self.rules if r.action == action)
 
-    def for_target(self, kind: str, action: str) -> tuple[Rule, ...]:
+    def for_target(self, kind: str, action: Action) -> tuple[Rule, ...]:
         """The rules that may allow ``action`` on a target of ``kind``."""
         return tuple(r for r in self.rules if r.kind == kind and r.action == action)
 
-    def validate(self, action: str, target: Target) -> None:
-        """Raise BadRequest (UNKNOWN_ACTION, ACTION_TARGET_MISMATCH) for a meaningless question."""
+    def validate(self, action: Action, target: Target) -> None:
+        """Raise BadRequest (ACTION_TARGET_MISMATCH) for a meaningless question. (An action
+        the table lacks cannot be named: ``load_rights`` checks the table names them all.)"""
         kinds = self.kinds_for(action)
-        if not kinds:
-            raise BadRequest(f"Action inconnue : {action!r}.", code="UNKNOWN_ACTION")
         if target.kind not in kinds:
             raise BadRequest(
                 f"L'action {action} porte sur : {', '.join(sorted(kinds))}.",
@@ -165,7 +165,8 @@ class Rights:
 
 def load_rights(path: Path = ADMIN_POLICY_PATH) -> Rights:
     """Read and validate the table of rights; raise ConfigurationError when it is wrong."""
-    rules: list[Rule] = []
+    rows: list[tuple[str, str, str, str]] = []
+    named: dict[str, int] = {}  # action -> the first line naming it
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -176,21 +177,38 @@ def load_rights(path: Path = ADMIN_POLICY_PATH) -> Rights:
         where = f"table of rights {path.name}, line {number}"
         if len(row) != 5 or row[0] != "p":
             raise ConfigurationError(f"{where}: expected 'p, capacity, kind, action, scope'")
-        rule = Rule(*(v.strip() for v in row[1:]))
-        if rule.capacity not in CAPACITIES:
-            raise ConfigurationError(f"{where}: unknown capacity {rule.capacity!r}")
-        if rule.kind not in KINDS:
-            raise ConfigurationError(f"{where}: unknown target kind {rule.kind!r}")
-        if rule.scope not in SCOPES:
-            raise ConfigurationError(f"{where}: unknown scope {rule.scope!r}")
-        if not _ACTION.match(rule.action):
-            raise ConfigurationError(f"{where}: bad action name {rule.action!r}")
-        if rule.scope != "domain" and (rule.capacity != "manager" or rule.kind == "organisation"):
+        capacity, kind, action, scope = (v.strip() for v in row[1:])
+        if capacity not in CAPACITIES:
+            raise ConfigurationError(f"{where}: unknown capacity {capacity!r}")
+        if kind not in KINDS:
+            raise ConfigurationError(f"{where}: unknown target kind {kind!r}")
+        if scope not in SCOPES:
+            raise ConfigurationError(f"{where}: unknown scope {scope!r}")
+        if scope != "domain" and (capacity != "manager" or kind == "organisation"):
             raise ConfigurationError(f"{where}: only managers act in a perimeter of groups/users")
-        rules.append(rule)
+        named.setdefault(action, number)
+        rows.append((capacity, kind, action, scope))
+    _check_actions(path, named)
+    rules = [Rule(capacity, kind, Action(action), scope) for capacity, kind, action, scope in rows]
     if len(set(rules)) != len(rules):
         raise ConfigurationError(f"table of rights {path}: duplicate lines")
     return Rights(tuple(rules))
+
+
+def _check_actions(path: Path, named: dict[str, int]) -> None:
+    """Raise ConfigurationError, naming them, unless the table's actions (``named``, with the
+    first line of each) are exactly the members of ``Action``: the code names actions by
+    member, so either side without the other is a mistake to catch before serving."""
+    members = {a.value for a in Action}
+    unknown = [f"{a!r} (line {n})" for a, n in sorted(named.items()) if a not in members]
+    unused = sorted(members - named.keys())
+    problems = []
+    if unknown:
+        problems.append(f"actions pdp.engine.actions.Action lacks: {', '.join(unknown)}")
+    if unused:
+        problems.append(f"members of Action no line names: {', '.join(unused)}")
+    if problems:
+        raise ConfigurationError(f"table of rights {path}: {'; '.join(problems)}")
 
 
 # -- The fast path ---------------------------------------------------------------------------
@@ -231,7 +249,7 @@ def is_partner_admin(org: OrgPartition, user_id: int, day: int) -> bool:
 
 
 def authorise(
-    index: Index, rights: Rights, login: str, action: str, target: Target, day: int
+    index: Index, rights: Rights, login: str, action: Action, target: Target, day: int
 ) -> AdminReason:
     """Decide whether ``login`` may do ``action`` on ``target`` on day ordinal ``day``."""
     actor = index.users.get(login)

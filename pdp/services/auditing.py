@@ -24,6 +24,7 @@ from sqlalchemy import Engine, Select, delete, or_, select
 from adapters.sql.models import AuditRecord, DecisionRecord
 from pdp.core.errors import BadRequest, Forbidden, NotFound
 from pdp.core.masking import Masker
+from pdp.engine.actions import Action
 from pdp.engine.rules import AdminReason, Target
 from pdp.records.audit_trail import iso_us, record_json
 from pdp.services.admin import contracts
@@ -49,10 +50,10 @@ class AuditorQueries:
         if organisation is None:
             user = self.admin.engine.index.users.get(actor)
             if user is None or user.org is None:
-                self.admin.require(actor, "log.read", Target("platform"))
+                self.admin.require(actor, Action.LOG_READ, Target("platform"))
                 return None
             organisation = user.org.code
-        self.admin.require(actor, "log.read", Target("organisation", organisation))
+        self.admin.require(actor, Action.LOG_READ, Target("organisation", organisation))
         return organisation
 
     def _known(self, service: str | None, role: str | None) -> None:
@@ -75,7 +76,7 @@ class AuditorQueries:
         and partner admins in their own organisation. A logged decision, like any other."""
         home = self._home(actor)
         target = Target("organisation", home) if home is not None else Target("platform")
-        reason, _ = self.admin.decide(actor, "log.read", target)
+        reason, _ = self.admin.decide(actor, Action.LOG_READ, target)
         return reason is AdminReason.ALLOWED
 
     def reader(
@@ -163,7 +164,7 @@ class AuditorQueries:
             if row is not None and row.organisation is None:
                 # A decision of no organisation (an operator's, an unknown user's, a listing
                 # across organisations) is the platform's: operators only.
-                self.admin.require(actor, "log.read", Target("platform"))
+                self.admin.require(actor, Action.LOG_READ, Target("platform"))
             else:
                 self._scope(actor, row.organisation if row is not None else None)
         except Forbidden:

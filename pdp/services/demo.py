@@ -33,6 +33,7 @@ from adapters.sql.models import (
     Subscription,
     User,
 )
+from pdp.engine.actions import Action
 from pdp.records.audit_trail import AuditChain, AuditEvent, now
 
 DEMO_MARKER = "mairie-montreuil"
@@ -47,12 +48,12 @@ class _Builder:
         self.cafs: dict[str, Caf] = {}
         # What the audit trail records of the load: (action, target, organisation, after,
         # related); numbered with the load's revision at the end.
-        self.changes: list[tuple[str, str, str | None, dict[str, Any], str | None]] = []
+        self.changes: list[tuple[Action, str, str | None, dict[str, Any], str | None]] = []
         self.org_codes: dict[int, str] = {}
 
     def note(
         self,
-        action: str,
+        action: Action,
         target: str,
         org_id: int | None,
         after: dict[str, Any],
@@ -75,7 +76,7 @@ class _Builder:
         self.s.add(org)
         self.s.flush()
         self.org_codes[org.id] = code
-        self.note("organisation.create", f"organisation:{code}", org.id, {"name": name})
+        self.note(Action.ORGANISATION_CREATE, f"organisation:{code}", org.id, {"name": name})
         return org
 
     def convention(
@@ -99,7 +100,7 @@ class _Builder:
                 )
             )
         self.note(
-            "contract.manage",
+            Action.CONTRACT_MANAGE,
             f"organisation:{org.code}",
             org.id,
             {"convention": conv.reference, "caf": caf, "services": sorted(services)},
@@ -129,7 +130,7 @@ class _Builder:
         )
         self.s.add(user)
         self.s.flush()
-        self.note("user.create", f"user:{login}", user.organisation_id, {"login": login})
+        self.note(Action.USER_CREATE, f"user:{login}", user.organisation_id, {"login": login})
         return user
 
     def group(
@@ -160,7 +161,7 @@ class _Builder:
         self.s.add(GroupManager(group_id=group.id, user_id=manager.id, opens_on=self.long_ago))
         target = f"group:{org.code}/{code}"
         self.note(
-            "group.create_sub" if parent else "group.create_top",
+            Action.GROUP_CREATE_SUB if parent else Action.GROUP_CREATE_TOP,
             target,
             org.id,
             {"code": code, "manager": manager.login},
@@ -171,7 +172,7 @@ class _Builder:
                 GroupRole(group_id=group.id, service=service, role=role, opens_on=self.long_ago)
             )
             self.note(
-                "group.roles.edit",
+                Action.GROUP_ROLES_EDIT,
                 target,
                 org.id,
                 {"service": service, "role": role, "opens_on": self.long_ago.isoformat()},
@@ -186,7 +187,7 @@ class _Builder:
         )
         org = self.org_codes[group.organisation_id]
         self.note(
-            "group.members.edit",
+            Action.GROUP_MEMBERS_EDIT,
             f"user:{user.login}",
             group.organisation_id,
             {"user": user.login, "group": group.code, "opens_on": self.long_ago.isoformat()},
@@ -195,12 +196,12 @@ class _Builder:
 
     def admin(self, org: Organisation, user: User) -> None:
         self.s.add(PartnerAdmin(organisation_id=org.id, user_id=user.id, opens_on=self.long_ago))
-        self.note("admins.designate", f"user:{user.login}", org.id, {"admin": user.login})
+        self.note(Action.ADMINS_DESIGNATE, f"user:{user.login}", org.id, {"admin": user.login})
 
     def profile(self, user: User, profile: str) -> None:
         self.s.add(AfasProfile(user_id=user.id, profile=profile, opens_on=self.long_ago))
         self.note(
-            "afas.profiles.edit",
+            Action.AFAS_PROFILES_EDIT,
             f"user:{user.login}",
             user.organisation_id,
             {"user": user.login, "profile": profile},

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from adapters.sql.models import AfasProfile, User
 from pdp.core.errors import BadRequest, Conflict, NotFound
+from pdp.engine.actions import Action
 from pdp.engine.rules import Target
 from pdp.services.admin import store
 from pdp.services.admin.requests import AfasProfileNew
@@ -41,7 +42,7 @@ def _current(session: Session, user: User, today: dt.date) -> list[AfasProfile]:
 def list_profiles(svc: AdminService, actor: str, org_code: str, login: str) -> dict[str, Any]:
     """The user's Afas profiles that have not ended (R-AFAS-1, R-AFAS-2)."""
     today = svc.today()
-    with svc.read(actor, "afas.profiles.read", Target("organisation", org_code)) as session:
+    with svc.read(actor, Action.AFAS_PROFILES_READ, Target("organisation", org_code)) as session:
         org = store.organisation(session, org_code)
         user = store.user(session, org, login)
         profiles = [
@@ -57,7 +58,7 @@ def add_profile(
     """Give the user an Afas profile of the catalogue (R-AFAS-1; 400 UNKNOWN_PROFILE) from
     ``opens_on`` (default today, not in the past); the user must be open then (409
     USER_NOT_OPEN) and not already hold it (409 PROFILE_EXISTS)."""
-    with svc.write(actor, "afas.profiles.edit", Target("user", login=login)) as tx:
+    with svc.write(actor, Action.AFAS_PROFILES_EDIT, Target("user", login=login)) as tx:
         allowed = svc.catalogue.service(AFAS).user_profiles
         if data.profile not in allowed:
             raise BadRequest(
@@ -95,7 +96,7 @@ def remove_profile(
 ) -> dict[str, Any]:
     """Remove an Afas profile: it closes today, nothing is deleted (R-TIME-2); a profile not yet
     started gets the empty window [today, today). 404 NO_SUCH_PROFILE."""
-    with svc.write(actor, "afas.profiles.edit", Target("user", login=login)) as tx:
+    with svc.write(actor, Action.AFAS_PROFILES_EDIT, Target("user", login=login)) as tx:
         org = store.organisation(tx.session, org_code)
         user = store.user(tx.session, org, login)
         found = [p for p in _current(tx.session, user, tx.today) if p.profile == profile]

@@ -24,6 +24,7 @@ from adapters.sql.models import (
     User,
 )
 from pdp.core.errors import BadRequest, Conflict, NotFound
+from pdp.engine.actions import Action
 from pdp.engine.rules import Target
 from pdp.services.admin import store
 from pdp.services.admin.requests import (
@@ -212,7 +213,7 @@ def _check_subscription(
 
 def create_organisation(svc: AdminService, actor: str, data: OrganisationNew) -> dict[str, Any]:
     """Register a partner organisation (R-CON-4); 409 ORGANISATION_EXISTS if the code is taken."""
-    with svc.write(actor, "organisation.create", Target("platform")) as tx:
+    with svc.write(actor, Action.ORGANISATION_CREATE, Target("platform")) as tx:
         taken = tx.session.execute(
             select(Organisation.id).where(Organisation.code == data.code)
         ).first()
@@ -232,7 +233,7 @@ def list_organisations(svc: AdminService, actor: str) -> dict[str, Any]:
     """Every registered organisation by code, with whether it is open today (operators only,
     ``organisation.list``: 403 with the engine's reason for anyone else)."""
     today = svc.today()
-    with svc.read(actor, "organisation.list", Target("platform")) as session:
+    with svc.read(actor, Action.ORGANISATION_LIST, Target("platform")) as session:
         orgs = [
             {**organisation_json(org), "open": store.is_open(org, today)}
             for org in session.execute(select(Organisation).order_by(Organisation.code)).scalars()
@@ -244,7 +245,7 @@ def contract(svc: AdminService, actor: str, org_code: str) -> dict[str, Any]:
     """The organisation's contract: conventions, their subscriptions, partner admins (R-CON-4,
     R-ADM-5: operators and the organisation's partner admins)."""
     today = svc.today()
-    with svc.read(actor, "contract.read", Target("organisation", org_code)) as session:
+    with svc.read(actor, Action.CONTRACT_READ, Target("organisation", org_code)) as session:
         org = store.organisation(session, org_code)
         conventions: list[dict[str, Any]] = []
         for conv, caf in session.execute(
@@ -294,7 +295,7 @@ def add_convention(
 ) -> dict[str, Any]:
     """Register a convention with one Caf (R-CON-1); the reference is unique in the
     organisation (409 CONVENTION_EXISTS); 404 UNKNOWN_CAF."""
-    with svc.write(actor, "contract.manage", Target("organisation", org_code)) as tx:
+    with svc.write(actor, Action.CONTRACT_MANAGE, Target("organisation", org_code)) as tx:
         org = store.organisation(tx.session, org_code)
         caf = tx.session.execute(select(Caf).where(Caf.code == data.caf)).scalar_one_or_none()
         if caf is None:
@@ -333,7 +334,7 @@ def edit_convention(
     day, its subscriptions that would outlive it (R-CON-2: they grant nothing past it anyway)."""
     if not data.model_fields_set:
         raise BadRequest("Aucune modification demandée.", code="EMPTY_EDIT")
-    with svc.write(actor, "contract.manage", Target("organisation", org_code)) as tx:
+    with svc.write(actor, Action.CONTRACT_MANAGE, Target("organisation", org_code)) as tx:
         org = store.organisation(tx.session, org_code)
         conv = _convention(tx.session, org, reference)
         caf = _caf_code(tx.session, conv.caf_id)
@@ -377,7 +378,7 @@ def add_subscription(
     the subscription closes with it); no other subscription to the service under the convention
     may overlap it (409 ALREADY_SUBSCRIBED).
     """
-    with svc.write(actor, "contract.manage", Target("organisation", org_code)) as tx:
+    with svc.write(actor, Action.CONTRACT_MANAGE, Target("organisation", org_code)) as tx:
         service = svc.catalogue.service(data.service).name
         org = store.organisation(tx.session, org_code)
         conv = _convention(tx.session, org, reference)
@@ -403,7 +404,7 @@ def edit_subscription(
     convention and overlaps no other subscription to the same service (R-CON-1)."""
     if not data.model_fields_set:
         raise BadRequest("Aucune modification demandée.", code="EMPTY_EDIT")
-    with svc.write(actor, "contract.manage", Target("organisation", org_code)) as tx:
+    with svc.write(actor, Action.CONTRACT_MANAGE, Target("organisation", org_code)) as tx:
         org = store.organisation(tx.session, org_code)
         sub, conv = _subscription(tx.session, org, subscription_id)
         before = subscription_json(sub, conv.reference)
@@ -426,7 +427,7 @@ def designate_admin(svc: AdminService, actor: str, org_code: str, data: UserRef)
     """
     if (data.login is None) == (data.new_user is None):
         raise BadRequest("Donner soit « login », soit « new_user ».", code="VALIDATION_ERROR")
-    with svc.write(actor, "admins.designate", Target("organisation", org_code)) as tx:
+    with svc.write(actor, Action.ADMINS_DESIGNATE, Target("organisation", org_code)) as tx:
         org = store.organisation(tx.session, org_code)
         if data.new_user is not None:
             # The operator's designation covers creating the user (R-CON-4): operators do not
@@ -467,7 +468,7 @@ def end_admin(
 ) -> dict[str, Any]:
     """End a partner admin designation on ``closes_on`` (today when the body is empty); not
     retroactively (R-TIME-2). 404 NOT_AN_ADMIN without a designation that has not ended."""
-    with svc.write(actor, "admins.designate", Target("organisation", org_code)) as tx:
+    with svc.write(actor, Action.ADMINS_DESIGNATE, Target("organisation", org_code)) as tx:
         org = store.organisation(tx.session, org_code)
         user = store.user(tx.session, org, login)
         found = [a for a, u in _designations(tx.session, org, tx.today) if u.id == user.id]

@@ -19,6 +19,7 @@ from adapters.sql.models import (
     User,
 )
 from pdp.core.errors import BadRequest, Conflict, NotFound
+from pdp.engine.actions import Action
 from pdp.engine.decision import Query, Reason
 from pdp.engine.rules import AdminReason, Target
 from pdp.services.admin import store
@@ -129,9 +130,9 @@ def create_group(svc: AdminService, actor: str, org_code: str, data: GroupNew) -
     """Fiche 7 and "créer un sous-groupe": a top-level group (partner admins) or a sub-group
     (admins, or a manager whose perimeter holds the parent), with its manager (R-ADM-3)."""
     if data.parent is None:
-        action, target = "group.create_top", Target("organisation", org_code)
+        action, target = Action.GROUP_CREATE_TOP, Target("organisation", org_code)
     else:
-        action, target = "group.create_sub", Target("group", org_code, data.parent)
+        action, target = Action.GROUP_CREATE_SUB, Target("group", org_code, data.parent)
     with svc.write(actor, action, target) as tx:
         s = tx.session
         org = store.organisation(s, org_code)
@@ -225,7 +226,7 @@ def eligible_managers(
     and, for an existing group ``code``, not closing before it; its current manager stays in the
     list (keeping them is no change). The write checks R-ADM-3 again on saving."""
     today = svc.today()
-    with svc.read(actor, "directory.read", Target("organisation", org_code)) as s:
+    with svc.read(actor, Action.DIRECTORY_READ, Target("organisation", org_code)) as s:
         org = store.organisation(s, org_code)
         grp = None if code is None else store.group(s, org, code)
         current = None if grp is None else _current_manager(s, grp, today)
@@ -254,12 +255,12 @@ def possible_parents(
     found = [
         g
         for g in candidates
-        if svc.decide(actor, "group.create_sub", Target("group", org_code, g["code"]))[0]
+        if svc.decide(actor, Action.GROUP_CREATE_SUB, Target("group", org_code, g["code"]))[0]
         is AdminReason.ALLOWED
     ]
     if required and not found:
         for g in candidates[:1]:
-            svc.require(actor, "group.create_sub", Target("group", org_code, g["code"]))
+            svc.require(actor, Action.GROUP_CREATE_SUB, Target("group", org_code, g["code"]))
         raise Conflict(
             f"Aucun groupe ouvert de {org_code} ne peut recevoir de sous-groupe (R-GRP-2, "
             "R-GRP-3).",
@@ -275,7 +276,7 @@ def list_groups(svc: AdminService, actor: str, org_code: str) -> dict[str, Any]:
     """Fiche 8: the organisation's groups with parent and manager (R-GRP-5), and whether
     their state lets them be edited or closed (``editable``, ``closable``: R-GRP-2, R-GRP-3)."""
     today = svc.today()
-    with svc.read(actor, "directory.read", Target("organisation", org_code)) as s:
+    with svc.read(actor, Action.DIRECTORY_READ, Target("organisation", org_code)) as s:
         org = store.organisation(s, org_code)
         groups = list(
             s.execute(
@@ -298,7 +299,7 @@ def group_detail(svc: AdminService, actor: str, org_code: str, code: str) -> dic
     """Fiches 8 and 15: a group, its manager, parent, sub-groups, roles and members, and
     whether its state lets it be edited or closed (R-GRP-2, R-GRP-3)."""
     today = svc.today()
-    with svc.read(actor, "directory.read", Target("organisation", org_code)) as s:
+    with svc.read(actor, Action.DIRECTORY_READ, Target("organisation", org_code)) as s:
         org = store.organisation(s, org_code)
         grp = store.group(s, org, code)
         parent = s.get(Group, grp.parent_id) if grp.parent_id is not None else None
@@ -339,7 +340,7 @@ def group_detail(svc: AdminService, actor: str, org_code: str, code: str) -> dic
 def group_roles(svc: AdminService, actor: str, org_code: str, code: str) -> dict[str, Any]:
     """Fiche 9: the group's roles, and those it may be given (R-GRP-4)."""
     today = svc.today()
-    with svc.read(actor, "directory.read", Target("organisation", org_code)) as s:
+    with svc.read(actor, Action.DIRECTORY_READ, Target("organisation", org_code)) as s:
         org = store.organisation(s, org_code)
         grp = store.group(s, org, code)
         roles = _roles(s, grp, today)
@@ -373,12 +374,12 @@ def _allowed_roles(
 # -- fiches 10, 11: edit and close ---------------------------------------------------------------
 
 
-def _edit_action(fields: set[str]) -> str:
+def _edit_action(fields: set[str]) -> Action:
     """The admin action of an edit: a closing date closes the group (R-GRP-2)."""
-    return "group.close" if "closes_on" in fields else "group.edit"
+    return Action.GROUP_CLOSE if "closes_on" in fields else Action.GROUP_EDIT
 
 
-def _edit(tx: Tx, org: Organisation, grp: Group, data: GroupEdit, action: str) -> list[str]:
+def _edit(tx: Tx, org: Organisation, grp: Group, data: GroupEdit, action: Action) -> list[str]:
     """Fiche 10 in the open write ``tx``: the label and dates in ``data``'s set fields, recorded
     as ``action``; return the groups a closing date closed (R-GRP-2). Never a system group
     (R-GRP-3)."""
@@ -451,9 +452,9 @@ def edit_group_and_manager(
         raise BadRequest("Aucune modification demandée.", code="EMPTY_EDIT")
     edit_action = _edit_action(fields) if fields else None
     target = Target("group", org_code, code)
-    with svc.write(actor, edit_action or "group.manager.set", target) as tx:
+    with svc.write(actor, edit_action or Action.GROUP_MANAGER_SET, target) as tx:
         if edit_action is not None and manager is not None:
-            tx.authorise("group.manager.set", target)
+            tx.authorise(Action.GROUP_MANAGER_SET, target)
         org = store.organisation(tx.session, org_code)
         grp = store.group(tx.session, org, code)
         named: str | None = None
@@ -475,7 +476,7 @@ def edit_group_and_manager(
 def close_group(svc: AdminService, actor: str, org_code: str, code: str) -> dict[str, Any]:
     """Fiche 11: close the group today; its sub-groups close with it and every membership of
     them ends today; members are not closed (R-GRP-2)."""
-    with svc.write(actor, "group.close", Target("group", org_code, code)) as tx:
+    with svc.write(actor, Action.GROUP_CLOSE, Target("group", org_code, code)) as tx:
         org = store.organisation(tx.session, org_code)
         grp = store.group(tx.session, org, code)
         _not_system(grp)
@@ -509,13 +510,13 @@ def _close_group(tx: Tx, org: Organisation, grp: Group, day: dt.date) -> list[st
                 ended.append(login)
             after = store.group_json(g, org.code, None)
             after["members_detached"] = sorted(ended)
-            tx.record(f"group:{org.code}/{g.code}", org.code, before, after, org.id, "group.close")
+            tx.record(
+                f"group:{org.code}/{g.code}", org.code, before, after, org.id, Action.GROUP_CLOSE
+            )
     return closed
 
 
 # -- fiches 12, 13: roles ------------------------------------------------------------------------
-
-ROLES_EDIT = "group.roles.edit"
 
 
 def _known_role(svc: AdminService, service_name: str, role: str) -> None:
@@ -551,7 +552,9 @@ def _assign(tx: Tx, org: Organisation, grp: Group, service: str, role: str) -> N
             )
     s.add(GroupRole(group_id=grp.id, service=service, role=role, opens_on=tx.today))
     after = {"service": service, "role": role, "opens_on": tx.today.isoformat()}
-    tx.record(f"group:{org.code}/{grp.code}", org.code, None, after, org.id, ROLES_EDIT)
+    tx.record(
+        f"group:{org.code}/{grp.code}", org.code, None, after, org.id, Action.GROUP_ROLES_EDIT
+    )
 
 
 def _remove(tx: Tx, org: Organisation, grp: Group, service: str, role: str) -> list[str]:
@@ -572,7 +575,7 @@ def _remove(tx: Tx, org: Organisation, grp: Group, service: str, role: str) -> l
                 before,
                 {"service": service, "role": role, **store.dates(r)},
                 org.id,
-                ROLES_EDIT,
+                Action.GROUP_ROLES_EDIT,
             )
         if rows:
             changed.append(g.code)
@@ -584,7 +587,7 @@ def assign_role(
 ) -> dict[str, Any]:
     """Fiche 12: give the group a role (R-GRP-4, R-ADM-6)."""
     _known_role(svc, data.service, data.role)
-    with svc.write(actor, ROLES_EDIT, Target("group", org_code, code)) as tx:
+    with svc.write(actor, Action.GROUP_ROLES_EDIT, Target("group", org_code, code)) as tx:
         org = store.organisation(tx.session, org_code)
         grp = store.group(tx.session, org, code)
         _not_system(grp)
@@ -597,7 +600,7 @@ def remove_role(
 ) -> dict[str, Any]:
     """Fiche 13: remove a role today from the group and from every descendant, in the same
     transaction (R-GRP-4)."""
-    with svc.write(actor, ROLES_EDIT, Target("group", org_code, code)) as tx:
+    with svc.write(actor, Action.GROUP_ROLES_EDIT, Target("group", org_code, code)) as tx:
         org = store.organisation(tx.session, org_code)
         grp = store.group(tx.session, org, code)
         _not_system(grp)
@@ -633,7 +636,7 @@ def set_group_roles(
         )
     for service, role in assign:
         _known_role(svc, service, role)
-    with svc.write(actor, ROLES_EDIT, Target("group", org_code, code)) as tx:
+    with svc.write(actor, Action.GROUP_ROLES_EDIT, Target("group", org_code, code)) as tx:
         org = store.organisation(tx.session, org_code)
         grp = store.group(tx.session, org, code)
         _not_system(grp)
@@ -685,7 +688,7 @@ def _set_manager(tx: Tx, org: Organisation, grp: Group, data: ManagerSet) -> tup
         {"manager": current_login},
         {"manager": manager.login},
         org.id,
-        "group.manager.set",
+        Action.GROUP_MANAGER_SET,
         related=f"user:{manager.login}",
     )
     if current_login is not None:
@@ -708,7 +711,7 @@ def set_manager(
     """Fiches 14 and 16: name or replace the group's manager (R-ADM-3, R-ADM-5: a manager only
     below their own groups). If the replaced manager still holds afas:habiliter the response
     says so (R-AFAS-4)."""
-    with svc.write(actor, "group.manager.set", Target("group", org_code, code)) as tx:
+    with svc.write(actor, Action.GROUP_MANAGER_SET, Target("group", org_code, code)) as tx:
         org = store.organisation(tx.session, org_code)
         grp = store.group(tx.session, org, code)
         manager, current_login = _set_manager(tx, org, grp, data)

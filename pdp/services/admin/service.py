@@ -36,6 +36,7 @@ from pdp.core import context
 from pdp.core.catalogue import Catalogue
 from pdp.core.errors import Forbidden, NotFound, Unauthorized, Unavailable
 from pdp.core.masking import Masker
+from pdp.engine.actions import Action, parse_action
 from pdp.engine.policy import PolicyEngine
 from pdp.engine.rules import ADMIN_MESSAGES, AdminReason, Target, parse_target
 from pdp.observability import metrics
@@ -61,7 +62,7 @@ class Tx:
     session: Session
     revision: int
     actor: str
-    action: str
+    action: Action
     target: Target
     today: dt.date
     service: AdminService
@@ -69,7 +70,7 @@ class Tx:
     events: list[AuditEvent] = field(default_factory=list)
     notices: list[dict[str, str]] = field(default_factory=list)
 
-    def authorise(self, action: str, target: Target) -> None:
+    def authorise(self, action: Action, target: Target) -> None:
         """Also require ``action`` on ``target`` (a write that does two things, e.g. creating
         the manager it names). Raises Forbidden."""
         self.service.require(self.actor, action, target)
@@ -81,7 +82,7 @@ class Tx:
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
         organisation_id: int | None,
-        action: str | None = None,
+        action: Action | None = None,
         related: str | None = None,
     ) -> None:
         """Note one change for the audit trail, and the domain to reload. ``related`` names a
@@ -163,7 +164,7 @@ class AdminService:
 
     # -- may they ----------------------------------------------------------------------------
 
-    def decide(self, actor: str, action: str, target: Target) -> tuple[AdminReason, str]:
+    def decide(self, actor: str, action: Action, target: Target) -> tuple[AdminReason, str]:
         """Ask the engine (R-ADM-7) and log the decision; return (reason, decision id)."""
         self.engine.refresh()
         started = time.perf_counter_ns()
@@ -199,10 +200,13 @@ class AdminService:
         return user.org.code if user is not None and user.org is not None else None
 
     def check(self, actor: str, action: str, target: str) -> dict[str, Any]:
-        """The public question "may ``actor`` do ``action`` on ``target``?" (R-ADM-7)."""
+        """The public question "may ``actor`` do ``action`` on ``target``?" (R-ADM-7). Raises
+        BadRequest (INVALID_TARGET, UNKNOWN_ACTION, ACTION_TARGET_MISMATCH) for a meaningless
+        question."""
         parsed = parse_target(target)
-        self.engine.rights.validate(action, parsed)
-        reason, decision_id = self.decide(actor, action, parsed)
+        named = parse_action(action)
+        self.engine.rights.validate(named, parsed)
+        reason, decision_id = self.decide(actor, named, parsed)
         return {
             "allowed": reason is AdminReason.ALLOWED,
             "reason": {"code": reason.value, "message": ADMIN_MESSAGES[reason]},
@@ -210,7 +214,7 @@ class AdminService:
             "revision": self.engine.revision,
         }
 
-    def require(self, actor: str, action: str, target: Target) -> None:
+    def require(self, actor: str, action: Action, target: Target) -> None:
         """Raise Forbidden (code = the engine's reason) unless the actor may act; NotFound
         if the target does not exist."""
         self.engine.rights.validate(action, target)
@@ -245,7 +249,7 @@ class AdminService:
     # -- transactions ------------------------------------------------------------------------
 
     @contextmanager
-    def read(self, actor: str, action: str, target: Target) -> Iterator[Session]:
+    def read(self, actor: str, action: Action, target: Target) -> Iterator[Session]:
         """Authorise a read, then yield a session in a read-only transaction. Raises
         Unavailable(STORE_UNAVAILABLE) if the database fails."""
         self.require(actor, action, target)
@@ -257,7 +261,7 @@ class AdminService:
             raise Unavailable(STORE_UNAVAILABLE, code="STORE_UNAVAILABLE") from exc
 
     @contextmanager
-    def write(self, actor: str, action: str, target: Target) -> Iterator[Tx]:
+    def write(self, actor: str, action: Action, target: Target) -> Iterator[Tx]:
         """One write = one transaction, serialised by the revision lock (see the module).
         Raises Unavailable(STORE_UNAVAILABLE) if the database fails: nothing is written."""
         try:

@@ -18,6 +18,7 @@ from adapters.sql.models import (
     User,
 )
 from pdp.core.errors import BadRequest, Conflict, NotFound
+from pdp.engine.actions import Action
 from pdp.engine.rules import Target, is_partner_admin, managed_groups
 from pdp.services.admin import store
 from pdp.services.admin.requests import MembershipEdit, MembershipNew, NewUser, UserEdit
@@ -29,7 +30,7 @@ def create_user_in(tx: Tx, org: Organisation, data: NewUser, *, authorise: bool 
     ``authorise=False``: the caller's own action covers it (an operator designating a new
     partner admin, R-CON-4)."""
     if authorise:
-        tx.authorise("user.create", Target("organisation", org.code))
+        tx.authorise(Action.USER_CREATE, Target("organisation", org.code))
     opens_on = data.opens_on or tx.today
     if opens_on < tx.today:
         # R-TIME-2: nothing starts in the past (a user "open" on days already decided would
@@ -63,7 +64,7 @@ def create_user_in(tx: Tx, org: Organisation, data: NewUser, *, authorise: bool 
         None,
         store.user_json(user, org.code),
         org.id,
-        action="user.create",
+        action=Action.USER_CREATE,
     )
     return user
 
@@ -80,7 +81,7 @@ def resolve_user(tx: Tx, org: Organisation, login: str | None, new: NewUser | No
 
 def create_user(svc: AdminService, actor: str, org_code: str, data: NewUser) -> dict[str, Any]:
     """Fiche 1: create a user of the organisation."""
-    with svc.write(actor, "user.create", Target("organisation", org_code)) as tx:
+    with svc.write(actor, Action.USER_CREATE, Target("organisation", org_code)) as tx:
         org = store.organisation(tx.session, org_code)
         user = create_user_in(tx, org, data)
         out = store.user_json(user, org.code)
@@ -94,7 +95,7 @@ def edit_user(
     fields = data.model_fields_set
     if not fields:
         raise BadRequest("Aucune modification demandée.", code="EMPTY_EDIT")
-    action = "user.close" if "closes_on" in fields else "user.edit"
+    action = Action.USER_CLOSE if "closes_on" in fields else Action.USER_EDIT
     with svc.write(actor, action, Target("user", login=login)) as tx:
         org = store.organisation(tx.session, org_code)
         user = store.user(tx.session, org, login)
@@ -175,7 +176,7 @@ def list_users(
 ) -> dict[str, Any]:
     """Fiche 5: the organisation's users, or the members of one group today (R-USR-6)."""
     today = svc.today()
-    with svc.read(actor, "directory.read", Target("organisation", org_code)) as session:
+    with svc.read(actor, Action.DIRECTORY_READ, Target("organisation", org_code)) as session:
         org = store.organisation(session, org_code)
         stmt = select(User).where(User.organisation_id == org.id).order_by(User.login)
         if group_code is not None:
@@ -196,7 +197,7 @@ def list_users(
 def user_detail(svc: AdminService, actor: str, org_code: str, login: str) -> dict[str, Any]:
     """Fiche 5: a user's detail: memberships, roles today, groups managed (R-USR-6)."""
     today = svc.today()
-    with svc.read(actor, "directory.read", Target("organisation", org_code)) as session:
+    with svc.read(actor, Action.DIRECTORY_READ, Target("organisation", org_code)) as session:
         org = store.organisation(session, org_code)
         user = store.user(session, org, login)
         out = store.user_json(user, org.code)
@@ -296,7 +297,7 @@ def attach(
     svc: AdminService, actor: str, org_code: str, login: str, data: MembershipNew
 ) -> dict[str, Any]:
     """Fiche 4: attach a user to a group (R-MEM-1: open user, open group, same organisation)."""
-    with svc.write(actor, "group.members.edit", Target("group", org_code, data.group)) as tx:
+    with svc.write(actor, Action.GROUP_MEMBERS_EDIT, Target("group", org_code, data.group)) as tx:
         org = store.organisation(tx.session, org_code)
         user = store.user(tx.session, org, login)
         grp = store.group(tx.session, org, data.group)
@@ -356,7 +357,7 @@ def edit_membership(
     """Fiche 6: change a membership's dates; a closing date detaches (R-MEM-2: not in the past).
     An empty body detaches today."""
     fields = data.model_fields_set
-    with svc.write(actor, "group.members.edit", Target("group", org_code, group_code)) as tx:
+    with svc.write(actor, Action.GROUP_MEMBERS_EDIT, Target("group", org_code, group_code)) as tx:
         org = store.organisation(tx.session, org_code)
         user = store.user(tx.session, org, login)
         grp = store.group(tx.session, org, group_code)

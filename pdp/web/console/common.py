@@ -7,6 +7,7 @@ from typing import Any
 from flask import Response, current_app, g, make_response, render_template, request
 
 from pdp.core.errors import PdpError
+from pdp.engine.actions import Action
 from pdp.services.admin.service import AdminService
 from pdp.services.decisions import DecisionService
 
@@ -29,7 +30,7 @@ def actor() -> str:
     return login
 
 
-def allowed(action: str, target: str) -> bool:
+def allowed(action: Action, target: str) -> bool:
     """Whether the signed-in user may do ``action`` on ``target`` (R-ADM-7): what to show."""
     return bool(admin().check(actor(), action, target)["allowed"])
 

@@ -14,6 +14,7 @@ from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from pdp.core.errors import PdpError
+from pdp.engine.actions import Action
 from pdp.engine.rules import Target
 from pdp.services.admin import contracts, groups
 from pdp.services.admin.requests import GroupEdit, GroupNew, ManagerSet, NewUser
@@ -149,7 +150,7 @@ def _managers(org: str, code: str | None = None) -> list[dict[str, Any]]:
 
 def _conventions(org: str) -> list[dict[str, Any]]:
     """The organisation's open conventions (a top-level group names one, R-GRP-1)."""
-    if not allowed("contract.read", f"organisation:{org}"):
+    if not allowed(Action.CONTRACT_READ, f"organisation:{org}"):
         return []
     found = contracts.contract(admin(), actor(), org)["conventions"]
     return [c for c in found if c["open"]]
@@ -195,8 +196,8 @@ def groups_list(org: str) -> Response:
         rows.append(
             {
                 **g,
-                "editable": g["editable"] and allowed("group.edit", target),
-                "closable": g["closable"] and allowed("group.close", target),
+                "editable": g["editable"] and allowed(Action.GROUP_EDIT, target),
+                "closable": g["closable"] and allowed(Action.GROUP_CLOSE, target),
                 "sub": g["code"] in parents,
             }
         )
@@ -204,7 +205,7 @@ def groups_list(org: str) -> Response:
         "groups.html",
         org=org,
         rows=rows,
-        may_create=allowed("group.create_top", f"organisation:{org}"),
+        may_create=allowed(Action.GROUP_CREATE_TOP, f"organisation:{org}"),
         may_create_sub=any(r["sub"] for r in rows),
     )
 
@@ -220,7 +221,7 @@ def group_view(org: str, code: str) -> Response:
         org=org,
         group=detail,
         labels=labels,
-        editable=detail["editable"] and allowed("group.edit", _target(org, code)),
+        editable=detail["editable"] and allowed(Action.GROUP_EDIT, _target(org, code)),
     )
 
 
@@ -243,7 +244,7 @@ def _new_context(org: str, top: bool, required: bool = False) -> dict[str, Any]:
 @bp.get(f"{GROUPS}/nouveau")
 def group_new(org: str) -> Response:
     """Fiche 7: "Créer un groupe d'utilisateurs" (top level: partner admins)."""
-    admin().require(actor(), "group.create_top", Target("organisation", org))
+    admin().require(actor(), Action.GROUP_CREATE_TOP, Target("organisation", org))
     context = _new_context(org, top=True)
     values = (
         {"convention": context["conventions"][0]["reference"]} if context["conventions"] else {}
@@ -301,7 +302,7 @@ def subgroup_create(org: str) -> Response:
 def _edit_context(org: str, code: str) -> dict[str, Any]:
     detail = groups.group_detail(admin(), actor(), org, code)["group"]
     manager = detail["manager"]["login"] if detail["manager"] else None
-    may_set_manager = allowed("group.manager.set", _target(org, code))
+    may_set_manager = allowed(Action.GROUP_MANAGER_SET, _target(org, code))
     return {
         "org": org,
         "group": detail,
@@ -323,7 +324,7 @@ def _edit_form(context: dict[str, Any]) -> frozenset[str]:
 @bp.get(f"{GROUPS}/<code>/modifier")
 def group_edit_form(org: str, code: str) -> Response:
     """Fiches 10, 14, 16: "Modifier un groupe utilisateurs"."""
-    admin().require(actor(), "group.edit", Target("group", org, code))
+    admin().require(actor(), Action.GROUP_EDIT, Target("group", org, code))
     context = _edit_context(org, code)
     values = {**context["group"], "manager": context["current_manager"] or ""}
     return _form("group_edit.html", _edit_form(context), values=values, **context)
@@ -365,7 +366,7 @@ def group_edit(org: str, code: str) -> Response:
 @bp.get(f"{GROUPS}/<code>/cloturer")
 def group_close_confirm(org: str, code: str) -> Response:
     """Fiche 11: the confirmation asked before closing ("Oui" / "Non")."""
-    admin().require(actor(), "group.close", Target("group", org, code))
+    admin().require(actor(), Action.GROUP_CLOSE, Target("group", org, code))
     detail = groups.group_detail(admin(), actor(), org, code)["group"]
     return page("group_close.html", org=org, group=detail)
 
@@ -428,7 +429,7 @@ def _roles_page(
         assigned=assigned,
         to_assign=to_assign,
         to_remove=to_remove,
-        editable=detail["editable"] and allowed("group.roles.edit", _target(org, code)),
+        editable=detail["editable"] and allowed(Action.GROUP_ROLES_EDIT, _target(org, code)),
         error=error,
     )
 

@@ -13,6 +13,7 @@ from flask import abort, flash, g, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from pdp.core.errors import PdpError
+from pdp.engine.actions import Action
 from pdp.engine.rules import Target
 from pdp.services.admin import contracts
 from pdp.services.admin.requests import (
@@ -32,8 +33,8 @@ ORG = f"{ORGS}/<org>"
 
 # The operators' entry, "Organismes partenaires": listing and registering organisations are
 # theirs only (policies/admin_policy.csv).
-OPERATOR_ACTION = ("organisation.list", "platform")
-CREATE_ACTION = ("organisation.create", "platform")
+OPERATOR_ACTION = (Action.ORGANISATION_LIST, "platform")
+CREATE_ACTION = (Action.ORGANISATION_CREATE, "platform")
 
 ORGANISATION_FIELDS = (
     Field("code", "Code de l'organisme", required=True, hint="Lettres, chiffres, « - », « _ »."),
@@ -141,8 +142,8 @@ def organisation_contract(org: str) -> Response:
         conventions=found["conventions"],
         admins=found["admins"],
         labels=labels,
-        may_manage=allowed("contract.manage", target),
-        may_designate=allowed("admins.designate", target),
+        may_manage=allowed(Action.CONTRACT_MANAGE, target),
+        may_designate=allowed(Action.ADMINS_DESIGNATE, target),
     )
 
 
@@ -152,7 +153,7 @@ def organisation_contract(org: str) -> Response:
 @bp.get(f"{ORG}/conventions/nouvelle")
 def convention_new(org: str) -> Response:
     """The form "Ajouter une convention"."""
-    admin().require(actor(), "contract.manage", Target("organisation", org))
+    admin().require(actor(), Action.CONTRACT_MANAGE, Target("organisation", org))
     return _form("operator_convention_form.html", org=org, fields=CONVENTION_FIELDS, values={})
 
 
@@ -186,7 +187,7 @@ def _dates_page(status: int = 200, error: PdpError | None = None, **context: Any
 @bp.get(f"{ORG}/conventions/<reference>/modifier")
 def convention_edit_form(org: str, reference: str) -> Response:
     """The form "Modifier les dates de la convention"."""
-    admin().require(actor(), "contract.manage", Target("organisation", org))
+    admin().require(actor(), Action.CONTRACT_MANAGE, Target("organisation", org))
     return _dates_page(
         org=org,
         title=f"Modifier les dates de la convention {reference}",
@@ -242,7 +243,7 @@ def _services() -> list[tuple[str, str]]:
 @bp.get(f"{ORG}/conventions/<reference>/bulletins/nouveau")
 def subscription_new(org: str, reference: str) -> Response:
     """The form "Ajouter un bulletin d'adhésion" (one service under the convention)."""
-    admin().require(actor(), "contract.manage", Target("organisation", org))
+    admin().require(actor(), Action.CONTRACT_MANAGE, Target("organisation", org))
     return _form(
         "operator_subscription_form.html",
         org=org,
@@ -295,7 +296,7 @@ def _subscription(org: str, subscription: int) -> dict[str, Any]:
 def subscription_edit_form(org: str, subscription: str) -> Response:
     """The form "Modifier les dates du bulletin d'adhésion"."""
     number = _number(subscription)
-    admin().require(actor(), "contract.manage", Target("organisation", org))
+    admin().require(actor(), Action.CONTRACT_MANAGE, Target("organisation", org))
     return _dates_page(
         org=org,
         title=f"Modifier les dates du bulletin d'adhésion {number}",
@@ -335,7 +336,7 @@ def _admin_form(status: int = 200, error: PdpError | None = None, **context: Any
 @bp.get(f"{ORG}/administrateurs/nouveau")
 def admin_new(org: str) -> Response:
     """The form "Désigner un administrateur partenaire": an existing user or a new one."""
-    admin().require(actor(), "admins.designate", Target("organisation", org))
+    admin().require(actor(), Action.ADMINS_DESIGNATE, Target("organisation", org))
     return _admin_form(org=org, values={})
 
 
@@ -367,7 +368,7 @@ def admin_designate(org: str) -> Response:
 @bp.get(f"{ORG}/administrateurs/<login>/fin")
 def admin_end_form(org: str, login: str) -> Response:
     """The form "Mettre fin à la désignation" on a chosen day."""
-    admin().require(actor(), "admins.designate", Target("organisation", org))
+    admin().require(actor(), Action.ADMINS_DESIGNATE, Target("organisation", org))
     if all(a["login"] != login for a in contracts.contract(admin(), actor(), org)["admins"]):
         abort(404)
     return _dates_page(

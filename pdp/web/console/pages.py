@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from pdp.core.errors import PdpError
+from pdp.engine.actions import Action
 from pdp.services.sessions import REFUSED, REPLACED, SIGNED_OUT
 from pdp.web.api.errors import with_headers
 from pdp.web.console import auth
@@ -29,7 +30,7 @@ def _context() -> dict[str, Any]:
         "csrf_token": csrf_token,
         "signed_in": login,
         # The menu's "Mes utilisateurs" only for whom the admin check lets read the directory.
-        "menu_org": org if org and allowed("directory.read", f"organisation:{org}") else None,
+        "menu_org": org if org and allowed(Action.DIRECTORY_READ, f"organisation:{org}") else None,
         "auth_mode": auth.trust().mode,
     }
 
@@ -177,8 +178,8 @@ def welcome() -> Response:
     org = auth.home_organisation(login)
     if org is not None:
         target = f"organisation:{org}"
-        if allowed("directory.read", target):
+        if allowed(Action.DIRECTORY_READ, target):
             entries.append(("Mes utilisateurs", url_for("console.users_list", org=org)))
-        if allowed("user.create", target):
+        if allowed(Action.USER_CREATE, target):
             entries.append(("Créer un utilisateur", url_for("console.user_new", org=org)))
     return page("accueil.html", tiles=tiles, entries=entries)

@@ -11,6 +11,7 @@ from flask import flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from pdp.core.errors import PdpError
+from pdp.engine.actions import Action
 from pdp.engine.rules import Target
 from pdp.services.admin import afas, contracts, groups, users
 from pdp.services.admin.requests import (
@@ -55,7 +56,7 @@ def _member_groups(org: str) -> list[dict[str, Any]]:
     return [
         g
         for g in listing
-        if g["open"] and allowed("group.members.edit", f"group:{org}/{g['code']}")
+        if g["open"] and allowed(Action.GROUP_MEMBERS_EDIT, f"group:{org}/{g['code']}")
     ]
 
 
@@ -65,9 +66,13 @@ def users_list(org: str) -> Response:
     group = request.args.get("groupe") or None
     listing = users.list_users(admin(), actor(), org, group)
     all_groups = groups.list_groups(admin(), actor(), org)["groups"]
-    rows = [{**u, "editable": allowed("user.edit", f"user:{u['login']}")} for u in listing["users"]]
+    rows = [
+        {**u, "editable": allowed(Action.USER_EDIT, f"user:{u['login']}")} for u in listing["users"]
+    ]
     members_editable = any(
-        allowed("group.members.edit", f"group:{org}/{g['code']}") for g in all_groups if g["open"]
+        allowed(Action.GROUP_MEMBERS_EDIT, f"group:{org}/{g['code']}")
+        for g in all_groups
+        if g["open"]
     )
     return page(
         "users.html",
@@ -75,7 +80,7 @@ def users_list(org: str) -> Response:
         group=group,
         groups=all_groups,
         rows=rows,
-        may_create=allowed("user.create", f"organisation:{org}"),
+        may_create=allowed(Action.USER_CREATE, f"organisation:{org}"),
         members_editable=members_editable,
     )
 
@@ -83,7 +88,7 @@ def users_list(org: str) -> Response:
 @bp.get(f"{USERS}/nouveau")
 def user_new(org: str) -> Response:
     """Fiche 1: the form "Créer un utilisateur partenaire"."""
-    admin().require(actor(), "user.create", Target("organisation", org))
+    admin().require(actor(), Action.USER_CREATE, Target("organisation", org))
     return _form("user_form.html", org=org, fields=USER_FIELDS, login=None, values={})
 
 
@@ -123,7 +128,7 @@ def _detail_page(
         org=org,
         user=detail,
         labels=labels,
-        editable=allowed("user.edit", f"user:{login}"),
+        editable=allowed(Action.USER_EDIT, f"user:{login}"),
         afas=_afas_section(org, login, detail, error, errors or {}),
     )
 
@@ -136,7 +141,7 @@ def _current(org: str, login: str) -> dict[str, Any]:
 @bp.get(f"{USERS}/<login>/modifier")
 def user_edit_form(org: str, login: str) -> Response:
     """Fiches 2 and 3: "Modifier un utilisateur partenaire" (a closing date closes)."""
-    admin().require(actor(), "user.edit", Target("user", login=login))
+    admin().require(actor(), Action.USER_EDIT, Target("user", login=login))
     current = _current(org, login)
     return _form("user_form.html", org=org, fields=EDIT_FIELDS, login=login, values=current)
 
@@ -190,7 +195,7 @@ def memberships(org: str, login: str) -> Response:
             **m,
             # Still editable (the service's flag) and in the actor's reach (R-ADM-7).
             "editable": m["editable"]
-            and allowed("group.members.edit", f"group:{org}/{m['group']}"),
+            and allowed(Action.GROUP_MEMBERS_EDIT, f"group:{org}/{m['group']}"),
         }
         for m in detail["memberships"]
     ]
@@ -206,7 +211,7 @@ def _membership(org: str, login: str, group: str) -> dict[str, Any]:
 @bp.get(f"{USERS}/<login>/appartenances/<group>")
 def membership_form(org: str, login: str, group: str) -> Response:
     """Fiche 6: "Modifier les dates d'appartenance au groupe"."""
-    admin().require(actor(), "group.members.edit", Target("group", org, group))
+    admin().require(actor(), Action.GROUP_MEMBERS_EDIT, Target("group", org, group))
     return _form(
         "membership_form.html",
         org=org,
@@ -257,8 +262,8 @@ def _subscribes_to_afas(org: str) -> bool:
     signed-in user may read Afas profiles there (only the holders of ``afas:habiliter``, which
     the engine grants only under an open Afas subscription)."""
     target = f"organisation:{org}"
-    if not allowed("contract.read", target):
-        return allowed("afas.profiles.read", target)
+    if not allowed(Action.CONTRACT_READ, target):
+        return allowed(Action.AFAS_PROFILES_READ, target)
     return any(
         conv["open"] and sub["open"] and sub["service"] == afas.AFAS
         for conv in contracts.contract(admin(), actor(), org)["conventions"]
@@ -291,7 +296,7 @@ def _afas_section(
         "profiles": profiles,
         "refusal": refusal,
         "catalogue": list(service.user_profiles) if service is not None else [],
-        "editable": allowed("afas.profiles.edit", f"user:{login}"),
+        "editable": allowed(Action.AFAS_PROFILES_EDIT, f"user:{login}"),
         "error": error.message if error is not None else None,
         "errors": errors,
         "values": request.form if error is not None or errors else {},
