@@ -1,7 +1,7 @@
 """Latency of typical administration writes, and the time until decisions see them.
 
 The writes run through the real code path minus HTTP: ``pdp.services.admin.users.attach``,
-``pdp.services.admin.groups.assign_role`` and ``close_group`` on an ``AdminService`` built as
+``pdp.services.admin.grants.assign_role`` and ``close_group`` on an ``AdminService`` built as
 ``pdp.web.app.create_app`` builds it, acting as an open partner admin of the organisation, so that
 authorisation by the engine (R-ADM-7), the transaction, the commit and the synchronous
 ``PolicyEngine.notify`` refresh all run. The engine is the real ``PolicyEngine`` with only
@@ -45,7 +45,7 @@ from pdp.engine.decision import Query
 from pdp.engine.policy import PolicyEngine
 from pdp.records.audit_trail import AuditChain, AuditReader
 from pdp.records.decision_log import MemoryLog
-from pdp.services.admin import groups, store, users
+from pdp.services.admin import grants, groups, store, users
 from pdp.services.admin.requests import GroupNew, MembershipNew, RoleRef, UserRef
 from pdp.services.admin.service import AdminService
 
@@ -159,7 +159,7 @@ def measure_writes(
         conv = None if parent else convention
         data = GroupNew(code=code, label=code, convention=conv, parent=parent, manager=manager)
         groups.create_group(svc, admin, org, data)
-        groups.assign_role(svc, admin, org, code, RoleRef(service=p1[0], role=p1[1]))
+        grants.assign_role(svc, admin, org, code, RoleRef(service=p1[0], role=p1[1]))
 
     figures: dict[str, Any] = {"repeats": repeats, "heavy_repeats": min(repeats, heavy_repeats)}
     figures |= {"members": members, "descendants": descendants}
@@ -204,9 +204,9 @@ def measure_writes(
     users.attach(svc, admin, org, tree_user, MembershipNew(group="BW-T"))
     role = RoleRef(service=p2[0], role=p2[1])
     for _ in range(repeats):
-        assign = partial(groups.assign_role, svc, admin, org, "BW-T", role)
+        assign = partial(grants.assign_role, svc, admin, org, "BW-T", role)
         timed("assign_role_50", assign, Query(tree_user, *p2), False)
-        groups.remove_role(svc, admin, org, "BW-T", *p2)  # undone, not timed
+        grants.remove_role(svc, admin, org, "BW-T", *p2)  # undone, not timed
 
     # (c) close a group of `members` members and `close_subgroups` sub-groups, fresh each time.
     chosen = [close_user, *[u for u in open_users if u != close_user][: members - 1]]

@@ -19,7 +19,7 @@ from flask import Flask
 
 from pdp.core.errors import BadRequest, Conflict, Forbidden, NotFound, PdpError
 from pdp.records.audit_trail import AuditReader
-from pdp.services.admin import groups
+from pdp.services.admin import grants, groups
 from pdp.services.admin.requests import GroupEdit, ManagerSet
 from pdp.services.admin.service import AdminService
 
@@ -234,7 +234,7 @@ def test_set_group_roles_is_one_write(world: World) -> None:
     """Fiches 12 and 13 together on CCAS-ACCUEIL: remove cdap:T1 and assign cdap:T18 (its
     parent CCAS holds it, R-GRP-4): one revision, one audit record per change."""
     out, events = world.written(
-        groups.set_group_roles,
+        grants.set_group_roles,
         world.svc,
         ADMIN,
         ORG,
@@ -252,7 +252,7 @@ def test_removing_from_a_parent_removes_from_its_sub_groups(world: World) -> Non
     """R-GRP-4: removing cdap:T18 from CCAS removes it from CCAS-INSTRUCTION in the same
     write."""
     out, _ = world.written(
-        groups.set_group_roles, world.svc, ADMIN, ORG, "CCAS", [], [("cdap", "T18")]
+        grants.set_group_roles, world.svc, ADMIN, ORG, "CCAS", [], [("cdap", "T18")]
     )
     assert "CCAS-INSTRUCTION" in out["groups"]
     assert "cdap:T18" not in world.roles("CCAS-INSTRUCTION")
@@ -266,7 +266,7 @@ def test_set_group_roles_is_all_or_nothing(world: World) -> None:
     err = world.refused(
         Conflict,
         "SUBGROUP_ROLE_NOT_IN_PARENT",
-        groups.set_group_roles,
+        grants.set_group_roles,
         world.svc,
         ADMIN,
         ORG,
@@ -279,7 +279,7 @@ def test_set_group_roles_is_all_or_nothing(world: World) -> None:
     world.refused(
         NotFound,
         "ROLE_NOT_ASSIGNED",
-        groups.set_group_roles,
+        grants.set_group_roles,
         world.svc,
         ADMIN,
         ORG,
@@ -293,7 +293,7 @@ def test_set_group_roles_is_all_or_nothing(world: World) -> None:
 def test_set_group_roles_refusals_before_writing(world: World) -> None:
     """Nothing asked, one role both assigned and removed, a role out of the catalogue, a
     system group (R-GRP-3): refused, nothing written."""
-    call = groups.set_group_roles
+    call = grants.set_group_roles
     world.refused(BadRequest, "EMPTY_EDIT", call, world.svc, ADMIN, ORG, "CCAS", [], [])
     world.refused(
         BadRequest,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from pdp.services.admin import groups
+from pdp.services.admin import grants, groups, managers
 from pdp.services.admin.requests import GroupEdit, GroupNew, ManagerSet, RoleRef
 from pdp.services.admin.responses import (
     GroupDetail,
@@ -127,7 +127,7 @@ def group_roles(org: str, code: str) -> Response:
 def assign_role(org: str, code: str) -> Response:
     """R-GRP-4."""
     who = actor()
-    return answer(groups.assign_role(admin_service(), who, org, code, body(RoleRef)), 201)
+    return answer(grants.assign_role(admin_service(), who, org, code, body(RoleRef)), 201)
 
 
 @route(
@@ -142,7 +142,7 @@ def assign_role(org: str, code: str) -> Response:
 def remove_role(org: str, code: str, service: str, role: str) -> Response:
     """R-GRP-4."""
     who = actor()
-    return answer(groups.remove_role(admin_service(), who, org, code, service, role))
+    return answer(grants.remove_role(admin_service(), who, org, code, service, role))
 
 
 @route(
@@ -158,4 +158,4 @@ def remove_role(org: str, code: str, service: str, role: str) -> Response:
 def set_manager(org: str, code: str) -> Response:
     """R-ADM-3..5, R-AFAS-4."""
     who = actor()
-    return answer(groups.set_manager(admin_service(), who, org, code, body(ManagerSet)))
+    return answer(managers.set_manager(admin_service(), who, org, code, body(ManagerSet)))

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from pdp.core.errors import PdpError
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target
-from pdp.services.admin import contracts, groups
+from pdp.services.admin import contracts, grants, groups
 from pdp.services.admin.requests import GroupEdit, GroupNew, ManagerSet, NewUser
 from pdp.web.console.blueprint import bp
 from pdp.web.console.common import actor, admin, allowed, page
@@ -477,7 +477,7 @@ def group_roles_edit(org: str, code: str) -> Response:
         )
     name = service or ""
     try:
-        groups.set_group_roles(
+        grants.set_group_roles(
             admin(),
             actor(),
             org,
