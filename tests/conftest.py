@@ -41,6 +41,7 @@ from pdp.records.decision_log import MemoryLog
 from pdp.services.api_keys import key_digest
 from pdp.services.demo import load_demo
 from pdp.web.app import PdpFlask, create_app
+from pdp.web.container import services
 
 POSTGRES_ENV = "PDP_TEST_POSTGRES_URL"
 
@@ -291,9 +292,7 @@ def make_app(demo_db: str, clean_env: None) -> Iterator[Callable[..., tuple[Flas
 
     yield make
     for app in built:
-        db = app.extensions.get("pdp.db")
-        if db is not None:
-            db.dispose()
+        services(app).db.dispose()
 
 
 @pytest.fixture

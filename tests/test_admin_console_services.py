@@ -21,6 +21,7 @@ from pdp.records.decision_log import MemoryLog
 from pdp.services.admin import contracts, users
 from pdp.services.admin.requests import DatesEdit, MembershipEdit
 from pdp.services.admin.service import AdminService
+from pdp.web.container import services
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 MAIRIE = "mairie-montreuil"
@@ -33,7 +34,7 @@ def app(make_app: MakeApp) -> Flask:
 
 
 def service(app: Flask) -> AdminService:
-    found: AdminService = app.extensions["pdp.services.admin"]
+    found: AdminService = services(app).admin
     return found
 
 

@@ -22,6 +22,7 @@ from pdp.records.audit_trail import AuditReader
 from pdp.services.admin import grants, groups
 from pdp.services.admin.requests import GroupEdit, ManagerSet
 from pdp.services.admin.service import AdminService
+from pdp.web.container import services
 
 ORG = "mairie-montreuil"
 ADMIN = "alice.martin"  # the partner admin
@@ -32,9 +33,9 @@ class World:
     """The service over a private copy of the demo, with what every write check needs."""
 
     def __init__(self, app: Flask) -> None:
-        self.svc: AdminService = app.extensions["pdp.services.admin"]
+        self.svc: AdminService = services(app).admin
         self.api = Api(app.test_client())
-        self.audit = AuditReader(app.extensions["pdp.db"])
+        self.audit = AuditReader(services(app).db)
 
     def state(self) -> tuple[int, int]:
         """(revision served, number of audit records)."""

@@ -40,6 +40,7 @@ from adapters.sql.models import (
 from pdp.core.config import Settings
 from pdp.records.decision_log import MemoryLog
 from pdp.services.tokens import mint
+from pdp.web.container import services
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 
@@ -158,7 +159,7 @@ def racers(make_app: MakeApp, demo_db: str) -> Iterator[Callable[[int], Racers]]
 
 
 def _today(racers: Racers) -> dt.date:
-    today: dt.date = racers.apps[0].extensions["pdp.services.admin"].today()
+    today: dt.date = services(racers.apps[0]).admin.today()
     return today
 
 

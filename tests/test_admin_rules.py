@@ -28,6 +28,7 @@ from pdp.core.config import Settings
 from pdp.records.audit_trail import AuditReader
 from pdp.records.decision_log import MemoryLog
 from pdp.services.tokens import mint
+from pdp.web.container import services
 
 SECRET = "s" * 40
 MAIRIE = "/v1/organisations/mairie-montreuil"
@@ -145,7 +146,7 @@ class Api:
 def api(make_app: MakeApp) -> Api:
     """The API over a private copy of the demo (sqlite, and postgres when asked)."""
     app, log = make_app(jwt_secret=SECRET)
-    audit = AuditReader(app.extensions["pdp.db"])
+    audit = AuditReader(services(app).db)
     return Api(app.test_client(), audit, log)
 
 

@@ -39,6 +39,7 @@ from pdp.web.api.schemas import (
     ServiceUsersResponse,
 )
 from pdp.web.app import create_app
+from pdp.web.container import services
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 
@@ -264,7 +265,7 @@ def test_a_decision_that_cannot_be_logged_is_not_answered(
         last = check(client, user="chloe.roux", service="cdap", role="T1")
     finally:
         log.close()
-        app.extensions["pdp.db"].dispose()
+        services(app).db.dispose()
     assert response.status_code == 503
     assert js(response)["error"]["code"] == "DECISION_LOG_UNAVAILABLE"
     assert log.failures == 1
@@ -287,7 +288,7 @@ class ExplodingIndex(Index):
 
 def test_an_engine_error_denies(client: FlaskClient, app: Flask, decision_log: MemoryLog) -> None:
     # R-DEC-2: fail closed, and say so.
-    engine = app.extensions["pdp.decisions"].engine
+    engine = services(app).decisions.engine
     healthy = engine.index
     exploding = ExplodingIndex(healthy.revision)
     exploding.users, exploding.orgs = healthy.users, healthy.orgs
@@ -318,10 +319,10 @@ class UnreachableStore:
 @pytest.fixture
 def cut_off(app: Flask) -> tuple[FlaskClient, UnreachableStore]:
     """A client of an app over the demo whose store can be cut off; max_staleness 0.2 s."""
-    store = UnreachableStore(SqlSnapshotSource(app.extensions["pdp.db"]))
+    store = UnreachableStore(SqlSnapshotSource(services(app).db))
     engine = PolicyEngine(store, load_catalogue(), refresh_interval=0, max_staleness=0.2)
     engine.load()
-    url = app.config["PDP_SETTINGS"].database_url
+    url = services(app).settings.database_url
     stale_app = create_app(
         {"verify_orgs": 0, "database_url": url}, engine=engine, decision_log=MemoryLog()
     )

@@ -48,6 +48,7 @@ from pdp.records.decision_log import MemoryLog
 from pdp.services.demo import DEMO_ACTOR, load_demo
 from pdp.services.tokens import mint
 from pdp.web.app import create_app
+from pdp.web.container import services
 
 SECRET = "s" * 40
 KEY = "audit-key-" + "k" * 30
@@ -125,7 +126,7 @@ def app(make_app: MakeApp) -> Flask:
 
 @pytest.fixture
 def db(app: Flask) -> Engine:
-    engine: Engine = app.extensions["pdp.db"]
+    engine: Engine = services(app).db
     return engine
 
 
@@ -422,7 +423,7 @@ def test_keyed_chain_detects_a_forger_without_the_key(keyed_db: tuple[str, Engin
     try:
         some_writes(Admin(app.test_client()))  # the app appends HMAC records too
     finally:
-        app.extensions["pdp.db"].dispose()
+        services(app).db.dispose()
     assert AuditChain(KEY).verify(db).ok
     wrong = AuditChain().verify(db)
     assert not wrong.ok and wrong.first_broken == 1  # not hashed the way an unkeyed chain is
@@ -676,7 +677,7 @@ def test_masking_key_changes_the_pseudonym(make_app: MakeApp) -> None:
     """With PDP_LOG_MASK_KEY the pseudonym is an HMAC: not the plain SHA-256 anyone can
     recompute from a guessed address."""
     app, _ = make_app(jwt_secret=SECRET, log_mask_key="mask-key")
-    db: Engine = app.extensions["pdp.db"]
+    db: Engine = services(app).db
     email = "zoe.durand@montreuil.example.fr"
     body = {"login": "zoe.durand", "first_name": "Z", "last_name": "D", "email": email}
     assert (

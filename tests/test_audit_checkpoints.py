@@ -53,6 +53,7 @@ from pdp.records.checkpoints import (
 from pdp.services.admin.service import AdminService
 from pdp.services.demo import load_demo
 from pdp.web.app import create_app
+from pdp.web.container import services
 
 NOON = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC).timestamp()
 
@@ -81,7 +82,7 @@ class Trail:
 
     @property
     def writer(self) -> CheckpointWriter:
-        writer = self.app.extensions["pdp.records.checkpoints"]
+        writer = services(self.app).checkpoints
         assert isinstance(writer, CheckpointWriter)
         return writer
 
@@ -120,8 +121,8 @@ def trail(
             "audit_checkpoint_dir": str(directory),
         }
     )
-    yield Trail(app, app.extensions["pdp.db"], db_url, key, directory)
-    app.extensions["pdp.db"].dispose()
+    yield Trail(app, services(app).db, db_url, key, directory)
+    services(app).db.dispose()
 
 
 def record(db: Engine, seq: int) -> tuple[str, int]:
@@ -457,7 +458,7 @@ def test_verify_without_a_checkpoint_directory_says_so(trail: Trail) -> None:
 def test_write_that_records_nothing_still_leaves_a_record(trail: Trail) -> None:
     """Every revision leaves a record (what the revision check relies on): a write through
     AdminService that changed nothing leaves one for its action and target."""
-    admin: AdminService = trail.app.extensions["pdp.services.admin"]
+    admin: AdminService = services(trail.app).admin
     before = policy_revision(trail.db)
     with admin.write("op.caf751", "organisation.create", Target("platform")) as tx:
         assert tx.revision == before + 1

@@ -29,6 +29,7 @@ from pdp.records.decision_log import Shipper
 from pdp.services.demo import DEMO_ACTOR
 from pdp.services.tokens import mint
 from pdp.web.app import create_app
+from pdp.web.container import services
 
 SECRET = "s" * 40
 MAIRIE = "/v1/organisations/mairie-montreuil"
@@ -103,7 +104,7 @@ class Portal:
         return out
 
     def ship(self) -> None:
-        shipper: Shipper = self.app.extensions["pdp.shipper"]
+        shipper: Shipper = services(self.app).shipper
         shipper.ship_once()
 
     def get(self, path: str, who: str | None, status: int = 200, **query: Any) -> dict[str, Any]:
@@ -160,8 +161,8 @@ def portal(demo_db: str, clean_env: None, tmp_path: Path) -> Iterator[Portal]:
     try:
         yield Portal(app)
     finally:
-        app.extensions["pdp.log"].close()
-        app.extensions["pdp.db"].dispose()
+        services(app).decision_log.close()
+        services(app).db.dispose()
 
 
 def by_id(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -734,7 +735,7 @@ def test_readme_scenarios_are_all_found(portal: Portal, today: dt.date) -> None:
         (6, "bruno.petit", "group.create_sub"),
     }
     assert portal.get("/healthz", None)["revision"] == 6  # the refusals wrote nothing
-    assert AuditChain().verify(portal.app.extensions["pdp.db"]).ok
+    assert AuditChain().verify(services(portal.app).db).ok
 
 
 # -- bad input --------------------------------------------------------------------------------

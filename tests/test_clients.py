@@ -49,6 +49,7 @@ from pdp.records.decision_log import MemoryLog
 from pdp.services.api_keys import ClientStore, key_digest
 from pdp.services.tokens import mint
 from pdp.web.app import create_app
+from pdp.web.container import services
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 REDIS_ENV = "PDP_TEST_REDIS_URL"
@@ -132,7 +133,7 @@ def test_a_revoked_key_is_refused(make_app: MakeApp, demo_db: str) -> None:
 def test_revocation_waits_at_most_the_refresh_interval(make_app: MakeApp, demo_db: str) -> None:
     now = [0.0]
     app, _ = make_app(refresh_interval=1.0)
-    registry = app.extensions["pdp.services.api_keys"]
+    registry = services(app).api_keys
     registry._clock = lambda: now[0]  # injected time: no sleeping
     key, _ = store(demo_db).add("cdap-front", ["cdap"], "cli:tester")
     registry.load()
@@ -614,7 +615,7 @@ def test_keys_read_at_start_outlive_a_database_lost_before_the_first_request(
     store(demo_db).revoke("old-front", "cli:tester")
     app, _ = make_app()  # refresh_interval 0: every request tries to re-read the keys
     client = app.test_client()
-    with outage(demo_db, app.extensions["pdp.db"]):
+    with outage(demo_db, services(app).db):
         assert check_as(client, API_KEY) == (200, None)
         assert check_as(client, UNKNOWN_KEY) == (401, "INVALID_API_KEY")
         assert check_as(client, old) == (401, "INVALID_API_KEY")
@@ -635,7 +636,7 @@ def test_a_revocation_read_before_an_outage_holds_through_it(
     assert check_as(client, key) == (200, None)
     store(demo_db).revoke("cdap-front", "cli:tester")
     assert check_as(client, key) == (401, "INVALID_API_KEY")  # the last good copy
-    with outage(demo_db, app.extensions["pdp.db"]):
+    with outage(demo_db, services(app).db):
         assert check_as(client, key) == (401, "INVALID_API_KEY")
         assert check_as(client, API_KEY) == (200, None)
 
@@ -674,7 +675,7 @@ def test_an_app_started_without_its_database_answers_503_until_it_reads_the_keys
     assert check_as(client, UNKNOWN_KEY) == (401, "INVALID_API_KEY")
     ready = client.get("/readyz")
     assert (ready.status_code, ready.get_json()["checks"]["api_keys"]) == (200, "ok")
-    app.extensions["pdp.db"].dispose()
+    services(app).db.dispose()
     db.dispose()
 
 

@@ -27,6 +27,7 @@ from pdp.core.clock import paris_today
 from pdp.core.errors import ConfigurationError
 from pdp.services.sessions import PURGE_AFTER, PURGE_EVERY, SessionStore
 from pdp.web.console import SESSION_COOKIE
+from pdp.web.container import services
 
 __all__ = ["browser", "console_server", "page"]  # fixtures used by name below
 
@@ -38,7 +39,7 @@ SECOND = dt.timedelta(seconds=1)
 def frozen_clock(app: Flask) -> list[dt.datetime]:
     """Make the app's console sessions read their time from the list returned (one item)."""
     now = [START]
-    store: SessionStore = app.extensions["pdp.services.sessions"]
+    store: SessionStore = services(app).console.sessions
     store._clock = lambda: now[0]  # injected time: no sleeping
     return now
 
@@ -50,7 +51,7 @@ def utc(moment: dt.datetime) -> dt.datetime:
 
 def records(app: Flask) -> list[Any]:
     """The rows of console_sessions, oldest first."""
-    with app.extensions["pdp.db"].connect() as conn:
+    with services(app).db.connect() as conn:
         query = select(ConsoleSessionRecord.__table__).order_by(ConsoleSessionRecord.created_at)
         return list(conn.execute(query))
 
@@ -248,7 +249,7 @@ def test_a_refused_session_never_answers_500(app: Flask, held: object) -> None:
 def test_an_unreachable_database_answers_503_not_500(app: Flask, tmp_path: Path) -> None:
     client = app.test_client()
     assert sign_in_as(client, "alice.martin").status_code == 302
-    store: SessionStore = app.extensions["pdp.services.sessions"]
+    store: SessionStore = services(app).console.sessions
     store._db = make_engine(f"sqlite:///{tmp_path / 'missing' / 'pdp.sqlite3'}")
     answer = client.get("/console/")
     assert answer.status_code == 503

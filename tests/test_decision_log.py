@@ -43,6 +43,7 @@ from pdp.core.masking import Masker
 from pdp.records.decision_log import LogUnavailable, Shipper, WalLog
 from pdp.records.decision_log import files as module
 from pdp.web.app import create_app
+from pdp.web.container import services
 
 SEGMENT_NAME = re.compile(r"^(\d{20})-(\d+)-([0-9a-f]{8})\.log$")
 ROOT = Path(__file__).resolve().parent.parent
@@ -659,7 +660,7 @@ def test_an_email_login_never_reaches_the_file_nor_the_table(
         {"database_url": demo_db, "refresh_interval": 0, "verify_orgs": 0, "log_mask_key": "k"},
         decision_log=log,
     )
-    db: Engine = app.extensions["pdp.db"]
+    db: Engine = services(app).db
     try:
         client = app.test_client()
         single = client.post("/v1/check", json={"user": email, "service": "cdap"})

@@ -1,7 +1,7 @@
 """Faults: the database failing in the middle of a write, and the engine failing while deciding.
 
 The database (one business action = one transaction): a SQLAlchemy event on the
-app's own engine (``app.extensions["pdp.db"]``) makes the driver raise ``OperationalError``
+app's own engine (``services(app).db``) makes the driver raise ``OperationalError``
 (a lost connection, a full disk, a lock timeout) at the Nth statement of an administrative
 write, for every N from the write's first statement (the revision bump) to its last, and at its
 COMMIT. Each time: the answer is a 503 with a stable code (never a 500, never a 2xx), nothing is
@@ -39,6 +39,7 @@ from pdp.engine.index import Index
 from pdp.engine.snapshot import Snapshot
 from pdp.records.audit_trail import AuditChain, AuditReader
 from pdp.records.decision_log import MemoryLog
+from pdp.web.container import services
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 
@@ -223,8 +224,8 @@ def test_a_write_the_database_fails_midway_leaves_nothing_and_answers_503(
     write = _writes(today)[kind]
     app, _ = make_app(jwt_secret=SECRET)
     api = Api(app.test_client())
-    engine = app.extensions["pdp.decisions"].engine
-    fault = StoreFault(app.extensions["pdp.db"])
+    engine = services(app).decisions.engine
+    fault = StoreFault(services(app).db)
     before, revision = digest(direct), engine.revision
 
     def refused(position: str) -> None:
@@ -388,7 +389,7 @@ def test_a_stale_policy_refuses_administration(
     and batch items deny with POLICY_UNAVAILABLE; all recover when the store is back."""
     app, _ = make_app(jwt_secret=SECRET, max_staleness=0.2)
     api = Api(app.test_client())
-    engine = app.extensions["pdp.decisions"].engine
+    engine = services(app).decisions.engine
     question = {"actor": "alice.martin", "action": "user.create", "target": f"organisation:{ORG}"}
     assert api.client.post("/v1/admin/check", json=question).get_json()["allowed"] is True
     real = engine.source

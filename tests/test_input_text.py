@@ -32,6 +32,7 @@ from pdp.core.config import Settings
 from pdp.core.text import has_forbidden
 from pdp.records.decision_log import MemoryLog
 from pdp.services.tokens import mint
+from pdp.web.container import services
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 MAIRIE = "/v1/organisations/mairie-montreuil"
@@ -268,7 +269,7 @@ def test_a_login_stored_before_the_rule_is_still_named(caller: Caller, demo_db: 
             record_change(session, [chloe.organisation_id], "a login from before the rule")
     finally:
         engine.dispose()
-    caller.app.extensions["pdp.decisions"].engine.refresh(force=True)
+    services(caller.app).decisions.engine.refresh(force=True)
     r = caller.send("POST", "/v1/check", {"user": "josé.roux", "service": "cdap"})
     assert r.status_code == 200 and r.get_json()["allowed"] is True, r.get_json()
     r = caller.send("GET", f"{MAIRIE}/users/{quote('josé.roux')}")

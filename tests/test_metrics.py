@@ -48,6 +48,7 @@ from pdp.core.errors import ConfigurationError
 from pdp.observability import logs
 from pdp.records.decision_log import MemoryLog
 from pdp.services.tokens import mint
+from pdp.web.container import services
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 
@@ -143,7 +144,7 @@ def test_policy_gauges_follow_the_engine(make_app: MakeApp) -> None:
     assert sample("pdp_index_load_seconds_count") == loads + 1
     assert sample("pdp_policy_revision") == 1
     assert time.time() - sample("pdp_policy_fresh_timestamp_seconds") < 60
-    app.extensions["pdp.decisions"].engine.refresh(force=True)
+    services(app).decisions.engine.refresh(force=True)
     assert time.time() - sample("pdp_policy_fresh_timestamp_seconds") < 5
 
 

@@ -25,6 +25,7 @@ from pdp.core import clock
 from pdp.core.clock import PARIS, CachedToday, paris_today, start_clock_at
 from pdp.core.errors import ConfigurationError
 from pdp.records.decision_log import MemoryLog
+from pdp.web.container import services
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 BASE = "/v1/organisations/mairie-montreuil"
@@ -130,7 +131,7 @@ def test_a_revision_not_reached_while_the_store_is_down_is_never_answered_stale(
     reader = second.test_client()
     t18(reader)
     written = attach_chloe_to_instruction(Api(first.test_client()))
-    monkeypatch.setattr(second.extensions["pdp.decisions"].engine, "source", Unreachable())
+    monkeypatch.setattr(services(second).decisions.engine, "source", Unreachable())
     started = time.monotonic()
     response = reader.post(
         "/v1/check",
@@ -156,7 +157,7 @@ def watched(
     if backend != "postgres":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     first, second = two
-    engine = second.extensions["pdp.decisions"].engine
+    engine = services(second).decisions.engine
     watcher = open_watcher("auto", demo_db, engine.observe)
     assert isinstance(watcher, PgWatcher)
     watcher.start()
@@ -167,7 +168,7 @@ def watched(
 
 def _observed(app: Flask, revision: int, timeout: float) -> float | None:
     """Seconds until the app's engine knows of ``revision`` (None: not within ``timeout``)."""
-    engine = app.extensions["pdp.decisions"].engine
+    engine = services(app).decisions.engine
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if engine._written.value >= revision:
@@ -214,7 +215,7 @@ def test_a_killed_watcher_connection_is_repaired(
 
 
 def test_watcher_settings(demo_db: str, backend: str, make_app: MakeApp) -> None:
-    engine = make_app()[0].extensions["pdp.decisions"].engine
+    engine = services(make_app()[0]).decisions.engine
     assert open_watcher("off", demo_db, engine.observe) is None
     if backend == "sqlite":
         assert open_watcher("auto", demo_db, engine.observe) is None

@@ -61,6 +61,7 @@ from adapters.sql.models import (
     User,
 )
 from pdp.web.app import create_app
+from pdp.web.container import services
 
 # -- the catalogue, read as data (R-CAT-1) ---------------------------------------------------
 
@@ -359,9 +360,7 @@ def build_app(url: str) -> Flask:
 
 def dispose(app: Flask) -> None:
     """Close the app's connections (one app per example)."""
-    db = app.extensions.get("pdp.db")
-    if db is not None:
-        db.dispose()
+    services(app).db.dispose()
 
 
 # -- comparing the service with the reference ------------------------------------------------

@@ -77,6 +77,7 @@ from pdp.core.config import Settings
 from pdp.records.audit_trail import AuditChain
 from pdp.records.decision_log import MemoryLog
 from pdp.services.tokens import mint
+from pdp.web.container import services
 
 MakeApp = Callable[..., tuple[Flask, MemoryLog]]
 
@@ -164,7 +165,7 @@ class Harness:
     def fresh(self) -> Flask:
         """A new app over a fresh copy of the demo (revision 1)."""
         if self.app is not None:
-            self.app.extensions["pdp.db"].dispose()
+            services(self.app).db.dispose()
         if self.backend == "sqlite":
             path = Path(str(make_url(self.url).database))
             template: Path = self.request.getfixturevalue("sqlite_demo_template")
@@ -197,7 +198,7 @@ class AdminMachine(RuleBasedStateMachine):
         self.today = harness.today
         self.app = harness.fresh()
         self.client: FlaskClient = self.app.test_client()
-        self.db = self.app.extensions["pdp.db"]
+        self.db = services(self.app).db
         self.world = load_world(self.db, self.today)
         self.serial = 0
 

@@ -40,6 +40,7 @@ from pdp.web.api.auditor import bp as auditor_bp
 from pdp.web.api.decisions import bp as decisions_bp
 from pdp.web.api.health import bp as health_bp
 from pdp.web.api.jsonio import OrjsonProvider
+from pdp.web.container import Services
 from policies import CATALOGUE_PATH
 
 log = logging.getLogger("pdp")
@@ -115,7 +116,6 @@ def create_app(
         except ValueError as exc:
             raise ConfigurationError(f"PDP_CLOCK_START: {exc}") from None
     app = PdpFlask(__name__)
-    app.config["PDP_SETTINGS"] = settings
     # Body size is enforced by the views themselves (pdp.web.api.decisions._body): Werkzeug's
     # limit cuts chunked bodies silently instead of refusing them.
     verifier = TokenVerifier.from_settings(settings)
@@ -123,16 +123,12 @@ def create_app(
         engine, db = build_engine(settings)
     else:
         db = make_engine(settings.database_url)
-    app.extensions["pdp.db"] = db
     masker = Masker(settings.log_mask, settings.log_mask_key)
+    shipper = None
     if decision_log is None:
         decision_log, shipper = open_log(settings, db)
-        app.extensions["pdp.shipper"] = shipper
-    app.extensions["pdp.log"] = decision_log
-    app.extensions["pdp.decisions"] = DecisionService(
-        engine, engine.catalogue, decision_log, masker
-    )
-    admin = app.extensions["pdp.services.admin"] = AdminService(
+    decisions = DecisionService(engine, engine.catalogue, decision_log, masker)
+    admin = AdminService(
         db,
         engine,
         engine.catalogue,
@@ -141,16 +137,13 @@ def create_app(
         verifier,
         masker,
     )
-    app.extensions["pdp.services.auditing"] = AuditorQueries(db, admin, masker)
-    # Started in each worker after the fork (pdp.web.server), like the watcher.
-    app.extensions["pdp.records.checkpoints"] = open_writer(settings, db)
-    # Started in each worker after the fork (pdp.web.server), never in the master.
-    app.extensions["adapters.watcher"] = open_watcher(
+    auditing = AuditorQueries(db, admin, masker)
+    # Both started in each worker after the fork (pdp.web.server), never in the master.
+    checkpoints = open_writer(settings, db)
+    watcher = open_watcher(
         settings.watcher, settings.database_url, engine.observe, on_reconnect=WATCHER_RECONNECTS.inc
     )
-    clients = app.extensions["pdp.services.api_keys"] = ClientRegistry(
-        db, settings.refresh_interval
-    )
+    clients = ClientRegistry(db, settings.refresh_interval)
     # Read now, like the engine, not on the first request: a database lost before it would
     # leave no key to check. If this read fails (an app given its engine, or the database
     # lost since the engine loaded), keyed requests answer 503 until a later read succeeds.
@@ -178,12 +171,29 @@ def create_app(
         context.request_id.set(None)
 
     errors.install(app)
-    app.extensions["pdp.limiter"] = guard.install(app, clients, verifier, settings)
+    limiter = guard.install(app, clients, verifier, settings)
     app.register_blueprint(health_bp)
     app.register_blueprint(decisions_bp)
     app.register_blueprint(admin_users_bp)
     app.register_blueprint(admin_contracts_bp)
     app.register_blueprint(admin_groups_bp)
     app.register_blueprint(auditor_bp)
-    console.install(app, settings)  # /console, unless PDP_CONSOLE_AUTH=off
+    mounted_console = console.install(app, settings, db)  # /console, unless PDP_CONSOLE_AUTH=off
+    Services(
+        settings=settings,
+        db=db,
+        engine=engine,
+        masker=masker,
+        verifier=verifier,
+        decision_log=decision_log,
+        shipper=shipper,
+        decisions=decisions,
+        admin=admin,
+        auditing=auditing,
+        api_keys=clients,
+        checkpoints=checkpoints,
+        watcher=watcher,
+        limiter=limiter,
+        mounted_console=mounted_console,
+    ).install(app)
     return app

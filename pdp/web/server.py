@@ -13,6 +13,7 @@ from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 
 from pdp.observability import logs, metrics
+from pdp.web.container import EXTENSION, Services, services
 
 DEFAULT_BIND = "127.0.0.1:8000"
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -62,51 +63,52 @@ def _stop_on_early_signal(server: Any, worker: Any) -> None:
             break
 
 
+def _built(app: Flask) -> Services | None:
+    """The services of an app built by ``create_app``; None for another WSGI app served under
+    these same hooks (the benchmark's bare Flask app, ``bench.bare``)."""
+    return services(app) if EXTENSION in app.extensions else None
+
+
 def _pre_fork(server: Any, worker: Any) -> None:
     # In the master, before each worker forks: a worker started long after the master (after
     # a crash, a timeout, max_requests) inherits keys as fresh as the refresh interval, even
     # if the database is down when it starts, never the master's copy from start-up.
-    clients = server.app.application.extensions.get("pdp.services.api_keys")
-    if clients is not None:
-        clients.refresh()
+    found = _built(server.app.application)
+    if found is not None:
+        found.api_keys.refresh()
 
 
 def _post_fork(server: Any, worker: Any) -> None:
     _stop_on_early_signal(server, worker)
     metrics.after_fork()
+    found = _built(worker.app.application)
+    if found is None:
+        return
     # Connections must not cross a fork: each worker opens its own.
-    extensions = worker.app.application.extensions
-    db = extensions.get("pdp.db")
-    if db is not None:
-        db.dispose(close=False)
+    found.db.dispose(close=False)
     # The keys copied from the master are as old as the master: a worker started later (after
     # a crash, max_requests) reads them again before serving; if the database is down, it
     # keeps the master's copy (pdp.services.api_keys).
-    clients = extensions.get("pdp.services.api_keys")
-    if clients is not None:
-        clients.load()
+    found.api_keys.load()
     # Each worker ships the decision log from the start, not from its first decision: a server
     # restarted after a crash ships what the dead one left even if no request comes.
-    shipper = extensions.get("pdp.shipper")
-    if shipper is not None:
-        shipper.start()
+    if found.shipper is not None:
+        found.shipper.start()
     # Each worker listens for other instances' writes (adapters.watcher).
-    watcher = extensions.get("adapters.watcher")
-    if watcher is not None:
-        watcher.start()
-    # Each worker checkpoints the audit chain's head (pdp.records.checkpoints): the same head makes
-    # the
-    # same file, so several writers are harmless, and one surviving worker is enough.
-    checkpoints = extensions.get("pdp.records.checkpoints")
-    if checkpoints is not None:
-        checkpoints.start()
+    if found.watcher is not None:
+        found.watcher.start()
+    # Each worker checkpoints the audit chain's head (pdp.records.checkpoints): the same head
+    # makes the same file, so several writers are harmless, and one surviving worker is enough.
+    if found.checkpoints is not None:
+        found.checkpoints.start()
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
     # A worker stopping (graceful shutdown, max requests, reload) flushes its decision log and
-    # ships what it can; whatever it cannot ship waits on disk for the next shipper.
-    decision_log = worker.app.application.extensions.get("pdp.log")
-    close = getattr(decision_log, "close", None)
+    # ships what it can; whatever it cannot ship waits on disk for the next shipper. A log given
+    # by a test may have nothing to close.
+    found = _built(worker.app.application)
+    close = None if found is None else getattr(found.decision_log, "close", None)
     if close is not None:
         close()
 
@@ -178,5 +180,5 @@ def gunicorn_options(bind: str, workers: int, log_format: str = "text") -> dict[
 
 def serve(app: Flask, bind: str, workers: int) -> None:
     """Serve ``app`` until stopped. The index is built once, before the workers fork."""
-    log_format = app.config["PDP_SETTINGS"].log_format_of(serving=True)
+    log_format = services(app).settings.log_format_of(serving=True)
     PdpServer(app, gunicorn_options(bind, workers, log_format)).run()

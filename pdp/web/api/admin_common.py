@@ -4,25 +4,20 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, jsonify, request
 from pydantic import BaseModel
 
-from pdp.services.admin.service import AdminService
 from pdp.web.api.decisions import read_body
+from pdp.web.container import services
 
 M = TypeVar("M", bound=BaseModel)
 
 AUTH_ERRORS = (400, 401, 403, 404, 409, 413, 503)
 
 
-def admin_service() -> AdminService:
-    """The app's administration service."""
-    return current_app.extensions["pdp.services.admin"]  # type: ignore[no-any-return]
-
-
 def actor() -> str:
     """The acting user's login (401 unless the bearer token is valid and the user open)."""
-    return admin_service().actor(request.headers.get("Authorization"))
+    return services().admin.actor(request.headers.get("Authorization"))
 
 
 def body(model: type[M]) -> M:

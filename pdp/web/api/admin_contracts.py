@@ -24,8 +24,9 @@ from pdp.services.admin.responses import (
     OrganisationWritten,
     SubscriptionWritten,
 )
-from pdp.web.api.admin_common import AUTH_ERRORS, actor, admin_service, answer, body
+from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer, body
 from pdp.web.api.openapi import route
+from pdp.web.container import services
 
 bp = Blueprint("admin_contracts", __name__, url_prefix="/v1")
 
@@ -45,7 +46,7 @@ def create_organisation() -> Response:
     """R-CON-4."""
     who = actor()
     data = body(OrganisationNew)
-    return answer(contracts.create_organisation(admin_service(), who, data), 201)
+    return answer(contracts.create_organisation(services().admin, who, data), 201)
 
 
 @route(
@@ -60,7 +61,7 @@ def create_organisation() -> Response:
 def list_organisations() -> Response:
     """Operators only (organisation.list)."""
     who = actor()
-    return answer(contracts.list_organisations(admin_service(), who))
+    return answer(contracts.list_organisations(services().admin, who))
 
 
 @route(
@@ -75,7 +76,7 @@ def list_organisations() -> Response:
 def contract(org: str) -> Response:
     """Operators, and the organisation's partner admins (read only)."""
     who = actor()
-    return answer(contracts.contract(admin_service(), who, org))
+    return answer(contracts.contract(services().admin, who, org))
 
 
 @route(
@@ -93,7 +94,7 @@ def add_convention(org: str) -> Response:
     """R-CON-1."""
     who = actor()
     data = body(ConventionNew)
-    return answer(contracts.add_convention(admin_service(), who, org, data), 201)
+    return answer(contracts.add_convention(services().admin, who, org, data), 201)
 
 
 @route(
@@ -110,7 +111,7 @@ def edit_convention(org: str, reference: str) -> Response:
     """R-CON-2."""
     who = actor()
     data = body(DatesEdit)
-    return answer(contracts.edit_convention(admin_service(), who, org, reference, data))
+    return answer(contracts.edit_convention(services().admin, who, org, reference, data))
 
 
 @route(
@@ -128,7 +129,7 @@ def add_subscription(org: str, reference: str) -> Response:
     """R-CON-1."""
     who = actor()
     data = body(SubscriptionNew)
-    return answer(contracts.add_subscription(admin_service(), who, org, reference, data), 201)
+    return answer(contracts.add_subscription(services().admin, who, org, reference, data), 201)
 
 
 @route(
@@ -145,7 +146,7 @@ def edit_subscription(org: str, subscription_id: int) -> Response:
     """R-CON-2."""
     who = actor()
     data = body(DatesEdit)
-    return answer(contracts.edit_subscription(admin_service(), who, org, subscription_id, data))
+    return answer(contracts.edit_subscription(services().admin, who, org, subscription_id, data))
 
 
 @route(
@@ -163,7 +164,7 @@ def designate_admin(org: str) -> Response:
     """R-ADM-1: at most two open partner admins."""
     who = actor()
     data = body(UserRef)
-    return answer(contracts.designate_admin(admin_service(), who, org, data), 201)
+    return answer(contracts.designate_admin(services().admin, who, org, data), 201)
 
 
 @route(
@@ -180,7 +181,7 @@ def end_admin(org: str, login: str) -> Response:
     """Nothing is deleted: the designation ends (R-TIME-2)."""
     who = actor()
     data = body(DatesEdit)
-    return answer(contracts.end_admin(admin_service(), who, org, login, data))
+    return answer(contracts.end_admin(services().admin, who, org, login, data))
 
 
 @route(
@@ -195,7 +196,7 @@ def end_admin(org: str, login: str) -> Response:
 def list_afas_profiles(org: str, login: str) -> Response:
     """R-AFAS-1."""
     who = actor()
-    return answer(afas.list_profiles(admin_service(), who, org, login))
+    return answer(afas.list_profiles(services().admin, who, org, login))
 
 
 @route(
@@ -213,7 +214,7 @@ def add_afas_profile(org: str, login: str) -> Response:
     """R-AFAS-1, R-AFAS-2."""
     who = actor()
     data = body(AfasProfileNew)
-    return answer(afas.add_profile(admin_service(), who, org, login, data), 201)
+    return answer(afas.add_profile(services().admin, who, org, login, data), 201)
 
 
 @route(
@@ -228,4 +229,4 @@ def add_afas_profile(org: str, login: str) -> Response:
 def remove_afas_profile(org: str, login: str, profile: str) -> Response:
     """Nothing is deleted (R-TIME-2)."""
     who = actor()
-    return answer(afas.remove_profile(admin_service(), who, org, login, profile))
+    return answer(afas.remove_profile(services().admin, who, org, login, profile))

@@ -14,8 +14,9 @@ from pdp.services.admin.responses import (
     ManagerWritten,
     RoleWritten,
 )
-from pdp.web.api.admin_common import AUTH_ERRORS, actor, admin_service, answer, body
+from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer, body
 from pdp.web.api.openapi import route
+from pdp.web.container import services
 
 bp = Blueprint("admin_groups", __name__, url_prefix="/v1")
 
@@ -32,7 +33,7 @@ bp = Blueprint("admin_groups", __name__, url_prefix="/v1")
 def list_groups(org: str) -> Response:
     """R-GRP-5."""
     who = actor()
-    return answer(groups.list_groups(admin_service(), who, org))
+    return answer(groups.list_groups(services().admin, who, org))
 
 
 @route(
@@ -49,7 +50,7 @@ def list_groups(org: str) -> Response:
 def create_group(org: str) -> Response:
     """R-GRP-1, R-ADM-3."""
     who = actor()
-    return answer(groups.create_group(admin_service(), who, org, body(GroupNew)), 201)
+    return answer(groups.create_group(services().admin, who, org, body(GroupNew)), 201)
 
 
 @route(
@@ -64,7 +65,7 @@ def create_group(org: str) -> Response:
 def group_detail(org: str, code: str) -> Response:
     """R-GRP-5."""
     who = actor()
-    return answer(groups.group_detail(admin_service(), who, org, code))
+    return answer(groups.group_detail(services().admin, who, org, code))
 
 
 @route(
@@ -80,7 +81,7 @@ def group_detail(org: str, code: str) -> Response:
 def edit_group(org: str, code: str) -> Response:
     """R-GRP-3."""
     who = actor()
-    return answer(groups.edit_group(admin_service(), who, org, code, body(GroupEdit)))
+    return answer(groups.edit_group(services().admin, who, org, code, body(GroupEdit)))
 
 
 @route(
@@ -95,7 +96,7 @@ def edit_group(org: str, code: str) -> Response:
 def close_group(org: str, code: str) -> Response:
     """R-GRP-2."""
     who = actor()
-    return answer(groups.close_group(admin_service(), who, org, code))
+    return answer(groups.close_group(services().admin, who, org, code))
 
 
 @route(
@@ -110,7 +111,7 @@ def close_group(org: str, code: str) -> Response:
 def group_roles(org: str, code: str) -> Response:
     """R-GRP-4, R-GRP-5."""
     who = actor()
-    return answer(groups.group_roles(admin_service(), who, org, code))
+    return answer(groups.group_roles(services().admin, who, org, code))
 
 
 @route(
@@ -127,7 +128,7 @@ def group_roles(org: str, code: str) -> Response:
 def assign_role(org: str, code: str) -> Response:
     """R-GRP-4."""
     who = actor()
-    return answer(grants.assign_role(admin_service(), who, org, code, body(RoleRef)), 201)
+    return answer(grants.assign_role(services().admin, who, org, code, body(RoleRef)), 201)
 
 
 @route(
@@ -142,7 +143,7 @@ def assign_role(org: str, code: str) -> Response:
 def remove_role(org: str, code: str, service: str, role: str) -> Response:
     """R-GRP-4."""
     who = actor()
-    return answer(grants.remove_role(admin_service(), who, org, code, service, role))
+    return answer(grants.remove_role(services().admin, who, org, code, service, role))
 
 
 @route(
@@ -158,4 +159,4 @@ def remove_role(org: str, code: str, service: str, role: str) -> Response:
 def set_manager(org: str, code: str) -> Response:
     """R-ADM-3..5, R-AFAS-4."""
     who = actor()
-    return answer(managers.set_manager(admin_service(), who, org, code, body(ManagerSet)))
+    return answer(managers.set_manager(services().admin, who, org, code, body(ManagerSet)))

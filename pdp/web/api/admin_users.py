@@ -20,8 +20,9 @@ from pdp.services.admin.responses import (
     UserList,
     UserWritten,
 )
-from pdp.web.api.admin_common import AUTH_ERRORS, actor, admin_service, answer, body
+from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer, body
 from pdp.web.api.openapi import route
+from pdp.web.container import services
 
 bp = Blueprint("admin_users", __name__, url_prefix="/v1")
 
@@ -46,7 +47,7 @@ def admin_check() -> Response:
         raise Forbidden(
             "Un utilisateur ne peut interroger que ses propres droits.", "ACTOR_MISMATCH"
         )
-    return answer(admin_service().check(data.actor, data.action, data.target))
+    return answer(services().admin.check(data.actor, data.action, data.target))
 
 
 @route(
@@ -61,7 +62,7 @@ def admin_check() -> Response:
 def list_users(org: str) -> Response:
     """R-USR-6."""
     who = actor()
-    return answer(users.list_users(admin_service(), who, org, request.args.get("group")))
+    return answer(users.list_users(services().admin, who, org, request.args.get("group")))
 
 
 @route(
@@ -78,7 +79,7 @@ def list_users(org: str) -> Response:
 def create_user(org: str) -> Response:
     """R-USR-1."""
     who = actor()
-    return answer(users.create_user(admin_service(), who, org, body(NewUser)), 201)
+    return answer(users.create_user(services().admin, who, org, body(NewUser)), 201)
 
 
 @route(
@@ -93,7 +94,7 @@ def create_user(org: str) -> Response:
 def user_detail(org: str, login: str) -> Response:
     """R-USR-6."""
     who = actor()
-    return answer(users.user_detail(admin_service(), who, org, login))
+    return answer(users.user_detail(services().admin, who, org, login))
 
 
 @route(
@@ -109,7 +110,7 @@ def user_detail(org: str, login: str) -> Response:
 def edit_user(org: str, login: str) -> Response:
     """R-USR-3..5."""
     who = actor()
-    return answer(users.edit_user(admin_service(), who, org, login, body(UserEdit)))
+    return answer(users.edit_user(services().admin, who, org, login, body(UserEdit)))
 
 
 @route(
@@ -126,7 +127,7 @@ def edit_user(org: str, login: str) -> Response:
 def attach(org: str, login: str) -> Response:
     """R-MEM-1."""
     who = actor()
-    return answer(users.attach(admin_service(), who, org, login, body(MembershipNew)), 201)
+    return answer(users.attach(services().admin, who, org, login, body(MembershipNew)), 201)
 
 
 @route(
@@ -143,7 +144,7 @@ def edit_membership(org: str, login: str, group: str) -> Response:
     """R-MEM-2."""
     who = actor()
     data = body(MembershipEdit)
-    return answer(users.edit_membership(admin_service(), who, org, login, group, data))
+    return answer(users.edit_membership(services().admin, who, org, login, group, data))
 
 
 @route(
@@ -158,4 +159,4 @@ def edit_membership(org: str, login: str, group: str) -> Response:
 def detach(org: str, login: str, group: str) -> Response:
     """R-MEM-2: the membership ends today; nothing is deleted (R-TIME-2)."""
     who = actor()
-    return answer(users.edit_membership(admin_service(), who, org, login, group, MembershipEdit()))
+    return answer(users.edit_membership(services().admin, who, org, login, group, MembershipEdit()))

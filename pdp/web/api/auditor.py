@@ -7,14 +7,14 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from pdp.core.fields import Code, Login, Name, text
-from pdp.services.auditing import AuditorQueries
 from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer
 from pdp.web.api.guard import page_limit
 from pdp.web.api.openapi import route
+from pdp.web.container import services
 
 bp = Blueprint("auditor", __name__, url_prefix="/v1")
 
@@ -163,10 +163,6 @@ class HistoryPage(AuditPage):
     target: str
 
 
-def _queries() -> AuditorQueries:
-    return current_app.extensions["pdp.services.auditing"]  # type: ignore[no-any-return]
-
-
 def _cap(limit: int) -> int:
     return page_limit(limit)
 
@@ -186,7 +182,7 @@ def list_decisions() -> Response:
     who = actor()
     q = DecisionsQuery.model_validate(request.args.to_dict())
     return answer(
-        _queries().decisions(
+        services().auditing.decisions(
             who,
             organisation=q.organisation,
             user=q.user,
@@ -213,7 +209,7 @@ def list_decisions() -> Response:
 def get_decision(decision_id: str) -> Response:
     """404 UNKNOWN_DECISION if absent, not yet shipped, or another organisation's."""
     who = actor()
-    return answer(_queries().decision(who, decision_id))
+    return answer(services().auditing.decision(who, decision_id))
 
 
 @route(
@@ -231,7 +227,7 @@ def audit(org: str) -> Response:
     who = actor()
     q = AuditQuery.model_validate(request.args.to_dict())
     return answer(
-        _queries().audit(
+        services().auditing.audit(
             who,
             org,
             by=q.actor,
@@ -248,7 +244,7 @@ def _history(org: str, target: str) -> Response:
     who = actor()
     q = HistoryQuery.model_validate(request.args.to_dict())
     return answer(
-        _queries().history(
+        services().auditing.history(
             who, org, target, service=q.service, role=q.role, limit=_cap(q.limit), cursor=q.cursor
         )
     )

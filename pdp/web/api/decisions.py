@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 
 from pdp.core.errors import BadRequest, PayloadTooLarge, PdpError
 from pdp.engine.decision import Query
-from pdp.services.decisions import Checked, DecisionService, grant_json
+from pdp.services.decisions import Checked, grant_json
 from pdp.web.api.errors import validation_error
 from pdp.web.api.guard import client, page_limit, path_value, require_service
 from pdp.web.api.openapi import registry, route
@@ -23,12 +23,9 @@ from pdp.web.api.schemas import (
     ServiceUsersQuery,
     ServiceUsersResponse,
 )
+from pdp.web.container import services
 
 bp = Blueprint("decisions", __name__, url_prefix="/v1")
-
-
-def _service() -> DecisionService:
-    return current_app.extensions["pdp.decisions"]  # type: ignore[no-any-return]
 
 
 def _query(body: CheckRequest) -> Query:
@@ -50,7 +47,7 @@ def _checked_json(checked: Checked) -> dict[str, Any]:
 def read_body() -> bytes:
     """The request body, refused with 413 above ``max_body_bytes`` whether or not a
     Content-Length was sent (a chunked body must not be silently cut)."""
-    limit = current_app.config["PDP_SETTINGS"].max_body_bytes
+    limit = services().settings.max_body_bytes
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge(_TOO_LARGE)
@@ -90,7 +87,7 @@ def check() -> Response:
     body = CheckRequest.model_validate_json(read_body())
     require_service(body.service)
     _fresh_enough(body.min_revision)
-    return jsonify(_checked_json(_service().check(_query(body))))
+    return jsonify(_checked_json(services().decisions.check(_query(body))))
 
 
 @route(
@@ -106,7 +103,7 @@ def check() -> Response:
 def check_batch() -> Response:
     """Decide up to ``batch_max`` checks; a bad item answers its own error."""
     body = BatchRequest.model_validate_json(read_body())
-    cap = current_app.config["PDP_SETTINGS"].batch_max
+    cap = services().settings.batch_max
     if len(body.checks) > cap:
         raise BadRequest(f"Un lot contient au plus {cap} vérifications.", code="BATCH_TOO_LARGE")
     items: list[Query | PdpError] = []
@@ -129,7 +126,7 @@ def check_batch() -> Response:
     _fresh_enough(wanted)
     results = [
         _error_json(r) if isinstance(r, PdpError) else _checked_json(r)
-        for r in _service().check_many(items)
+        for r in services().decisions.check_many(items)
     ]
     return jsonify({"results": results})
 
@@ -137,7 +134,7 @@ def check_batch() -> Response:
 def _fresh_enough(revision: int | None) -> None:
     """Honour ``min_revision`` (read-your-writes), waiting at most PDP_MIN_REVISION_WAIT."""
     if revision is not None:
-        _service().at_least(revision, current_app.config["PDP_SETTINGS"].min_revision_wait)
+        services().decisions.at_least(revision, services().settings.min_revision_wait)
 
 
 def _not_object() -> CheckRequest:
@@ -162,7 +159,9 @@ def permissions(login: str) -> Response:
     _fresh_enough(args.min_revision)
     caller = client()
     return jsonify(
-        _service().permissions(login, args.at, caller.services if caller is not None else None)
+        services().decisions.permissions(
+            login, args.at, caller.services if caller is not None else None
+        )
     )
 
 
@@ -183,7 +182,7 @@ def service_users(service: str) -> Response:
     args = ServiceUsersQuery.model_validate(request.args.to_dict())
     _fresh_enough(args.min_revision)
     return jsonify(
-        _service().service_users(
+        services().decisions.service_users(
             service, args.role, args.organisation, args.at, page_limit(args.limit), args.cursor
         )
     )

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from pdp.core.errors import BadRequest, PdpError
 from pdp.core.text import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, has_forbidden
+from pdp.web.container import services
 
 log = logging.getLogger("pdp.web.api")
 
@@ -89,8 +90,8 @@ def install(app: Flask) -> None:
 
     def _page(status: int) -> Response | None:
         # The console (pdp.web.console) answers its own paths with French HTML pages.
-        render: Callable[[int], Response | None] | None = app.extensions.get("pdp.error_page")
-        return None if render is None else render(status)
+        console = services(app).mounted_console
+        return None if console is None else console.error_page(status)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

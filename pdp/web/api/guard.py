@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 from limits import parse_many
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
@@ -39,6 +39,7 @@ from pdp.core.text import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, has_fo
 from pdp.observability import metrics
 from pdp.services.api_keys import HEADER, ApiClient, ClientRegistry
 from pdp.services.tokens import TokenVerifier
+from pdp.web.container import services
 
 log = logging.getLogger("pdp.web.api")
 
@@ -69,7 +70,7 @@ def require_service(service: str) -> None:
     caller = client()
     if caller is None or service in caller.services:
         return
-    catalogue = current_app.extensions["pdp.decisions"].catalogue
+    catalogue = services().decisions.catalogue
     if service in catalogue.services:
         raise Forbidden(
             f"Ce client ({caller.name}) n'est pas autorisé à interroger le service {service!r}.",
@@ -79,7 +80,7 @@ def require_service(service: str) -> None:
 
 def page_limit(limit: int) -> int:
     """``limit`` if at most PDP_PAGE_MAX; raise BadRequest (PAGE_TOO_LARGE) otherwise."""
-    cap: int = current_app.config["PDP_SETTINGS"].page_max
+    cap: int = services().settings.page_max
     if limit > cap:
         raise BadRequest(f"Une page contient au plus {cap} éléments.", "PAGE_TOO_LARGE")
     return limit

@@ -5,18 +5,14 @@ Neither needs credentials nor counts against a rate limit; neither says anything
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
-from pdp.services.decisions import DecisionService
 from pdp.services.health import readiness
 from pdp.web.api.openapi import route
 from pdp.web.api.schemas import HealthResponse, ReadyResponse
+from pdp.web.container import services
 
 bp = Blueprint("health", __name__)
-
-
-def _service() -> DecisionService:
-    return current_app.extensions["pdp.decisions"]  # type: ignore[no-any-return]
 
 
 @route(
@@ -30,7 +26,7 @@ def _service() -> DecisionService:
 )
 def healthz() -> Response:
     """Alive, and the policy revision served. Does not touch the database."""
-    return jsonify({"status": "ok", "revision": _service().engine.revision})
+    return jsonify({"status": "ok", "revision": services().engine.revision})
 
 
 @route(
@@ -47,9 +43,9 @@ def readyz() -> Response:
     """Ready when the policy has been confirmed against the store within PDP_MAX_STALENESS,
     the database answers and the API keys have been read; 503 otherwise (checks then deny:
     R-DEC-2, or answer 503 KEYS_UNAVAILABLE)."""
-    engine = _service().engine
-    ext = current_app.extensions
-    checks = readiness(engine, ext["pdp.services.api_keys"], ext["pdp.db"])
+    found = services()
+    engine = found.engine
+    checks = readiness(engine, found.api_keys, found.db)
     ready = all(v == "ok" for v in checks.values())
     response = jsonify(
         {"status": "ready" if ready else "not_ready", "revision": engine.revision, "checks": checks}

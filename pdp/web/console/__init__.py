@@ -18,6 +18,7 @@ import hashlib
 import hmac
 
 from flask import Flask
+from sqlalchemy import Engine
 
 from pdp.core.config import Settings
 from pdp.services.sessions import SessionStore
@@ -26,6 +27,7 @@ from pdp.services.sessions import SessionStore
 from pdp.web.console import audit, groups, operators, pages, users  # noqa: F401
 from pdp.web.console.auth import ProxyTrust
 from pdp.web.console.blueprint import bp
+from pdp.web.container import ConsoleParts
 
 SESSION_COOKIE = "pdp_console"
 
@@ -46,10 +48,11 @@ def session_secret(settings: Settings) -> str:
     return hmac.new(b"pdp-console-session", seed.encode(), hashlib.sha256).hexdigest()
 
 
-def install(app: Flask, settings: Settings) -> None:
-    """Mount the console at ``/console`` unless ``PDP_CONSOLE_AUTH=off``."""
+def install(app: Flask, settings: Settings, db: Engine) -> ConsoleParts | None:
+    """Mount the console at ``/console`` unless ``PDP_CONSOLE_AUTH=off``; return what it adds
+    to the app's services (None when it is off)."""
     if settings.console_mode == "off":
-        return
+        return None
     app.secret_key = session_secret(settings)
     app.config.update(
         SESSION_COOKIE_NAME=SESSION_COOKIE,
@@ -61,9 +64,10 @@ def install(app: Flask, settings: Settings) -> None:
         # lifetime (its default is 31 days); the session's record decides first.
         PERMANENT_SESSION_LIFETIME=settings.console_session_max,
     )
-    app.extensions["pdp.web.console"] = ProxyTrust.from_settings(settings)
-    app.extensions["pdp.services.sessions"] = SessionStore(
-        app.extensions["pdp.db"], settings.console_session_idle, settings.console_session_max
+    parts = ConsoleParts(
+        trust=ProxyTrust.from_settings(settings),
+        sessions=SessionStore(db, settings.console_session_idle, settings.console_session_max),
+        error_page=pages.error_page,
     )
-    app.extensions["pdp.error_page"] = pages.error_page
     app.register_blueprint(bp)
+    return parts

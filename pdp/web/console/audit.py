@@ -11,14 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import current_app, g, request, url_for
+from flask import g, request, url_for
 from werkzeug.wrappers import Response
 
 from pdp.core.clock import PARIS
-from pdp.services.auditing import AuditorQueries
 from pdp.web.console.blueprint import bp
-from pdp.web.console.common import actor, admin, page
+from pdp.web.console.common import actor, page
 from pdp.web.console.forms import Field
+from pdp.web.container import services
 
 JOURNAL = "/journal"
 PAGE_SIZE = 25
@@ -38,18 +38,13 @@ DATE_FILTERS = (
 _DATE_ERROR = "Date invalide : format attendu AAAA-MM-JJ."
 
 
-def _queries() -> AuditorQueries:
-    found: AuditorQueries = current_app.extensions["pdp.services.auditing"]
-    return found
-
-
 @bp.context_processor
 def _menu() -> dict[str, Any]:
     """Whether the menu offers the decision log and the audit trail (R-ADM-7)."""
     login = g.get("console_login")
     if login is None:
         return {"menu_audit": False}
-    return {"menu_audit": _queries().may_read(login)}
+    return {"menu_audit": services().auditing.may_read(login)}
 
 
 def _args(*names: str) -> dict[str, Any]:
@@ -90,7 +85,7 @@ def _local(iso: str) -> str:
 def _reader(organisation: str | None, *, own_organisation: bool = False) -> dict[str, Any]:
     """Authorise the signed-in user to read the log (403 otherwise) and the context it gives:
     whether they choose the organisation, and among which (code, name)."""
-    found = _queries().reader(actor(), organisation, own_organisation=own_organisation)
+    found = services().auditing.reader(actor(), organisation, own_organisation=own_organisation)
     return {
         "org": found["organisation"],
         "may_choose_organisation": found["may_choose"],
@@ -110,20 +105,21 @@ def audit_decisions() -> Response:
         errors["allowed"] = "Valeur invalide."
     if filters.get("kind") not in (None, *KINDS):
         errors["kind"] = "Valeur invalide."
-    services = sorted(admin().catalogue.services)
-    if filters.get("service") not in (None, *services):
+    catalogue = services().admin.catalogue.services
+    names = sorted(catalogue)
+    if filters.get("service") not in (None, *names):
         errors["service"] = "Service inconnu."
     context: dict[str, Any] = {
         "filters": filters,
         "date_fields": DATE_FILTERS,
         "kinds": KINDS,
-        "services": [(s, admin().catalogue.services[s].label) for s in services],
+        "services": [(s, catalogue[s].label) for s in names],
         "may_choose_organisation": reader["may_choose_organisation"],
         "organisations": reader["organisations"],
     }
     if errors:
         return page("audit_decisions.html", 400, errors=errors, rows=[], **context)
-    found = _queries().decisions(
+    found = services().auditing.decisions(
         actor(),
         organisation=filters.get("organisation"),
         user=filters.get("user"),
@@ -178,10 +174,10 @@ def audit_history() -> Response:
     cursor = request.args.get("cursor") or None
     if kind and ident is not None:
         target = f"user:{ident}" if kind == "user" else f"group:{org}/{ident}"
-        found = _queries().history(actor(), org, target, limit=PAGE_SIZE, cursor=cursor)
+        found = services().auditing.history(actor(), org, target, limit=PAGE_SIZE, cursor=cursor)
     else:
         target = None
-        found = _queries().audit(actor(), org, limit=PAGE_SIZE, cursor=cursor)
+        found = services().auditing.audit(actor(), org, limit=PAGE_SIZE, cursor=cursor)
     rows = [{**r, "when": _local(r["at"])} for r in found["records"]]
     following = found["next_cursor"]
     return page(

@@ -20,14 +20,14 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from flask import current_app, flash, request, session
+from flask import flash, request, session
 
 from pdp.core.config import Settings
 from pdp.core.errors import ConfigurationError, Unauthorized
 from pdp.engine.policy import PolicyEngine
 from pdp.services.admin import users
-from pdp.services.admin.service import AdminService
-from pdp.services.sessions import REPLACED, LiveSession, SessionStore
+from pdp.services.sessions import REPLACED, LiveSession
+from pdp.web.container import services
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -64,22 +64,10 @@ class ProxyTrust:
         return any(ip in net for net in self.proxies)
 
 
-def trust() -> ProxyTrust:
-    """The current app's console settings."""
-    found: ProxyTrust = current_app.extensions["pdp.web.console"]
-    return found
-
-
 def engine() -> PolicyEngine:
     """The decision engine, fresh enough for a page."""
-    found: PolicyEngine = current_app.extensions["pdp.services.admin"].engine
+    found = services().engine
     found.refresh()
-    return found
-
-
-def sessions() -> SessionStore:
-    """The app's console sessions."""
-    found: SessionStore = current_app.extensions["pdp.services.sessions"]
     return found
 
 
@@ -94,9 +82,9 @@ def identify() -> tuple[str | None, LiveSession | None]:
     session (signed out, expired, ended by a refusal) is emptied: nothing of it (its CSRF
     token, its messages) carries over.
     """
-    settings = trust()
+    settings = services().console.trust
     held = session.get(SESSION_KEY)
-    live = sessions().resume(held, settings.mode)
+    live = services().console.sessions.resume(held, settings.mode)
     if live is None and held is not None:
         session.clear()
         if settings.mode == "demo":
@@ -116,24 +104,23 @@ def begin_session(login: str) -> LiveSession:
     """Start a new session of ``login`` in this browser: a new id and a new CSRF token (no
     fixation); the caller has ended any previous one."""
     session.clear()
-    mode = trust().mode
-    sid = session[SESSION_KEY] = sessions().start(login, mode)
+    mode = services().console.trust.mode
+    sid = session[SESSION_KEY] = services().console.sessions.start(login, mode)
     return LiveSession(sid, login, mode)
 
 
 def end_session(live: LiveSession | None, reason: str) -> None:
     """End ``live`` (if any) for ``reason`` everywhere, and empty this browser's cookie."""
     if live is not None:
-        sessions().end(live.sid, reason)
+        services().console.sessions.end(live.sid, reason)
     session.clear()
 
 
 def refusal(login: str) -> str | None:
     """Why ``login`` may not use the console today (French), or None if it is an open user:
     the administration service's own answer (``AdminService.open_actor``, R-USR-4)."""
-    service: AdminService = current_app.extensions["pdp.services.admin"]
     try:
-        service.open_actor(login)
+        services().admin.open_actor(login)
     except Unauthorized as exc:
         return exc.message
     return None
@@ -150,5 +137,4 @@ def home_organisation(login: str) -> str | None:
 def accounts() -> list[dict[str, str]]:
     """The open users, by organisation then login, with their administrative role today: the
     service's ``pdp.services.admin.users.demo_accounts`` (login, organisation, role_label)."""
-    service: AdminService = current_app.extensions["pdp.services.admin"]
-    return users.demo_accounts(service)
+    return users.demo_accounts(services().admin)

@@ -4,24 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, g, make_response, render_template, request
+from flask import Response, g, make_response, render_template, request
 
 from pdp.core.errors import PdpError
 from pdp.engine.actions import Action
-from pdp.services.admin.service import AdminService
-from pdp.services.decisions import DecisionService
-
-
-def admin() -> AdminService:
-    """The app's administration service."""
-    found: AdminService = current_app.extensions["pdp.services.admin"]
-    return found
-
-
-def decisions() -> DecisionService:
-    """The app's decision service."""
-    found: DecisionService = current_app.extensions["pdp.decisions"]
-    return found
+from pdp.web.container import services
 
 
 def actor() -> str:
@@ -32,7 +19,7 @@ def actor() -> str:
 
 def allowed(action: Action, target: str) -> bool:
     """Whether the signed-in user may do ``action`` on ``target`` (R-ADM-7): what to show."""
-    return bool(admin().check(actor(), action, target)["allowed"])
+    return bool(services().admin.check(actor(), action, target)["allowed"])
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:

@@ -19,8 +19,9 @@ from pdp.engine.rules import Target
 from pdp.services.admin import contracts, grants, groups
 from pdp.services.admin.requests import GroupEdit, GroupNew, ManagerSet, NewUser
 from pdp.web.console.blueprint import bp
-from pdp.web.console.common import actor, admin, allowed, page
+from pdp.web.console.common import actor, allowed, page
 from pdp.web.console.forms import LOGIN_HINT, Field, changes, parse, submitted
+from pdp.web.container import services
 
 GROUPS = "/organisations/<org>/groupes"
 NEW_MANAGER = "__nouveau__"  # the manager picker's "Créer l'utilisateur" choice
@@ -144,7 +145,9 @@ def _tree(listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _managers(org: str, code: str | None = None) -> list[dict[str, Any]]:
     """The manager picker's users: those the service says may be named (R-ADM-3)."""
-    found: list[dict[str, Any]] = groups.eligible_managers(admin(), actor(), org, code)["users"]
+    found: list[dict[str, Any]] = groups.eligible_managers(services().admin, actor(), org, code)[
+        "users"
+    ]
     return found
 
 
@@ -152,7 +155,7 @@ def _conventions(org: str) -> list[dict[str, Any]]:
     """The organisation's open conventions (a top-level group names one, R-GRP-1)."""
     if not allowed(Action.CONTRACT_READ, f"organisation:{org}"):
         return []
-    found = contracts.contract(admin(), actor(), org)["conventions"]
+    found = contracts.contract(services().admin, actor(), org)["conventions"]
     return [c for c in found if c["open"]]
 
 
@@ -160,7 +163,9 @@ def _parents(org: str, required: bool = False) -> list[dict[str, Any]]:
     """The groups the signed-in user may create a sub-group under, in tree order (the service
     decides: R-GRP-2, R-GRP-3, R-ADM-5, R-ADM-7); ``required``: none is the service's
     refusal."""
-    return _tree(groups.possible_parents(admin(), actor(), org, required=required)["groups"])
+    return _tree(
+        groups.possible_parents(services().admin, actor(), org, required=required)["groups"]
+    )
 
 
 def _manager_ref(
@@ -188,7 +193,7 @@ def _manager_ref(
 @bp.get(GROUPS)
 def groups_list(org: str) -> Response:
     """Fiche 8: "Groupes utilisateurs", in tree order, with their "Autres actions"."""
-    listing = _tree(groups.list_groups(admin(), actor(), org)["groups"])
+    listing = _tree(groups.list_groups(services().admin, actor(), org)["groups"])
     parents = {g["code"] for g in _parents(org)}
     rows = []
     for g in listing:
@@ -214,8 +219,8 @@ def groups_list(org: str) -> Response:
 def group_view(org: str, code: str) -> Response:
     """Fiches 8 and 15: "Visualiser un groupe utilisateurs" (manager, roles, members,
     sub-groups)."""
-    detail = groups.group_detail(admin(), actor(), org, code)["group"]
-    labels = {name: s.label for name, s in admin().catalogue.services.items()}
+    detail = groups.group_detail(services().admin, actor(), org, code)["group"]
+    labels = {name: s.label for name, s in services().admin.catalogue.services.items()}
     return page(
         "group_detail.html",
         org=org,
@@ -244,7 +249,7 @@ def _new_context(org: str, top: bool, required: bool = False) -> dict[str, Any]:
 @bp.get(f"{GROUPS}/nouveau")
 def group_new(org: str) -> Response:
     """Fiche 7: "Créer un groupe d'utilisateurs" (top level: partner admins)."""
-    admin().require(actor(), Action.GROUP_CREATE_TOP, Target("organisation", org))
+    services().admin.require(actor(), Action.GROUP_CREATE_TOP, Target("organisation", org))
     context = _new_context(org, top=True)
     values = (
         {"convention": context["conventions"][0]["reference"]} if context["conventions"] else {}
@@ -275,7 +280,7 @@ def _create(org: str, top: bool) -> Response:
     if data is None:
         return _form("group_form.html", present, 400, errors=errors, **context)
     try:
-        groups.create_group(admin(), actor(), org, data)
+        groups.create_group(services().admin, actor(), org, data)
     except PdpError as exc:
         return _form("group_form.html", present, error=exc, **context)
     who = data.manager.login or (data.manager.new_user.login if data.manager.new_user else "")
@@ -300,7 +305,7 @@ def subgroup_create(org: str) -> Response:
 
 
 def _edit_context(org: str, code: str) -> dict[str, Any]:
-    detail = groups.group_detail(admin(), actor(), org, code)["group"]
+    detail = groups.group_detail(services().admin, actor(), org, code)["group"]
     manager = detail["manager"]["login"] if detail["manager"] else None
     may_set_manager = allowed(Action.GROUP_MANAGER_SET, _target(org, code))
     return {
@@ -324,7 +329,7 @@ def _edit_form(context: dict[str, Any]) -> frozenset[str]:
 @bp.get(f"{GROUPS}/<code>/modifier")
 def group_edit_form(org: str, code: str) -> Response:
     """Fiches 10, 14, 16: "Modifier un groupe utilisateurs"."""
-    admin().require(actor(), Action.GROUP_EDIT, Target("group", org, code))
+    services().admin.require(actor(), Action.GROUP_EDIT, Target("group", org, code))
     context = _edit_context(org, code)
     values = {**context["group"], "manager": context["current_manager"] or ""}
     return _form("group_edit.html", _edit_form(context), values=values, **context)
@@ -350,7 +355,7 @@ def group_edit(org: str, code: str) -> Response:
         return _form("group_edit.html", present, 400, errors=errors, **context)
     body = None if manager is None else ManagerSet.model_validate({**manager, "replaces": replaces})
     try:
-        done = groups.edit_group_and_manager(admin(), actor(), org, code, data, body)
+        done = groups.edit_group_and_manager(services().admin, actor(), org, code, data, body)
     except PdpError as exc:
         return _form("group_edit.html", present, error=exc, **context)
     for notice in done["notices"]:
@@ -366,8 +371,8 @@ def group_edit(org: str, code: str) -> Response:
 @bp.get(f"{GROUPS}/<code>/cloturer")
 def group_close_confirm(org: str, code: str) -> Response:
     """Fiche 11: the confirmation asked before closing ("Oui" / "Non")."""
-    admin().require(actor(), Action.GROUP_CLOSE, Target("group", org, code))
-    detail = groups.group_detail(admin(), actor(), org, code)["group"]
+    services().admin.require(actor(), Action.GROUP_CLOSE, Target("group", org, code))
+    detail = groups.group_detail(services().admin, actor(), org, code)["group"]
     return page("group_close.html", org=org, group=detail)
 
 
@@ -375,7 +380,7 @@ def group_close_confirm(org: str, code: str) -> Response:
 def group_close(org: str, code: str) -> Response:
     """Fiche 11: close the group today, and its sub-groups; members are detached, not closed
     (R-GRP-2)."""
-    closed = groups.close_group(admin(), actor(), org, code)["closed"]
+    closed = groups.close_group(services().admin, actor(), org, code)["closed"]
     return _back(
         org,
         f"Le groupe {code} est clôturé à compter d'aujourd'hui"
@@ -401,14 +406,15 @@ def _roles_page(
     status: int = 200,
     error: str | None = None,
 ) -> Response:
-    listing = groups.group_roles(admin(), actor(), org, code)
-    detail = groups.group_detail(admin(), actor(), org, code)["group"]
-    catalogue = admin().catalogue.services
-    services = sorted(
+    admin = services().admin
+    listing = groups.group_roles(admin, actor(), org, code)
+    detail = groups.group_detail(admin, actor(), org, code)["group"]
+    catalogue = admin.catalogue.services
+    names = sorted(
         {r["service"] for r in listing["roles"]} | {r["service"] for r in listing["assignable"]}
     )
-    if service not in services:
-        service = services[0] if services else None
+    if service not in names:
+        service = names[0] if names else None
     held = [r["role"] for r in listing["roles"] if r["service"] == service]
     assignable = [r["role"] for r in listing["assignable"] if r["service"] == service]
     order = catalogue[service].roles if service in catalogue else ()
@@ -423,7 +429,7 @@ def _roles_page(
         status,
         org=org,
         group=detail,
-        services=[(s, catalogue[s].label if s in catalogue else s) for s in services],
+        services=[(s, catalogue[s].label if s in catalogue else s) for s in names],
         service=service,
         available=available,
         assigned=assigned,
@@ -478,7 +484,7 @@ def group_roles_edit(org: str, code: str) -> Response:
     name = service or ""
     try:
         grants.set_group_roles(
-            admin(),
+            services().admin,
             actor(),
             org,
             code,

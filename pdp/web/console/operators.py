@@ -25,8 +25,9 @@ from pdp.services.admin.requests import (
     UserRef,
 )
 from pdp.web.console.blueprint import bp
-from pdp.web.console.common import actor, admin, allowed, form_page, page
+from pdp.web.console.common import actor, allowed, form_page, page
 from pdp.web.console.forms import DATE_FIELDS, USER_FIELDS, Field, changes, parse, submitted
+from pdp.web.container import services
 
 ORGS = "/organismes"
 ORG = f"{ORGS}/<org>"
@@ -103,14 +104,14 @@ def _back(org: str, message: str) -> Response:
 @bp.get(ORGS)
 def organisations() -> Response:
     """The list "Organismes partenaires": the registered organisations (operators)."""
-    rows = contracts.list_organisations(admin(), actor())["organisations"]
+    rows = contracts.list_organisations(services().admin, actor())["organisations"]
     return page("organisations.html", rows=rows, may_create=allowed(*CREATE_ACTION))
 
 
 @bp.get(f"{ORGS}/nouveau")
 def organisation_new() -> Response:
     """The form "Enregistrer un organisme partenaire"."""
-    admin().require(actor(), CREATE_ACTION[0], Target("platform"))
+    services().admin.require(actor(), CREATE_ACTION[0], Target("platform"))
     return _form("organisation_form.html", fields=ORGANISATION_FIELDS, values={})
 
 
@@ -122,7 +123,7 @@ def organisation_create() -> Response:
     if data is None:
         return _form("organisation_form.html", 400, errors=errors, **context)
     try:
-        contracts.create_organisation(admin(), actor(), data)
+        contracts.create_organisation(services().admin, actor(), data)
     except PdpError as exc:
         return _form("organisation_form.html", error=exc, **context)
     return _back(data.code, f"L'organisme {data.code} est enregistré. Ajoutez-lui une convention.")
@@ -132,9 +133,9 @@ def organisation_create() -> Response:
 def organisation_contract(org: str) -> Response:
     """The organisation's contract: conventions, subscriptions, partner admins (R-CON-4; read
     only for the organisation's partner admins, R-ADM-5)."""
-    found = contracts.contract(admin(), actor(), org)
+    found = contracts.contract(services().admin, actor(), org)
     target = f"organisation:{org}"
-    labels = {name: s.label for name, s in admin().catalogue.services.items()}
+    labels = {name: s.label for name, s in services().admin.catalogue.services.items()}
     return page(
         "organisation_contract.html",
         org=org,
@@ -153,7 +154,7 @@ def organisation_contract(org: str) -> Response:
 @bp.get(f"{ORG}/conventions/nouvelle")
 def convention_new(org: str) -> Response:
     """The form "Ajouter une convention"."""
-    admin().require(actor(), Action.CONTRACT_MANAGE, Target("organisation", org))
+    services().admin.require(actor(), Action.CONTRACT_MANAGE, Target("organisation", org))
     return _form("operator_convention_form.html", org=org, fields=CONVENTION_FIELDS, values={})
 
 
@@ -165,7 +166,7 @@ def convention_create(org: str) -> Response:
     if data is None:
         return _form("operator_convention_form.html", 400, errors=errors, **context)
     try:
-        contracts.add_convention(admin(), actor(), org, data)
+        contracts.add_convention(services().admin, actor(), org, data)
     except PdpError as exc:
         return _form("operator_convention_form.html", error=exc, **context)
     return _back(org, f"La convention {data.reference} avec la Caf {data.caf} est enregistrée.")
@@ -173,7 +174,7 @@ def convention_create(org: str) -> Response:
 
 def _convention(org: str, reference: str) -> dict[str, Any]:
     """The convention ``reference`` of the contract (404 if the contract has none)."""
-    for conv in contracts.contract(admin(), actor(), org)["conventions"]:
+    for conv in contracts.contract(services().admin, actor(), org)["conventions"]:
         if conv["reference"] == reference:
             found: dict[str, Any] = conv
             return found
@@ -187,7 +188,7 @@ def _dates_page(status: int = 200, error: PdpError | None = None, **context: Any
 @bp.get(f"{ORG}/conventions/<reference>/modifier")
 def convention_edit_form(org: str, reference: str) -> Response:
     """The form "Modifier les dates de la convention"."""
-    admin().require(actor(), Action.CONTRACT_MANAGE, Target("organisation", org))
+    services().admin.require(actor(), Action.CONTRACT_MANAGE, Target("organisation", org))
     return _dates_page(
         org=org,
         title=f"Modifier les dates de la convention {reference}",
@@ -203,7 +204,7 @@ def convention_edit(org: str, reference: str) -> Response:
         org,
         f"Modifier les dates de la convention {reference}",
         _convention(org, reference),
-        lambda data: contracts.edit_convention(admin(), actor(), org, reference, data),
+        lambda data: contracts.edit_convention(services().admin, actor(), org, reference, data),
         f"Les dates de la convention {reference} sont enregistrées.",
     )
 
@@ -237,13 +238,13 @@ def _save_dates(
 
 def _services() -> list[tuple[str, str]]:
     """The catalogue's services: (name, label)."""
-    return [(name, s.label) for name, s in sorted(admin().catalogue.services.items())]
+    return [(name, s.label) for name, s in sorted(services().admin.catalogue.services.items())]
 
 
 @bp.get(f"{ORG}/conventions/<reference>/bulletins/nouveau")
 def subscription_new(org: str, reference: str) -> Response:
     """The form "Ajouter un bulletin d'adhésion" (one service under the convention)."""
-    admin().require(actor(), Action.CONTRACT_MANAGE, Target("organisation", org))
+    services().admin.require(actor(), Action.CONTRACT_MANAGE, Target("organisation", org))
     return _form(
         "operator_subscription_form.html",
         org=org,
@@ -268,7 +269,7 @@ def subscription_create(org: str, reference: str) -> Response:
     if data is None:
         return _form("operator_subscription_form.html", 400, errors=errors, **context)
     try:
-        contracts.add_subscription(admin(), actor(), org, reference, data)
+        contracts.add_subscription(services().admin, actor(), org, reference, data)
     except PdpError as exc:
         return _form("operator_subscription_form.html", error=exc, **context)
     return _back(org, f"Le service {data.service} est souscrit sous la convention {reference}.")
@@ -284,7 +285,7 @@ def _number(subscription: str) -> int:
 
 def _subscription(org: str, subscription: int) -> dict[str, Any]:
     """The subscription of the contract (404 if the contract has none with this number)."""
-    for conv in contracts.contract(admin(), actor(), org)["conventions"]:
+    for conv in contracts.contract(services().admin, actor(), org)["conventions"]:
         for sub in conv["subscriptions"]:
             if sub["id"] == subscription:
                 found: dict[str, Any] = sub
@@ -296,7 +297,7 @@ def _subscription(org: str, subscription: int) -> dict[str, Any]:
 def subscription_edit_form(org: str, subscription: str) -> Response:
     """The form "Modifier les dates du bulletin d'adhésion"."""
     number = _number(subscription)
-    admin().require(actor(), Action.CONTRACT_MANAGE, Target("organisation", org))
+    services().admin.require(actor(), Action.CONTRACT_MANAGE, Target("organisation", org))
     return _dates_page(
         org=org,
         title=f"Modifier les dates du bulletin d'adhésion {number}",
@@ -313,7 +314,7 @@ def subscription_edit(org: str, subscription: str) -> Response:
         org,
         f"Modifier les dates du bulletin d'adhésion {number}",
         _subscription(org, number),
-        lambda data: contracts.edit_subscription(admin(), actor(), org, number, data),
+        lambda data: contracts.edit_subscription(services().admin, actor(), org, number, data),
         f"Les dates du bulletin d'adhésion {number} sont enregistrées.",
     )
 
@@ -336,7 +337,7 @@ def _admin_form(status: int = 200, error: PdpError | None = None, **context: Any
 @bp.get(f"{ORG}/administrateurs/nouveau")
 def admin_new(org: str) -> Response:
     """The form "Désigner un administrateur partenaire": an existing user or a new one."""
-    admin().require(actor(), Action.ADMINS_DESIGNATE, Target("organisation", org))
+    services().admin.require(actor(), Action.ADMINS_DESIGNATE, Target("organisation", org))
     return _admin_form(org=org, values={})
 
 
@@ -356,7 +357,7 @@ def admin_designate(org: str) -> Response:
     if data is None:
         return _admin_form(400, org=org, errors=errors)
     try:
-        done = contracts.designate_admin(admin(), actor(), org, data)
+        done = contracts.designate_admin(services().admin, actor(), org, data)
     except PdpError as exc:
         return _admin_form(error=exc, org=org)
     login = done["admin"]["login"]
@@ -368,8 +369,10 @@ def admin_designate(org: str) -> Response:
 @bp.get(f"{ORG}/administrateurs/<login>/fin")
 def admin_end_form(org: str, login: str) -> Response:
     """The form "Mettre fin à la désignation" on a chosen day."""
-    admin().require(actor(), Action.ADMINS_DESIGNATE, Target("organisation", org))
-    if all(a["login"] != login for a in contracts.contract(admin(), actor(), org)["admins"]):
+    services().admin.require(actor(), Action.ADMINS_DESIGNATE, Target("organisation", org))
+    if all(
+        a["login"] != login for a in contracts.contract(services().admin, actor(), org)["admins"]
+    ):
         abort(404)
     return _dates_page(
         org=org,
@@ -394,7 +397,7 @@ def admin_end(org: str, login: str) -> Response:
     if data is None:
         return _dates_page(400, errors=errors, **context)
     try:
-        contracts.end_admin(admin(), actor(), org, login, data)
+        contracts.end_admin(services().admin, actor(), org, login, data)
     except PdpError as exc:
         return _dates_page(error=exc, **context)
     when = f"le {data.closes_on:%d/%m/%Y}" if data.closes_on is not None else "aujourd'hui"
@@ -404,7 +407,7 @@ def admin_end(org: str, login: str) -> Response:
 @bp.post(f"{ORG}/administrateurs/<login>/fin-aujourd-hui")
 def admin_end_today(org: str, login: str) -> Response:
     """End the designation today (nothing is deleted, R-TIME-2)."""
-    contracts.end_admin(admin(), actor(), org, login, DatesEdit())
+    contracts.end_admin(services().admin, actor(), org, login, DatesEdit())
     return _back(
         org, f"La désignation de {login} comme administrateur partenaire prend fin aujourd'hui."
     )

@@ -15,8 +15,9 @@ from pdp.services.sessions import REFUSED, REPLACED, SIGNED_OUT
 from pdp.web.api.errors import with_headers
 from pdp.web.console import auth
 from pdp.web.console.blueprint import bp
-from pdp.web.console.common import actor, allowed, decisions, page
+from pdp.web.console.common import actor, allowed, page
 from pdp.web.console.security import add_headers, csrf_ok, csrf_token
+from pdp.web.container import services
 
 # Endpoints answering without a signed-in user.
 PUBLIC = frozenset({"console.sign_in", "console.sign_in_as", "console.sign_out", "console.static"})
@@ -31,7 +32,7 @@ def _context() -> dict[str, Any]:
         "signed_in": login,
         # The menu's "Mes utilisateurs" only for whom the admin check lets read the directory.
         "menu_org": org if org and allowed(Action.DIRECTORY_READ, f"organisation:{org}") else None,
-        "auth_mode": auth.trust().mode,
+        "auth_mode": services().console.trust.mode,
     }
 
 
@@ -58,7 +59,7 @@ def _guard() -> Response | None:
         if why is not None:
             auth.end_session(live, REFUSED)
             g.console_session = None
-            if auth.trust().mode == "trusted-header":
+            if services().console.trust.mode == "trusted-header":
                 return page("error.html", 403, title="Accès refusé", message=why)
             flash(why, "error")
         else:
@@ -67,7 +68,7 @@ def _guard() -> Response | None:
                 g.console_session = auth.begin_session(login)
     if request.endpoint in PUBLIC or g.console_login is not None:
         return None
-    if auth.trust().mode == "trusted-header":
+    if services().console.trust.mode == "trusted-header":
         return page(
             "error.html",
             401,
@@ -125,14 +126,14 @@ def _http(exc: HTTPException) -> Response:
 def sign_in() -> Response:
     """The demo sign-in page: one button per open user (trusted-header: a pointer to the
     portal)."""
-    mode = auth.trust().mode
+    mode = services().console.trust.mode
     return page("connexion.html", accounts=auth.accounts() if mode == "demo" else [])
 
 
 @bp.post("/connexion")
 def sign_in_as() -> Response:
     """Demo sign-in as the chosen open user; refused (403) for a closed or unknown user."""
-    if auth.trust().mode != "demo":
+    if services().console.trust.mode != "demo":
         return page(
             "error.html",
             404,
@@ -162,8 +163,8 @@ def welcome() -> Response:
     """The welcome page: the services the user may use today (R-DEC-4) and the
     "Gestion des habilitations" entries the admin check allows (R-ADM-7)."""
     login = actor()
-    listing = decisions().permissions(login, None)
-    catalogue = decisions().catalogue
+    listing = services().decisions.permissions(login, None)
+    catalogue = services().decisions.catalogue
     tiles = [
         {
             "label": catalogue.services[s["service"]].label

@@ -22,7 +22,7 @@ from pdp.services.admin.requests import (
     UserEdit,
 )
 from pdp.web.console.blueprint import bp
-from pdp.web.console.common import actor, admin, allowed, form_page, page
+from pdp.web.console.common import actor, allowed, form_page, page
 from pdp.web.console.forms import (
     DATE_FIELDS,
     EDIT_FIELDS,
@@ -33,6 +33,7 @@ from pdp.web.console.forms import (
     parse,
     submitted,
 )
+from pdp.web.container import services
 
 USERS = "/organisations/<org>/utilisateurs"
 
@@ -52,7 +53,7 @@ def _back(org: str, message: str) -> Response:
 
 def _member_groups(org: str) -> list[dict[str, Any]]:
     """The open groups of ``org`` whose members the signed-in user may change (R-ADM-7)."""
-    listing = groups.list_groups(admin(), actor(), org)["groups"]
+    listing = groups.list_groups(services().admin, actor(), org)["groups"]
     return [
         g
         for g in listing
@@ -64,8 +65,8 @@ def _member_groups(org: str) -> list[dict[str, Any]]:
 def users_list(org: str) -> Response:
     """Fiche 5: the organisation's users, or a group's members ("Sélectionner un groupe")."""
     group = request.args.get("groupe") or None
-    listing = users.list_users(admin(), actor(), org, group)
-    all_groups = groups.list_groups(admin(), actor(), org)["groups"]
+    listing = users.list_users(services().admin, actor(), org, group)
+    all_groups = groups.list_groups(services().admin, actor(), org)["groups"]
     rows = [
         {**u, "editable": allowed(Action.USER_EDIT, f"user:{u['login']}")} for u in listing["users"]
     ]
@@ -88,7 +89,7 @@ def users_list(org: str) -> Response:
 @bp.get(f"{USERS}/nouveau")
 def user_new(org: str) -> Response:
     """Fiche 1: the form "Créer un utilisateur partenaire"."""
-    admin().require(actor(), Action.USER_CREATE, Target("organisation", org))
+    services().admin.require(actor(), Action.USER_CREATE, Target("organisation", org))
     return _form("user_form.html", org=org, fields=USER_FIELDS, login=None, values={})
 
 
@@ -99,7 +100,7 @@ def user_create(org: str) -> Response:
     if data is None:
         return _form("user_form.html", 400, org=org, fields=USER_FIELDS, login=None, errors=errors)
     try:
-        users.create_user(admin(), actor(), org, data)
+        users.create_user(services().admin, actor(), org, data)
     except PdpError as exc:
         return _form("user_form.html", error=exc, org=org, fields=USER_FIELDS, login=None)
     return _back(org, f"L'utilisateur {data.login} a été créé. Il n'a encore aucun droit.")
@@ -119,8 +120,8 @@ def _detail_page(
     errors: dict[str, str] | None = None,
 ) -> Response:
     """The detail page; ``error``/``errors``: a refusal of the "Profils Afas" forms."""
-    detail = users.user_detail(admin(), actor(), org, login)["user"]
-    catalogue = admin().catalogue.services
+    detail = users.user_detail(services().admin, actor(), org, login)["user"]
+    catalogue = services().admin.catalogue.services
     labels = {name: s.label for name, s in catalogue.items()}
     return page(
         "user_detail.html",
@@ -134,14 +135,14 @@ def _detail_page(
 
 
 def _current(org: str, login: str) -> dict[str, Any]:
-    found: dict[str, Any] = users.user_detail(admin(), actor(), org, login)["user"]
+    found: dict[str, Any] = users.user_detail(services().admin, actor(), org, login)["user"]
     return found
 
 
 @bp.get(f"{USERS}/<login>/modifier")
 def user_edit_form(org: str, login: str) -> Response:
     """Fiches 2 and 3: "Modifier un utilisateur partenaire" (a closing date closes)."""
-    admin().require(actor(), Action.USER_EDIT, Target("user", login=login))
+    services().admin.require(actor(), Action.USER_EDIT, Target("user", login=login))
     current = _current(org, login)
     return _form("user_form.html", org=org, fields=EDIT_FIELDS, login=login, values=current)
 
@@ -155,7 +156,7 @@ def user_edit(org: str, login: str) -> Response:
     if data is None:
         return _form("user_form.html", 400, errors=errors, **context)
     try:
-        users.edit_user(admin(), actor(), org, login, data)
+        users.edit_user(services().admin, actor(), org, login, data)
     except PdpError as exc:
         return _form("user_form.html", error=exc, **context)
     if data.closes_on is not None:
@@ -180,7 +181,7 @@ def attach(org: str, login: str) -> Response:
     if data is None:
         return _form("attach.html", 400, errors=errors, groups=_member_groups(org), **context)
     try:
-        users.attach(admin(), actor(), org, login, data)
+        users.attach(services().admin, actor(), org, login, data)
     except PdpError as exc:
         return _form("attach.html", error=exc, groups=_member_groups(org), **context)
     return _back(org, f"{login} est rattaché(e) au groupe {data.group}.")
@@ -211,7 +212,7 @@ def _membership(org: str, login: str, group: str) -> dict[str, Any]:
 @bp.get(f"{USERS}/<login>/appartenances/<group>")
 def membership_form(org: str, login: str, group: str) -> Response:
     """Fiche 6: "Modifier les dates d'appartenance au groupe"."""
-    admin().require(actor(), Action.GROUP_MEMBERS_EDIT, Target("group", org, group))
+    services().admin.require(actor(), Action.GROUP_MEMBERS_EDIT, Target("group", org, group))
     return _form(
         "membership_form.html",
         org=org,
@@ -240,7 +241,7 @@ def membership_edit(org: str, login: str, group: str) -> Response:
     if data is None:
         return _form("membership_form.html", 400, errors=errors, **context)
     try:
-        users.edit_membership(admin(), actor(), org, login, group, data)
+        users.edit_membership(services().admin, actor(), org, login, group, data)
     except PdpError as exc:
         return _form("membership_form.html", error=exc, **context)
     return _back(org, f"Les dates d'appartenance de {login} au groupe {group} sont enregistrées.")
@@ -249,7 +250,7 @@ def membership_edit(org: str, login: str, group: str) -> Response:
 @bp.post(f"{USERS}/<login>/appartenances/<group>/detacher")
 def detach(org: str, login: str, group: str) -> Response:
     """Fiche 6: detach the user from the group today (R-MEM-2; nothing is deleted)."""
-    users.edit_membership(admin(), actor(), org, login, group, MembershipEdit())
+    users.edit_membership(services().admin, actor(), org, login, group, MembershipEdit())
     return _back(org, f"{login} est détaché(e) du groupe {group} à compter d'aujourd'hui.")
 
 
@@ -266,7 +267,7 @@ def _subscribes_to_afas(org: str) -> bool:
         return allowed(Action.AFAS_PROFILES_READ, target)
     return any(
         conv["open"] and sub["open"] and sub["service"] == afas.AFAS
-        for conv in contracts.contract(admin(), actor(), org)["conventions"]
+        for conv in contracts.contract(services().admin, actor(), org)["conventions"]
         for sub in conv["subscriptions"]
     )
 
@@ -286,11 +287,11 @@ def _afas_section(
     if not (error or errors or detail["afas_profiles"] or _subscribes_to_afas(org)):
         return {"shown": False}
     try:
-        profiles = afas.list_profiles(admin(), actor(), org, login)["profiles"]
+        profiles = afas.list_profiles(services().admin, actor(), org, login)["profiles"]
         refusal = None
     except PdpError as exc:
         profiles, refusal = [], exc.message
-    service = admin().catalogue.services.get(afas.AFAS)
+    service = services().admin.catalogue.services.get(afas.AFAS)
     return {
         "shown": True,
         "profiles": profiles,
@@ -316,7 +317,7 @@ def afas_profile_add(org: str, login: str) -> Response:
     if data is None:
         return _detail_page(org, login, 400, errors={f"afas_{k}": v for k, v in errors.items()})
     try:
-        afas.add_profile(admin(), actor(), org, login, data)
+        afas.add_profile(services().admin, actor(), org, login, data)
     except PdpError as exc:
         return _detail_page(org, login, error=exc)
     return _to_detail(org, login, f"Le profil Afas {data.profile} est attribué à {login}.")
@@ -327,7 +328,7 @@ def afas_profile_remove(org: str, login: str, profile: str) -> Response:
     """R-AFAS-2, R-TIME-2: remove the user's Afas profile (it closes today, nothing is
     deleted); every refusal is ``pdp.services.admin.afas``'s, shown on the detail page."""
     try:
-        afas.remove_profile(admin(), actor(), org, login, profile)
+        afas.remove_profile(services().admin, actor(), org, login, profile)
     except PdpError as exc:
         return _detail_page(org, login, error=exc)
     return _to_detail(

@@ -1,0 +1,91 @@
+"""What the app factory builds, in one typed container kept on the app (``services()``).
+
+The composition root (``pdp.web.app.create_app``) builds every collaborator once and stores
+them here, under one key of ``app.extensions``; views, the request guard, the console and the
+gunicorn hooks (``pdp.web.server``) read them through ``services()`` only, typed, instead of
+each looking up string keys of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask import Flask, current_app
+from sqlalchemy import Engine
+from werkzeug.wrappers import Response
+
+from adapters.watcher import PgWatcher
+from pdp.core.config import Settings
+from pdp.core.masking import Masker
+from pdp.engine.policy import PolicyEngine
+from pdp.records.checkpoints import CheckpointWriter
+from pdp.records.decision_log import DecisionLog, Shipper
+from pdp.services.admin.service import AdminService
+from pdp.services.api_keys import ClientRegistry
+from pdp.services.auditing import AuditorQueries
+from pdp.services.decisions import DecisionService
+from pdp.services.sessions import SessionStore
+from pdp.services.tokens import TokenVerifier
+
+if TYPE_CHECKING:  # the web modules read the container: importing them here would loop
+    from pdp.web.api.guard import RateLimiter
+    from pdp.web.console.auth import ProxyTrust
+
+# Flask's convention: an extension's name as its key. Not "pdp": pdp.client.flask uses that
+# one in the apps that call the service.
+EXTENSION = "pdp.web"
+
+
+@dataclass(frozen=True)
+class ConsoleParts:
+    """What the console adds when it is mounted (``PDP_CONSOLE_AUTH`` other than ``off``)."""
+
+    trust: ProxyTrust
+    sessions: SessionStore
+    # The API's error handlers (pdp.web.api.errors) ask it for the console's own paths.
+    error_page: Callable[[int], Response | None]
+
+
+@dataclass(frozen=True)
+class Services:
+    """Every collaborator of one app; the optional ones are None when the settings leave them
+    out (or a test gives its own decision log, which then has no shipper)."""
+
+    settings: Settings
+    db: Engine
+    engine: PolicyEngine
+    masker: Masker
+    verifier: TokenVerifier | None
+    decision_log: DecisionLog
+    shipper: Shipper | None
+    decisions: DecisionService
+    admin: AdminService
+    auditing: AuditorQueries
+    api_keys: ClientRegistry
+    checkpoints: CheckpointWriter | None
+    watcher: PgWatcher | None
+    limiter: RateLimiter | None
+    mounted_console: ConsoleParts | None
+
+    @property
+    def console(self) -> ConsoleParts:
+        """The console's parts, for its own views (registered only when it is mounted)."""
+        if self.mounted_console is None:
+            raise RuntimeError("the console is not mounted (PDP_CONSOLE_AUTH=off)")
+        return self.mounted_console
+
+    def install(self, app: Flask) -> None:
+        """Keep this container on ``app`` (once: the composition root builds one per app)."""
+        if EXTENSION in app.extensions:
+            raise RuntimeError(f"{app.name} already has its services")
+        app.extensions[EXTENSION] = self
+
+
+def services(app: Flask | None = None) -> Services:
+    """The services of ``app``, by default the app of the current request or app context."""
+    found = (current_app if app is None else app).extensions[EXTENSION]
+    if not isinstance(found, Services):
+        raise RuntimeError("the app was not built by pdp.web.app.create_app")
+    return found
