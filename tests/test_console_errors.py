@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from pdp.web.console import pages
+from pdp.web.container import services
 from tests.test_console_auth import sign_in
 
 ORG = "/console/organismes/mairie-montreuil"
@@ -75,9 +75,9 @@ def test_unknown_pages_and_methods_are_french_pages(operator: FlaskClient) -> No
 def test_an_unexpected_exception_is_a_french_500(
     operator: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken() -> None:
+    def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pages, "decisions", broken)
+    monkeypatch.setattr(services(operator.application).decisions, "permissions", broken)
     text = french_page(operator.get("/console/"), 500, "Erreur interne")
     assert "boom" not in text
