@@ -531,7 +531,7 @@ def test_the_admin_check_takes_a_key_or_the_actors_own_token(make_app: MakeApp) 
 
 
 def test_local_windows_reset_each_window_and_stay_bounded() -> None:
-    from pdp.web.api.guard import LocalWindows
+    from pdp.web.api.rate_limit import LocalWindows
 
     now = [1000.0]
     windows = LocalWindows([(2, 1), (3, 60)], clock=lambda: now[0])  # 2/second and 3/minute

@@ -30,6 +30,7 @@ from pdp.services.admin.service import AdminService
 from pdp.services.api_keys import DEMO_CLIENT, ClientRegistry
 from pdp.services.auditing import AuditorQueries
 from pdp.services.decisions import DecisionService
+from pdp.services.sessions import SessionStore
 from pdp.services.tokens import TokenVerifier
 from pdp.web import console
 from pdp.web.api import errors, guard
@@ -178,7 +179,8 @@ def create_app(
     app.register_blueprint(admin_contracts_bp)
     app.register_blueprint(admin_groups_bp)
     app.register_blueprint(auditor_bp)
-    mounted_console = console.install(app, settings, db)  # /console, unless PDP_CONSOLE_AUTH=off
+    sessions = SessionStore(db, settings.console_session_idle, settings.console_session_max)
+    mounted_console = console.install(app, settings, sessions)  # unless PDP_CONSOLE_AUTH=off
     Services(
         settings=settings,
         db=db,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 from sqlalchemy import Engine
@@ -29,9 +28,10 @@ from pdp.services.decisions import DecisionService
 from pdp.services.sessions import SessionStore
 from pdp.services.tokens import TokenVerifier
 
-if TYPE_CHECKING:  # the web modules read the container: importing them here would loop
-    from pdp.web.api.guard import RateLimiter
-    from pdp.web.console.auth import ProxyTrust
+# Modules of their own, apart from the guard and the console that read this container: so it
+# can name their types without an import cycle (tests/test_architecture.py).
+from pdp.web.api.rate_limit import RateLimiter
+from pdp.web.proxy_trust import ProxyTrust
 
 # Flask's convention: an extension's name as its key. Not "pdp": pdp.client.flask uses that
 # one in the apps that call the service.

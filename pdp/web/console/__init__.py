@@ -18,16 +18,15 @@ import hashlib
 import hmac
 
 from flask import Flask
-from sqlalchemy import Engine
 
 from pdp.core.config import Settings
 from pdp.services.sessions import SessionStore
 
 # Their routes join the blueprint.
 from pdp.web.console import audit, groups, operators, pages, users  # noqa: F401
-from pdp.web.console.auth import ProxyTrust
 from pdp.web.console.blueprint import bp
 from pdp.web.container import ConsoleParts
+from pdp.web.proxy_trust import ProxyTrust
 
 SESSION_COOKIE = "pdp_console"
 
@@ -48,9 +47,9 @@ def session_secret(settings: Settings) -> str:
     return hmac.new(b"pdp-console-session", seed.encode(), hashlib.sha256).hexdigest()
 
 
-def install(app: Flask, settings: Settings, db: Engine) -> ConsoleParts | None:
-    """Mount the console at ``/console`` unless ``PDP_CONSOLE_AUTH=off``; return what it adds
-    to the app's services (None when it is off)."""
+def install(app: Flask, settings: Settings, sessions: SessionStore) -> ConsoleParts | None:
+    """Mount the console at ``/console`` unless ``PDP_CONSOLE_AUTH=off``, its sessions kept in
+    ``sessions``; return what it adds to the app's services (None when it is off)."""
     if settings.console_mode == "off":
         return None
     app.secret_key = session_secret(settings)
@@ -66,7 +65,7 @@ def install(app: Flask, settings: Settings, db: Engine) -> ConsoleParts | None:
     )
     parts = ConsoleParts(
         trust=ProxyTrust.from_settings(settings),
-        sessions=SessionStore(db, settings.console_session_idle, settings.console_session_max),
+        sessions=sessions,
         error_page=pages.error_page,
     )
     app.register_blueprint(bp)
