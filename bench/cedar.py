@@ -28,7 +28,7 @@ from typing import Any
 
 import cedarpy
 
-from bench.run import summary
+from bench.stats import summary
 from pdp.engine.casbin_lines import PolicyLines, caf_name, org_domain, policy_lines, user_subject
 from pdp.engine.casbin_model import ANY_ROLE
 from pdp.engine.decision import Query, Reason

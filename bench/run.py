@@ -29,6 +29,7 @@ from typing import Any
 from adapters.sql.database import make_engine
 from adapters.sql.snapshot import SqlSnapshotSource
 from bench.generate import CAF_CODES
+from bench.stats import summary
 from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Query, Reason
@@ -93,21 +94,6 @@ def rss_mib() -> tuple[float, float]:
     except (OSError, ValueError, IndexError):
         current = float("nan")
     return current, peak
-
-
-def summary(samples_ns: Sequence[int]) -> dict[str, float]:
-    """Median, p99, mean and max of nanosecond samples, in microseconds."""
-    ordered = sorted(samples_ns)
-    n = len(ordered)
-    if not n:
-        return {"count": 0, "median_us": 0.0, "p99_us": 0.0, "mean_us": 0.0, "max_us": 0.0}
-    return {
-        "count": n,
-        "median_us": statistics.median(ordered) / 1000,
-        "p99_us": ordered[min(n - 1, int(n * 0.99))] / 1000,
-        "mean_us": sum(ordered) / n / 1000,
-        "max_us": ordered[-1] / 1000,
-    }
 
 
 def timed(fn: Callable[[Any], object], args: Sequence[Any]) -> list[int]:

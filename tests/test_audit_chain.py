@@ -632,7 +632,7 @@ def test_failing_write_leaves_neither_change_nor_record(
         def failing(*args: Any, **kwargs: Any) -> None:
             raise RuntimeError("database went away")
 
-        monkeypatch.setattr("pdp.services.admin.service.log_changes", failing)
+        monkeypatch.setattr("pdp.records.policy_write.log_changes", failing)
     body = {"login": "zoe.durand", "first_name": "Z", "last_name": "D", "email": "z@x.fr"}
     r = admin.call("alice.martin", "POST", f"{MAIRIE}/users", body)
     assert r.status_code == 500, r.get_json()

@@ -90,6 +90,18 @@ class UnitOfWork:
 NOTIFY_CHANNEL = "pdp_policy"
 
 
+def lock_revision(session: Session) -> int:
+    """Take the revision row's lock without a new revision; return the current revision."""
+    return int(
+        session.execute(
+            update(PolicyRevision)
+            .where(PolicyRevision.id == 1)
+            .values(revision=PolicyRevision.revision)
+            .returning(PolicyRevision.revision)
+        ).scalar_one()
+    )
+
+
 def bump_revision(session: Session) -> int:
     """Take the next policy revision; the row lock is held until the transaction ends.
 

@@ -28,14 +28,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
-from adapters.sql.models import ApiClientRecord, PolicyRevision
+from adapters.sql.database import UnitOfWork
+from adapters.sql.models import ApiClientRecord
 from pdp.core.errors import BadRequest, NotFound, Unauthorized, Unavailable
 from pdp.records.audit_trail import AuditChain, AuditEvent
 from pdp.records.audit_trail import now as audit_now
+from pdp.records.policy_write import PolicyWriter
 
 log = logging.getLogger("pdp.services.api_keys")
 
@@ -84,7 +86,7 @@ class ClientStore:
 
     def __init__(self, db: Engine, chain: AuditChain, services: Iterable[str]) -> None:
         self._sessions = sessionmaker(db)
-        self._chain = chain
+        self._writer = PolicyWriter(UnitOfWork(self._sessions), chain)
         self._known = frozenset(services)
 
     @property
@@ -121,18 +123,17 @@ class ClientStore:
             services=",".join(wanted),
             created_at=dt.datetime.now(dt.UTC),
         )
-        with self._sessions.begin() as session:
-            revision = _lock(session)
-            session.add(row)
-            session.flush()
-            self._audit(session, actor, "client.add", row, None, revision)
+        with self._writer.write("client.add", new_revision=False) as write:
+            write.session.add(row)
+            write.session.flush()
+            write.record(_event(actor, "client.add", row, None, write.revision))
             client = _client(row)
         return key, client
 
     def revoke(self, name: str, actor: str, key_id: str | None = None) -> list[ApiClient]:
         """Revoke every open key of ``name`` (or only ``key_id``); return those revoked."""
-        with self._sessions.begin() as session:
-            revision = _lock(session)
+        with self._writer.write("client.revoke", new_revision=False) as write:
+            session = write.session
             query = select(ApiClientRecord).where(
                 ApiClientRecord.name == name, ApiClientRecord.revoked_at.is_(None)
             )
@@ -146,7 +147,7 @@ class ClientStore:
                 before = _public(row)
                 row.revoked_at = revoked_at
                 session.flush()
-                self._audit(session, actor, "client.revoke", row, before, revision)
+                write.record(_event(actor, "client.revoke", row, before, write.revision))
             return [_client(row) for row in rows]
 
     def list(self, include_revoked: bool = False) -> list[ApiClient]:
@@ -157,26 +158,25 @@ class ClientStore:
         with self._sessions() as session:
             return [_client(row) for row in session.scalars(query)]
 
-    def _audit(
-        self,
-        session: Session,
-        actor: str,
-        action: str,
-        row: ApiClientRecord,
-        before: dict[str, object] | None,
-        revision: int,
-    ) -> None:
-        event = AuditEvent(
-            actor=actor,
-            action=action,
-            target=f"client:{row.name}",
-            organisation=None,
-            before=before,
-            after=_public(row),
-            revision=revision,
-            ts=audit_now(),
-        )
-        self._chain.append(session, [event], None)
+
+def _event(
+    actor: str,
+    action: str,
+    row: ApiClientRecord,
+    before: dict[str, object] | None,
+    revision: int,
+) -> AuditEvent:
+    """The audit record of a key's change (the current revision: keys take none)."""
+    return AuditEvent(
+        actor=actor,
+        action=action,
+        target=f"client:{row.name}",
+        organisation=None,
+        before=before,
+        after=_public(row),
+        revision=revision,
+        ts=audit_now(),
+    )
 
 
 def _public(row: ApiClientRecord) -> dict[str, object]:
@@ -187,19 +187,6 @@ def _public(row: ApiClientRecord) -> dict[str, object]:
         "services": row.services.split(","),
         "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
     }
-
-
-def _lock(session: Session) -> int:
-    """Take the revision row's lock (the audit chain's head lives there) without a new
-    revision; return the current revision."""
-    return int(
-        session.execute(
-            update(PolicyRevision)
-            .where(PolicyRevision.id == 1)
-            .values(revision=PolicyRevision.revision)
-            .returning(PolicyRevision.revision)
-        ).scalar_one()
-    )
 
 
 class ClientRegistry:

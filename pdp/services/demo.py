@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from adapters.sql.database import record_change
 from adapters.sql.models import (
     AfasProfile,
     Caf,
@@ -35,6 +34,7 @@ from adapters.sql.models import (
 )
 from pdp.engine.actions import Action
 from pdp.records.audit_trail import AuditChain, AuditEvent, now
+from pdp.records.policy_write import begin, finish
 
 DEMO_MARKER = "mairie-montreuil"
 DEMO_ACTOR = "pdp-demo-load"
@@ -219,6 +219,7 @@ def demo_loaded(session: Session) -> bool:
 def load_demo(session: Session, today: dt.date, chain: AuditChain | None = None) -> int:
     """Insert the demo data in the session's transaction, with its audit records (actor
     ``pdp-demo-load``); return the new revision."""
+    write = begin(session)  # the revision row's lock first, as every writer
     b = _Builder(session, today)
     for code, name in (
         ("751", "Caf de Paris"),
@@ -344,11 +345,10 @@ def load_demo(session: Session, today: dt.date, chain: AuditChain | None = None)
     b.member(nadia, consult)
 
     session.flush()
-    revision = record_change(session, [None], "demo load")
     ts = now()
-    events = [
-        AuditEvent(DEMO_ACTOR, action, target, org, None, after, revision, ts, related)
-        for action, target, org, after, related in b.changes
-    ]
-    (chain or AuditChain()).append(session, events, None)
-    return revision
+    for action, target, org, after, related in b.changes:
+        write.record(
+            AuditEvent(DEMO_ACTOR, action, target, org, None, after, write.revision, ts, related)
+        )
+    finish(write, chain or AuditChain(), "demo load")
+    return write.revision

@@ -62,7 +62,7 @@ def set_manager_in(
     if current_login is not None:
         # engine.check, not index.decide: it never raises (R-DEC-2), so an engine error
         # costs the notice, not the manager change.
-        outcome = tx.service.engine.check(Query(current_login, "afas", "habiliter", None, tx.today))
+        outcome = tx.check(Query(current_login, "afas", "habiliter", None, tx.today))
         if outcome.reason is Reason.ALLOWED:
             via = sorted({g.group for g in outcome.grants if g.group})
             tx.notice(

@@ -1,19 +1,21 @@
-"""The administration service: who acts, may they (R-ADM-7), and one transaction per write.
+"""The administration service: who acts, may they (R-ADM-7), and one policy write per action.
 
-Every write goes through ``AdminService.write``:
+Every write goes through ``AdminService.write``, over the store's one unit of work for policy
+writes (``pdp.records.policy_write``):
 
-1. take the next policy revision (``bump_revision``): its row lock serialises writers, so what
-   the write reads next is the latest committed state and concurrent requests cannot both pass a
-   check that only one of them may pass (a third admin, two managers, ...): the second one sees
-   the first one's commit and is refused with 409;
-2. bring the engine up to the revision just before, then ask it whether the actor may do the
-   action on the target (403 with the engine's reason otherwise);
-3. run the operation, which validates and writes, and notes its audit events;
-4. log the organisations touched and append the audit events to the audit chain (the one place
-   they are written), both in the same transaction, then commit; on any error nothing is
-   written, audit records included;
-5. after the commit, refresh the engine at once (the next decision on this instance sees the
-   change) and tell the other workers of this instance.
+1. the policy write takes the next revision: its row lock serialises writers, so what the write
+   reads next is the latest committed state and concurrent requests cannot both pass a check
+   that only one of them may pass (a third admin, two managers, ...): the second one sees the
+   first one's commit and is refused with 409;
+2. the engine is brought up to the revision just before, then asked whether the actor may do
+   the action on the target (403 with the engine's reason otherwise);
+3. the verb runs with a ``Tx``: the write's session and revision, the actor's day, and two
+   narrow abilities (authorise a second action, ask the engine a check); it validates, writes
+   rows and notes its audit records;
+4. the policy write logs the domains touched and appends the audit records to the chain in the
+   same transaction, then commits; on any error nothing is written, audit records included;
+5. after the commit, the engine is refreshed at once (the next decision on this instance sees
+   the change) and the other workers of this instance are told.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,17 +33,19 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.sql.database import UnitOfWork, bump_revision, log_changes
+from adapters.sql.database import UnitOfWork
 from pdp.core import context
 from pdp.core.catalogue import Catalogue
 from pdp.core.errors import Forbidden, NotFound, Unauthorized, Unavailable
 from pdp.core.masking import Masker
 from pdp.engine.actions import Action, parse_action
+from pdp.engine.decision import Decision, Query
 from pdp.engine.policy import PolicyEngine
 from pdp.engine.rules import ADMIN_MESSAGES, AdminReason, Target, parse_target
 from pdp.observability import metrics
 from pdp.records.audit_trail import AuditChain, AuditEvent, now
 from pdp.records.decision_log import DecisionLog, new_decision_id
+from pdp.records.policy_write import PolicyWrite, PolicyWriter
 from pdp.services.tokens import TokenVerifier
 
 log = logging.getLogger("pdp.services.admin")
@@ -57,23 +61,33 @@ STORE_UNAVAILABLE = (
 
 @dataclass
 class Tx:
-    """One write in progress: its session, revision, what it touched and its audit events."""
+    """One administrative write in progress: the policy write (session, revision, records), who
+    does what on which day, and the two things a verb may ask beyond its rows: authorise a second
+    action of the same actor, and a check of the engine (R-AFAS-4's notice)."""
 
-    session: Session
-    revision: int
+    write: PolicyWrite
     actor: str
     action: Action
     target: Target
     today: dt.date
-    service: AdminService
-    organisations: set[int | None] = field(default_factory=set)
-    events: list[AuditEvent] = field(default_factory=list)
+    _authorise: Callable[[str, Action, Target], None]
+    check: Callable[[Query], Decision]
     notices: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def session(self) -> Session:
+        """The write's session."""
+        return self.write.session
+
+    @property
+    def revision(self) -> int:
+        """The revision the write takes."""
+        return self.write.revision
 
     def authorise(self, action: Action, target: Target) -> None:
         """Also require ``action`` on ``target`` (a write that does two things, e.g. creating
         the manager it names). Raises Forbidden."""
-        self.service.require(self.actor, action, target)
+        self._authorise(self.actor, action, target)
 
     def record(
         self,
@@ -88,8 +102,8 @@ class Tx:
         """Note one change for the audit trail, and the domain to reload. ``related`` names a
         second object the change concerns (the group of a membership, the manager of a
         group), so that the history of either finds it."""
-        self.organisations.add(organisation_id)
-        self.events.append(
+        self.write.changed(organisation_id)
+        self.write.record(
             AuditEvent(
                 actor=self.actor,
                 action=action or self.action,
@@ -129,6 +143,7 @@ class AdminService:
         self.verifier = verifier
         self.masker = masker or Masker()
         self.uow = UnitOfWork(sessionmaker(db, expire_on_commit=False))
+        self.writer = PolicyWriter(self.uow, audit)
 
     def today(self) -> dt.date:
         """Today in Europe/Paris (the engine's clock)."""
@@ -262,41 +277,30 @@ class AdminService:
 
     @contextmanager
     def write(self, actor: str, action: Action, target: Target) -> Iterator[Tx]:
-        """One write = one transaction, serialised by the revision lock (see the module).
-        Raises Unavailable(STORE_UNAVAILABLE) if the database fails: nothing is written."""
+        """One write = one policy write (``pdp.records.policy_write``), serialised by the
+        revision lock, authorised at the revision just before it (see the module). Raises
+        Unavailable(STORE_UNAVAILABLE) if the database fails: nothing is written."""
         try:
-            with self.uow.begin() as session:
-                revision = bump_revision(session)
-                if self.engine.revision != revision - 1:
-                    self.engine.refresh(force=True)
-                    if self.engine.revision != revision - 1:
-                        raise Unavailable(ADMIN_MESSAGES[AdminReason.POLICY_UNAVAILABLE])
-                self.require(actor, action, target)
-                tx = Tx(session, revision, actor, action, target, self.today(), self)
+            with self.writer.write(action, request_id=context.request_id.get()) as write:
+                self._authorise_before(write.revision, actor, action, target)
+                tx = Tx(write, actor, action, target, self.today(), self.require, self.engine.check)
                 yield tx
-                if not tx.events:
+                if not write.events:
                     # Every revision leaves a record: `pdp audit verify` checks the policy's
-                    # revision against the chain's last record (pdp.records.audit_trail). A write
-                    # that
-                    # changed nothing still says who took the revision, and for what.
-                    tx.events.append(
-                        AuditEvent(
-                            actor,
-                            action,
-                            str(target),
-                            target.organisation,
-                            None,
-                            None,
-                            revision,
-                            now(),
-                        )
-                    )
-                log_changes(session, revision, tx.organisations or {None}, action)
-                # In the same transaction: no change without its audit record (and no record
-                # without its change).
-                self.audit.append(session, tx.events, context.request_id.get())
+                    # revision against the chain's last record. A write that changed nothing
+                    # still says who took the revision, and for what.
+                    tx.record(str(target), target.organisation, None, None, None)
         except STORE_ERRORS as exc:
             # Rolled back (the unit of work): a 503 the caller may retry, not a 500.
             log.warning("database error during %s, rolled back: %s", action, exc)
             raise Unavailable(STORE_UNAVAILABLE, code="STORE_UNAVAILABLE") from exc
-        self.engine.notify(revision)
+        self.engine.notify(write.revision)
+
+    def _authorise_before(self, revision: int, actor: str, action: Action, target: Target) -> None:
+        """Bring the engine to the revision just before ``revision`` (the lock is held: nothing
+        else commits meanwhile), then require the actor's right (Forbidden otherwise)."""
+        if self.engine.revision != revision - 1:
+            self.engine.refresh(force=True)
+            if self.engine.revision != revision - 1:
+                raise Unavailable(ADMIN_MESSAGES[AdminReason.POLICY_UNAVAILABLE])
+        self.require(actor, action, target)
