@@ -136,7 +136,7 @@ def logged_demo_server(workdir: Path) -> Any:
     and shipped to the database every 0.2 s: for the auditors' pages (the journal)."""
     import contextlib
 
-    from test_e2e_server import add_key, run_pdp, running, server_env
+    from support.servers import add_key, run_pdp, running, server_env
 
     @contextlib.contextmanager
     def serve() -> Iterator[Served]:
