@@ -1,19 +1,15 @@
-"""The decision API's batches and listings: ``POST /v1/check/batch``, ``GET
-/v1/users/<login>/permissions`` and ``GET /v1/services/<service>/users`` (split from test_api.py;
-same app, same helpers)."""
+"""The decision API's listings: ``GET /v1/users/<login>/permissions`` and ``GET
+/v1/services/<service>/users`` (split from test_api.py; same app, same helpers)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from pdp.core.catalogue import load_catalogue
-from pdp.records.decision_log import MemoryLog
 from pdp.web.api.schemas import (
-    BatchResponse,
     PermissionsResponse,
     ServiceUsersResponse,
 )
@@ -30,94 +26,6 @@ from support.decision_api import (
     sqlite_backend,  # noqa: F401 (the fixture: SQLite here)
     valid,
 )
-
-# -- POST /v1/check/batch --------------------------------------------------------------------
-
-
-def test_batch_keeps_the_order(client: FlaskClient, decision_log: MemoryLog) -> None:
-    checks = [
-        {"user": "chloe.roux", "service": "cdap", "role": "T1"},
-        {"user": "david.leroy", "service": "cdap"},
-        {"user": "nadia.benali", "service": "cdap", "caf": "931"},
-        {"user": "op.caf751", "service": "cdap"},
-    ]
-    response = client.post("/v1/check/batch", json={"checks": checks})
-    assert response.status_code == 200
-    results = valid(BatchResponse, response)["results"]
-    assert [(r["allowed"], r["reason"]["code"]) for r in results] == [
-        (True, "ALLOWED"),
-        (False, "USER_CLOSED"),
-        (True, "ALLOWED"),
-        (False, "NO_ORGANISATION"),
-    ]
-    assert [e["decision_id"] for e in decision_log.entries] == [r["decision_id"] for r in results]
-    assert [e["user"] for e in decision_log.entries] == [c["user"] for c in checks]
-
-
-def test_batch_bad_items_answer_their_own_error(
-    client: FlaskClient, decision_log: MemoryLog, today: dt.date
-) -> None:
-    checks: list[Any] = [
-        {"user": "chloe.roux", "service": "cdap"},
-        {"user": "chloe.roux", "service": "cdap", "extra": True},
-        {"user": "chloe.roux", "service": "nope"},
-        {"user": "chloe.roux", "service": "cdap", "role": "T99"},
-        "not an object",
-        {"user": "chloe.roux"},
-        {"user": 7, "service": "cdap"},
-        {"user": "chloe.roux", "service": "cdap", "at": "2026-02-30"},
-        {"user": "bruno.petit", "service": "adonis", "at": days(today, -11)},
-    ]
-    response = client.post("/v1/check/batch", json={"checks": checks})
-    assert response.status_code == 200
-    results = valid(BatchResponse, response)["results"]
-    assert len(results) == len(checks)
-    assert results[0]["allowed"] is True
-    assert [r["error"]["code"] for r in results[1:8]] == [
-        "UNKNOWN_FIELD",
-        "UNKNOWN_SERVICE",
-        "UNKNOWN_ROLE",
-        "VALIDATION_ERROR",
-        "MISSING_FIELD",
-        "VALIDATION_ERROR",
-        "VALIDATION_ERROR",
-    ]
-    assert all(set(r) == {"error"} for r in results[1:8])
-    assert results[8]["allowed"] is True and results[8]["at"] == days(today, -11)
-    assert [e["decision_id"] for e in decision_log.entries] == [
-        results[0]["decision_id"],
-        results[8]["decision_id"],
-    ]
-
-
-def test_batch_cap(make_app: MakeApp) -> None:
-    app, log = make_app(batch_max=3)
-    client = app.test_client()
-    item = {"user": "chloe.roux", "service": "cdap"}
-    assert len(js(client.post("/v1/check/batch", json={"checks": [item] * 3}))["results"]) == 3
-    error(client.post("/v1/check/batch", json={"checks": [item] * 4}), 400, "BATCH_TOO_LARGE")
-    assert len(log.entries) == 3  # the refused batch decided nothing
-
-
-@pytest.mark.parametrize(
-    ("body", "code"),
-    [
-        ({}, "MISSING_FIELD"),
-        ({"checks": {"user": "chloe.roux"}}, "VALIDATION_ERROR"),
-        ({"checks": [], "more": 1}, "UNKNOWN_FIELD"),
-        ([{"user": "chloe.roux", "service": "cdap"}], "VALIDATION_ERROR"),
-    ],
-    ids=["no-checks", "checks-not-a-list", "extra", "bare-list"],
-)
-def test_batch_bad_envelope(client: FlaskClient, body: Any, code: str) -> None:
-    error(client.post("/v1/check/batch", json=body), 400, code)
-
-
-def test_empty_batch(client: FlaskClient) -> None:
-    response = client.post("/v1/check/batch", json={"checks": []})
-    assert response.status_code == 200
-    assert response.json == {"results": []}
-
 
 # -- GET /v1/users/<login>/permissions -------------------------------------------------------
 
