@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from admin_api import API_KEY, API_KEY_ID
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, text, update
@@ -41,6 +40,8 @@ from pdp.records.decision_log import MemoryLog
 from pdp.services.api_keys import key_digest
 from pdp.services.demo import load_demo
 from pdp.web.app import PdpFlask, create_app
+
+from support.constants import API_KEY, API_KEY_ID
 
 POSTGRES_ENV = "PDP_TEST_POSTGRES_URL"
 
