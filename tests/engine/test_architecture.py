@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIRST_PARTY = ("pdp", "adapters", "policies")
 
 # (package, rank), bottom to top; a module may import from its rank or below. The first match
