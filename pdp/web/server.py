@@ -90,8 +90,8 @@ def _post_fork(server: Any, worker: Any) -> None:
     shipper = extensions.get("pdp.shipper")
     if shipper is not None:
         shipper.start()
-    # Each worker listens for other instances' writes (adapters.watcher).
-    watcher = extensions.get("adapters.watcher")
+    # Each worker listens for other instances' writes (pdp.adapters.watcher).
+    watcher = extensions.get("pdp.adapters.watcher")
     if watcher is not None:
         watcher.start()
     # Each worker checkpoints the audit chain's head (pdp.records.checkpoints): the same head makes

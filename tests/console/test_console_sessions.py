@@ -16,8 +16,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from adapters.sql.database import make_engine
-from adapters.sql.models import ConsoleSessionRecord
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import ConsoleSessionRecord
 from pdp.core.clock import paris_today
 from pdp.core.errors import ConfigurationError
 from pdp.services.sessions import PURGE_AFTER, PURGE_EVERY, SessionStore

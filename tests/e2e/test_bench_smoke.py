@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from adapters.sql.database import make_engine
-from adapters.sql.models import Group, GroupRole, Membership, Organisation, User
-from adapters.sql.snapshot import SqlSnapshotSource
 from bench.__main__ import main
 from bench.generate import generate
 from bench.run import RunOptions, run, write_json
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import Group, GroupRole, Membership, Organisation, User
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
 from pdp.records.audit_trail import AuditChain
 
 SCALE = 0.002  # 40 organisations, ~800 users

@@ -1,6 +1,7 @@
-"""The client is installable and importable without the server: ``pip install pdp``
-brings urllib3 only, ``pdp[flask]`` adds Flask, and importing ``pdp.client`` loads nothing of
-the decision service."""
+"""The client is installable and importable without the server: ``pip install caf-pdp``
+brings urllib3 only, ``caf-pdp[flask]`` adds Flask, and importing ``pdp.client`` loads nothing
+of the decision service; the wheel installs one top-level package, ``pdp`` (with
+``pdp.adapters`` and ``pdp.policies``), and nothing of the benchmark."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ SERVER_MODULES = (
     "pdp.engine",
     "pdp.services.decisions",
     "pdp.core.config",
-    "adapters",
+    "pdp.adapters",
 )
 
 #: What each install may bring (distribution names, normalised).
@@ -112,11 +113,11 @@ def resolved(extra: str, tmp_path: Path) -> set[str]:
 
 
 def test_pip_install_pdp_brings_the_client_only(tmp_path: Path) -> None:
-    assert resolved("", tmp_path) == {"pdp", "urllib3"}
+    assert resolved("", tmp_path) == {"caf-pdp", "urllib3"}
 
 
 def test_the_flask_extra_adds_flask_and_nothing_of_the_server(tmp_path: Path) -> None:
-    assert resolved("[flask]", tmp_path) == {"pdp", "urllib3"} | FLASK_DISTRIBUTIONS
+    assert resolved("[flask]", tmp_path) == {"caf-pdp", "urllib3"} | FLASK_DISTRIBUTIONS
 
 
 def test_the_server_extra_brings_the_decision_service(tmp_path: Path) -> None:
@@ -131,13 +132,13 @@ def test_the_console_script_names_the_missing_extra() -> None:
         [sys.executable, "-c", code, "serve"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2
-    assert "pip install 'pdp[server]'" in done.stderr
+    assert "pip install 'caf-pdp[server]'" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_the_wheel_ships_the_consoles_templates_and_styles(tmp_path: Path) -> None:
-    """The console's pages are package data: an installed server (the Docker image installs
-    the wheel) renders them."""
+    """The console's pages, the migrations and the policies are package data: an installed
+    server (the Docker image installs the wheel) renders and upgrades with them."""
     import zipfile
 
     done = subprocess.run(
@@ -148,8 +149,13 @@ def test_the_wheel_ships_the_consoles_templates_and_styles(tmp_path: Path) -> No
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    [wheel] = tmp_path.glob("pdp-*.whl")
+    [wheel] = tmp_path.glob("caf_pdp-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
+    # One top-level package: adapters/ and policies/ install under pdp, the bench not at all.
+    assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"pdp"}
+    assert "pdp/adapters/sql/models.py" in names and "pdp/policies/catalogue.yaml" in names
+    migrations = {p.name for p in (ROOT / "adapters/sql/migrations/versions").glob("*.py")}
+    assert {f"pdp/adapters/sql/migrations/versions/{m}" for m in migrations} <= names
     templates = {
         f"pdp/web/console/templates/console/{p.name}"
         for p in (ROOT / "pdp/web/console/templates/console").glob("*.html")

@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.sql.database import UnitOfWork, make_engine, record_change
-from adapters.sql.models import Group, Membership, User
+from pdp.adapters.sql.database import UnitOfWork, make_engine, record_change
+from pdp.adapters.sql.models import Group, Membership, User
 from pdp.core.clock import paris_today
 
 from support.servers import (

@@ -11,7 +11,7 @@ import pytest
 from pdp.core.errors import ConfigurationError
 from pdp.engine.actions import Action
 from pdp.engine.rules import load_rights
-from policies import ADMIN_POLICY_PATH
+from pdp.policies import ADMIN_POLICY_PATH
 
 
 def _table(tmp_path: Path, text: str) -> Path:

@@ -40,10 +40,10 @@ import pytest
 from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from adapters.sql.database import make_engine, record_change, upgrade
-from adapters.sql.models import Base, Group, GroupManager, Membership, User
-from adapters.sql.snapshot import SqlSnapshotSource
 from bench.generate import generate
+from pdp.adapters.sql.database import make_engine, record_change, upgrade
+from pdp.adapters.sql.models import Base, Group, GroupManager, Membership, User
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.core.clock import FOREVER
 from pdp.engine.casbin_model import AdminReferenceEnforcer

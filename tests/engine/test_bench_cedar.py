@@ -15,11 +15,11 @@ import pytest
 
 pytest.importorskip("cedarpy")
 
-from adapters.sql.database import make_engine
-from adapters.sql.snapshot import SqlSnapshotSource
 from bench.cedar import CedarReference, compare_cedar
 from bench.generate import generate
 from bench.run import make_queries
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Reason

@@ -12,8 +12,8 @@ import yaml
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.orm import sessionmaker
 
-from adapters.sql.database import record_change
-from adapters.sql.models import (
+from pdp.adapters.sql.database import record_change
+from pdp.adapters.sql.models import (
     Caf,
     Convention,
     Group,
@@ -23,14 +23,14 @@ from adapters.sql.models import (
     Subscription,
     User,
 )
-from adapters.sql.snapshot import SqlSnapshotSource
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue, parse_catalogue
 from pdp.core.errors import BadRequest, ConfigurationError
 from pdp.engine.decision import Grant, Query
 from pdp.engine.policy import PolicyEngine
+from pdp.policies import CATALOGUE_PATH
 from pdp.records.decision_log import MemoryLog
 from pdp.services.decisions import DecisionService
-from policies import CATALOGUE_PATH
 
 
 def shipped() -> dict[str, Any]:

@@ -40,8 +40,8 @@ import pytest
 import yaml
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.sql.database import make_engine, record_change
-from adapters.sql.models import (
+from pdp.adapters.sql.database import make_engine, record_change
+from pdp.adapters.sql.models import (
     AfasProfile,
     Caf,
     Convention,
@@ -53,7 +53,7 @@ from adapters.sql.models import (
     Subscription,
     User,
 )
-from adapters.sql.snapshot import SqlSnapshotSource
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Grant, Query, Reason

@@ -14,8 +14,8 @@ from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.sql.database import UnitOfWork, make_engine, record_change
-from adapters.sql.models import (
+from pdp.adapters.sql.database import UnitOfWork, make_engine, record_change
+from pdp.adapters.sql.models import (
     Caf,
     Convention,
     Group,
@@ -25,7 +25,7 @@ from adapters.sql.models import (
     Subscription,
     User,
 )
-from adapters.sql.snapshot import SqlSnapshotSource
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue
 from pdp.engine.decision import Query, Reason
 from pdp.engine.index import Index

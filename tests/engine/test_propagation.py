@@ -18,8 +18,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
-from adapters.sql.database import make_engine
-from adapters.watcher import APPLICATION_NAME, PgWatcher, open_watcher, psycopg_conninfo
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.watcher import APPLICATION_NAME, PgWatcher, open_watcher, psycopg_conninfo
 from pdp.core import clock
 from pdp.core.clock import PARIS, CachedToday, paris_today, start_clock_at
 from pdp.core.errors import ConfigurationError

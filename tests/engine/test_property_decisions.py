@@ -47,8 +47,8 @@ from hypothesis import strategies as st
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.sql.database import make_engine, record_change
-from adapters.sql.models import (
+from pdp.adapters.sql.database import make_engine, record_change
+from pdp.adapters.sql.models import (
     AfasProfile,
     Base,
     Caf,

@@ -15,9 +15,9 @@ from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import sessionmaker
 
-from adapters.sql.database import UnitOfWork, make_engine, record_change
-from adapters.sql.models import Group, Membership, PolicyRevision, User
-from adapters.sql.snapshot import SqlSnapshotSource
+from pdp.adapters.sql.database import UnitOfWork, make_engine, record_change
+from pdp.adapters.sql.models import Group, Membership, PolicyRevision, User
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue
 from pdp.engine.casbin_lines import policy_lines
 from pdp.engine.casbin_model import ReferenceEnforcer

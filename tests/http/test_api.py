@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from adapters.sql.snapshot import SqlSnapshotSource
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue
 from pdp.engine.decision import MESSAGES, Reason
 from pdp.engine.index import Index, Outcome

@@ -19,8 +19,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import delete, update
 
-from adapters.sql.database import make_engine
-from adapters.sql.models import AuditRecord, PolicyRevision
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import AuditRecord, PolicyRevision
 from pdp.core.masking import Masker
 from pdp.records.audit_trail import GENESIS, AuditChain
 from pdp.records.decision_log import Shipper

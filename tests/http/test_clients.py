@@ -33,9 +33,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from adapters.sql.database import make_engine
-from adapters.sql.models import ApiClientRecord, AuditRecord
-from adapters.sql.snapshot import SqlSnapshotSource
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import ApiClientRecord, AuditRecord
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue
 from pdp.core.config import Settings
 from pdp.core.errors import ConfigurationError

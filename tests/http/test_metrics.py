@@ -37,8 +37,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from adapters.sql.database import make_engine
-from adapters.sql.models import DecisionRecord
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import DecisionRecord
 from pdp.core import context
 from pdp.core.config import Settings
 from pdp.core.errors import ConfigurationError

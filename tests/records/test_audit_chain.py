@@ -28,8 +28,8 @@ from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import sessionmaker
 
-from adapters.sql.database import make_engine
-from adapters.sql.models import AuditRecord, PolicyRevision, User
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import AuditRecord, PolicyRevision, User
 from pdp.cli import cli
 from pdp.core.masking import Masker
 from pdp.records.audit_trail import (

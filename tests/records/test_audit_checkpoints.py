@@ -32,8 +32,8 @@ from flask import Flask
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import sessionmaker
 
-from adapters.sql.database import make_engine
-from adapters.sql.models import AuditRecord, PolicyRevision
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import AuditRecord, PolicyRevision
 from pdp.cli import cli, main
 from pdp.core.config import Settings
 from pdp.core.errors import ConfigurationError

@@ -36,8 +36,8 @@ from flask import Flask
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select
 
-from adapters.sql.database import make_engine
-from adapters.sql.models import DecisionRecord
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import DecisionRecord
 from pdp.cli import cli
 from pdp.core.masking import Masker
 from pdp.records.decision_log import LogUnavailable, Shipper, WalLog

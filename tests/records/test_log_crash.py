@@ -37,8 +37,8 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from adapters.sql.database import make_engine
-from adapters.sql.models import DecisionRecord
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import DecisionRecord
 from pdp.core.config import Settings
 from pdp.services.tokens import mint
 

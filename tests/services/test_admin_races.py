@@ -22,8 +22,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from adapters.sql.database import make_engine
-from adapters.sql.models import (
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import (
     Group,
     GroupManager,
     GroupRole,

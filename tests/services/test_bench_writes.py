@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.sql.database import make_engine
 from bench.generate import generate
 from bench.writes import measure_writes, write_rows
+from pdp.adapters.sql.database import make_engine
 
 WRITES = ("attach", "assign_role_50", "close_group_200")
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import inspect
 
-from adapters.sql.database import make_engine, schema_revision
+from pdp.adapters.sql.database import make_engine, schema_revision
 from pdp.cli import cli, main
 from pdp.core.clock import paris_today
 

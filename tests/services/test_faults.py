@@ -31,8 +31,8 @@ from sqlalchemy import Engine, event, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
-from adapters.sql.database import make_engine
-from adapters.sql.models import Base
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import Base
 from pdp.engine.index import Index
 from pdp.engine.snapshot import Snapshot
 from pdp.records.audit_trail import AuditChain, AuditReader

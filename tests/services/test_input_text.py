@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from adapters.sql.database import make_engine, record_change
-from adapters.sql.models import User
+from pdp.adapters.sql.database import make_engine, record_change
+from pdp.adapters.sql.models import User
 from pdp.core.config import Settings
 from pdp.core.text import has_forbidden
 from pdp.records.decision_log import MemoryLog

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, update
 
-from adapters.sql.database import make_engine
-from adapters.sql.models import AuditRecord, PolicyRevision
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import AuditRecord, PolicyRevision
 from pdp.records.audit_trail import (
     GENESIS,
 )

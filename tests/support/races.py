@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from adapters.sql.models import (
+from pdp.adapters.sql.models import (
     Group,
     GroupRole,
     PolicyChange,

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, select
 
-from adapters.sql.models import (
+from pdp.adapters.sql.models import (
     Base,
     PolicyRevision,
 )

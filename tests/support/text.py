@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import String, Text, create_engine, select
 
-from adapters.sql.models import Base
+from pdp.adapters.sql.models import Base
 from pdp.core.text import has_forbidden
 
 
