@@ -26,10 +26,9 @@ COPY pyproject.toml README.md ./
 COPY pdp ./pdp
 COPY adapters ./adapters
 COPY policies ./policies
-COPY bench ./bench
 # requirements.txt names exactly the wheel just built, with its postgres extra.
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
-    && printf 'pdp[postgres] @ file://%s\n' /wheels/pdp-*.whl > /wheels/requirements.txt \
+    && printf 'caf-pdp[postgres] @ file://%s\n' /wheels/caf_pdp-*.whl > /wheels/requirements.txt \
     && pip wheel --no-cache-dir --wheel-dir /wheels --requirement /wheels/requirements.txt
 
 # --- runtime: a virtualenv holding pdp and its dependencies, nothing else of the build.

@@ -1,1 +1,1 @@
-"""Adapters between pdp and the outside: SQL storage (``adapters.sql``) and Casbin feeding."""
+"""Adapters between pdp and the outside: SQL storage (``pdp.adapters.sql``) and Casbin feeding."""

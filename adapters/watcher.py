@@ -1,7 +1,7 @@
 """Propagation between instances: PostgreSQL LISTEN/NOTIFY.
 
 Every writer's transaction sends ``pg_notify('pdp_policy', <revision>)``
-(``adapters.sql.database.bump_revision``); PostgreSQL delivers it to every listener when, and
+(``pdp.adapters.sql.database.bump_revision``); PostgreSQL delivers it to every listener when, and
 only if, the transaction commits. Each worker runs a ``PgWatcher`` thread holding one LISTEN
 connection (``application_name`` ``pdp-watcher``). A notification only raises the instance's
 shared "revision written" number (``PolicyEngine.observe``): the next request of every worker of the
@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import make_url
 
-from adapters.sql.database import NOTIFY_CHANNEL
+from pdp.adapters.sql.database import NOTIFY_CHANNEL
 from pdp.core.errors import ConfigurationError
 
-log = logging.getLogger("adapters.watcher")
+log = logging.getLogger("pdp.adapters.watcher")
 
 APPLICATION_NAME = "pdp-watcher"
 

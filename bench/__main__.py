@@ -8,10 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from adapters.sql.database import make_engine
 from bench.generate import RESULTS_DIR, default_database_url, generate, remove_sqlite_file
 from bench.run import RunOptions, run, write_json
 from bench.suite import SuiteOptions, run_suite
+from pdp.adapters.sql.database import make_engine
 
 
 def _url(args: argparse.Namespace) -> str:

@@ -31,8 +31,8 @@ from typing import Any
 import urllib3
 from sqlalchemy.orm import sessionmaker
 
-from adapters.sql.database import make_engine, upgrade
 from bench.http import _pdp_argv, bench_key, running
+from pdp.adapters.sql.database import make_engine, upgrade
 from pdp.client import CheckQuery, Client, RawResponse
 from pdp.core.clock import paris_today
 from pdp.services.demo import load_demo

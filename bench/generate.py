@@ -28,8 +28,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from adapters.sql.database import record_change, upgrade
-from adapters.sql.models import Base
+from pdp.adapters.sql.database import record_change, upgrade
+from pdp.adapters.sql.models import Base
 from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.core.clock import paris_today
 from pdp.records.audit_trail import AuditChain, AuditEvent, now

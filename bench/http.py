@@ -39,8 +39,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from adapters.sql.database import make_engine
-from adapters.sql.models import DecisionRecord
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import DecisionRecord
 from pdp.records.decision_log import SEGMENT_SUFFIX
 from pdp.web.server import default_workers
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from sqlalchemy.orm import sessionmaker
 
-from adapters.sql.database import make_engine, upgrade
 from bench.http import _pdp_argv, bench_key, running, write_script, wrk
+from pdp.adapters.sql.database import make_engine, upgrade
 from pdp.core.clock import paris_today
 from pdp.services.api_keys import ClientRegistry
 from pdp.services.demo import load_demo

@@ -26,10 +26,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from adapters.sql.database import make_engine
-from adapters.sql.snapshot import SqlSnapshotSource
 from bench.generate import CAF_CODES
 from bench.stats import summary
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Query, Reason

@@ -34,10 +34,10 @@ from typing import Any
 
 from sqlalchemy import create_engine, make_url, text
 
-from adapters.sql.database import make_engine
 from bench.generate import RESULTS_DIR, generate, remove_sqlite_file
 from bench.http import HttpOptions, http_rows, log_cost_table, measure_http
 from bench.run import _us
+from pdp.adapters.sql.database import make_engine
 
 ALTERNATIVE_SCALES = (0.005, 0.05)  # 100 and 1,000 organisations: plain Casbin is too slow beyond
 GROWTH_SCALES = (0.01, 0.1)

@@ -34,11 +34,11 @@ from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from adapters.sql.database import make_engine, record_change
-from adapters.sql.models import Convention, Group, Membership, Organisation, Subscription, User
-from adapters.sql.snapshot import SqlSnapshotSource
 from bench.run import _lat, _us
 from bench.stats import summary
+from pdp.adapters.sql.database import make_engine, record_change
+from pdp.adapters.sql.models import Convention, Group, Membership, Organisation, Subscription, User
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue
 from pdp.core.clock import FOREVER
 from pdp.core.config import Settings

@@ -15,7 +15,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from adapters.sql.database import UnitOfWork, make_engine, upgrade
+from pdp.adapters.sql.database import UnitOfWork, make_engine, upgrade
 from pdp.core.config import Settings
 from pdp.core.errors import ConfigurationError, PdpError
 from pdp.engine.decision import Query
@@ -389,8 +389,8 @@ def clients() -> None:
 def _client_store() -> ClientStore:
     from pdp.core.catalogue import load_catalogue
     from pdp.core.masking import Masker
+    from pdp.policies import CATALOGUE_PATH
     from pdp.records.audit_trail import AuditChain
-    from policies import CATALOGUE_PATH
 
     settings = _settings()
     catalogue = load_catalogue(

@@ -13,7 +13,7 @@ def main() -> None:
     except ModuleNotFoundError as exc:
         print(
             f"pdp: the decision service needs the 'server' extra ({exc.name} is missing): "
-            "pip install 'pdp[server]'",
+            "pip install 'caf-pdp[server]'",
             file=sys.stderr,
         )
         raise SystemExit(2) from None

@@ -4,7 +4,7 @@ client.
 Databases (one suite, run on every driver):
 
 - ``sqlite``: a fresh temporary file per test. The schema is made once per session by the
-  Alembic migrations (``adapters.sql.database.upgrade``) into a template file, which each test
+  Alembic migrations (``pdp.adapters.sql.database.upgrade``) into a template file, which each test
   copies: a copy costs far less than replaying the migrations, and is the same schema. The
   demo (``pdp.services.demo.load_demo``) is likewise loaded once into a second template.
 - ``postgres``: only when ``PDP_TEST_POSTGRES_URL`` is set (otherwise skipped, with the reason).
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from admin_api import API_KEY, API_KEY_ID
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, text, update
@@ -33,8 +32,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.sql.database import make_engine, upgrade
-from adapters.sql.models import ApiClientRecord, Base, PolicyRevision
+from pdp.adapters.sql.database import make_engine, upgrade
+from pdp.adapters.sql.models import ApiClientRecord, Base, PolicyRevision
 from pdp.core.catalogue import load_catalogue
 from pdp.core.clock import paris_today
 from pdp.records.decision_log import MemoryLog
@@ -42,6 +41,8 @@ from pdp.services.api_keys import key_digest
 from pdp.services.demo import load_demo
 from pdp.web.app import PdpFlask, create_app
 from pdp.web.container import services
+
+from support.constants import API_KEY, API_KEY_ID
 
 POSTGRES_ENV = "PDP_TEST_POSTGRES_URL"
 

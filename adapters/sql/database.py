@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, insert, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.sql.models import PolicyChange, PolicyRevision
+from pdp.adapters.sql.models import PolicyChange, PolicyRevision
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -119,7 +119,7 @@ def bump_revision(session: Session) -> int:
     )
     if session.get_bind().dialect.name == "postgresql":
         # Delivered to every listener when (and only if) this transaction commits
-        # (adapters.watcher): other instances apply the change within milliseconds.
+        # (pdp.adapters.watcher): other instances apply the change within milliseconds.
         session.execute(
             text("SELECT pg_notify(:channel, :revision)"),
             {

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from adapters.sql.models import (
+from pdp.adapters.sql.models import (
     AfasProfile,
     Caf,
     Convention,

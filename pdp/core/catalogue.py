@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from pdp.core.errors import BadRequest, ConfigurationError
-from policies import CATALOGUE_PATH
+from pdp.policies import CATALOGUE_PATH
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _ROLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

@@ -26,7 +26,7 @@ from pdp.engine.casbin_lines import (
     user_subject,
 )
 from pdp.engine.snapshot import Snapshot
-from policies import ADMIN_MODEL_PATH, MODEL_PATH
+from pdp.policies import ADMIN_MODEL_PATH, MODEL_PATH
 
 ANY_ROLE = "*"  # the model's wildcard for "any role of the service"
 

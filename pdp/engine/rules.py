@@ -30,7 +30,7 @@ from pdp.core.errors import BadRequest, ConfigurationError
 from pdp.engine.actions import Action
 from pdp.engine.decision import Reason
 from pdp.engine.index import Index, OrgPartition, UserEntry
-from policies import ADMIN_POLICY_PATH
+from pdp.policies import ADMIN_POLICY_PATH
 
 CAPACITIES = ("operator", "partner_admin", "manager", "afas_habiliter")
 SCOPES = ("domain", "perimeter", "below")

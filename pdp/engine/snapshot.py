@@ -1,7 +1,7 @@
 """What the engine reads from the store: plain rows of one revision (``Snapshot``).
 
 Dates are day ordinals (int) and an open-ended closing is ``FOREVER``, so that the engine
-compares integers only. The SQL adapter (``adapters.sql.snapshot``) fills them.
+compares integers only. The SQL adapter (``pdp.adapters.sql.snapshot``) fills them.
 """
 
 from __future__ import annotations

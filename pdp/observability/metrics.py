@@ -25,7 +25,7 @@ What is measured (the names are the public contract of dashboards and alerts):
   ``pdp_decision_log_ship_errors_total`` / ``pdp_decision_log_write_errors_total``;
   ``pdp_decision_log_rejected_total{cause}``: entries set aside in ``rejected.jsonl``
   (``unreadable``, or ``refused`` by the database), which every later entry ships past;
-- ``pdp_watcher_reconnects_total``: how often the change watcher (``adapters.watcher``) had to
+- ``pdp_watcher_reconnects_total``: how often the change watcher (``pdp.adapters.watcher``) had to
   reconnect to the store;
 - ``pdp_audit_checkpoint_errors_total``: checkpoint rounds (``pdp.records.checkpoints``) that failed
   or were refused because the audit chain lacks the latest checkpoint (alert on any increase),
@@ -185,7 +185,8 @@ LOG_WRITE_ERRORS = Counter(
 
 # -- the change watcher ------------------------------------------------------------------------
 
-# Incremented by adapters.watcher each time it reconnects to the store after losing its connection.
+# Incremented by pdp.adapters.watcher each time it reconnects to the store after losing its
+# connection.
 WATCHER_RECONNECTS = Counter(
     "pdp_watcher_reconnects_total", "Reconnections of the change watcher to the store."
 )

@@ -36,7 +36,7 @@ import orjson
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
-from adapters.sql.models import AuditRecord, PolicyRevision
+from pdp.adapters.sql.models import AuditRecord, PolicyRevision
 from pdp.core.masking import Masker
 
 GENESIS = "0" * 64

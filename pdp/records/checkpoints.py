@@ -42,7 +42,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, select
 
-from adapters.sql.models import AuditRecord, PolicyRevision
+from pdp.adapters.sql.models import AuditRecord, PolicyRevision
 from pdp.core.config import Settings, weak_secret
 from pdp.core.errors import ConfigurationError
 from pdp.observability import metrics

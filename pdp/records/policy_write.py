@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from adapters.sql.database import UnitOfWork, bump_revision, lock_revision, log_changes
+from pdp.adapters.sql.database import UnitOfWork, bump_revision, lock_revision, log_changes
 from pdp.records.audit_trail import AuditChain, AuditEvent
 
 

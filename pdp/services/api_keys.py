@@ -32,8 +32,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from adapters.sql.database import UnitOfWork
-from adapters.sql.models import ApiClientRecord
+from pdp.adapters.sql.database import UnitOfWork
+from pdp.adapters.sql.models import ApiClientRecord
 from pdp.core.errors import BadRequest, NotFound, Unauthorized, Unavailable
 from pdp.records.audit_trail import AuditChain, AuditEvent
 from pdp.records.audit_trail import now as audit_now

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, Select, delete, or_, select
 
-from adapters.sql.models import AuditRecord, DecisionRecord
+from pdp.adapters.sql.models import AuditRecord, DecisionRecord
 from pdp.core.errors import BadRequest, Forbidden, NotFound
 from pdp.core.masking import Masker
 from pdp.engine.actions import Action

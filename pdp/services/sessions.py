@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.sql.models import ConsoleSessionRecord as Record
+from pdp.adapters.sql.models import ConsoleSessionRecord as Record
 from pdp.core.clock import utc_now
 from pdp.core.errors import Unavailable
 from pdp.services.admin.service import STORE_UNAVAILABLE

@@ -10,9 +10,9 @@ from typing import Any
 from flask import Flask, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.sql.database import make_engine, schema_revision
-from adapters.sql.snapshot import SqlSnapshotSource
-from adapters.watcher import open_watcher
+from pdp.adapters.sql.database import make_engine, schema_revision
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
+from pdp.adapters.watcher import open_watcher
 from pdp.core import context
 from pdp.core.catalogue import load_catalogue
 from pdp.core.clock import start_clock_at
@@ -23,6 +23,7 @@ from pdp.engine.casbin_model import load_model
 from pdp.engine.policy import PolicyEngine
 from pdp.observability import metrics
 from pdp.observability.metrics import WATCHER_RECONNECTS
+from pdp.policies import CATALOGUE_PATH
 from pdp.records.audit_trail import AuditChain
 from pdp.records.checkpoints import open_writer
 from pdp.records.decision_log import DecisionLog, open_log
@@ -42,7 +43,6 @@ from pdp.web.api.decisions import bp as decisions_bp
 from pdp.web.api.health import bp as health_bp
 from pdp.web.api.jsonio import OrjsonProvider
 from pdp.web.container import Services
-from policies import CATALOGUE_PATH
 
 log = logging.getLogger("pdp")
 

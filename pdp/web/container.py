@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 from werkzeug.wrappers import Response
 
-from adapters.watcher import PgWatcher
+from pdp.adapters.watcher import PgWatcher
 from pdp.core.config import Settings
 from pdp.core.masking import Masker
 from pdp.engine.policy import PolicyEngine

@@ -94,7 +94,7 @@ def _post_fork(server: Any, worker: Any) -> None:
     # restarted after a crash ships what the dead one left even if no request comes.
     if found.shipper is not None:
         found.shipper.start()
-    # Each worker listens for other instances' writes (adapters.watcher).
+    # Each worker listens for other instances' writes (pdp.adapters.watcher).
     if found.watcher is not None:
         found.watcher.start()
     # Each worker checkpoints the audit chain's head (pdp.records.checkpoints): the same head

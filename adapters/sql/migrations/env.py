@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from adapters.sql.models import Base
+from pdp.adapters.sql.models import Base
 
 config = context.config
 connection = config.attributes.get("connection")

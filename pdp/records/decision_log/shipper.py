@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from adapters.sql.models import DecisionRecord
+from pdp.adapters.sql.models import DecisionRecord
 from pdp.observability import metrics
 from pdp.records.decision_log import files
 from pdp.records.decision_log.wal import (

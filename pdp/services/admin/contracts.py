@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from adapters.sql.models import (
+from pdp.adapters.sql.models import (
     Caf,
     Convention,
     Dated,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.sql.models import (
+from pdp.adapters.sql.models import (
     Group,
     GroupRole,
     Organisation,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.sql.models import (
+from pdp.adapters.sql.models import (
     Group,
     GroupManager,
     Organisation,

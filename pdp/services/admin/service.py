@@ -33,7 +33,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.sql.database import UnitOfWork
+from pdp.adapters.sql.database import UnitOfWork
 from pdp.core import context
 from pdp.core.catalogue import Catalogue
 from pdp.core.errors import Forbidden, NotFound, Unauthorized, Unavailable

@@ -1,0 +1,171 @@
+"""Smoke test of the bench: generate a tiny dataset, run every measurement in-process.
+
+No timing is asserted (machines differ); the test checks that every figure is produced and
+printed, that the dataset has the shape asked for, and that plain Casbin agrees on its sample.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bench.__main__ import main
+from bench.generate import generate
+from bench.run import RunOptions, run, write_json
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import Group, GroupRole, Membership, Organisation, User
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
+from pdp.records.audit_trail import AuditChain
+
+SCALE = 0.002  # 40 organisations, ~800 users
+
+
+def test_generate_then_run_prints_and_returns_every_figure(db_url: str, tmp_path: Path) -> None:
+    # db_url: an empty store on SQLite, and on PostgreSQL when PDP_TEST_POSTGRES_URL is set.
+    url = db_url
+    db = make_engine(url)
+    stats = generate(db, SCALE, seed=3)
+    db.dispose()
+    assert stats.counts["organisations"] == 40
+    assert stats.counts["users"] >= 800  # plus a few Caf operators
+    assert stats.counts["memberships"] > 1000 and stats.counts["group_roles"] > 100
+    assert stats.revision == 1  # one record_change for the whole load
+
+    printed: list[str] = []
+    opts = RunOptions(database_url=url, queries=3_000, permissions=200, batches=2, seed=3)
+    figures = run(opts, out=printed.append)
+
+    for key in ("check", "decide", "dict", "permissions", "batch_engine", "batch_service"):
+        assert figures[key]["count"] > 0, key
+        assert 0 < figures[key]["median_us"] <= figures[key]["p99_us"] <= figures[key]["max_us"]
+    assert figures["check"]["count"] == 3_000
+    assert figures["load"]["total_s"] > 0 and figures["rss_mib"]["peak"] > 0
+    assert figures["dataset"]["organisations"] == 40
+    assert 0.25 < figures["allowed_share"] < 0.75  # about half of the queries are allowed
+
+    casbin = figures["casbin"]
+    assert casbin["compared"] >= 30 and casbin["lines"] > 0
+    assert casbin["agree"] == casbin["compared"], casbin["disagreements"]
+
+    text = "\n".join(printed)
+    for label in (
+        "cold load",
+        "RSS after load",
+        "PolicyEngine.check (headline)",
+        "Index.decide",
+        "dict lookup",
+        "permissions listing",
+        "batch of 1,000",
+        "plain casbin.Enforcer",
+        "answers agree with Casbin",
+        "targets:",
+        "ours vs plain Casbin",
+        "ours vs dict floor",
+    ):
+        assert label in text, label
+    assert "DISAGREEMENT" not in text
+
+    out = tmp_path / "figures.json"
+    write_json(figures, str(out))
+    assert json.loads(out.read_text())["casbin"]["agree"] == casbin["agree"]
+
+
+def test_generated_data_respects_the_domain_rules(tmp_path: Path) -> None:
+    db = make_engine(f"sqlite:///{tmp_path / 'rules.sqlite3'}")
+    today = dt.date(2026, 1, 15)
+    generate(db, SCALE, seed=4, today=today)
+    # The load's revision has its audit record: `pdp audit verify` passes on a bench database.
+    report = AuditChain().verify(db)
+    assert report.ok and report.checked == 1, report.message
+    snap = SqlSnapshotSource(db).load()
+    groups = {gid: (org, parent, s, e) for gid, org, parent, _c, _l, s, e in snap.groups}
+    roles: dict[int, set[tuple[str, str]]] = {}
+    for gid, service, role, _s, _e in snap.group_roles:
+        roles.setdefault(gid, set()).add((service, role))
+    for gid, (org, parent, start, end) in groups.items():
+        depth, node = 0, parent
+        while node is not None:
+            depth, node = depth + 1, groups[node][1]
+        assert depth <= 4  # sub-groups up to depth 4
+        if parent is not None:
+            assert groups[parent][0] == org
+            assert roles.get(gid, set()) <= roles.get(parent, set())  # R-GRP-4
+            assert groups[parent][2] <= start and end <= groups[parent][3]  # R-GRP-2
+    user_org = {uid: org for uid, _login, org, _s, _e in snap.users}
+    for uid, gid, _s, _e in snap.memberships:
+        assert user_org[uid] == groups[gid][0]  # R-MEM-1: same organisation
+    with db.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(Organisation)).scalar_one()
+        closed = conn.execute(
+            select(func.count()).select_from(User).where(User.closes_on <= today)
+        ).scalar_one()
+        future = conn.execute(
+            select(func.count()).select_from(Membership).where(Membership.opens_on > today)
+        ).scalar_one()
+        assert count == 40 and closed > 0 and future > 0
+        assert conn.execute(select(func.count()).select_from(Group)).scalar_one() > 0
+        assert conn.execute(select(func.count()).select_from(GroupRole)).scalar_one() > 0
+
+
+def test_the_whole_suite_runs_end_to_end_and_agrees_with_casbin_and_cedar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m bench all`` at scale 0.01: every part runs (HTTP only where wrk is
+    installed), the alternatives agree with us on every query, and the summary is printed."""
+    out = tmp_path / "suite.json"
+    args = ["all", "--scale", "0.01", "--queries", "3000", "--data-dir", str(tmp_path)]
+    args += ["--http-duration", "1", "--http-rounds", "1", "--write-repeats", "2"]
+    if shutil.which("wrk") is None:
+        args.append("--no-http")
+    assert main([*args, "--json", str(out)]) == 0
+    suite = json.loads(out.read_text())
+
+    assert set(suite["runs"]) == {"0.005", "0.01"}  # 100 organisations, and the target
+    alt = suite["runs"]["0.005"]
+    assert alt["dataset"]["organisations"] == 100
+    assert alt["casbin"]["compared"] >= 30
+    assert alt["casbin"]["agree"] == alt["casbin"]["compared"], alt["casbin"]["disagreements"]
+    for figures in suite["runs"].values():
+        cedar = figures["cedar"]
+        assert cedar["compared"] >= 30 and cedar["errors"] == 0
+        assert cedar["agree"] == cedar["compared"], cedar["disagreements"]
+        assert figures["check"]["count"] == 3000
+    writes = suite["writes"]
+    for name in ("attach", "assign_role_50", "close_group_200"):
+        assert writes[f"{name}_flips"]["writer"] == writes[f"{name}_flips"]["n"] == 2
+    if shutil.which("wrk") is not None:
+        http = suite["http"]
+        for result in (*http["pdp"], *http["bare"], *http["batch"]):
+            assert result["requests"] > 0 and result["errors"] == 0, result
+        assert [r["connections"] for r in http["pdp"]] == [2, 16, 64]
+        assert len(http["memory"]["workers"]) == 2
+        assert http["decision_log"] == "buffered"  # pdp serve as in production
+        cost = http["log_cost"]
+        assert set(cost["modes"]) == {"off", "buffered", "sync"}
+        for mode, figures in cost["modes"].items():
+            for kind in ("single", "batch"):
+                run = figures[kind]
+                assert run["requests"] > 0 and run["errors"] == 0, (mode, kind, run)
+                assert 0 < run["p50_us"] <= run["p99_us"], (mode, kind, run)
+                assert "loss_vs_off" in run
+            assert cost["modes"]["off"]["single"]["loss_vs_off"] == 0
+        # Every decision answered by a logging server reached the decision_log table.
+        shipping = http["shipping"]
+        assert shipping["answered"] > 0 and shipping["unshipped_bytes"] == 0, shipping
+        assert shipping["rows_added"] >= shipping["answered"], shipping
+    printed = capsys.readouterr().out
+    for heading in ("## Alternatives", "## Growth", "## Targets", "vs plain Casbin", "cedarpy"):
+        assert heading in printed, heading
+    if shutil.which("wrk") is not None:
+        for label in (
+            "## Decision log cost",
+            "| buffered |",
+            "| sync |",
+            "log buffered: throughput",
+        ):
+            assert label in printed, label
