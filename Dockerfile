@@ -11,7 +11,7 @@
 # /var/lib/pdp/decision-log, a volume) hold every decision until it is shipped to the database,
 # and must survive the container to be shipped after a crash: give each instance a named volume
 # of its own there. RUN --mount needs BuildKit, the default builder since Docker Engine 23.
-# tests/test_deploy.py runs this file's commands outside Docker.
+# tests/e2e/test_deploy.py runs this file's commands outside Docker.
 
 # --- builder: pdp's wheel (with policies and migrations as package data), then the wheels of
 # every dependency including the postgres extra (psycopg's binary wheel: no libpq to install),

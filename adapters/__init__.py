@@ -1,1 +1,2 @@
-"""Adapters between pdp and the outside: SQL storage (``pdp.adapters.sql``) and Casbin feeding."""
+"""Adapters between pdp and the outside: SQL storage (``pdp.adapters.sql``) and the PostgreSQL
+watcher (``pdp.adapters.watcher``)."""

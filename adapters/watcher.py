@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from pdp.adapters.sql.database import NOTIFY_CHANNEL
 from pdp.core.errors import ConfigurationError
 
-log = logging.getLogger("pdp.adapters.watcher")
+log = logging.getLogger("pdp.watcher")
 
 APPLICATION_NAME = "pdp-watcher"
 

@@ -105,9 +105,10 @@ def lock_revision(session: Session) -> int:
 def bump_revision(session: Session) -> int:
     """Take the next policy revision; the row lock is held until the transaction ends.
 
-    Every writer calls this first: writers are thus serialised, revisions commit in order, and
-    whatever a writer reads afterwards is the latest committed state (on PostgreSQL at READ
-    COMMITTED, and on SQLite whose write lock is taken by this very UPDATE).
+    Every writer that takes a revision calls this first (the others ``lock_revision``): writers
+    are thus serialised, revisions commit in order, and whatever a writer reads afterwards is
+    the latest committed state (on PostgreSQL at READ COMMITTED, and on SQLite whose write lock
+    is taken by this very UPDATE).
     """
     revision = int(
         session.execute(

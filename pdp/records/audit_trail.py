@@ -1,10 +1,10 @@
 """The audit trail of administrative writes (R-ADM-7): a hash chain in the database.
 
 Every committed write leaves one ``AuditEvent`` per thing it changed (actor, action, target,
-before/after, revision, request id). ``pdp.services.admin.service.AdminService.write`` collects
-them during
-the transaction and ``AuditChain.append`` inserts them **in that same transaction**, just before
-the commit: no change without its record, and no record of a change that did not happen.
+before/after, revision, request id). The policy write (``pdp.records.policy_write``) collects
+them during the transaction and ``AuditChain.append`` inserts them **in that same
+transaction**, just before the commit: no change without its record, and no record of a change
+that did not happen.
 
 The chain: record n carries ``prev_hash`` (record n-1's hash, 64 zeros for the first) and
 ``hash`` = SHA-256, or HMAC-SHA-256 when ``PDP_AUDIT_KEY`` is set, of its own fields and
@@ -15,10 +15,9 @@ never forks. ``verify`` walks the chain and names the first broken record.
 Revisions and records: every write that takes a revision leaves at least one record of that
 revision (``AdminService.write``, the demo load), and the API keys' records carry the current
 revision without taking one (``pdp.services.api_keys``). So the last record's revision is the
-policy's
-revision, and an empty chain goes with revision 0: ``verify`` checks both, which shows records
-cut off the end even when the head was moved back with them. Records cut off the end with the
-revision moved back too are shown by a checkpoint kept outside the database
+policy's revision, and an empty chain goes with revision 0: ``verify`` checks both, which shows
+records cut off the end even when the head was moved back with them. Records cut off the end
+with the revision moved back too are shown by a checkpoint kept outside the database
 (``pdp.records.checkpoints``), which ``verify`` compares when given one.
 """
 

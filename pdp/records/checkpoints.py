@@ -48,7 +48,7 @@ from pdp.core.errors import ConfigurationError
 from pdp.observability import metrics
 from pdp.records.audit_trail import GENESIS, missing, record_digest
 
-log = logging.getLogger("pdp.records.audit_trail")
+log = logging.getLogger("pdp.audit")
 
 FORMAT = "pdp-audit-checkpoint/1"
 _NAME = re.compile(r"^audit-g(\d{4,})-(\d{12,})-([0-9a-f]{16})\.json$")

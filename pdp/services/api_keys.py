@@ -39,7 +39,7 @@ from pdp.records.audit_trail import AuditChain, AuditEvent
 from pdp.records.audit_trail import now as audit_now
 from pdp.records.policy_write import PolicyWriter
 
-log = logging.getLogger("pdp.services.api_keys")
+log = logging.getLogger("pdp.clients")
 
 KEY_PATTERN = re.compile(r"pdp_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")

@@ -219,7 +219,7 @@ def demo_loaded(session: Session) -> bool:
 def load_demo(session: Session, today: dt.date, chain: AuditChain | None = None) -> int:
     """Insert the demo data in the session's transaction, with its audit records (actor
     ``pdp-demo-load``); return the new revision."""
-    write = begin(session)  # the revision row's lock first, as every writer
+    write = begin(session)  # a policy write, like every other (pdp.records.policy_write)
     b = _Builder(session, today)
     for code, name in (
         ("751", "Caf de Paris"),

@@ -29,7 +29,7 @@ from pdp.services.sessions import SessionStore
 from pdp.services.tokens import TokenVerifier
 
 # Modules of their own, apart from the guard and the console that read this container: so it
-# can name their types without an import cycle (tests/test_architecture.py).
+# can name their types without an import cycle (tests/engine/test_architecture.py).
 from pdp.web.api.rate_limit import RateLimiter
 from pdp.web.proxy_trust import ProxyTrust
 

@@ -48,7 +48,7 @@ from pdp.records.decision_log import DecisionLog, new_decision_id
 from pdp.records.policy_write import PolicyWrite, PolicyWriter
 from pdp.services.tokens import TokenVerifier
 
-log = logging.getLogger("pdp.services.admin")
+log = logging.getLogger("pdp.admin")
 
 # The database failing under a request (connection lost, disk full, lock or statement timeout,
 # pool exhausted): the transaction is rolled back, nothing was written, the caller may retry.

@@ -14,7 +14,7 @@ from pdp.core.errors import BadRequest, PdpError
 from pdp.core.text import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, has_forbidden
 from pdp.web.container import services
 
-log = logging.getLogger("pdp.web.api")
+log = logging.getLogger("pdp.api")
 
 _HTTP_CODES = {
     404: ("NOT_FOUND", "Ressource introuvable."),

@@ -16,7 +16,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from pdp.core.errors import ConfigurationError, PdpError
 
-log = logging.getLogger("pdp.web.api")
+log = logging.getLogger("pdp.api")
 
 
 class RateLimited(PdpError):
