@@ -36,6 +36,9 @@ NAMING = {
 }
 
 
+CAF_OPEN_SINCE = dt.date(2000, 1, 1)
+
+
 class Base(DeclarativeBase):
     """Declarative base with stable constraint names (for migrations)."""
 
@@ -49,13 +52,18 @@ class Dated:
     closes_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
 
 
-class Caf(Base):
-    """A Caf of the network, e.g. code "751" (Paris)."""
+class Caf(Base, Dated):
+    """A Caf of the network, e.g. code "751" (Paris), open from ``opens_on`` (R-TIME-1)."""
 
     __tablename__ = "cafs"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(10), unique=True, nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
+    # A Caf registered without a day (before migration 0005, or by a loader) is open from the
+    # earliest day the store knows.
+    opens_on: Mapped[dt.date] = mapped_column(
+        Date, nullable=False, default=CAF_OPEN_SINCE, server_default=CAF_OPEN_SINCE.isoformat()
+    )
 
 
 class Organisation(Base, Dated):

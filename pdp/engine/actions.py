@@ -17,6 +17,9 @@ from pdp.core.errors import BadRequest
 class Action(StrEnum):
     """An administrative action; its value is the action's name in the table of rights."""
 
+    # The Caf network: its Cafs and its operators (R-CON-4)
+    CAF_MANAGE = "caf.manage"
+    OPERATOR_MANAGE = "operator.manage"
     # Contracts with the Caf (R-CON-4)
     ORGANISATION_CREATE = "organisation.create"
     ORGANISATION_LIST = "organisation.list"

@@ -37,6 +37,7 @@ from pdp.web import console
 from pdp.web.api import errors, guard
 from pdp.web.api.admin_contracts import bp as admin_contracts_bp
 from pdp.web.api.admin_groups import bp as admin_groups_bp
+from pdp.web.api.admin_network import bp as admin_network_bp
 from pdp.web.api.admin_users import bp as admin_users_bp
 from pdp.web.api.auditor import bp as auditor_bp
 from pdp.web.api.decisions import bp as decisions_bp
@@ -177,6 +178,7 @@ def create_app(
     app.register_blueprint(decisions_bp)
     app.register_blueprint(admin_users_bp)
     app.register_blueprint(admin_contracts_bp)
+    app.register_blueprint(admin_network_bp)
     app.register_blueprint(admin_groups_bp)
     app.register_blueprint(auditor_bp)
     sessions = SessionStore(db, settings.console_session_idle, settings.console_session_max)

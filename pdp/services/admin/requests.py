@@ -145,3 +145,38 @@ class ManagerSet(Strict):
     login: Login | None = None
     new_user: NewUser | None = None
     replaces: Login | None = None
+
+
+class CafNew(Strict):
+    """A Caf of the network, registered by an operator or the command line (R-CON-4); it opens
+    today unless given (an earlier day is allowed: a Caf's days decide nothing by themselves)."""
+
+    code: CafCode
+    name: Label
+    opens_on: Day | None = None
+
+
+class CafEdit(Strict):
+    """A Caf's new name, or its closing day (no open convention may outlive it)."""
+
+    name: Label | None = None
+    closes_on: Day | None = None
+
+
+class OperatorNew(Strict):
+    """An operator: a Caf-side account acting across every organisation (R-CON-4)."""
+
+    login: NewLogin
+    first_name: Text
+    last_name: Text
+    email: Email
+    opens_on: Day | None = None
+
+
+class OperatorEdit(Strict):
+    """An operator's new details, or their closing day (R-USR-4)."""
+
+    first_name: Text | None = None
+    last_name: Text | None = None
+    email: Email | None = None
+    closes_on: Day | None = None

@@ -1,0 +1,13 @@
+"""The ``pdp`` command: its groups of subcommands, one module each (``commands``: the database,
+the demo, decisions from the shell, the server, the logs, the audit trail, API keys; ``network``:
+the Cafs and the operators)."""
+
+from __future__ import annotations
+
+from pdp.cli.commands import cli, main
+from pdp.cli.network import cafs, operators
+
+cli.add_command(cafs)
+cli.add_command(operators)
+
+__all__ = ["cli", "main"]
