@@ -10,10 +10,21 @@ from typing import Any
 import yaml
 
 from pdp.core.errors import BadRequest, ConfigurationError
+from pdp.core.text import CODE_PATTERN
 from pdp.policies import CATALOGUE_PATH
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _ROLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_CODE = re.compile(CODE_PATTERN)
+
+
+@dataclass(frozen=True)
+class SystemGroup:
+    """A group the system makes for each open subscription to its service (R-GRP-3)."""
+
+    code: str
+    label: str
+    role: str
 
 
 @dataclass(frozen=True)
@@ -25,7 +36,7 @@ class Service:
     roles: tuple[str, ...]
     per_caf: bool = False
     user_profiles: tuple[str, ...] = ()
-    system_groups: bool = False
+    system_groups: tuple[SystemGroup, ...] = ()
     former_names: tuple[str, ...] = ()
 
     def accepts(self, role: str) -> bool:
@@ -66,6 +77,29 @@ def _strings(value: Any, where: str, pattern: re.Pattern[str]) -> tuple[str, ...
     return tuple(value)
 
 
+def _system_groups(value: Any, service: str, roles: tuple[str, ...]) -> tuple[SystemGroup, ...]:
+    """The ``system_groups`` of ``service``: a list of {code, label, role}, codes unique, each
+    role one of the service's."""
+    where = f"catalogue: {service}.system_groups"
+    if not isinstance(value, list):
+        raise ConfigurationError(f"{where} must be a list of {{code, label, role}}")
+    out: list[SystemGroup] = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"code", "label", "role"}:
+            raise ConfigurationError(f"{where}: each item has exactly code, label and role")
+        code, label, role = item["code"], item["label"], item["role"]
+        if not isinstance(code, str) or not _CODE.match(code) or len(code) > 64:
+            raise ConfigurationError(f"{where}: invalid group code {code!r}")
+        if not isinstance(label, str) or not label.strip():
+            raise ConfigurationError(f"{where}: {code} needs a label")
+        if role not in roles:
+            raise ConfigurationError(f"{where}: {code}'s role {role!r} is not a role of {service}")
+        out.append(SystemGroup(code, label, role))
+    if len({g.code for g in out}) != len(out):
+        raise ConfigurationError(f"{where} has duplicate codes")
+    return tuple(out)
+
+
 def parse_catalogue(data: Any) -> Catalogue:
     """Validate the catalogue's data and build it; raise ConfigurationError when it is wrong."""
     if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
@@ -88,9 +122,8 @@ def parse_catalogue(data: Any) -> Catalogue:
         profiles = _strings(spec.get("user_profiles", []), f"{name}.user_profiles", _ROLE)
         if set(roles) & set(profiles):
             raise ConfigurationError(f"catalogue: {name} roles and user_profiles overlap")
-        for flag in ("per_caf", "system_groups"):
-            if not isinstance(spec.get(flag, False), bool):
-                raise ConfigurationError(f"catalogue: {name}.{flag} must be true or false")
+        if not isinstance(spec.get("per_caf", False), bool):
+            raise ConfigurationError(f"catalogue: {name}.per_caf must be true or false")
         label = spec.get("label", name)
         if not isinstance(label, str) or not label.strip():
             raise ConfigurationError(f"catalogue: {name}.label must be a non-empty string")
@@ -103,7 +136,7 @@ def parse_catalogue(data: Any) -> Catalogue:
             roles=roles,
             per_caf=spec.get("per_caf", False),
             user_profiles=profiles,
-            system_groups=spec.get("system_groups", False),
+            system_groups=_system_groups(spec.get("system_groups", []), name, roles),
             former_names=tuple(former),
         )
     if not services:

@@ -152,6 +152,44 @@ def variant(path: list[str], value: Any, *, delete: bool = False) -> dict[str, A
             id="service-name",
         ),
         pytest.param(variant(["services", "x"], ["T1"]), "must be a mapping", id="service-list"),
+        # R-GRP-3: the system groups a service makes are named, labelled and carry its roles.
+        pytest.param(
+            variant(["services", "espace_bailleur", "system_groups"], True),
+            "must be a list",
+            id="system-groups-flag",
+        ),
+        pytest.param(
+            variant(
+                ["services", "espace_bailleur", "system_groups"],
+                [{"code": "EB-X", "label": "X", "role": "T1"}],
+            ),
+            "is not a role of espace_bailleur",
+            id="system-group-foreign-role",
+        ),
+        pytest.param(
+            variant(
+                ["services", "espace_bailleur", "system_groups"],
+                [{"code": "EB X", "label": "X", "role": "parc_prive"}],
+            ),
+            "invalid group code",
+            id="system-group-code",
+        ),
+        pytest.param(
+            variant(
+                ["services", "espace_bailleur", "system_groups"],
+                [{"code": "EB-X", "label": "X", "role": "parc_prive"}] * 2,
+            ),
+            "duplicate codes",
+            id="system-group-twice",
+        ),
+        pytest.param(
+            variant(
+                ["services", "espace_bailleur", "system_groups"],
+                [{"code": "EB-X", "role": "parc_prive"}],
+            ),
+            "exactly code, label and role",
+            id="system-group-no-label",
+        ),
     ],
 )
 def test_bad_catalogues_are_refused(data: Any, message: str) -> None:

@@ -31,22 +31,14 @@ from pdp.core.text import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, has_fo
 from pdp.observability import metrics
 from pdp.services.api_keys import HEADER, ApiClient, ClientRegistry
 from pdp.services.tokens import TokenVerifier
+from pdp.web.api.openapi import registry
 from pdp.web.api.rate_limit import RateLimited, RateLimiter
 from pdp.web.container import services
 
-# Endpoints answering without credentials, and never rate-limited.
-PUBLIC = frozenset({"health.healthz", "health.readyz"})
-# Endpoints of the front-ends: an API key is required.
-KEYED = frozenset(
-    {
-        "decisions.check",
-        "decisions.check_batch",
-        "decisions.permissions",
-        "decisions.service_users",
-    }
-)
-# Endpoints a front-end (API key) or a signed-in user (JWT) may call.
-EITHER = frozenset({"decisions.openapi", "admin_users.admin_check"})
+# Who may call what is each route's own declaration (``route(..., public=, api_key=, auth=)``):
+# the guard reads it off the registry. The OpenAPI document, served outside the registry, is
+# for a front-end (API key) or a signed-in user (JWT).
+OPENAPI_ENDPOINT = "decisions.openapi"
 
 
 def client() -> ApiClient | None:
@@ -92,15 +84,18 @@ def install(
     """Register authentication, then the rate limit (in that order: the limit's key is the
     authenticated caller). Return the limiter, if any."""
     # /metrics: open to the scraper when PDP_METRICS_PUBLIC=true, else like the OpenAPI document.
-    public = (PUBLIC | {metrics.ENDPOINT}) if settings.metrics_open else PUBLIC
-    either = EITHER if settings.metrics_open else (EITHER | {metrics.ENDPOINT})
+    declared_public = registry.endpoints(public=True)
+    keyed = registry.endpoints(api_key=True)
+    declared_either = registry.endpoints(api_key=True, auth=True) | {OPENAPI_ENDPOINT}
+    public = (declared_public | {metrics.ENDPOINT}) if settings.metrics_open else declared_public
+    either = declared_either if settings.metrics_open else (declared_either | {metrics.ENDPOINT})
 
     @app.before_request
     def _authenticate() -> None:
         endpoint = request.endpoint
         if endpoint is None or endpoint in public:
             return
-        if endpoint in KEYED or (endpoint in either and HEADER in request.headers):
+        if endpoint in keyed or (endpoint in either and HEADER in request.headers):
             caller = clients.authenticate(request.headers.get(HEADER))
             g.pdp_client = caller
             context.client.set(caller.name)

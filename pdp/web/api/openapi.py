@@ -37,6 +37,7 @@ class Operation:
     auth: bool = False  # needs ``Authorization: Bearer <JWT>``
     api_key: bool = False  # needs ``X-Api-Key`` (a front-end's key, ``pdp clients add``)
     public: bool = False  # answers without credentials, and is not rate-limited
+    endpoint: str = ""  # the Flask endpoint, ``<blueprint>.<view>`` (set when the view is)
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -131,6 +132,7 @@ class Registry:
         )
 
         def wrap(view: F) -> F:
+            op.endpoint = f"{bp.name}.{view.__name__}"
             self.add(op)
             return bp.route(rule, methods=[method.upper()])(view)
 
@@ -141,6 +143,16 @@ class Registry:
         if any(o.method == op.method and o.path == op.path for o in self.operations):
             raise ValueError(f"{op.method.upper()} {op.path} is declared twice")
         self.operations.append(op)
+
+    def endpoints(
+        self, *, public: bool = False, api_key: bool = False, auth: bool = False
+    ) -> frozenset[str]:
+        """The endpoints declared with exactly these credentials (the guard's tables)."""
+        return frozenset(
+            op.endpoint
+            for op in self.operations
+            if (op.public, op.api_key, op.auth) == (public, api_key, auth)
+        )
 
     def document(self, title: str, version: str) -> dict[str, Any]:
         """Build the OpenAPI 3.1 document."""
