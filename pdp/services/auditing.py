@@ -28,6 +28,7 @@ from pdp.engine.actions import Action
 from pdp.engine.rules import AdminReason, Target
 from pdp.records.audit_trail import iso_us, record_json
 from pdp.services.admin import contracts
+from pdp.services.admin.responses import OrganisationItem
 from pdp.services.admin.service import AdminService
 
 PAGE_DEFAULT = 50
@@ -98,9 +99,9 @@ class AuditorQueries:
         if own_organisation and home is not None:
             organisation = home
         scope = self._scope(actor, organisation)
-        choices: list[dict[str, Any]] = []
+        choices: list[OrganisationItem] = []
         if home is None:  # an operator (log.read on the platform was just allowed)
-            choices = contracts.list_organisations(self.admin, actor)["organisations"]
+            choices = contracts.list_organisations(self.admin, actor).organisations
         return {"organisation": scope, "may_choose": home is None, "organisations": choices}
 
     # -- the decision log ----------------------------------------------------------------------

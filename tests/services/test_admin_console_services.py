@@ -49,7 +49,7 @@ def refused(exc: pytest.ExceptionInfo[Forbidden]) -> AdminReason:
 
 
 def test_an_operator_lists_every_organisation(app: Flask) -> None:
-    found = contracts.list_organisations(service(app), "op.caf751")["organisations"]
+    found = contracts.list_organisations(service(app), "op.caf751").model_dump()["organisations"]
     codes = [o["code"] for o in found]
     assert codes == sorted(codes)
     assert MAIRIE in codes
@@ -114,10 +114,10 @@ def test_a_membership_ending_later_stays_editable(app: Flask) -> None:
 
 def test_an_ended_designation_is_not_current(app: Flask) -> None:
     svc = service(app)
-    admins = contracts.contract(svc, "op.caf751", MAIRIE)["admins"]
+    admins = contracts.contract(svc, "op.caf751", MAIRIE).model_dump()["admins"]
     assert [(a["login"], a["open"], a["current"]) for a in admins] == [("alice.martin", True, True)]
     contracts.end_admin(svc, "op.caf751", MAIRIE, "alice.martin", DatesEdit())
-    admins = contracts.contract(svc, "op.caf751", MAIRIE)["admins"]
+    admins = contracts.contract(svc, "op.caf751", MAIRIE).model_dump()["admins"]
     assert [(a["login"], a["open"], a["current"]) for a in admins] == [
         ("alice.martin", False, False)
     ]

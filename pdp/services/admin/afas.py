@@ -4,7 +4,6 @@ them (R-AFAS-2, decided by the engine); removing one closes it today (R-TIME-2).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,14 +14,36 @@ from pdp.engine.actions import Action
 from pdp.engine.rules import Target
 from pdp.services.admin import store
 from pdp.services.admin.requests import AfasProfileNew
+from pdp.services.admin.responses import (
+    AfasProfileItem,
+    AfasProfileOut,
+    AfasProfiles,
+    AfasProfileWritten,
+)
 from pdp.services.admin.service import AdminService
 
 AFAS = "afas"
 
 
-def profile_json(p: AfasProfile, login: str) -> dict[str, Any]:
+def profile_out(p: AfasProfile, login: str) -> AfasProfileOut:
     """The public form of an Afas profile."""
-    return {"user": login, "profile": p.profile, **store.dates(p)}
+    return AfasProfileOut(
+        user=login,
+        profile=p.profile,
+        opens_on=p.opens_on.isoformat(),
+        closes_on=store.day(p.closes_on),
+    )
+
+
+def profile_item(p: AfasProfile, login: str, today: dt.date) -> AfasProfileItem:
+    """An Afas profile as listed: its public form, and whether it is open ``today``."""
+    return AfasProfileItem(
+        user=login,
+        profile=p.profile,
+        opens_on=p.opens_on.isoformat(),
+        closes_on=store.day(p.closes_on),
+        open=store.is_open(p, today),
+    )
 
 
 def _current(session: Session, user: User, today: dt.date) -> list[AfasProfile]:
@@ -39,22 +60,19 @@ def _current(session: Session, user: User, today: dt.date) -> list[AfasProfile]:
     )
 
 
-def list_profiles(svc: AdminService, actor: str, org_code: str, login: str) -> dict[str, Any]:
+def list_profiles(svc: AdminService, actor: str, org_code: str, login: str) -> AfasProfiles:
     """The user's Afas profiles that have not ended (R-AFAS-1, R-AFAS-2)."""
     today = svc.today()
     with svc.read(actor, Action.AFAS_PROFILES_READ, Target("organisation", org_code)) as session:
         org = store.organisation(session, org_code)
         user = store.user(session, org, login)
-        profiles = [
-            {**profile_json(p, login), "open": store.is_open(p, today)}
-            for p in _current(session, user, today)
-        ]
-    return {"organisation": org.code, "user": login, "profiles": profiles}
+        profiles = [profile_item(p, login, today) for p in _current(session, user, today)]
+    return AfasProfiles(organisation=org.code, user=login, profiles=profiles)
 
 
 def add_profile(
     svc: AdminService, actor: str, org_code: str, login: str, data: AfasProfileNew
-) -> dict[str, Any]:
+) -> AfasProfileWritten:
     """Give the user an Afas profile of the catalogue (R-AFAS-1; 400 UNKNOWN_PROFILE) from
     ``opens_on`` (default today, not in the past); the user must be open then (409
     USER_NOT_OPEN) and not already hold it (409 PROFILE_EXISTS)."""
@@ -86,14 +104,14 @@ def add_profile(
         )
         tx.session.add(profile)
         tx.session.flush()
-        out = profile_json(profile, login)
-        tx.record(f"user:{login}", org.code, None, out, org.id)
-    return {"profile": out, "revision": tx.revision}
+        out = profile_out(profile, login)
+        tx.record(f"user:{login}", org.code, None, out.model_dump(mode="json"), org.id)
+    return AfasProfileWritten(profile=out, revision=tx.revision)
 
 
 def remove_profile(
     svc: AdminService, actor: str, org_code: str, login: str, profile: str
-) -> dict[str, Any]:
+) -> AfasProfileWritten:
     """Remove an Afas profile: it closes today, nothing is deleted (R-TIME-2); a profile not yet
     started gets the empty window [today, today). 404 NO_SUCH_PROFILE."""
     with svc.write(actor, Action.AFAS_PROFILES_EDIT, Target("user", login=login)) as tx:
@@ -103,9 +121,10 @@ def remove_profile(
         if not found:
             raise NotFound(f"{login} n'a pas le profil Afas {profile!r}.", "NO_SUCH_PROFILE")
         for p in found:
-            before = profile_json(p, login)
+            before = profile_out(p, login).model_dump(mode="json")
             p.opens_on = min(p.opens_on, tx.today)
             p.closes_on = tx.today
-            tx.record(f"user:{login}", org.code, before, profile_json(p, login), org.id)
-        out = profile_json(found[0], login)
-    return {"profile": out, "revision": tx.revision}
+            after = profile_out(p, login).model_dump(mode="json")
+            tx.record(f"user:{login}", org.code, before, after, org.id)
+        out = profile_out(found[0], login)
+    return AfasProfileWritten(profile=out, revision=tx.revision)

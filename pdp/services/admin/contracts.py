@@ -9,7 +9,6 @@ today, and a record that has already ended or started keeps that date.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +26,15 @@ from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target
 from pdp.services.admin import store
+from pdp.services.admin.contract_results import (
+    convention_item,
+    convention_out,
+    designation_item,
+    designation_out,
+    organisation_item,
+    organisation_out,
+    subscription_out,
+)
 from pdp.services.admin.requests import (
     ConventionNew,
     DatesEdit,
@@ -34,33 +42,21 @@ from pdp.services.admin.requests import (
     SubscriptionNew,
     UserRef,
 )
+from pdp.services.admin.responses import (
+    AdminEnded,
+    AdminWritten,
+    ContractOut,
+    ConventionItem,
+    ConventionWritten,
+    OrganisationList,
+    OrganisationWritten,
+    SubscriptionWritten,
+    UserOut,
+)
 from pdp.services.admin.service import AdminService
 from pdp.services.admin.users import create_user_in
 
 MAX_PARTNER_ADMINS = 2  # R-ADM-1
-
-
-# -- JSON forms ----------------------------------------------------------------------------
-
-
-def organisation_json(org: Organisation) -> dict[str, Any]:
-    """The public form of an organisation."""
-    return {"code": org.code, "name": org.name, "kind": org.kind, **store.dates(org)}
-
-
-def convention_json(conv: Convention, caf_code: str) -> dict[str, Any]:
-    """The public form of a convention (without its subscriptions)."""
-    return {"reference": conv.reference, "caf": caf_code, **store.dates(conv)}
-
-
-def subscription_json(sub: Subscription, reference: str) -> dict[str, Any]:
-    """The public form of a subscription."""
-    return {"id": sub.id, "convention": reference, "service": sub.service, **store.dates(sub)}
-
-
-def admin_json(designation: PartnerAdmin, login: str) -> dict[str, Any]:
-    """The public form of a partner admin designation."""
-    return {"login": login, **store.dates(designation)}
 
 
 # -- Date rules ----------------------------------------------------------------------------
@@ -211,7 +207,9 @@ def _check_subscription(
 # -- Verbs ---------------------------------------------------------------------------------
 
 
-def create_organisation(svc: AdminService, actor: str, data: OrganisationNew) -> dict[str, Any]:
+def create_organisation(
+    svc: AdminService, actor: str, data: OrganisationNew
+) -> OrganisationWritten:
     """Register a partner organisation (R-CON-4); 409 ORGANISATION_EXISTS if the code is taken."""
     with svc.write(actor, Action.ORGANISATION_CREATE, Target("platform")) as tx:
         taken = tx.session.execute(
@@ -224,30 +222,30 @@ def create_organisation(svc: AdminService, actor: str, data: OrganisationNew) ->
         org = Organisation(code=data.code, name=data.name, kind=data.kind, opens_on=opens_on)
         tx.session.add(org)
         tx.session.flush()
-        out = organisation_json(org)
-        tx.record(f"organisation:{org.code}", org.code, None, out, org.id)
-    return {"organisation": out, "revision": tx.revision}
+        out = organisation_out(org)
+        tx.record(f"organisation:{org.code}", org.code, None, out.model_dump(mode="json"), org.id)
+    return OrganisationWritten(organisation=out, revision=tx.revision)
 
 
-def list_organisations(svc: AdminService, actor: str) -> dict[str, Any]:
+def list_organisations(svc: AdminService, actor: str) -> OrganisationList:
     """Every registered organisation by code, with whether it is open today (operators only,
     ``organisation.list``: 403 with the engine's reason for anyone else)."""
     today = svc.today()
     with svc.read(actor, Action.ORGANISATION_LIST, Target("platform")) as session:
         orgs = [
-            {**organisation_json(org), "open": store.is_open(org, today)}
+            organisation_item(org, today)
             for org in session.execute(select(Organisation).order_by(Organisation.code)).scalars()
         ]
-    return {"organisations": orgs}
+    return OrganisationList(organisations=orgs)
 
 
-def contract(svc: AdminService, actor: str, org_code: str) -> dict[str, Any]:
+def contract(svc: AdminService, actor: str, org_code: str) -> ContractOut:
     """The organisation's contract: conventions, their subscriptions, partner admins (R-CON-4,
     R-ADM-5: operators and the organisation's partner admins)."""
     today = svc.today()
     with svc.read(actor, Action.CONTRACT_READ, Target("organisation", org_code)) as session:
         org = store.organisation(session, org_code)
-        conventions: list[dict[str, Any]] = []
+        conventions: list[ConventionItem] = []
         for conv, caf in session.execute(
             select(Convention, Caf.code)
             .join(Caf, Caf.id == Convention.caf_id)
@@ -259,26 +257,9 @@ def contract(svc: AdminService, actor: str, org_code: str) -> dict[str, Any]:
                 .where(Subscription.convention_id == conv.id)
                 .order_by(Subscription.service, Subscription.opens_on, Subscription.id)
             ).scalars()
-            conventions.append(
-                {
-                    **convention_json(conv, caf),
-                    "open": store.is_open(conv, today),
-                    "subscriptions": [
-                        {
-                            **subscription_json(s, conv.reference),
-                            "open": store.is_open(s, today),
-                        }
-                        for s in subs
-                    ],
-                }
-            )
+            conventions.append(convention_item(conv, caf, subs, today))
         admins = [
-            {
-                **admin_json(a, login),
-                "open": store.is_open(a, today),
-                # Not ended (open now or later): the designation may still end (R-TIME-2).
-                "current": store.not_ended(a, today),
-            }
+            designation_item(a, login, today)
             for a, login in session.execute(
                 select(PartnerAdmin, User.login)
                 .join(User, User.id == PartnerAdmin.user_id)
@@ -286,13 +267,13 @@ def contract(svc: AdminService, actor: str, org_code: str) -> dict[str, Any]:
                 .order_by(User.login, PartnerAdmin.opens_on)
             )
         ]
-        out = {**organisation_json(org), "open": store.is_open(org, today)}
-    return {"organisation": out, "conventions": conventions, "admins": admins}
+        out = organisation_item(org, today)
+    return ContractOut(organisation=out, conventions=conventions, admins=admins)
 
 
 def add_convention(
     svc: AdminService, actor: str, org_code: str, data: ConventionNew
-) -> dict[str, Any]:
+) -> ConventionWritten:
     """Register a convention with one Caf (R-CON-1); the reference is unique in the
     organisation (409 CONVENTION_EXISTS); 404 UNKNOWN_CAF."""
     with svc.write(actor, Action.CONTRACT_MANAGE, Target("organisation", org_code)) as tx:
@@ -322,14 +303,14 @@ def add_convention(
         )
         tx.session.add(conv)
         tx.session.flush()
-        out = convention_json(conv, caf.code)
-        tx.record(f"organisation:{org.code}", org.code, None, out, org.id)
-    return {"convention": out, "revision": tx.revision}
+        out = convention_out(conv, caf.code)
+        tx.record(f"organisation:{org.code}", org.code, None, out.model_dump(mode="json"), org.id)
+    return ConventionWritten(convention=out, revision=tx.revision)
 
 
 def edit_convention(
     svc: AdminService, actor: str, org_code: str, reference: str, data: DatesEdit
-) -> dict[str, Any]:
+) -> ConventionWritten:
     """Change a convention's dates (not retroactively, R-TIME-2). Closing it closes, on the same
     day, its subscriptions that would outlive it (R-CON-2: they grant nothing past it anyway)."""
     if not data.model_fields_set:
@@ -338,7 +319,7 @@ def edit_convention(
         org = store.organisation(tx.session, org_code)
         conv = _convention(tx.session, org, reference)
         caf = _caf_code(tx.session, conv.caf_id)
-        before = convention_json(conv, caf)
+        before = convention_out(conv, caf).model_dump(mode="json")
         _edit_dates(conv, data, tx.today, "Cette convention")
         subs = tx.session.execute(
             select(Subscription).where(Subscription.convention_id == conv.id)
@@ -354,23 +335,23 @@ def edit_convention(
                 conv.closes_on is not None and sub.closes_on > conv.closes_on
             )
             if conv.closes_on is not None and ends_later:
-                sub_before = subscription_json(sub, conv.reference)
+                sub_before = subscription_out(sub, conv.reference).model_dump(mode="json")
                 sub.closes_on = max(conv.closes_on, sub.opens_on)
                 tx.record(
                     f"organisation:{org.code}",
                     org.code,
                     sub_before,
-                    subscription_json(sub, conv.reference),
+                    subscription_out(sub, conv.reference).model_dump(mode="json"),
                     org.id,
                 )
-        out = convention_json(conv, caf)
-        tx.record(f"organisation:{org.code}", org.code, before, out, org.id)
-    return {"convention": out, "revision": tx.revision}
+        out = convention_out(conv, caf)
+        tx.record(f"organisation:{org.code}", org.code, before, out.model_dump(mode="json"), org.id)
+    return ConventionWritten(convention=out, revision=tx.revision)
 
 
 def add_subscription(
     svc: AdminService, actor: str, org_code: str, reference: str, data: SubscriptionNew
-) -> dict[str, Any]:
+) -> SubscriptionWritten:
     """Open a service under a convention (a bulletin d'adhésion, R-CON-1, R-CON-2).
 
     The service must be in the catalogue (400 UNKNOWN_SERVICE); the window must lie within the
@@ -392,14 +373,14 @@ def add_subscription(
         )
         tx.session.add(sub)
         tx.session.flush()
-        out = subscription_json(sub, conv.reference)
-        tx.record(f"organisation:{org.code}", org.code, None, out, org.id)
-    return {"subscription": out, "revision": tx.revision}
+        out = subscription_out(sub, conv.reference)
+        tx.record(f"organisation:{org.code}", org.code, None, out.model_dump(mode="json"), org.id)
+    return SubscriptionWritten(subscription=out, revision=tx.revision)
 
 
 def edit_subscription(
     svc: AdminService, actor: str, org_code: str, subscription_id: int, data: DatesEdit
-) -> dict[str, Any]:
+) -> SubscriptionWritten:
     """Change a subscription's dates (not retroactively, R-TIME-2); it stays within its
     convention and overlaps no other subscription to the same service (R-CON-1)."""
     if not data.model_fields_set:
@@ -407,17 +388,17 @@ def edit_subscription(
     with svc.write(actor, Action.CONTRACT_MANAGE, Target("organisation", org_code)) as tx:
         org = store.organisation(tx.session, org_code)
         sub, conv = _subscription(tx.session, org, subscription_id)
-        before = subscription_json(sub, conv.reference)
+        before = subscription_out(sub, conv.reference).model_dump(mode="json")
         _edit_dates(sub, data, tx.today, "Ce bulletin d'adhésion")
         _check_subscription(
             tx.session, conv, sub.service, sub.opens_on, sub.closes_on, tx.today, exclude=sub.id
         )
-        out = subscription_json(sub, conv.reference)
-        tx.record(f"organisation:{org.code}", org.code, before, out, org.id)
-    return {"subscription": out, "revision": tx.revision}
+        out = subscription_out(sub, conv.reference)
+        tx.record(f"organisation:{org.code}", org.code, before, out.model_dump(mode="json"), org.id)
+    return SubscriptionWritten(subscription=out, revision=tx.revision)
 
 
-def designate_admin(svc: AdminService, actor: str, org_code: str, data: UserRef) -> dict[str, Any]:
+def designate_admin(svc: AdminService, actor: str, org_code: str, data: UserRef) -> AdminWritten:
     """Designate a partner admin from today (R-CON-4): an open user of the organisation, or one
     created in the same transaction (the guide's shortcut). R-ADM-1: at most two open partner
     admins (409 TOO_MANY_ADMINS); 409 ALREADY_ADMIN, 409 USER_NOT_OPEN.
@@ -457,15 +438,17 @@ def designate_admin(svc: AdminService, actor: str, org_code: str, data: UserRef)
         designation = PartnerAdmin(organisation_id=org.id, user_id=user.id, opens_on=tx.today)
         tx.session.add(designation)
         tx.session.flush()
-        out = admin_json(designation, user.login)
-        tx.record(f"user:{user.login}", org.code, None, out, org.id)
-        created = store.user_json(user, org.code) if data.new_user is not None else None
-    return {"admin": out, "created_user": created, "revision": tx.revision}
+        out = designation_out(designation, user.login)
+        tx.record(f"user:{user.login}", org.code, None, out.model_dump(mode="json"), org.id)
+        created = None
+        if data.new_user is not None:
+            created = UserOut.model_validate(store.user_json(user, org.code))
+    return AdminWritten(admin=out, created_user=created, revision=tx.revision)
 
 
 def end_admin(
     svc: AdminService, actor: str, org_code: str, login: str, data: DatesEdit
-) -> dict[str, Any]:
+) -> AdminEnded:
     """End a partner admin designation on ``closes_on`` (today when the body is empty); not
     retroactively (R-TIME-2). 404 NOT_AN_ADMIN without a designation that has not ended."""
     with svc.write(actor, Action.ADMINS_DESIGNATE, Target("organisation", org_code)) as tx:
@@ -477,8 +460,8 @@ def end_admin(
                 f"{login} n'est pas administrateur partenaire de {org.code}.", "NOT_AN_ADMIN"
             )
         designation = found[0]
-        before = admin_json(designation, login)
+        before = designation_out(designation, login).model_dump(mode="json")
         _edit_dates(designation, data, tx.today, "Cette désignation")
-        out = admin_json(designation, login)
-        tx.record(f"user:{login}", org.code, before, out, org.id)
-    return {"admin": out, "revision": tx.revision}
+        out = designation_out(designation, login)
+        tx.record(f"user:{login}", org.code, before, out.model_dump(mode="json"), org.id)
+    return AdminEnded(admin=out, revision=tx.revision)

@@ -144,68 +144,151 @@ class AdminCheckResponse(BaseModel):
     revision: int
 
 
-class OrganisationWritten(Written):
-    """An organisation as registered (R-CON-4)."""
-
-    organisation: dict[str, Any]
+REVISION_DOC = "The policy revision this write produced."
 
 
-class OrganisationItem(Open):
-    """A registered organisation (R-CON-4), and whether it is ``open`` today."""
+class OrganisationOut(BaseModel):
+    """A partner organisation (R-CON-4)."""
 
     code: str
     name: str
-    kind: str | None
+    kind: str
     opens_on: str
     closes_on: str | None
+
+
+class OrganisationWritten(BaseModel):
+    """An organisation as registered (R-CON-4)."""
+
+    organisation: OrganisationOut
+    revision: int = Field(description=REVISION_DOC)
+
+
+class OrganisationItem(OrganisationOut):
+    """A registered organisation (R-CON-4), and whether it is ``open`` today."""
+
     open: bool
 
 
-class OrganisationList(Open):
+class OrganisationList(BaseModel):
     """Every registered organisation by code (operators)."""
 
     organisations: list[OrganisationItem]
 
 
-class ContractOut(Open):
+class ConventionOut(BaseModel):
+    """A convention with one Caf (R-CON-1), without its subscriptions."""
+
+    reference: str
+    caf: str
+    opens_on: str
+    closes_on: str | None
+
+
+class SubscriptionOut(BaseModel):
+    """A subscription (bulletin d'adhésion) to one service under a convention (R-CON-1)."""
+
+    id: int
+    convention: str = Field(description="The convention's reference.")
+    service: str
+    opens_on: str
+    closes_on: str | None
+
+
+class SubscriptionItem(SubscriptionOut):
+    """A subscription of the contract, and whether it is ``open`` today."""
+
+    open: bool
+
+
+class ConventionItem(ConventionOut):
+    """A convention of the contract, whether it is ``open`` today, and its subscriptions."""
+
+    open: bool
+    subscriptions: list[SubscriptionItem]
+
+
+class DesignationOut(BaseModel):
+    """A partner admin designation (R-ADM-1): the user's login and its dates."""
+
+    login: str
+    opens_on: str
+    closes_on: str | None
+
+
+class DesignationItem(DesignationOut):
+    """A designation of the contract: ``open`` today, and ``current`` (it has not ended: it
+    may still end)."""
+
+    open: bool
+    current: bool
+
+
+class ContractOut(BaseModel):
     """An organisation's contract: conventions with their subscriptions, partner admins. Each
     designation says whether it is ``open`` today and whether it is ``current`` (it has not
     ended: it may still end)."""
 
-    organisation: dict[str, Any]
-    conventions: list[dict[str, Any]]
-    admins: list[dict[str, Any]]
+    organisation: OrganisationItem
+    conventions: list[ConventionItem]
+    admins: list[DesignationItem]
 
 
-class ConventionWritten(Written):
+class ConventionWritten(BaseModel):
     """A convention as written (R-CON-1)."""
 
-    convention: dict[str, Any]
+    convention: ConventionOut
+    revision: int = Field(description=REVISION_DOC)
 
 
-class SubscriptionWritten(Written):
+class SubscriptionWritten(BaseModel):
     """A subscription (bulletin d'adhésion) as written (R-CON-1, R-CON-2)."""
 
-    subscription: dict[str, Any]
+    subscription: SubscriptionOut
+    revision: int = Field(description=REVISION_DOC)
 
 
-class AdminWritten(Written):
-    """A partner admin designation as written (R-ADM-1); ``created_user`` when the user was
-    created in the same transaction."""
+class AdminWritten(BaseModel):
+    """A partner admin designation as written (R-ADM-1); ``created_user`` is the user when it
+    was created in the same transaction, else null."""
 
-    admin: dict[str, Any]
-    created_user: dict[str, Any] | None = None
+    admin: DesignationOut
+    created_user: UserOut | None
+    revision: int = Field(description=REVISION_DOC)
 
 
-class AfasProfiles(Open):
+class AdminEnded(BaseModel):
+    """A partner admin designation as ended (R-TIME-2)."""
+
+    admin: DesignationOut
+    revision: int = Field(description=REVISION_DOC)
+
+
+class AfasProfileOut(BaseModel):
+    """A user's Afas profile (R-AFAS-1)."""
+
+    user: str = Field(description="The user's login.")
+    profile: str
+    opens_on: str
+    closes_on: str | None
+
+
+class AfasProfileItem(AfasProfileOut):
+    """An Afas profile, and whether it is ``open`` today."""
+
+    open: bool
+
+
+class AfasProfiles(BaseModel):
     """A user's Afas profiles that have not ended (R-AFAS-1)."""
 
     organisation: str
     user: str
-    profiles: list[dict[str, Any]]
+    profiles: list[AfasProfileItem]
 
 
-class AfasProfileWritten(Written):
+class AfasProfileWritten(BaseModel):
     """An Afas profile as written (R-AFAS-1)."""
 
-    profile: dict[str, Any]
+    profile: AfasProfileOut
+    revision: int = Field(description=REVISION_DOC)

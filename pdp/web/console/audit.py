@@ -89,7 +89,7 @@ def _reader(organisation: str | None, *, own_organisation: bool = False) -> dict
     return {
         "org": found["organisation"],
         "may_choose_organisation": found["may_choose"],
-        "organisations": [(o["code"], o["name"]) for o in found["organisations"]],
+        "organisations": [(o.code, o.name) for o in found["organisations"]],
     }
 
 

@@ -18,6 +18,7 @@ from pdp.engine.actions import Action
 from pdp.engine.rules import Target
 from pdp.services.admin import contracts, grants, groups
 from pdp.services.admin.requests import GroupEdit, GroupNew, ManagerSet, NewUser
+from pdp.services.admin.responses import ConventionItem
 from pdp.web.console.blueprint import bp
 from pdp.web.console.common import actor, allowed, page
 from pdp.web.console.forms import LOGIN_HINT, Field, changes, parse, submitted
@@ -151,12 +152,12 @@ def _managers(org: str, code: str | None = None) -> list[dict[str, Any]]:
     return found
 
 
-def _conventions(org: str) -> list[dict[str, Any]]:
+def _conventions(org: str) -> list[ConventionItem]:
     """The organisation's open conventions (a top-level group names one, R-GRP-1)."""
     if not allowed(Action.CONTRACT_READ, f"organisation:{org}"):
         return []
-    found = contracts.contract(services().admin, actor(), org)["conventions"]
-    return [c for c in found if c["open"]]
+    found = contracts.contract(services().admin, actor(), org).conventions
+    return [c for c in found if c.open]
 
 
 def _parents(org: str, required: bool = False) -> list[dict[str, Any]]:
@@ -251,9 +252,7 @@ def group_new(org: str) -> Response:
     """Fiche 7: "Créer un groupe d'utilisateurs" (top level: partner admins)."""
     services().admin.require(actor(), Action.GROUP_CREATE_TOP, Target("organisation", org))
     context = _new_context(org, top=True)
-    values = (
-        {"convention": context["conventions"][0]["reference"]} if context["conventions"] else {}
-    )
+    values = {"convention": context["conventions"][0].reference} if context["conventions"] else {}
     return _form("group_form.html", TOP_FORM, values=values, **context)
 
 

@@ -24,6 +24,7 @@ from pdp.services.admin.requests import (
     SubscriptionNew,
     UserRef,
 )
+from pdp.services.admin.responses import ConventionItem, SubscriptionItem
 from pdp.web.console.blueprint import bp
 from pdp.web.console.common import actor, allowed, form_page, page
 from pdp.web.console.forms import DATE_FIELDS, USER_FIELDS, Field, changes, parse, submitted
@@ -104,7 +105,7 @@ def _back(org: str, message: str) -> Response:
 @bp.get(ORGS)
 def organisations() -> Response:
     """The list "Organismes partenaires": the registered organisations (operators)."""
-    rows = contracts.list_organisations(services().admin, actor())["organisations"]
+    rows = contracts.list_organisations(services().admin, actor()).organisations
     return page("organisations.html", rows=rows, may_create=allowed(*CREATE_ACTION))
 
 
@@ -139,9 +140,9 @@ def organisation_contract(org: str) -> Response:
     return page(
         "organisation_contract.html",
         org=org,
-        organisation=found["organisation"],
-        conventions=found["conventions"],
-        admins=found["admins"],
+        organisation=found.organisation,
+        conventions=found.conventions,
+        admins=found.admins,
         labels=labels,
         may_manage=allowed(Action.CONTRACT_MANAGE, target),
         may_designate=allowed(Action.ADMINS_DESIGNATE, target),
@@ -172,13 +173,17 @@ def convention_create(org: str) -> Response:
     return _back(org, f"La convention {data.reference} avec la Caf {data.caf} est enregistrée.")
 
 
-def _convention(org: str, reference: str) -> dict[str, Any]:
+def _convention(org: str, reference: str) -> ConventionItem:
     """The convention ``reference`` of the contract (404 if the contract has none)."""
-    for conv in contracts.contract(services().admin, actor(), org)["conventions"]:
-        if conv["reference"] == reference:
-            found: dict[str, Any] = conv
-            return found
+    for conv in contracts.contract(services().admin, actor(), org).conventions:
+        if conv.reference == reference:
+            return conv
     abort(404)
+
+
+def _dates(row: ConventionItem | SubscriptionItem) -> dict[str, str | None]:
+    """A convention's or subscription's days, as the dates form shows and compares them."""
+    return {"opens_on": row.opens_on, "closes_on": row.closes_on}
 
 
 def _dates_page(status: int = 200, error: PdpError | None = None, **context: Any) -> Response:
@@ -193,7 +198,7 @@ def convention_edit_form(org: str, reference: str) -> Response:
         org=org,
         title=f"Modifier les dates de la convention {reference}",
         fields=DATE_FIELDS,
-        values=_convention(org, reference),
+        values=_dates(_convention(org, reference)),
     )
 
 
@@ -203,7 +208,7 @@ def convention_edit(org: str, reference: str) -> Response:
     return _save_dates(
         org,
         f"Modifier les dates de la convention {reference}",
-        _convention(org, reference),
+        _dates(_convention(org, reference)),
         lambda data: contracts.edit_convention(services().admin, actor(), org, reference, data),
         f"Les dates de la convention {reference} sont enregistrées.",
     )
@@ -212,7 +217,7 @@ def convention_edit(org: str, reference: str) -> Response:
 def _save_dates(
     org: str,
     title: str,
-    current: dict[str, Any],
+    current: dict[str, str | None],
     save: Callable[[DatesEdit], object],
     done: str,
 ) -> Response:
@@ -283,13 +288,12 @@ def _number(subscription: str) -> int:
     return int(subscription)
 
 
-def _subscription(org: str, subscription: int) -> dict[str, Any]:
+def _subscription(org: str, subscription: int) -> SubscriptionItem:
     """The subscription of the contract (404 if the contract has none with this number)."""
-    for conv in contracts.contract(services().admin, actor(), org)["conventions"]:
-        for sub in conv["subscriptions"]:
-            if sub["id"] == subscription:
-                found: dict[str, Any] = sub
-                return found
+    for conv in contracts.contract(services().admin, actor(), org).conventions:
+        for sub in conv.subscriptions:
+            if sub.id == subscription:
+                return sub
     abort(404)
 
 
@@ -302,7 +306,7 @@ def subscription_edit_form(org: str, subscription: str) -> Response:
         org=org,
         title=f"Modifier les dates du bulletin d'adhésion {number}",
         fields=DATE_FIELDS,
-        values=_subscription(org, number),
+        values=_dates(_subscription(org, number)),
     )
 
 
@@ -313,7 +317,7 @@ def subscription_edit(org: str, subscription: str) -> Response:
     return _save_dates(
         org,
         f"Modifier les dates du bulletin d'adhésion {number}",
-        _subscription(org, number),
+        _dates(_subscription(org, number)),
         lambda data: contracts.edit_subscription(services().admin, actor(), org, number, data),
         f"Les dates du bulletin d'adhésion {number} sont enregistrées.",
     )
@@ -360,8 +364,8 @@ def admin_designate(org: str) -> Response:
         done = contracts.designate_admin(services().admin, actor(), org, data)
     except PdpError as exc:
         return _admin_form(error=exc, org=org)
-    login = done["admin"]["login"]
-    if done["created_user"] is not None:
+    login = done.admin.login
+    if done.created_user is not None:
         return _back(org, f"L'utilisateur {login} est créé et désigné administrateur partenaire.")
     return _back(org, f"{login} est désigné(e) administrateur partenaire.")
 
@@ -370,9 +374,7 @@ def admin_designate(org: str) -> Response:
 def admin_end_form(org: str, login: str) -> Response:
     """The form "Mettre fin à la désignation" on a chosen day."""
     services().admin.require(actor(), Action.ADMINS_DESIGNATE, Target("organisation", org))
-    if all(
-        a["login"] != login for a in contracts.contract(services().admin, actor(), org)["admins"]
-    ):
+    if all(a.login != login for a in contracts.contract(services().admin, actor(), org).admins):
         abort(404)
     return _dates_page(
         org=org,

@@ -266,9 +266,9 @@ def _subscribes_to_afas(org: str) -> bool:
     if not allowed(Action.CONTRACT_READ, target):
         return allowed(Action.AFAS_PROFILES_READ, target)
     return any(
-        conv["open"] and sub["open"] and sub["service"] == afas.AFAS
-        for conv in contracts.contract(services().admin, actor(), org)["conventions"]
-        for sub in conv["subscriptions"]
+        conv.open and sub.open and sub.service == afas.AFAS
+        for conv in contracts.contract(services().admin, actor(), org).conventions
+        for sub in conv.subscriptions
     )
 
 
@@ -287,7 +287,7 @@ def _afas_section(
     if not (error or errors or detail["afas_profiles"] or _subscribes_to_afas(org)):
         return {"shown": False}
     try:
-        profiles = afas.list_profiles(services().admin, actor(), org, login)["profiles"]
+        profiles = afas.list_profiles(services().admin, actor(), org, login).profiles
         refusal = None
     except PdpError as exc:
         profiles, refusal = [], exc.message
