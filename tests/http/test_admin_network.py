@@ -176,3 +176,53 @@ def test_operator_logins_are_the_portals_R_USR_1(api: Api) -> None:
         status=404,
         code="UNKNOWN_OPERATOR",
     )
+
+
+def test_a_convention_lies_within_its_cafs_days_R_CON_1(api: Api, today: dt.date) -> None:
+    """A convention is with a Caf that exists (R-CON-1): not before it opens, not after it
+    closes."""
+    api.write(
+        OPERATOR,
+        "POST",
+        "/v1/cafs",
+        {"code": "592", "name": "Caf du Nord", "opens_on": day(today, 10)},
+        201,
+    )
+    conventions = "/v1/organisations/mairie-montreuil/conventions"
+    api.refused(
+        OPERATOR,
+        "POST",
+        conventions,
+        {"caf": "592", "reference": "C-592"},
+        status=409,
+        code="CAF_CLOSED",
+    )
+    api.write(
+        OPERATOR,
+        "POST",
+        conventions,
+        {
+            "caf": "592",
+            "reference": "C-592",
+            "opens_on": day(today, 10),
+            "closes_on": day(today, 40),
+        },
+        201,
+    )
+    api.write(OPERATOR, "PATCH", "/v1/cafs/592", {"closes_on": day(today, 40)})
+    api.refused(
+        OPERATOR,
+        "PATCH",
+        f"{conventions}/C-592",
+        {"closes_on": None},
+        status=409,
+        code="CAF_CLOSED",
+    )
+    api.refused(
+        OPERATOR,
+        "POST",
+        conventions,
+        {"caf": "592", "reference": "C-592-B", "opens_on": day(today, 20)},
+        status=409,
+        code="CAF_CLOSED",
+    )

@@ -35,6 +35,7 @@ from pdp.services.admin.contract_results import (
     organisation_out,
     subscription_out,
 )
+from pdp.services.admin.network import within_caf
 from pdp.services.admin.requests import (
     ConventionNew,
     DatesEdit,
@@ -124,10 +125,6 @@ def _convention(session: Session, org: Organisation, reference: str) -> Conventi
             f"Convention inconnue dans {org.code} : {reference!r}.", code="UNKNOWN_CONVENTION"
         )
     return found
-
-
-def _caf_code(session: Session, caf_id: int) -> str:
-    return str(session.execute(select(Caf.code).where(Caf.id == caf_id)).scalar_one())
 
 
 def _subscription(
@@ -294,6 +291,7 @@ def add_convention(
         opens_on = data.opens_on or tx.today
         _not_before_today(opens_on, tx.today, "Une convention")
         store.check_window(opens_on, data.closes_on)
+        within_caf(caf, opens_on, data.closes_on)
         conv = Convention(
             organisation_id=org.id,
             caf_id=caf.id,
@@ -318,9 +316,12 @@ def edit_convention(
     with svc.write(actor, Action.CONTRACT_MANAGE, Target("organisation", org_code)) as tx:
         org = store.organisation(tx.session, org_code)
         conv = _convention(tx.session, org, reference)
-        caf = _caf_code(tx.session, conv.caf_id)
+        the_caf = tx.session.get_one(Caf, conv.caf_id)
+        caf = the_caf.code
         before = convention_out(conv, caf).model_dump(mode="json")
         _edit_dates(conv, data, tx.today, "Cette convention")
+        opening = "opens_on" in data.model_fields_set
+        within_caf(the_caf, conv.opens_on, conv.closes_on, opening=opening)
         subs = tx.session.execute(
             select(Subscription).where(Subscription.convention_id == conv.id)
         ).scalars()

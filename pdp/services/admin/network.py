@@ -202,6 +202,22 @@ def _no_convention_after(session: Session, caf: Caf, day: dt.date) -> None:
         )
 
 
+def within_caf(
+    caf: Caf, opens_on: dt.date, closes_on: dt.date | None, *, opening: bool = True
+) -> None:
+    """Raise Conflict(CAF_CLOSED) unless a convention open from ``opens_on`` to ``closes_on``
+    lies within the Caf's own days (R-CON-1: a convention is with a Caf that exists).
+    ``opening`` False: only its end is checked (an edit that keeps the opening day)."""
+    outlives = caf.closes_on is not None and (closes_on is None or closes_on > caf.closes_on)
+    if (opening and opens_on < caf.opens_on) or outlives:
+        raise Conflict(
+            f"La Caf {caf.code} est ouverte du {caf.opens_on}"
+            f"{f' au {caf.closes_on}' if caf.closes_on else ''} : une convention avec elle "
+            "doit tenir dans ces dates.",
+            code="CAF_CLOSED",
+        )
+
+
 def add_operator(tx: Tx, data: OperatorNew) -> OperatorOut:
     """Register an operator; 409 LOGIN_TAKEN if the login is used anywhere on the portal."""
     if tx.session.execute(select(User.id).where(User.login == data.login)).first() is not None:
