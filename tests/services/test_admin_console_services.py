@@ -21,7 +21,7 @@ from pdp.services.admin.service import AdminService
 from pdp.web.container import services
 
 from support.actors import Api
-from support.constants import MAIRIE_CODE as ORG
+from support.constants import MAIRIE_CODE as MAIRIE  # the code here, not the path
 from support.constants import SECRET, MakeApp
 
 
@@ -51,8 +51,8 @@ def test_an_operator_lists_every_organisation(app: Flask) -> None:
     found = contracts.list_organisations(service(app), "op.caf751")["organisations"]
     codes = [o["code"] for o in found]
     assert codes == sorted(codes)
-    assert ORG in codes
-    mairie = next(o for o in found if o["code"] == ORG)
+    assert MAIRIE in codes
+    mairie = next(o for o in found if o["code"] == MAIRIE)
     assert mairie["name"] == "Mairie de Montreuil - CCAS"
     assert mairie["open"] is True
     assert set(mairie) >= {"code", "name", "kind", "opens_on", "closes_on", "open"}
@@ -69,7 +69,7 @@ def test_the_api_lists_the_organisations_for_operators_only(app: Flask) -> None:
     api = Api(app.test_client())
     before = api.revision()
     body = api.ok("op.caf751", "GET", "/v1/organisations")
-    assert ORG in [o["code"] for o in body["organisations"]]
+    assert MAIRIE in [o["code"] for o in body["organisations"]]
     assert api.revision() == before  # a read writes nothing
     err = api.error("alice.martin", "GET", "/v1/organisations", 403, "NOT_PERMITTED")
     assert err["message"] == ADMIN_MESSAGES[AdminReason.NOT_PERMITTED]
@@ -81,13 +81,15 @@ def test_the_api_lists_the_organisations_for_operators_only(app: Flask) -> None:
 
 def test_a_membership_ending_today_is_no_longer_editable(app: Flask) -> None:
     svc = service(app)
-    memberships = users.user_detail(svc, "alice.martin", ORG, "chloe.roux")["user"]["memberships"]
+    memberships = users.user_detail(svc, "alice.martin", MAIRIE, "chloe.roux")["user"][
+        "memberships"
+    ]
     current = [m for m in memberships if m["closes_on"] is None]
     assert current and all(m["editable"] for m in current)
     group = current[0]["group"]
-    users.edit_membership(svc, "alice.martin", ORG, "chloe.roux", group, MembershipEdit())
+    users.edit_membership(svc, "alice.martin", MAIRIE, "chloe.roux", group, MembershipEdit())
     today = svc.today().isoformat()
-    after = users.user_detail(svc, "alice.martin", ORG, "chloe.roux")["user"]["memberships"]
+    after = users.user_detail(svc, "alice.martin", MAIRIE, "chloe.roux")["user"]["memberships"]
     ended = [m for m in after if m["group"] == group]
     assert [(m["closes_on"], m["open"], m["editable"]) for m in ended] == [(today, False, False)]
     assert all(m["editable"] for m in after if m["closes_on"] is None)
@@ -95,12 +97,14 @@ def test_a_membership_ending_today_is_no_longer_editable(app: Flask) -> None:
 
 def test_a_membership_ending_later_stays_editable(app: Flask) -> None:
     svc = service(app)
-    memberships = users.user_detail(svc, "alice.martin", ORG, "chloe.roux")["user"]["memberships"]
+    memberships = users.user_detail(svc, "alice.martin", MAIRIE, "chloe.roux")["user"][
+        "memberships"
+    ]
     group = next(m["group"] for m in memberships if m["closes_on"] is None)
     tomorrow = svc.today() + dt.timedelta(days=1)
     data = MembershipEdit(closes_on=tomorrow)
-    users.edit_membership(svc, "alice.martin", ORG, "chloe.roux", group, data)
-    after = users.user_detail(svc, "alice.martin", ORG, "chloe.roux")["user"]["memberships"]
+    users.edit_membership(svc, "alice.martin", MAIRIE, "chloe.roux", group, data)
+    after = users.user_detail(svc, "alice.martin", MAIRIE, "chloe.roux")["user"]["memberships"]
     mine = [m for m in after if m["group"] == group]
     assert [(m["closes_on"], m["open"], m["editable"]) for m in mine] == [
         (tomorrow.isoformat(), True, True)
@@ -109,10 +113,10 @@ def test_a_membership_ending_later_stays_editable(app: Flask) -> None:
 
 def test_an_ended_designation_is_not_current(app: Flask) -> None:
     svc = service(app)
-    admins = contracts.contract(svc, "op.caf751", ORG)["admins"]
+    admins = contracts.contract(svc, "op.caf751", MAIRIE)["admins"]
     assert [(a["login"], a["open"], a["current"]) for a in admins] == [("alice.martin", True, True)]
-    contracts.end_admin(svc, "op.caf751", ORG, "alice.martin", DatesEdit())
-    admins = contracts.contract(svc, "op.caf751", ORG)["admins"]
+    contracts.end_admin(svc, "op.caf751", MAIRIE, "alice.martin", DatesEdit())
+    admins = contracts.contract(svc, "op.caf751", MAIRIE)["admins"]
     assert [(a["login"], a["open"], a["current"]) for a in admins] == [
         ("alice.martin", False, False)
     ]
@@ -120,9 +124,9 @@ def test_an_ended_designation_is_not_current(app: Flask) -> None:
 
 def test_the_api_answers_the_flags(app: Flask) -> None:
     api = Api(app.test_client())
-    contract = api.ok("op.caf751", "GET", f"/v1/organisations/{ORG}/contract")
+    contract = api.ok("op.caf751", "GET", f"/v1/organisations/{MAIRIE}/contract")
     assert all(isinstance(a["current"], bool) for a in contract["admins"])
-    detail = api.ok("alice.martin", "GET", f"/v1/organisations/{ORG}/users/chloe.roux")
+    detail = api.ok("alice.martin", "GET", f"/v1/organisations/{MAIRIE}/users/chloe.roux")
     assert all(isinstance(m["editable"], bool) for m in detail["user"]["memberships"])
 
 
@@ -192,6 +196,6 @@ def test_an_auditor_still_gets_400_for_a_bad_filter(app: Flask) -> None:
 def test_the_organisations_page_is_the_operators(app: Flask) -> None:
     answer = signed_in(app, "op.caf751").get("/console/organismes")
     assert answer.status_code == 200
-    assert ORG in answer.text
+    assert MAIRIE in answer.text
     assert "Enregistrer un organisme partenaire" in answer.text
     assert signed_in(app, "alice.martin").get("/console/organismes").status_code == 403
