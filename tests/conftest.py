@@ -12,6 +12,9 @@ Databases (one suite, run on every driver):
   maintenance database, upgraded once and dropped at the end; before each test every domain table
   is truncated and the revision reset to 0. An unreachable server fails the tests: a CI run that
   asked for PostgreSQL must not pass without it.
+
+What the fixtures do to a database (empty it, load the demo, add the tests' API key) is in
+``support.databases``, for the tests that need it outside a fixture.
 """
 
 from __future__ import annotations
@@ -27,29 +30,21 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, create_engine, text, update
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from pdp.adapters.sql.database import make_engine, upgrade
-from pdp.adapters.sql.models import ApiClientRecord, Base, PolicyRevision
-from pdp.core.catalogue import load_catalogue
 from pdp.core.clock import paris_today
 from pdp.records.decision_log import MemoryLog
-from pdp.services.api_keys import key_digest
-from pdp.services.demo import load_demo
 from pdp.web.app import PdpFlask, create_app
 from pdp.web.container import services
 
-from support.constants import API_KEY, API_KEY_ID
+from support.constants import API_KEY
+from support.databases import APP_DEFAULTS, add_test_key, new_database, write_demo
 
 POSTGRES_ENV = "PDP_TEST_POSTGRES_URL"
-
-# Every table the domain writes, children first; the revision row and Alembic's table stay.
-DOMAIN_TABLES = [
-    t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "policy_revision"
-]
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -121,40 +116,7 @@ def postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
-def reset_postgres(url: str) -> None:
-    """Empty every domain table and set the revision back to 0."""
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {', '.join(DOMAIN_TABLES)} RESTART IDENTITY CASCADE"))
-            conn.execute(
-                update(PolicyRevision)
-                .where(PolicyRevision.id == 1)
-                .values(revision=0, audit_seq=0, audit_hash="0" * 64)
-            )
-        with sessionmaker(engine).begin() as session:
-            add_test_key(session)
-    finally:
-        engine.dispose()
-
-
 # -- One database per test ------------------------------------------------------------------
-
-
-def new_database(request: pytest.FixtureRequest, backend: str, directory: Path) -> str:
-    """Return the URL of an empty database at the latest schema (revision 0) on ``backend``.
-
-    SQLite: a new file in ``directory``. PostgreSQL: the session's database, emptied (it is
-    shared: whatever a previous test left there is gone).
-    """
-    if backend == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = directory / f"pdp-{secrets.token_hex(4)}.sqlite3"
-        shutil.copyfile(template, path)
-        return f"sqlite:///{path}"
-    url: str = request.getfixturevalue("postgres_database")
-    reset_postgres(url)
-    return url
 
 
 @pytest.fixture
@@ -189,31 +151,6 @@ def db(db_url: str) -> Iterator[Engine]:
 def today() -> dt.date:
     """Today in Europe/Paris, the day the demo is loaded for (once per session)."""
     return paris_today()
-
-
-def write_demo(url: str, today: dt.date) -> None:
-    """Load the demo stories (pdp.services.demo) into the database at ``url``, in one
-    transaction."""
-    engine = make_engine(url)
-    try:
-        with sessionmaker(engine).begin() as session:
-            load_demo(session, today)
-    finally:
-        engine.dispose()
-
-
-def add_test_key(session: Session) -> None:
-    """Give a fresh database the tests' API key (client "tests", every service of the
-    catalogue): every database the fixtures make has it."""
-    session.add(
-        ApiClientRecord(
-            key_id=API_KEY_ID,
-            name="tests",
-            key_hash=key_digest(API_KEY),
-            services=",".join(sorted(load_catalogue().services)),
-            created_at=dt.datetime.now(dt.UTC),
-        )
-    )
 
 
 class KeyedClient(FlaskClient):
@@ -264,16 +201,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("PDP_") and not name.startswith("PDP_TEST_"):
             monkeypatch.delenv(name)
-
-
-# The settings of the tests' apps unless told otherwise: no decision log file, no refresh
-# throttle, no self-check against Casbin, no rate limit.
-APP_DEFAULTS: dict[str, Any] = {
-    "decision_log": "off",
-    "refresh_interval": 0,
-    "verify_orgs": 0,
-    "rate_limit": "off",
-}
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 from pdp.core.config import Settings, refuse_defaults
 from pdp.core.errors import ConfigurationError
 
-from conftest import new_database
+from support.databases import new_database
 from support.servers import ALL, add_key, free_port, pdp_command, run_pdp, running, server_env
 
 ROOT = Path(__file__).resolve().parents[2]

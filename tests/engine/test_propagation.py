@@ -26,9 +26,8 @@ from pdp.core.errors import ConfigurationError
 from pdp.web.container import services
 
 from support.actors import Api
+from support.constants import MAIRIE as BASE
 from support.constants import SECRET, MakeApp
-
-BASE = "/v1/organisations/mairie-montreuil"
 
 
 @pytest.fixture

@@ -17,16 +17,12 @@ from pdp.records.decision_log import MemoryLog
 from pdp.services.admin.responses import AfasProfiles, AfasProfileWritten
 
 from support.actors import Api
+from support.admin_bodies import day
 from support.constants import ASSO, SECRET
 
 MARC = f"{ASSO}/users/marc.chevalier/afas-profiles"
 LEA = f"{ASSO}/users/lea.fontaine/afas-profiles"
 KARIM = "karim.diallo"
-
-
-def day(today: dt.date, n: int) -> str:
-    """ISO day ``n`` days from ``today``."""
-    return (today + dt.timedelta(days=n)).isoformat()
 
 
 @pytest.fixture

@@ -25,9 +25,9 @@ from pdp.services.admin.responses import (
 )
 
 from support.actors import Api
+from support.admin_bodies import day
+from support.constants import CONVENTION as MAIRIE_CONV
 from support.constants import MAIRIE, OPERATOR, SECRET
-
-MAIRIE_CONV = "CONV-mairie-montreuil-931"
 
 
 @pytest.fixture
@@ -35,11 +35,6 @@ def api(make_app: Callable[..., tuple[Flask, MemoryLog]]) -> Api:
     """The app over the demo data, with HS256 tokens signed by SECRET."""
     app, _ = make_app(jwt_secret=SECRET)
     return Api(app.test_client())
-
-
-def day(today: dt.date, n: int) -> str:
-    """ISO day ``n`` days from ``today``."""
-    return (today + dt.timedelta(days=n)).isoformat()
 
 
 # -- Operators register the contract (R-CON-4) ---------------------------------------------

@@ -47,13 +47,12 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import pdp.web.app  # noqa: F401  (registers every operation)
-from pdp.core.config import Settings
 from pdp.core.text import has_forbidden
 from pdp.records.decision_log import MemoryLog
-from pdp.services.tokens import mint
 from pdp.web.api.openapi import registry
 
-from support.constants import API_KEY, SECRET
+from support.actors import bearer
+from support.constants import API_KEY, OPERATOR, PARTNER_ADMIN, SECRET
 from support.text import forbidden_in_store, holds_forbidden
 
 EXAMPLES = int(os.environ.get("PDP_FUZZ_EXAMPLES", "100"))
@@ -65,7 +64,7 @@ CHECKS = [
     negative_data_rejection,
     ignored_auth,
 ]
-ACTORS = ("op.caf751", "alice.martin")  # an operator; a partner admin of mairie-montreuil
+ACTORS = (OPERATOR, PARTNER_ADMIN)  # an operator; a partner admin of mairie-montreuil
 
 
 @pytest.fixture
@@ -176,7 +175,7 @@ def test_every_operation_holds_to_its_document(case: Any, fuzzed: Fuzzed) -> Non
         if "apiKey" in declared and not negative_headers:
             headers["X-Api-Key"] = API_KEY
         if "bearerAuth" in declared and not negative_headers:
-            headers["Authorization"] = f"Bearer {mint(Settings(jwt_secret=SECRET), actor)}"
+            headers.update(bearer(actor))
         case.call_and_validate(base_url="http://localhost", headers=headers, checks=CHECKS)
         if actor == ACTORS[0] and not negative_headers:
             _send_hostile(case, fuzzed, headers)

@@ -43,9 +43,9 @@ from pdp.core import context
 from pdp.core.config import Settings
 from pdp.core.errors import ConfigurationError
 from pdp.observability import logs
-from pdp.services.tokens import mint
 from pdp.web.container import services
 
+from support.actors import bearer
 from support.constants import API_KEY, SECRET, MakeApp
 from support.servers import running, server_env
 
@@ -157,8 +157,7 @@ def test_metrics_need_a_key_or_a_token_by_default(make_app: MakeApp) -> None:
     client.environ_base.pop("HTTP_X_API_KEY")
     refused = client.get("/metrics")
     assert (refused.status_code, refused.get_json()["error"]["code"]) == (401, "UNAUTHENTICATED")
-    token = mint(Settings(jwt_secret=SECRET), "alice.martin")
-    assert client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert client.get("/metrics", headers=bearer("alice.martin")).status_code == 200
     assert client.get("/metrics", headers={"X-Api-Key": "pdp_nope"}).status_code == 401
 
 

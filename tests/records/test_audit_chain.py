@@ -67,7 +67,7 @@ _HASHED = (
 
 @pytest.fixture(autouse=True)
 def _fresh_audit_head(request: pytest.FixtureRequest, backend: str) -> None:
-    """Work around tests/conftest.py ``reset_postgres``, which empties ``audit_log`` but leaves
+    """Work around ``support.databases.reset_postgres``, which empties ``audit_log`` but leaves
     the chain's head (``policy_revision.audit_seq/audit_hash``) of the previous test: the demo
     would then be chained after a record that no longer exists. Autouse, so it runs before
     ``demo_db``/``db_url`` load anything."""

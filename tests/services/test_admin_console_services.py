@@ -21,9 +21,8 @@ from pdp.services.admin.service import AdminService
 from pdp.web.container import services
 
 from support.actors import Api
+from support.constants import MAIRIE_CODE as MAIRIE  # the code here, not the path
 from support.constants import SECRET, MakeApp
-
-MAIRIE = "mairie-montreuil"
 
 
 @pytest.fixture

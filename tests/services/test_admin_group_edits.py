@@ -24,10 +24,9 @@ from pdp.services.admin.service import AdminService
 from pdp.web.container import services
 
 from support.actors import Api
+from support.constants import MAIRIE_CODE as ORG
 from support.constants import MANAGER, SECRET
 from support.constants import PARTNER_ADMIN as ADMIN
-
-ORG = "mairie-montreuil"
 
 
 class World:

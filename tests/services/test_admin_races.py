@@ -34,10 +34,10 @@ from pdp.adapters.sql.models import (
 from pdp.web.container import services
 
 from support.constants import CONVENTION, SECRET, MakeApp
+from support.constants import MAIRIE as BASE
+from support.constants import MAIRIE_CODE as ORG
 from support.races import Call, Racers, not_ended, orphan_roles
 
-ORG = "mairie-montreuil"
-BASE = f"/v1/organisations/{ORG}"
 ROUNDS = 4
 T18 = {"service": "cdap", "role": "T18"}
 

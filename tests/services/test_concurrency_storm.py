@@ -49,6 +49,8 @@ from pdp.adapters.sql.models import (
 from pdp.records.audit_trail import AuditChain
 
 from support.constants import CONVENTION, MANAGER, OPERATOR, SECRET, MakeApp
+from support.constants import MAIRIE as BASE
+from support.constants import MAIRIE_CODE as ORG
 from support.constants import PARTNER_ADMIN as ADMIN
 from support.races import Call, Racers, orphan_roles
 
@@ -56,8 +58,6 @@ WORKERS = 16
 ROUNDS = 10
 # Another mix: PDP_TEST_STORM_SEED=<int> (the seed is printed with the counts, run with -s).
 SEED = int(os.environ.get("PDP_TEST_STORM_SEED", "20261124"))
-ORG = "mairie-montreuil"
-BASE = f"/v1/organisations/{ORG}"
 # Each organisation of the demo and its partner admin (R-ADM-1: one open, one more allowed).
 ORGS = ["mairie-montreuil", "habitat-93", "sip-lyon", "asso-entraide", "ccas-grand-paris"]
 T1 = {"service": "cdap", "role": "T1"}

@@ -41,9 +41,9 @@ from pdp.web.container import services
 
 from support.actors import Api
 from support.constants import CONVENTION, SECRET, MakeApp
+from support.constants import MAIRIE as BASE
+from support.constants import MAIRIE_CODE as ORG
 
-ORG = "mairie-montreuil"
-BASE = f"/v1/organisations/{ORG}"
 STORE_DOWN = "STORE_UNAVAILABLE"  # the 503 code of a write the database failed
 
 

@@ -16,22 +16,19 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from flask import Flask
-from flask.testing import FlaskClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
 
 from pdp.adapters.sql.database import make_engine, record_change
 from pdp.adapters.sql.models import User
-from pdp.core.config import Settings
 from pdp.core.text import has_forbidden
-from pdp.records.decision_log import MemoryLog
-from pdp.services.tokens import mint
 from pdp.web.container import services
 
-from support.constants import MAIRIE, OPERATOR, PARTNER_ADMIN, SECRET, MakeApp
+from support.actors import Api
+from support.constants import MAIRIE, OPERATOR, PARTNER_ADMIN
 from support.text import forbidden_in_store, holds_forbidden
 
 # One of each kind: NUL, another C0, DEL, C1 (NEL), the last C1.
@@ -59,37 +56,19 @@ def test_every_code_point_is_classified_like_unicode() -> None:
 # -- Through the API, both backends ----------------------------------------------------------
 
 
-class Caller:
-    """The app (the test client sends the tests' API key) and a JWT."""
-
-    def __init__(self, app: Flask, log: MemoryLog) -> None:
-        self.app = app
-        self.log = log
-        self.client: FlaskClient = app.test_client()
-        settings = Settings(jwt_secret=SECRET)
-        self.tokens = {who: mint(settings, who) for who in (OPERATOR, PARTNER_ADMIN)}
-
-    def send(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
-        """As the partner admin on mairie-montreuil's paths, as an operator elsewhere: so that
-        the write would be allowed but for the text."""
-        token = self.tokens[PARTNER_ADMIN if path.startswith(MAIRIE) else OPERATOR]
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        data = raw if raw is not None else (None if body is None else json.dumps(body))
-        return self.client.open(path, method=method, data=data, headers=headers)
-
-    def revision(self) -> int:
-        return int(self.client.get("/healthz").get_json()["revision"])
+def send(
+    api: Api, method: str, path: str, body: Any = None, raw: bytes | None = None
+) -> TestResponse:
+    """As the partner admin on mairie-montreuil's paths, as an operator elsewhere: so that
+    the write would be allowed but for the text. The body is encoded by the standard library
+    (every control character escaped), not by the app's JSON provider."""
+    who = PARTNER_ADMIN if path.startswith(MAIRIE) else OPERATOR
+    if raw is None and body is not None:
+        raw = json.dumps(body).encode()
+    return api.call(who, method, path, raw=raw)
 
 
-@pytest.fixture
-def caller(make_app: MakeApp) -> Caller:
-    app, log = make_app(jwt_secret=SECRET)
-    return Caller(app, log)
-
-
-def _refused(
-    caller: Caller, response: Any, codes: tuple[str, ...] = ("INVALID_CHARACTERS",)
-) -> None:
+def _refused(response: Any, codes: tuple[str, ...] = ("INVALID_CHARACTERS",)) -> None:
     body = response.get_json()
     assert response.status_code == 400, (response.status_code, body)
     assert body["error"]["code"] in codes, body
@@ -141,36 +120,36 @@ def _fill(value: Any, text: str) -> Any:
 @pytest.mark.parametrize("control", CONTROLS, ids=[f"U+{ord(c):04X}" for c in CONTROLS])
 @pytest.mark.parametrize(("method", "path", "body"), BODIES)
 def test_bodies_refuse_control_characters(
-    caller: Caller, method: str, path: str, body: dict[str, Any], control: str
+    api: Api, method: str, path: str, body: dict[str, Any], control: str
 ) -> None:
-    before = caller.revision()
-    _refused(caller, caller.send(method, path, _fill(body, f"a{control}b")))
-    assert caller.revision() == before
-    assert not any(holds_forbidden(e) for e in caller.log.entries)
+    before = api.revision()
+    _refused(send(api, method, path, _fill(body, f"a{control}b")))
+    assert api.revision() == before
+    assert not any(holds_forbidden(e) for e in api.log.entries)
 
 
 @pytest.mark.parametrize(("method", "path", "body"), BODIES[:5])
 def test_a_lone_surrogate_cannot_be_sent_in_json(
-    caller: Caller, method: str, path: str, body: dict[str, Any]
+    api: Api, method: str, path: str, body: dict[str, Any]
 ) -> None:
     """JSON text escapes a lone surrogate as \\udXXX: the parser refuses the body."""
     raw = json.dumps(_fill(body, "a\ud800b")).encode()
     assert b"\\ud800" in raw
-    _refused(caller, caller.send(method, path, raw=raw), ("INVALID_JSON",))
+    _refused(send(api, method, path, raw=raw), ("INVALID_JSON",))
 
 
-def test_batch_items_refuse_control_characters_one_by_one(caller: Caller) -> None:
+def test_batch_items_refuse_control_characters_one_by_one(api: Api) -> None:
     checks = [
         {"user": "bruno.petit", "service": "cdap"},
         {"user": "a\x00b", "service": "cdap"},
         {"user": "bruno.petit", "service": "cdap", "role": "T\x851"},
     ]
-    r = caller.send("POST", "/v1/check/batch", {"checks": checks})
+    r = send(api, "POST", "/v1/check/batch", {"checks": checks})
     assert r.status_code == 200, r.get_json()
     results = r.get_json()["results"]
     assert results[0]["allowed"] is True
     assert [x["error"]["code"] for x in results[1:]] == ["INVALID_CHARACTERS"] * 2
-    assert all(e["user"] == "bruno.petit" for e in caller.log.entries)
+    assert all(e["user"] == "bruno.petit" for e in api.log.entries)
 
 
 PATHS = [
@@ -188,12 +167,12 @@ PATHS = [
 @pytest.mark.parametrize("control", CONTROLS, ids=[f"U+{ord(c):04X}" for c in CONTROLS])
 @pytest.mark.parametrize(("method", "path"), PATHS)
 def test_path_parameters_refuse_control_characters(
-    caller: Caller, method: str, path: str, control: str
+    api: Api, method: str, path: str, control: str
 ) -> None:
     body = {"first_name": "X"} if method == "PATCH" else None
-    before = caller.revision()
-    _refused(caller, caller.send(method, path.replace("{}", quote(control)), body))
-    assert caller.revision() == before
+    before = api.revision()
+    _refused(send(api, method, path.replace("{}", quote(control)), body))
+    assert api.revision() == before
 
 
 QUERIES = [
@@ -213,49 +192,49 @@ QUERIES = [
 @pytest.mark.parametrize("control", CONTROLS, ids=[f"U+{ord(c):04X}" for c in CONTROLS])
 @pytest.mark.parametrize(("path", "name"), QUERIES)
 def test_query_strings_refuse_control_characters(
-    caller: Caller, path: str, name: str, control: str
+    api: Api, path: str, name: str, control: str
 ) -> None:
     query = f"{quote(name)}={quote(f'a{control}b')}"
-    _refused(caller, caller.send("GET", f"{path}?{query}"))
+    _refused(send(api, "GET", f"{path}?{query}"))
 
 
-def test_a_lone_surrogate_in_a_url_arrives_as_a_replacement_character(caller: Caller) -> None:
+def test_a_lone_surrogate_in_a_url_arrives_as_a_replacement_character(api: Api) -> None:
     """A URL carries bytes: UTF-8 for a lone surrogate is invalid and is decoded as U+FFFD,
     an ordinary character: the user is simply unknown."""
     login = quote(b"a\xed\xa0\x80")  # 'a' then UTF-8 for U+D800
-    r = caller.send("GET", f"{MAIRIE}/users/{login}")
+    r = send(api, "GET", f"{MAIRIE}/users/{login}")
     assert 400 <= r.status_code < 500, r.get_json()
 
 
-def test_ordinary_text_is_kept(caller: Caller) -> None:
+def test_ordinary_text_is_kept(api: Api) -> None:
     """Accents, apostrophes, non-Latin scripts and emoji are text, not control characters."""
     names = {"first_name": "Zoé-Åsa d'Arc", "last_name": "Ωμέγα 漢字 🙂"}
-    r = caller.send("POST", f"{MAIRIE}/users", _user(**names))
+    r = send(api, "POST", f"{MAIRIE}/users", _user(**names))
     assert r.status_code == 201, r.get_json()
     user = r.get_json()["user"]
     assert (user["first_name"], user["last_name"]) == (names["first_name"], names["last_name"])
 
 
-def test_nothing_stored_holds_a_forbidden_character(caller: Caller, demo_db: str) -> None:
+def test_nothing_stored_holds_a_forbidden_character(api: Api, demo_db: str) -> None:
     """After every refusal above, the store's text columns are clean (checked here after a
     round of hostile writes on this test's own database)."""
     for method, path, body in BODIES:
         for control in CONTROLS:
-            caller.send(method, path, _fill(body, f"x{control}"))
+            send(api, method, path, _fill(body, f"x{control}"))
     assert forbidden_in_store(demo_db) == []
 
 
-def test_other_mistakes_keep_their_own_code(caller: Caller) -> None:
+def test_other_mistakes_keep_their_own_code(api: Api) -> None:
     """A control character in an unknown field's value is still an unknown field."""
     body = {"user": "bruno.petit", "service": "cdap", "colour": "bl\x00ue"}
-    _refused(caller, caller.send("POST", "/v1/check", body), ("UNKNOWN_FIELD",))
+    _refused(send(api, "POST", "/v1/check", body), ("UNKNOWN_FIELD",))
 
 
-def test_a_login_stored_before_the_rule_is_still_named(caller: Caller, demo_db: str) -> None:
+def test_a_login_stored_before_the_rule_is_still_named(api: Api, demo_db: str) -> None:
     """New logins are ASCII (NewLogin); a request may still name any stored login without
     spaces or control characters, such as one created before the rule."""
-    r = caller.send("POST", f"{MAIRIE}/users", _user("josé.martin"))
-    _refused(caller, r, ("VALIDATION_ERROR",))
+    r = send(api, "POST", f"{MAIRIE}/users", _user("josé.martin"))
+    _refused(r, ("VALIDATION_ERROR",))
     engine = make_engine(demo_db)
     try:
         with Session(engine) as session, session.begin():
@@ -264,8 +243,8 @@ def test_a_login_stored_before_the_rule_is_still_named(caller: Caller, demo_db: 
             record_change(session, [chloe.organisation_id], "a login from before the rule")
     finally:
         engine.dispose()
-    services(caller.app).decisions.engine.refresh(force=True)
-    r = caller.send("POST", "/v1/check", {"user": "josé.roux", "service": "cdap"})
+    services(api.client.application).decisions.engine.refresh(force=True)
+    r = send(api, "POST", "/v1/check", {"user": "josé.roux", "service": "cdap"})
     assert r.status_code == 200 and r.get_json()["allowed"] is True, r.get_json()
-    r = caller.send("GET", f"{MAIRIE}/users/{quote('josé.roux')}")
+    r = send(api, "GET", f"{MAIRIE}/users/{quote('josé.roux')}")
     assert r.status_code == 200, r.get_json()

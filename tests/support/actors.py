@@ -1,7 +1,8 @@
 """The one test client that acts as an actor: requests to the app as one user or another (HS256
 tokens minted with the tests' secret), and the checks every refused, read or committed call
 needs. Given the app's audit reader and decision log, a write also checks its audit events, and
-a refusal that nothing was audited and that the engine's refusal was logged."""
+a refusal that nothing was audited and that the engine's refusal was logged. ``bearer`` gives
+the same header to a test client of one's own."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from pdp.records.decision_log import MemoryLog
 from pdp.services.tokens import mint
 
 from support.constants import SECRET
+
+
+def bearer(who: str) -> dict[str, str]:
+    """The ``Authorization`` header of ``who``: a token minted with the tests' secret."""
+    return {"Authorization": f"Bearer {mint(Settings(jwt_secret=SECRET), who)}"}
 
 
 class Api:
@@ -57,10 +63,22 @@ class Api:
         headers: dict[str, str] | None = None,
         request_id: str | None = None,
         query: dict[str, Any] | None = None,
+        raw: bytes | None = None,
     ) -> TestResponse:
-        """One request as ``who`` (with ``headers`` as given instead, when given)."""
+        """One request as ``who`` (with ``headers`` as given instead, when given). ``raw``: a
+        JSON body sent as these very bytes instead of ``body`` encoded by the app's JSON
+        provider (orjson refuses a lone surrogate and leaves DEL and C1 unescaped)."""
         if headers is None:
             headers = self.headers(who, request_id)
+        if raw is not None:
+            return self.client.open(
+                path,
+                method=method,
+                data=raw,
+                content_type="application/json",
+                query_string=query,
+                headers=headers,
+            )
         return self.client.open(path, method=method, json=body, query_string=query, headers=headers)
 
     def revision(self) -> int:

@@ -11,11 +11,12 @@ from pdp.records.decision_log import MemoryLog
 
 SECRET = "s" * 40  # the jwt_secret the tests give make_app
 API_KEY_ID = "000000000001"
-API_KEY = f"pdp_{API_KEY_ID}_{'t' * 43}"  # the tests' API key (conftest.add_test_key)
+API_KEY = f"pdp_{API_KEY_ID}_{'t' * 43}"  # the tests' API key (support.databases.add_test_key)
 API_HEADERS = {"X-Api-Key": API_KEY}
 
 # The demo's organisations (pdp.services.demo), as administration API paths.
-MAIRIE = "/v1/organisations/mairie-montreuil"
+MAIRIE_CODE = "mairie-montreuil"  # the town hall, the richest tree of the demo
+MAIRIE = f"/v1/organisations/{MAIRIE_CODE}"
 ASSO = "/v1/organisations/asso-entraide"
 HABITAT = "/v1/organisations/habitat-93"
 GP = "/v1/organisations/ccas-grand-paris"

@@ -1,0 +1,99 @@
+"""What conftest's database fixtures do, importable by any test: empty a PostgreSQL database,
+load the demo, make a database for a fixture of any scope, give it the tests' API key, and the
+settings every test app gets unless told otherwise.
+
+These live here rather than in tests/conftest.py because a folder's own ``conftest.py`` takes
+the module name ``conftest`` while its tests run: ``from conftest import ...`` would then find
+that one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from pdp.adapters.sql.database import make_engine
+from pdp.adapters.sql.models import ApiClientRecord, Base, PolicyRevision
+from pdp.core.catalogue import load_catalogue
+from pdp.services.api_keys import key_digest
+from pdp.services.demo import load_demo
+
+from support.constants import API_KEY, API_KEY_ID
+
+# Every table the domain writes, children first; the revision row and Alembic's table stay.
+DOMAIN_TABLES = [
+    t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "policy_revision"
+]
+
+# The settings of the tests' apps unless told otherwise: no decision log file, no refresh
+# throttle, no self-check against Casbin, no rate limit.
+APP_DEFAULTS: dict[str, Any] = {
+    "decision_log": "off",
+    "refresh_interval": 0,
+    "verify_orgs": 0,
+    "rate_limit": "off",
+}
+
+
+def reset_postgres(url: str) -> None:
+    """Empty every domain table and set the revision back to 0."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(DOMAIN_TABLES)} RESTART IDENTITY CASCADE"))
+            conn.execute(
+                update(PolicyRevision)
+                .where(PolicyRevision.id == 1)
+                .values(revision=0, audit_seq=0, audit_hash="0" * 64)
+            )
+        with sessionmaker(engine).begin() as session:
+            add_test_key(session)
+    finally:
+        engine.dispose()
+
+
+def new_database(request: pytest.FixtureRequest, backend: str, directory: Path) -> str:
+    """Return the URL of an empty database at the latest schema (revision 0) on ``backend``.
+
+    SQLite: a new file in ``directory``. PostgreSQL: the session's database, emptied (it is
+    shared: whatever a previous test left there is gone).
+    """
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = directory / f"pdp-{secrets.token_hex(4)}.sqlite3"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_database")
+    reset_postgres(url)
+    return url
+
+
+def write_demo(url: str, today: dt.date) -> None:
+    """Load the demo stories (pdp.services.demo) into the database at ``url``, in one
+    transaction."""
+    engine = make_engine(url)
+    try:
+        with sessionmaker(engine).begin() as session:
+            load_demo(session, today)
+    finally:
+        engine.dispose()
+
+
+def add_test_key(session: Session) -> None:
+    """Give a fresh database the tests' API key (client "tests", every service of the
+    catalogue): every database the fixtures make has it."""
+    session.add(
+        ApiClientRecord(
+            key_id=API_KEY_ID,
+            name="tests",
+            key_hash=key_digest(API_KEY),
+            services=",".join(sorted(load_catalogue().services)),
+            created_at=dt.datetime.now(dt.UTC),
+        )
+    )
