@@ -459,7 +459,11 @@ def designate_admin(svc: AdminService, actor: str, org_code: str, data: UserRef)
         tx.session.flush()
         out = admin_json(designation, user.login)
         tx.record(f"user:{user.login}", org.code, None, out, org.id)
-        created = store.user_json(user, org.code) if data.new_user is not None else None
+        created = (
+            store.user_out(user, org.code).model_dump(mode="json")
+            if data.new_user is not None
+            else None
+        )
     return {"admin": out, "created_user": created, "revision": tx.revision}
 
 
