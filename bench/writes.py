@@ -48,9 +48,11 @@ from pdp.records.audit_trail import AuditChain, AuditReader
 from pdp.records.decision_log import MemoryLog
 from pdp.services.admin import grants, groups, store, users
 from pdp.services.admin.requests import GroupNew, MembershipNew, RoleRef, UserRef
+from pdp.services.admin.responses import GroupEdited, MembershipWritten, RoleWritten
 from pdp.services.admin.service import AdminService
 
 Pair = tuple[str, str]
+Timed = MembershipWritten | RoleWritten | GroupEdited  # what the timed writes answer
 
 
 class _TimedEngine(PolicyEngine):
@@ -167,14 +169,14 @@ def measure_writes(
     same_ns: list[int] = []
     seen = {"n": 0, "writer": 0, "other_worker": 0}
 
-    def timed(name: str, write: Callable[[], dict[str, Any]], probe: Query, before: bool) -> int:
+    def timed(name: str, write: Callable[[], Timed], probe: Query, before: bool) -> int:
         """One timed write: decisions before, the write, the check on each instance after."""
         engine.refresh(force=True)
         other.refresh(force=True)
         flips = figures.setdefault(f"{name}_flips", dict.fromkeys(seen, 0))
         was = engine.check(probe).allowed == before and other.check(probe).allowed == before
         started = time.perf_counter_ns()
-        revision = int(write()["revision"])
+        revision = write().revision
         figures.setdefault(name, []).append(time.perf_counter_ns() - started)
         figures.setdefault(f"{name}_refresh", []).append(engine.last_notify_ns)
         started = time.perf_counter_ns()

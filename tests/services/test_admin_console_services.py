@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -79,17 +80,23 @@ def test_the_api_lists_the_organisations_for_operators_only(app: Flask) -> None:
 # -- The display flags --------------------------------------------------------------------------
 
 
+def memberships_of(svc: AdminService, login: str) -> list[dict[str, Any]]:
+    """``login``'s memberships, read by mairie-montreuil's partner admin, as the API answers
+    them (dates as text)."""
+    detail = users.user_detail(svc, "alice.martin", MAIRIE, login)
+    found: list[dict[str, Any]] = detail.model_dump(mode="json")["user"]["memberships"]
+    return found
+
+
 def test_a_membership_ending_today_is_no_longer_editable(app: Flask) -> None:
     svc = service(app)
-    memberships = users.user_detail(svc, "alice.martin", MAIRIE, "chloe.roux")["user"][
-        "memberships"
-    ]
+    memberships = memberships_of(svc, "chloe.roux")
     current = [m for m in memberships if m["closes_on"] is None]
     assert current and all(m["editable"] for m in current)
     group = current[0]["group"]
     users.edit_membership(svc, "alice.martin", MAIRIE, "chloe.roux", group, MembershipEdit())
     today = svc.today().isoformat()
-    after = users.user_detail(svc, "alice.martin", MAIRIE, "chloe.roux")["user"]["memberships"]
+    after = memberships_of(svc, "chloe.roux")
     ended = [m for m in after if m["group"] == group]
     assert [(m["closes_on"], m["open"], m["editable"]) for m in ended] == [(today, False, False)]
     assert all(m["editable"] for m in after if m["closes_on"] is None)
@@ -97,14 +104,12 @@ def test_a_membership_ending_today_is_no_longer_editable(app: Flask) -> None:
 
 def test_a_membership_ending_later_stays_editable(app: Flask) -> None:
     svc = service(app)
-    memberships = users.user_detail(svc, "alice.martin", MAIRIE, "chloe.roux")["user"][
-        "memberships"
-    ]
+    memberships = memberships_of(svc, "chloe.roux")
     group = next(m["group"] for m in memberships if m["closes_on"] is None)
     tomorrow = svc.today() + dt.timedelta(days=1)
     data = MembershipEdit(closes_on=tomorrow)
     users.edit_membership(svc, "alice.martin", MAIRIE, "chloe.roux", group, data)
-    after = users.user_detail(svc, "alice.martin", MAIRIE, "chloe.roux")["user"]["memberships"]
+    after = memberships_of(svc, "chloe.roux")
     mine = [m for m in after if m["group"] == group]
     assert [(m["closes_on"], m["open"], m["editable"]) for m in mine] == [
         (tomorrow.isoformat(), True, True)

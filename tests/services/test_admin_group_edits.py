@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from pydantic import BaseModel
 
 from pdp.core.errors import BadRequest, Conflict, Forbidden, NotFound, PdpError
 from pdp.records.audit_trail import AuditReader
@@ -27,6 +28,11 @@ from support.actors import Api
 from support.constants import MAIRIE_CODE as ORG
 from support.constants import MANAGER, SECRET
 from support.constants import PARTNER_ADMIN as ADMIN
+
+
+def js(answer: BaseModel) -> dict[str, Any]:
+    """A verb's answer as the API serialises it (JSON types: dates as text)."""
+    return answer.model_dump(mode="json")
 
 
 class World:
@@ -42,8 +48,7 @@ class World:
         return self.api.revision(), len(self.audit.events)
 
     def detail(self, code: str, org: str = ORG, who: str = ADMIN) -> dict[str, Any]:
-        found: dict[str, Any] = groups.group_detail(self.svc, who, org, code)["group"]
-        return found
+        return js(groups.group_detail(self.svc, who, org, code))["group"]
 
     def roles(self, code: str) -> set[str]:
         return {f"{r['service']}:{r['role']}" for r in self.detail(code)["roles"]}
@@ -61,7 +66,7 @@ class World:
         """``call(*args)`` succeeds as one write: the next revision, served at once, and the
         audit records it left (all carrying it)."""
         revision, events = self.state()
-        out: dict[str, Any] = call(*args)
+        out = js(call(*args))
         assert out["revision"] == revision + 1 == self.api.revision()
         new = self.audit.events[events:]
         assert new and {e.revision for e in new} == {revision + 1}
@@ -330,14 +335,14 @@ def test_flags_of_system_closed_and_live_groups(world: World) -> None:
     """R-GRP-3: a system group is neither editable nor closable; R-GRP-2: a closed group
     (CCAS-ARCHIVES, or one just closed) neither; a live one both. The JSON API answers them
     too."""
-    listing = groups.list_groups(world.svc, "gilles.bernard", "habitat-93")["groups"]
+    listing = js(groups.list_groups(world.svc, "gilles.bernard", "habitat-93"))["groups"]
     assert {(g["code"], g["editable"], g["closable"]) for g in listing} == {
         ("EB-PARC-CONVENTIONNE", False, False),
         ("EB-PARC-PRIVE", False, False),
     }
     flags = {
         g["code"]: (g["editable"], g["closable"])
-        for g in groups.list_groups(world.svc, ADMIN, ORG)["groups"]
+        for g in js(groups.list_groups(world.svc, ADMIN, ORG))["groups"]
     }
     assert flags["CCAS"] == flags["CCAS-ACCUEIL"] == (True, True)
     assert flags["CCAS-ARCHIVES"] == (False, False)
@@ -353,23 +358,23 @@ def test_flags_of_system_closed_and_live_groups(world: World) -> None:
 def test_eligible_managers(world: World) -> None:
     """R-ADM-3: users of the organisation open today (not david.leroy, closed; not
     fabien.morel, opening later), and for a group its current manager."""
-    found = groups.eligible_managers(world.svc, ADMIN, ORG)["users"]
+    found = js(groups.eligible_managers(world.svc, ADMIN, ORG))["users"]
     assert [u["login"] for u in found] == [
         "alice.martin",
         "bruno.petit",
         "chloe.roux",
         "emma.garnier",
     ]
-    found = groups.eligible_managers(world.svc, ADMIN, ORG, "CCAS")["users"]
+    found = js(groups.eligible_managers(world.svc, ADMIN, ORG, "CCAS"))["users"]
     assert MANAGER in {u["login"] for u in found}
 
 
 def test_possible_parents(world: World) -> None:
     """R-ADM-7: the groups the engine lets the actor create a sub-group under, neither closed
     (R-GRP-2) nor system groups (R-GRP-3); none is the service's refusal when required."""
-    found = groups.possible_parents(world.svc, ADMIN, ORG)["groups"]
+    found = js(groups.possible_parents(world.svc, ADMIN, ORG))["groups"]
     assert [g["code"] for g in found] == ["CCAS", "CCAS-ACCUEIL", "CCAS-INSTRUCTION"]
-    assert groups.possible_parents(world.svc, "gilles.bernard", "habitat-93")["groups"] == []
+    assert js(groups.possible_parents(world.svc, "gilles.bernard", "habitat-93"))["groups"] == []
     world.refused(
         Conflict,
         "NO_PARENT_GROUP",

@@ -52,7 +52,6 @@ from pdp.services.admin.responses import (
     OrganisationList,
     OrganisationWritten,
     SubscriptionWritten,
-    UserOut,
 )
 from pdp.services.admin.service import AdminService
 from pdp.services.admin.users import create_user_in
@@ -443,7 +442,7 @@ def designate_admin(svc: AdminService, actor: str, org_code: str, data: UserRef)
         tx.record(f"user:{user.login}", org.code, None, out.model_dump(mode="json"), org.id)
         created = None
         if data.new_user is not None:
-            created = UserOut.model_validate(store.user_json(user, org.code))
+            created = store.user_out(user, org.code)
     return AdminWritten(admin=out, created_user=created, revision=tx.revision)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pdp.adapters.sql.models import (
     Group,
     GroupRole,
@@ -15,6 +13,7 @@ from pdp.engine.rules import Target
 from pdp.services.admin import store
 from pdp.services.admin.group_tree import descendants, held_today, not_system, roles_of, subscribed
 from pdp.services.admin.requests import RoleRef
+from pdp.services.admin.responses import RoleName, RolesWritten, RoleWritten
 from pdp.services.admin.service import AdminService, Tx
 
 # -- fiches 12, 13: roles ------------------------------------------------------------------------
@@ -68,13 +67,13 @@ def _remove(tx: Tx, org: Organisation, grp: Group, service: str, role: str) -> l
     for g in [grp, *descendants(s, grp)]:
         rows = [r for r in roles_of(s, g, tx.today) if (r.service, r.role) == (service, role)]
         for r in rows:
-            before = {"service": service, "role": role, **store.dates(r)}
+            before = store.role_out(r).model_dump(mode="json")
             r.closes_on = tx.today
             tx.record(
                 f"group:{org.code}/{g.code}",
                 org.code,
                 before,
-                {"service": service, "role": role, **store.dates(r)},
+                store.role_out(r).model_dump(mode="json"),
                 org.id,
                 Action.GROUP_ROLES_EDIT,
             )
@@ -85,7 +84,7 @@ def _remove(tx: Tx, org: Organisation, grp: Group, service: str, role: str) -> l
 
 def assign_role(
     svc: AdminService, actor: str, org_code: str, code: str, data: RoleRef
-) -> dict[str, Any]:
+) -> RoleWritten:
     """Fiche 12: give the group a role (R-GRP-4, R-ADM-6)."""
     _known_role(svc, data.service, data.role)
     with svc.write(actor, Action.GROUP_ROLES_EDIT, Target("group", org_code, code)) as tx:
@@ -93,12 +92,12 @@ def assign_role(
         grp = store.group(tx.session, org, code)
         not_system(grp)
         _assign(tx, org, grp, data.service, data.role)
-    return {"groups": [code], "revision": tx.revision}
+    return RoleWritten(groups=[code], revision=tx.revision)
 
 
 def remove_role(
     svc: AdminService, actor: str, org_code: str, code: str, service: str, role: str
-) -> dict[str, Any]:
+) -> RoleWritten:
     """Fiche 13: remove a role today from the group and from every descendant, in the same
     transaction (R-GRP-4)."""
     with svc.write(actor, Action.GROUP_ROLES_EDIT, Target("group", org_code, code)) as tx:
@@ -106,7 +105,7 @@ def remove_role(
         grp = store.group(tx.session, org, code)
         not_system(grp)
         changed = _remove(tx, org, grp, service, role)
-    return {"groups": changed, "revision": tx.revision}
+    return RoleWritten(groups=changed, revision=tx.revision)
 
 
 def set_group_roles(
@@ -116,7 +115,7 @@ def set_group_roles(
     code: str,
     assign: list[tuple[str, str]],
     remove: list[tuple[str, str]],
-) -> dict[str, Any]:
+) -> RolesWritten:
     """Fiches 12 and 13 from one screen ("Habilitations du groupe" → "Enregistrer les
     modifications"): remove the ``remove`` (service, role) pairs from the group and its
     descendants, then assign the ``assign`` ones, in ONE write (one transaction, one revision).
@@ -147,9 +146,9 @@ def set_group_roles(
         for service, role in assign:
             _assign(tx, org, grp, service, role)
             changed.add(code)
-    return {
-        "groups": sorted(changed),
-        "assigned": [{"service": sv, "role": ro} for sv, ro in assign],
-        "removed": [{"service": sv, "role": ro} for sv, ro in remove],
-        "revision": tx.revision,
-    }
+    return RolesWritten(
+        groups=sorted(changed),
+        assigned=[RoleName(service=sv, role=ro) for sv, ro in assign],
+        removed=[RoleName(service=sv, role=ro) for sv, ro in remove],
+        revision=tx.revision,
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,13 +31,27 @@ from pdp.services.admin.group_tree import (
 )
 from pdp.services.admin.managers import set_manager_in
 from pdp.services.admin.requests import GroupEdit, GroupNew, ManagerSet
+from pdp.services.admin.responses import (
+    GroupAndManagerEdited,
+    GroupDetail,
+    GroupDetailOut,
+    GroupEdited,
+    GroupItem,
+    GroupList,
+    GroupManagerOut,
+    GroupRoles,
+    GroupWritten,
+    NewGroupOut,
+    RoleName,
+    UserList,
+)
 from pdp.services.admin.service import AdminService, Tx
 from pdp.services.admin.users import resolve_user
 
 # -- fiche 7: create ---------------------------------------------------------------------------
 
 
-def create_group(svc: AdminService, actor: str, org_code: str, data: GroupNew) -> dict[str, Any]:
+def create_group(svc: AdminService, actor: str, org_code: str, data: GroupNew) -> GroupWritten:
     """Fiche 7 and "créer un sous-groupe": a top-level group (partner admins) or a sub-group
     (admins, or a manager whose perimeter holds the parent), with its manager (R-ADM-3)."""
     if data.parent is None:
@@ -107,33 +120,34 @@ def create_group(svc: AdminService, actor: str, org_code: str, data: GroupNew) -
         s.flush()
         s.add(GroupManager(group_id=grp.id, user_id=manager.id, opens_on=opens_on))
         s.flush()
-        out = store.group_json(grp, org.code, data.parent)
-        out["manager"] = manager.login
+        public = store.group_out(grp, org.code, data.parent)
+        out = NewGroupOut(**public.model_dump(), manager=manager.login)
         tx.record(
             f"group:{org.code}/{grp.code}",
             org.code,
             None,
-            out,
+            out.model_dump(mode="json"),
             org.id,
             related=f"user:{manager.login}",
         )
-    return {"group": out, "revision": tx.revision}
+    return GroupWritten(group=out, revision=tx.revision)
 
 
 # -- what the screens may offer (R-GRP-2, R-GRP-3, R-ADM-3, R-ADM-7) ---------------------------
 
 
-def _flags(grp: Group, today: dt.date) -> dict[str, bool]:
+def _flags(grp: Group, today: dt.date) -> tuple[bool, bool]:
     """What the group's state still allows, whoever acts (who may act is the engine's admin
-    check, R-ADM-7): a system group is neither edited nor closed, nor are its roles (R-GRP-3);
-    a group whose closing day is reached has nothing left to edit or close (R-GRP-2)."""
+    check, R-ADM-7), as (editable, closable): a system group is neither edited nor closed, nor
+    are its roles (R-GRP-3); a group whose closing day is reached has nothing left to edit or
+    close (R-GRP-2)."""
     live = not grp.is_system and store.not_ended(grp, today)
-    return {"editable": live, "closable": live}
+    return live, live
 
 
 def eligible_managers(
     svc: AdminService, actor: str, org_code: str, code: str | None = None
-) -> dict[str, Any]:
+) -> UserList:
     """The users who may be named the manager (R-ADM-3): the organisation's users open today
     and, for an existing group ``code``, not closing before it; its current manager stays in the
     list (keeping them is no change). The write checks R-ADM-3 again on saving."""
@@ -147,44 +161,44 @@ def eligible_managers(
             select(User).where(User.organisation_id == org.id).order_by(User.login)
         ).scalars()
         out = [
-            store.user_json(u, org.code)
+            store.user_out(u, org.code)
             for u in users
             if u.id == keep
             or (store.is_open(u, today) and (grp is None or not closes_first(u, grp.closes_on)))
         ]
-    return {"organisation": org_code, "group": code, "users": out}
+    return UserList(organisation=org_code, group=code, users=out)
 
 
 def possible_parents(
     svc: AdminService, actor: str, org_code: str, *, required: bool = False
-) -> dict[str, Any]:
+) -> GroupList:
     """The groups under which ``actor`` may create a sub-group today, as ``list_groups`` items:
     neither a system group (R-GRP-3) nor a closed one (R-GRP-2), and the engine's admin check
     allows ``group.create_sub`` on it (R-ADM-4, R-ADM-5, R-ADM-7). With ``required``, finding
     none raises the engine's refusal for the first candidate (Forbidden with its reason), or
     409 NO_PARENT_GROUP when the organisation has no open group at all."""
-    candidates = [g for g in list_groups(svc, actor, org_code)["groups"] if g["editable"]]
+    candidates = [g for g in list_groups(svc, actor, org_code).groups if g.editable]
     found = [
         g
         for g in candidates
-        if svc.decide(actor, Action.GROUP_CREATE_SUB, Target("group", org_code, g["code"]))[0]
+        if svc.decide(actor, Action.GROUP_CREATE_SUB, Target("group", org_code, g.code))[0]
         is AdminReason.ALLOWED
     ]
     if required and not found:
         for g in candidates[:1]:
-            svc.require(actor, Action.GROUP_CREATE_SUB, Target("group", org_code, g["code"]))
+            svc.require(actor, Action.GROUP_CREATE_SUB, Target("group", org_code, g.code))
         raise Conflict(
             f"Aucun groupe ouvert de {org_code} ne peut recevoir de sous-groupe (R-GRP-2, "
             "R-GRP-3).",
             code="NO_PARENT_GROUP",
         )
-    return {"organisation": org_code, "groups": found}
+    return GroupList(organisation=org_code, groups=found)
 
 
 # -- fiches 8, 9, 15: read ---------------------------------------------------------------------
 
 
-def list_groups(svc: AdminService, actor: str, org_code: str) -> dict[str, Any]:
+def list_groups(svc: AdminService, actor: str, org_code: str) -> GroupList:
     """Fiche 8: the organisation's groups with parent and manager (R-GRP-5), and whether
     their state lets them be edited or closed (``editable``, ``closable``: R-GRP-2, R-GRP-3)."""
     today = svc.today()
@@ -198,16 +212,21 @@ def list_groups(svc: AdminService, actor: str, org_code: str) -> dict[str, Any]:
         code_of = {g.id: g.code for g in groups}
         out = []
         for g in groups:
-            item = store.group_json(g, org.code, code_of.get(g.parent_id or -1))
             found = current_manager(s, g, today)
-            item["manager"] = None if found is None else found[1].login
-            item["open"] = store.is_open(g, today)
-            item.update(_flags(g, today))
-            out.append(item)
-    return {"organisation": org_code, "groups": out}
+            editable, closable = _flags(g, today)
+            out.append(
+                GroupItem(
+                    **store.group_out(g, org.code, code_of.get(g.parent_id or -1)).model_dump(),
+                    manager=None if found is None else found[1].login,
+                    open=store.is_open(g, today),
+                    editable=editable,
+                    closable=closable,
+                )
+            )
+    return GroupList(organisation=org_code, groups=out)
 
 
-def group_detail(svc: AdminService, actor: str, org_code: str, code: str) -> dict[str, Any]:
+def group_detail(svc: AdminService, actor: str, org_code: str, code: str) -> GroupDetail:
     """Fiches 8 and 15: a group, its manager, parent, sub-groups, roles and members, and
     whether its state lets it be edited or closed (R-GRP-2, R-GRP-3)."""
     today = svc.today()
@@ -215,28 +234,20 @@ def group_detail(svc: AdminService, actor: str, org_code: str, code: str) -> dic
         org = store.organisation(s, org_code)
         grp = store.group(s, org, code)
         parent = s.get(Group, grp.parent_id) if grp.parent_id is not None else None
-        out = store.group_json(grp, org.code, None if parent is None else parent.code)
         conv = s.get(Convention, grp.convention_id)
-        out["convention"] = None if conv is None else conv.reference
         found = current_manager(s, grp, today)
-        out["manager"] = (
+        manager = (
             None
             if found is None
-            else {
-                "login": found[1].login,
-                "first_name": found[1].first_name,
-                "last_name": found[1].last_name,
-                **store.dates(found[0]),
-            }
+            else GroupManagerOut(
+                login=found[1].login,
+                first_name=found[1].first_name,
+                last_name=found[1].last_name,
+                opens_on=found[0].opens_on,
+                closes_on=found[0].closes_on,
+            )
         )
-        out["subgroups"] = sorted(
-            g.code for g in s.execute(select(Group).where(Group.parent_id == grp.id)).scalars()
-        )
-        out["roles"] = [
-            {"service": r.service, "role": r.role, **store.dates(r)}
-            for r in roles_of(s, grp, today)
-        ]
-        out["members"] = sorted(
+        members = sorted(
             u.login
             for m, u in s.execute(
                 select(Membership, User)
@@ -245,12 +256,24 @@ def group_detail(svc: AdminService, actor: str, org_code: str, code: str) -> dic
             )
             if store.is_open(m, today)
         )
-        out["open"] = store.is_open(grp, today)
-        out.update(_flags(grp, today))
-    return {"group": out}
+        editable, closable = _flags(grp, today)
+        out = GroupDetailOut(
+            **store.group_out(grp, org.code, None if parent is None else parent.code).model_dump(),
+            convention=None if conv is None else conv.reference,
+            manager=manager,
+            subgroups=sorted(
+                g.code for g in s.execute(select(Group).where(Group.parent_id == grp.id)).scalars()
+            ),
+            roles=[store.role_out(r) for r in roles_of(s, grp, today)],
+            members=members,
+            open=store.is_open(grp, today),
+            editable=editable,
+            closable=closable,
+        )
+    return GroupDetail(group=out)
 
 
-def group_roles(svc: AdminService, actor: str, org_code: str, code: str) -> dict[str, Any]:
+def group_roles(svc: AdminService, actor: str, org_code: str, code: str) -> GroupRoles:
     """Fiche 9: the group's roles, and those it may be given (R-GRP-4)."""
     today = svc.today()
     with svc.read(actor, Action.DIRECTORY_READ, Target("organisation", org_code)) as s:
@@ -259,11 +282,11 @@ def group_roles(svc: AdminService, actor: str, org_code: str, code: str) -> dict
         roles = roles_of(s, grp, today)
         held = {(r.service, r.role) for r in roles}
         assignable = sorted(_allowed_roles(s, svc, grp, today) - held)
-    return {
-        "group": code,
-        "roles": [{"service": r.service, "role": r.role, **store.dates(r)} for r in roles],
-        "assignable": [{"service": sv, "role": ro} for sv, ro in assignable],
-    }
+    return GroupRoles(
+        group=code,
+        roles=[store.role_out(r) for r in roles],
+        assignable=[RoleName(service=sv, role=ro) for sv, ro in assignable],
+    )
 
 
 def _allowed_roles(
@@ -298,7 +321,7 @@ def _edit(tx: Tx, org: Organisation, grp: Group, data: GroupEdit, action: Action
     (R-GRP-3)."""
     fields = data.model_fields_set
     not_system(grp)
-    before = store.group_json(grp, org.code, None)
+    before = store.group_out(grp, org.code, None).model_dump(mode="json")
     if "label" in fields:
         if data.label is None:
             raise BadRequest("« label » ne peut pas être vide.", code="VALIDATION_ERROR")
@@ -321,7 +344,7 @@ def _edit(tx: Tx, org: Organisation, grp: Group, data: GroupEdit, action: Action
         f"group:{org.code}/{grp.code}",
         org.code,
         before,
-        store.group_json(grp, org.code, None),
+        store.group_out(grp, org.code, None).model_dump(mode="json"),
         org.id,
         action,
     )
@@ -330,7 +353,7 @@ def _edit(tx: Tx, org: Organisation, grp: Group, data: GroupEdit, action: Action
 
 def edit_group(
     svc: AdminService, actor: str, org_code: str, code: str, data: GroupEdit
-) -> dict[str, Any]:
+) -> GroupEdited:
     """Fiche 10: label and dates; a closing date closes the group (R-GRP-2); never a system
     group (R-GRP-3)."""
     fields = data.model_fields_set
@@ -341,8 +364,8 @@ def edit_group(
         org = store.organisation(tx.session, org_code)
         grp = store.group(tx.session, org, code)
         changed = _edit(tx, org, grp, data, action)
-        out = store.group_json(grp, org.code, None)
-    return {"group": out, "closed": changed, "revision": tx.revision}
+        out = store.group_out(grp, org.code, None)
+    return GroupEdited(group=out, closed=changed, revision=tx.revision)
 
 
 def edit_group_and_manager(
@@ -352,7 +375,7 @@ def edit_group_and_manager(
     code: str,
     data: GroupEdit,
     manager: ManagerSet | None,
-) -> dict[str, Any]:
+) -> GroupAndManagerEdited:
     """Fiches 10, 14 and 16 from one form ("Modifier un groupe utilisateurs"), in ONE write:
     one transaction, one revision. The manager is named first, ``replaces`` naming the current
     one (R-ADM-3, R-ADM-5, R-AFAS-4 notice), then the label and dates change (R-GRP-2; never a
@@ -375,18 +398,18 @@ def edit_group_and_manager(
         if manager is not None:
             named, previous = set_manager_in(tx, org, grp, manager)
         changed = [] if edit_action is None else _edit(tx, org, grp, data, edit_action)
-        out = store.group_json(grp, org.code, None)
-    return {
-        "group": out,
-        "closed": changed,
-        "manager": named,
-        "previous": previous,
-        "notices": tx.notices,
-        "revision": tx.revision,
-    }
+        out = store.group_out(grp, org.code, None)
+    return GroupAndManagerEdited(
+        group=out,
+        closed=changed,
+        manager=named,
+        previous=previous,
+        notices=tx.notices,
+        revision=tx.revision,
+    )
 
 
-def close_group(svc: AdminService, actor: str, org_code: str, code: str) -> dict[str, Any]:
+def close_group(svc: AdminService, actor: str, org_code: str, code: str) -> GroupEdited:
     """Fiche 11: close the group today; its sub-groups close with it and every membership of
     them ends today; members are not closed (R-GRP-2)."""
     with svc.write(actor, Action.GROUP_CLOSE, Target("group", org_code, code)) as tx:
@@ -396,8 +419,8 @@ def close_group(svc: AdminService, actor: str, org_code: str, code: str) -> dict
         if not store.not_ended(grp, tx.today):
             raise Conflict(f"Le groupe {code} est déjà clôturé.", code="GROUP_CLOSED")
         closed = _close_group(tx, org, grp, tx.today)
-        out = store.group_json(grp, org.code, None)
-    return {"group": out, "closed": closed, "revision": tx.revision}
+        out = store.group_out(grp, org.code, None)
+    return GroupEdited(group=out, closed=closed, revision=tx.revision)
 
 
 def _close_group(tx: Tx, org: Organisation, grp: Group, day: dt.date) -> list[str]:
@@ -407,7 +430,7 @@ def _close_group(tx: Tx, org: Organisation, grp: Group, day: dt.date) -> list[st
         if g.is_system:
             continue
         if g.closes_on is None or g.closes_on > day:
-            before = store.group_json(g, org.code, None)
+            before = store.group_out(g, org.code, None).model_dump(mode="json")
             g.closes_on = day
             closed.append(g.code)
             ended = []
@@ -421,7 +444,8 @@ def _close_group(tx: Tx, org: Organisation, grp: Group, day: dt.date) -> list[st
             ):
                 m.closes_on = day
                 ended.append(login)
-            after = store.group_json(g, org.code, None)
+            # The audit record names the members the closing detached.
+            after = store.group_out(g, org.code, None).model_dump(mode="json")
             after["members_detached"] = sorted(ended)
             tx.record(
                 f"group:{org.code}/{g.code}", org.code, before, after, org.id, Action.GROUP_CLOSE

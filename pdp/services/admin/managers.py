@@ -3,8 +3,6 @@ R-ADM-3, R-AFAS-4)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pdp.adapters.sql.models import (
     Group,
     GroupManager,
@@ -17,6 +15,7 @@ from pdp.engine.rules import Target
 from pdp.services.admin import store
 from pdp.services.admin.group_tree import current_manager, not_system, open_manager
 from pdp.services.admin.requests import ManagerSet
+from pdp.services.admin.responses import ManagerWritten
 from pdp.services.admin.service import AdminService, Tx
 from pdp.services.admin.users import resolve_user
 
@@ -75,7 +74,7 @@ def set_manager_in(
 
 def set_manager(
     svc: AdminService, actor: str, org_code: str, code: str, data: ManagerSet
-) -> dict[str, Any]:
+) -> ManagerWritten:
     """Fiches 14 and 16: name or replace the group's manager (R-ADM-3, R-ADM-5: a manager only
     below their own groups). If the replaced manager still holds afas:habiliter the response
     says so (R-AFAS-4)."""
@@ -83,10 +82,10 @@ def set_manager(
         org = store.organisation(tx.session, org_code)
         grp = store.group(tx.session, org, code)
         manager, current_login = set_manager_in(tx, org, grp, data)
-    return {
-        "group": code,
-        "manager": manager,
-        "previous": current_login,
-        "notices": tx.notices,
-        "revision": tx.revision,
-    }
+    return ManagerWritten(
+        group=code,
+        manager=manager,
+        previous=current_login,
+        notices=tx.notices,
+        revision=tx.revision,
+    )

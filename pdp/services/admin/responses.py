@@ -1,8 +1,9 @@
-"""The administration API's response bodies, for the OpenAPI document."""
+"""The administration API's response bodies, for the OpenAPI document; the typed results of
+the verbs that return them (the API answers their fields in the order declared here)."""
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,7 +30,7 @@ class Written(Open):
     notices: list[Notice] = Field(default_factory=list)
 
 
-class UserOut(Open):
+class UserOut(BaseModel):
     """A user."""
 
     login: str
@@ -37,95 +38,232 @@ class UserOut(Open):
     first_name: str
     last_name: str
     email: str
-    opens_on: str
-    closes_on: str | None
+    opens_on: dt.date
+    closes_on: dt.date | None
 
 
-class UserWritten(Written):
+class UserWritten(BaseModel):
     """The user as written."""
 
     user: UserOut
+    revision: int = Field(description="The policy revision this write produced.")
 
 
-class UserList(Open):
-    """Users of an organisation, or members of one group today."""
+class UserList(BaseModel):
+    """Users of an organisation, or members of one group today; or the users who may be named
+    a group's manager (R-ADM-3)."""
 
     organisation: str
     group: str | None
     users: list[UserOut]
 
 
-class UserDetail(Open):
+class MembershipItem(BaseModel):
+    """A membership of the user, ``open`` today or not, and whether its dates may still change
+    (``editable``: it has not ended, R-MEM-2, R-TIME-2)."""
+
+    group: str
+    opens_on: dt.date
+    closes_on: dt.date | None
+    open: bool
+    editable: bool
+
+
+class UserAfasProfile(BaseModel):
+    """An Afas profile of the user that has not ended (R-AFAS-1)."""
+
+    profile: str
+    opens_on: dt.date
+    closes_on: dt.date | None
+
+
+class ServiceAccess(BaseModel):
+    """A service the user may use today, with their roles and Cafs (R-DEC-4)."""
+
+    service: str
+    roles: list[str]
+    cafs: list[str]
+
+
+class UserDetailOut(UserOut):
+    """A user with memberships, groups managed today, whether a partner admin today, Afas
+    profiles and services usable today."""
+
+    memberships: list[MembershipItem]
+    manages: list[str]
+    partner_admin: bool
+    afas_profiles: list[UserAfasProfile]
+    services: list[ServiceAccess]
+
+
+class UserDetail(BaseModel):
     """A user with memberships, groups managed, Afas profiles and services usable today. Each
     membership says whether it is ``open`` today and whether its dates may still change
     (``editable``: it has not ended)."""
 
-    user: dict[str, Any]
+    user: UserDetailOut
     revision: int
 
 
-class MembershipWritten(Written):
+class MembershipOut(BaseModel):
+    """A membership: the user, the group and its dates."""
+
+    user: str
+    group: str
+    opens_on: dt.date
+    closes_on: dt.date | None
+
+
+class MembershipWritten(BaseModel):
     """A membership as written."""
 
-    membership: dict[str, Any]
+    membership: MembershipOut
+    revision: int = Field(description="The policy revision this write produced.")
 
 
-class GroupWritten(Written):
-    """A group as written."""
-
-    group: dict[str, Any]
-
-
-class GroupItem(Open):
-    """A group (R-GRP-5), and what its state still allows, whoever acts (who may is the
-    engine's admin check, R-ADM-7): ``editable`` and ``closable`` are false for a system group
-    (R-GRP-3) and for a group whose closing day is reached (R-GRP-2)."""
+class GroupOut(BaseModel):
+    """A group (without its manager and sub-groups)."""
 
     code: str
     organisation: str
     label: str
     parent: str | None
     system: bool
-    opens_on: str
-    closes_on: str | None
+    opens_on: dt.date
+    closes_on: dt.date | None
+
+
+class NewGroupOut(GroupOut):
+    """A group as created, with its manager (R-ADM-3)."""
+
+    manager: str
+
+
+class GroupWritten(BaseModel):
+    """A group as created."""
+
+    group: NewGroupOut
+    revision: int = Field(description="The policy revision this write produced.")
+
+
+class GroupEdited(BaseModel):
+    """A group as edited or closed; ``closed`` lists every group a closing date closed (the
+    group and its sub-groups, R-GRP-2). ``parent`` is not looked up here: always null."""
+
+    group: GroupOut
+    closed: list[str]
+    revision: int = Field(description="The policy revision this write produced.")
+
+
+class GroupAndManagerEdited(BaseModel):
+    """A group edited and its manager named in one write (fiches 10, 14, 16): ``manager`` and
+    ``previous`` when a manager was named."""
+
+    group: GroupOut
+    closed: list[str]
+    manager: str | None
+    previous: str | None
+    notices: list[Notice]
+    revision: int = Field(description="The policy revision this write produced.")
+
+
+class GroupItem(GroupOut):
+    """A group (R-GRP-5), and what its state still allows, whoever acts (who may is the
+    engine's admin check, R-ADM-7): ``editable`` and ``closable`` are false for a system group
+    (R-GRP-3) and for a group whose closing day is reached (R-GRP-2)."""
+
+    manager: str | None
     open: bool
     editable: bool
     closable: bool
 
 
-class GroupList(Open):
-    """Groups of an organisation, each with its manager's login."""
+class GroupList(BaseModel):
+    """Groups of an organisation, each with its manager's login; or those under which the
+    actor may create a sub-group."""
 
     organisation: str
     groups: list[GroupItem]
 
 
-class GroupDetail(Open):
+class GroupManagerOut(BaseModel):
+    """A group's current manager (R-ADM-3), since when and until when."""
+
+    login: str
+    first_name: str
+    last_name: str
+    opens_on: dt.date
+    closes_on: dt.date | None
+
+
+class RoleName(BaseModel):
+    """A role of a service."""
+
+    service: str
+    role: str
+
+
+class RoleOut(RoleName):
+    """A role a group holds, and its dates."""
+
+    opens_on: dt.date
+    closes_on: dt.date | None
+
+
+class GroupDetailOut(GroupOut):
+    """A group: convention, manager, sub-groups, roles, members today, and what its state
+    still allows (as ``GroupItem``)."""
+
+    convention: str | None
+    manager: GroupManagerOut | None
+    subgroups: list[str]
+    roles: list[RoleOut]
+    members: list[str]
+    open: bool
+    editable: bool
+    closable: bool
+
+
+class GroupDetail(BaseModel):
     """A group: manager, parent, convention, sub-groups, roles, members."""
 
-    group: GroupItem
+    group: GroupDetailOut
 
 
-class GroupRoles(Open):
+class GroupRoles(BaseModel):
     """A group's roles, and the roles it could be given (R-GRP-4)."""
 
     group: str
-    roles: list[dict[str, Any]]
-    assignable: list[dict[str, Any]]
+    roles: list[RoleOut]
+    assignable: list[RoleName]
 
 
-class RoleWritten(Written):
+class RoleWritten(BaseModel):
     """A role assigned or removed; ``groups`` lists every group it changed."""
 
     groups: list[str]
+    revision: int = Field(description="The policy revision this write produced.")
 
 
-class ManagerWritten(Written):
-    """A group's manager named or replaced."""
+class RolesWritten(BaseModel):
+    """Roles removed then assigned in one write (fiches 12, 13); ``groups`` lists every group
+    changed."""
+
+    groups: list[str]
+    assigned: list[RoleName]
+    removed: list[RoleName]
+    revision: int = Field(description="The policy revision this write produced.")
+
+
+class ManagerWritten(BaseModel):
+    """A group's manager named or replaced; ``notices`` says what the actor should know
+    (R-AFAS-4)."""
 
     group: str
     manager: str
     previous: str | None
+    notices: list[Notice]
+    revision: int = Field(description="The policy revision this write produced.")
 
 
 class AdminCheckReason(BaseModel):

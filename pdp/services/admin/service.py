@@ -46,6 +46,7 @@ from pdp.observability import metrics
 from pdp.records.audit_trail import AuditChain, AuditEvent, now
 from pdp.records.decision_log import DecisionLog, new_decision_id
 from pdp.records.policy_write import PolicyWrite, PolicyWriter
+from pdp.services.admin.responses import Notice
 from pdp.services.tokens import TokenVerifier
 
 log = logging.getLogger("pdp.admin")
@@ -72,7 +73,7 @@ class Tx:
     today: dt.date
     _authorise: Callable[[str, Action, Target], None]
     check: Callable[[Query], Decision]
-    notices: list[dict[str, str]] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
 
     @property
     def session(self) -> Session:
@@ -119,7 +120,7 @@ class Tx:
 
     def notice(self, code: str, message: str) -> None:
         """Add a notice to the response (e.g. R-AFAS-4)."""
-        self.notices.append({"code": code, "message": message})
+        self.notices.append(Notice(code=code, message=message))
 
 
 class AdminService:

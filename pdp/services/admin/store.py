@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pdp.adapters.sql.models import Dated, Group, Organisation, User
+from pdp.adapters.sql.models import Dated, Group, GroupRole, Organisation, User
 from pdp.core.errors import BadRequest, NotFound
+from pdp.services.admin.responses import GroupOut, RoleOut, UserOut
 
 
 def organisation(session: Session, code: str) -> Organisation:
@@ -87,25 +88,32 @@ def dates(row: Dated) -> dict[str, Any]:
     return {"opens_on": day(row.opens_on), "closes_on": day(row.closes_on)}
 
 
-def user_json(u: User, org_code: str | None) -> dict[str, Any]:
+def user_out(u: User, org_code: str | None) -> UserOut:
     """The public form of a user."""
-    return {
-        "login": u.login,
-        "organisation": org_code,
-        "first_name": u.first_name,
-        "last_name": u.last_name,
-        "email": u.email,
-        **dates(u),
-    }
+    return UserOut(
+        login=u.login,
+        organisation=org_code,
+        first_name=u.first_name,
+        last_name=u.last_name,
+        email=u.email,
+        opens_on=u.opens_on,
+        closes_on=u.closes_on,
+    )
 
 
-def group_json(g: Group, org_code: str, parent_code: str | None) -> dict[str, Any]:
+def group_out(g: Group, org_code: str, parent_code: str | None) -> GroupOut:
     """The public form of a group (without its manager and sub-groups)."""
-    return {
-        "code": g.code,
-        "organisation": org_code,
-        "label": g.label,
-        "parent": parent_code,
-        "system": g.is_system,
-        **dates(g),
-    }
+    return GroupOut(
+        code=g.code,
+        organisation=org_code,
+        label=g.label,
+        parent=parent_code,
+        system=g.is_system,
+        opens_on=g.opens_on,
+        closes_on=g.closes_on,
+    )
+
+
+def role_out(r: GroupRole) -> RoleOut:
+    """The public form of a role a group holds, with its dates."""
+    return RoleOut(service=r.service, role=r.role, opens_on=r.opens_on, closes_on=r.closes_on)

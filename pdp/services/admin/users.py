@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,6 +21,17 @@ from pdp.engine.actions import Action
 from pdp.engine.rules import Target, is_partner_admin, managed_groups
 from pdp.services.admin import store
 from pdp.services.admin.requests import MembershipEdit, MembershipNew, NewUser, UserEdit
+from pdp.services.admin.responses import (
+    MembershipItem,
+    MembershipOut,
+    MembershipWritten,
+    ServiceAccess,
+    UserAfasProfile,
+    UserDetail,
+    UserDetailOut,
+    UserList,
+    UserWritten,
+)
 from pdp.services.admin.service import AdminService, Tx
 
 
@@ -62,7 +72,7 @@ def create_user_in(tx: Tx, org: Organisation, data: NewUser, *, authorise: bool 
         f"user:{user.login}",
         org.code,
         None,
-        store.user_json(user, org.code),
+        store.user_out(user, org.code).model_dump(mode="json"),
         org.id,
         action=Action.USER_CREATE,
     )
@@ -79,18 +89,18 @@ def resolve_user(tx: Tx, org: Organisation, login: str | None, new: NewUser | No
     return store.user(tx.session, org, login)
 
 
-def create_user(svc: AdminService, actor: str, org_code: str, data: NewUser) -> dict[str, Any]:
+def create_user(svc: AdminService, actor: str, org_code: str, data: NewUser) -> UserWritten:
     """Fiche 1: create a user of the organisation."""
     with svc.write(actor, Action.USER_CREATE, Target("organisation", org_code)) as tx:
         org = store.organisation(tx.session, org_code)
         user = create_user_in(tx, org, data)
-        out = store.user_json(user, org.code)
-    return {"user": out, "revision": tx.revision}
+        out = store.user_out(user, org.code)
+    return UserWritten(user=out, revision=tx.revision)
 
 
 def edit_user(
     svc: AdminService, actor: str, org_code: str, login: str, data: UserEdit
-) -> dict[str, Any]:
+) -> UserWritten:
     """Fiches 2 and 3: edit a user; a closing date closes them (R-USR-3, R-USR-4, R-AFAS-3)."""
     fields = data.model_fields_set
     if not fields:
@@ -99,7 +109,7 @@ def edit_user(
     with svc.write(actor, action, Target("user", login=login)) as tx:
         org = store.organisation(tx.session, org_code)
         user = store.user(tx.session, org, login)
-        before = store.user_json(user, org.code)
+        before = store.user_out(user, org.code).model_dump(mode="json")
         for name in ("first_name", "last_name", "email"):
             if name in fields:
                 value = getattr(data, name)
@@ -125,9 +135,9 @@ def edit_user(
             # Closing on the opening day leaves the empty window [d, d): never open (R-USR-4,
             # R-TIME-1), like a membership, a group or a designation ended the day it began.
             store.check_closing(user.opens_on, user.closes_on)
-        tx.record(f"user:{login}", org.code, before, store.user_json(user, org.code), org.id)
-        out = store.user_json(user, org.code)
-    return {"user": out, "revision": tx.revision}
+        out = store.user_out(user, org.code)
+        tx.record(f"user:{login}", org.code, before, out.model_dump(mode="json"), org.id)
+    return UserWritten(user=out, revision=tx.revision)
 
 
 def _close_user(tx: Tx, user: User, closes_on: dt.date | None) -> None:
@@ -171,9 +181,7 @@ def _close_user(tx: Tx, user: User, closes_on: dt.date | None) -> None:
     user.closes_on = closes_on
 
 
-def list_users(
-    svc: AdminService, actor: str, org_code: str, group_code: str | None
-) -> dict[str, Any]:
+def list_users(svc: AdminService, actor: str, org_code: str, group_code: str | None) -> UserList:
     """Fiche 5: the organisation's users, or the members of one group today (R-USR-6)."""
     today = svc.today()
     with svc.read(actor, Action.DIRECTORY_READ, Target("organisation", org_code)) as session:
@@ -190,25 +198,25 @@ def list_users(
                     )
                 )
             )
-        users = [store.user_json(u, org.code) for u in session.execute(stmt).scalars()]
-    return {"organisation": org_code, "group": group_code, "users": users}
+        users = [store.user_out(u, org.code) for u in session.execute(stmt).scalars()]
+    return UserList(organisation=org_code, group=group_code, users=users)
 
 
-def user_detail(svc: AdminService, actor: str, org_code: str, login: str) -> dict[str, Any]:
+def user_detail(svc: AdminService, actor: str, org_code: str, login: str) -> UserDetail:
     """Fiche 5: a user's detail: memberships, roles today, groups managed (R-USR-6)."""
     today = svc.today()
     with svc.read(actor, Action.DIRECTORY_READ, Target("organisation", org_code)) as session:
         org = store.organisation(session, org_code)
         user = store.user(session, org, login)
-        out = store.user_json(user, org.code)
-        out["memberships"] = [
-            {
-                "group": code,
-                **store.dates(m),
-                "open": store.is_open(m, today),
+        memberships = [
+            MembershipItem(
+                group=code,
+                opens_on=m.opens_on,
+                closes_on=m.closes_on,
+                open=store.is_open(m, today),
                 # Not ended (open now or later): its dates may still change (R-MEM-2, R-TIME-2).
-                "editable": store.not_ended(m, today),
-            }
+                editable=store.not_ended(m, today),
+            )
             for m, code in session.execute(
                 select(Membership, Group.code)
                 .join(Group, Group.id == Membership.group_id)
@@ -216,7 +224,7 @@ def user_detail(svc: AdminService, actor: str, org_code: str, login: str) -> dic
                 .order_by(Group.code, Membership.opens_on)
             )
         ]
-        out["manages"] = sorted(
+        manages = sorted(
             {
                 g.code
                 for m, g in session.execute(
@@ -227,7 +235,7 @@ def user_detail(svc: AdminService, actor: str, org_code: str, login: str) -> dic
                 if store.is_open(m, today) and store.is_open(g, today)
             }
         )
-        out["partner_admin"] = any(
+        partner_admin = any(
             store.is_open(a, today)
             for a in session.execute(
                 select(PartnerAdmin).where(
@@ -235,8 +243,8 @@ def user_detail(svc: AdminService, actor: str, org_code: str, login: str) -> dic
                 )
             ).scalars()
         )
-        out["afas_profiles"] = [
-            {"profile": p.profile, **store.dates(p)}
+        afas_profiles = [
+            UserAfasProfile(profile=p.profile, opens_on=p.opens_on, closes_on=p.closes_on)
             for p in session.execute(
                 select(AfasProfile)
                 .where(AfasProfile.user_id == user.id)
@@ -244,12 +252,20 @@ def user_detail(svc: AdminService, actor: str, org_code: str, login: str) -> dic
             ).scalars()
             if store.not_ended(p, today)
         ]
+        public = store.user_out(user, org.code)
     permissions = svc.engine.permissions(login, today)
-    out["services"] = [
-        {"service": service, "roles": sorted({g.role for g in grants}), "cafs": cafs}
-        for service, (grants, cafs) in permissions.items()
-    ]
-    return {"user": out, "revision": svc.engine.revision}
+    out = UserDetailOut(
+        **public.model_dump(),
+        memberships=memberships,
+        manages=manages,
+        partner_admin=partner_admin,
+        afas_profiles=afas_profiles,
+        services=[
+            ServiceAccess(service=service, roles=sorted({g.role for g in grants}), cafs=cafs)
+            for service, (grants, cafs) in permissions.items()
+        ],
+    )
+    return UserDetail(user=out, revision=svc.engine.revision)
 
 
 ROLE_LABELS = {
@@ -295,7 +311,7 @@ def demo_accounts(svc: AdminService) -> list[dict[str, str]]:
 
 def attach(
     svc: AdminService, actor: str, org_code: str, login: str, data: MembershipNew
-) -> dict[str, Any]:
+) -> MembershipWritten:
     """Fiche 4: attach a user to a group (R-MEM-1: open user, open group, same organisation)."""
     with svc.write(actor, Action.GROUP_MEMBERS_EDIT, Target("group", org_code, data.group)) as tx:
         org = store.organisation(tx.session, org_code)
@@ -323,11 +339,23 @@ def attach(
         )
         tx.session.add(membership)
         tx.session.flush()
-        after = {"user": login, "group": grp.code, **store.dates(membership)}
+        after = _membership_out(login, grp, membership)
         tx.record(
-            f"user:{login}", org.code, None, after, org.id, related=f"group:{org.code}/{grp.code}"
+            f"user:{login}",
+            org.code,
+            None,
+            after.model_dump(mode="json"),
+            org.id,
+            related=f"group:{org.code}/{grp.code}",
         )
-    return {"membership": after, "revision": tx.revision}
+    return MembershipWritten(membership=after, revision=tx.revision)
+
+
+def _membership_out(login: str, grp: Group, membership: Membership) -> MembershipOut:
+    """The public form of a membership (as the audit trail records it)."""
+    return MembershipOut(
+        user=login, group=grp.code, opens_on=membership.opens_on, closes_on=membership.closes_on
+    )
 
 
 def _current_membership(
@@ -353,7 +381,7 @@ def edit_membership(
     login: str,
     group_code: str,
     data: MembershipEdit,
-) -> dict[str, Any]:
+) -> MembershipWritten:
     """Fiche 6: change a membership's dates; a closing date detaches (R-MEM-2: not in the past).
     An empty body detaches today."""
     fields = data.model_fields_set
@@ -364,7 +392,7 @@ def edit_membership(
         membership = _current_membership(tx.session, user.id, grp.id, tx.today)
         if membership is None:
             raise NotFound(f"{login} n'est pas rattaché au groupe {group_code}.", "NOT_A_MEMBER")
-        before = {"user": login, "group": grp.code, **store.dates(membership)}
+        before = _membership_out(login, grp, membership).model_dump(mode="json")
         if "opens_on" in fields:
             if data.opens_on is None or membership.opens_on <= tx.today or data.opens_on < tx.today:
                 raise Conflict(
@@ -378,8 +406,13 @@ def edit_membership(
             membership.closes_on = closes_on
         if "opens_on" in fields:
             store.check_window(membership.opens_on, membership.closes_on)
-        after = {"user": login, "group": grp.code, **store.dates(membership)}
+        after = _membership_out(login, grp, membership)
         tx.record(
-            f"user:{login}", org.code, before, after, org.id, related=f"group:{org.code}/{grp.code}"
+            f"user:{login}",
+            org.code,
+            before,
+            after.model_dump(mode="json"),
+            org.id,
+            related=f"group:{org.code}/{grp.code}",
         )
-    return {"membership": after, "revision": tx.revision}
+    return MembershipWritten(membership=after, revision=tx.revision)

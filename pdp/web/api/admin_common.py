@@ -26,8 +26,11 @@ def body(model: type[M]) -> M:
     return model.model_validate_json(raw or b"{}")
 
 
-def answer(payload: dict[str, Any], status: int = 200) -> Response:
-    """A JSON answer with ``status``."""
+def answer(payload: BaseModel | dict[str, Any], status: int = 200) -> Response:
+    """A JSON answer with ``status``; a model is answered as its JSON form (its fields in
+    their declared order)."""
+    if isinstance(payload, BaseModel):
+        payload = payload.model_dump(mode="json")
     response = jsonify(payload)
     response.status_code = status
     return response

@@ -8,6 +8,7 @@ from pdp.services.admin import grants, groups, managers
 from pdp.services.admin.requests import GroupEdit, GroupNew, ManagerSet, RoleRef
 from pdp.services.admin.responses import (
     GroupDetail,
+    GroupEdited,
     GroupList,
     GroupRoles,
     GroupWritten,
@@ -73,7 +74,7 @@ def group_detail(org: str, code: str) -> Response:
     "PATCH",
     "/organisations/<org>/groups/<code>",
     summary="Fiche 10: edit a group (not a system group, R-GRP-3)",
-    response=GroupWritten,
+    response=GroupEdited,
     body=GroupEdit,
     errors=AUTH_ERRORS,
     auth=True,
@@ -89,7 +90,7 @@ def edit_group(org: str, code: str) -> Response:
     "POST",
     "/organisations/<org>/groups/<code>/close",
     summary="Fiche 11: close a group and its sub-groups (R-GRP-2)",
-    response=GroupWritten,
+    response=GroupEdited,
     errors=AUTH_ERRORS,
     auth=True,
 )

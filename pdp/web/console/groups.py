@@ -18,7 +18,7 @@ from pdp.engine.actions import Action
 from pdp.engine.rules import Target
 from pdp.services.admin import contracts, grants, groups
 from pdp.services.admin.requests import GroupEdit, GroupNew, ManagerSet, NewUser
-from pdp.services.admin.responses import ConventionItem
+from pdp.services.admin.responses import ConventionItem, GroupItem, UserOut
 from pdp.web.console.blueprint import bp
 from pdp.web.console.common import actor, allowed, page
 from pdp.web.console.forms import LOGIN_HINT, Field, changes, parse, submitted
@@ -121,35 +121,32 @@ def _back(org: str, message: str) -> Response:
     return redirect(url_for("console.groups_list", org=org))
 
 
-def _tree(listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _tree(listing: list[GroupItem]) -> list[tuple[GroupItem, int]]:
     """The groups in tree order (each parent followed by its sub-groups), with their depth."""
-    codes = {g["code"] for g in listing}
-    children: dict[str | None, list[dict[str, Any]]] = {}
+    codes = {g.code for g in listing}
+    children: dict[str | None, list[GroupItem]] = {}
     for g in listing:
-        parent = g["parent"] if g["parent"] in codes else None
+        parent = g.parent if g.parent in codes else None
         children.setdefault(parent, []).append(g)
-    out: list[dict[str, Any]] = []
+    out: list[tuple[GroupItem, int]] = []
     seen: set[str] = set()
 
     def walk(parent: str | None, depth: int) -> None:
-        for g in sorted(children.get(parent, []), key=lambda g: g["code"]):
-            if g["code"] not in seen:
-                seen.add(g["code"])
-                out.append({**g, "depth": min(depth, 5)})
-                walk(g["code"], depth + 1)
+        for g in sorted(children.get(parent, []), key=lambda g: g.code):
+            if g.code not in seen:
+                seen.add(g.code)
+                out.append((g, min(depth, 5)))
+                walk(g.code, depth + 1)
 
     walk(None, 0)
     # A corrupt tree (a cycle) never hides a group: the rest at the top level.
-    out.extend({**g, "depth": 0} for g in listing if g["code"] not in seen)
+    out.extend((g, 0) for g in listing if g.code not in seen)
     return out
 
 
-def _managers(org: str, code: str | None = None) -> list[dict[str, Any]]:
+def _managers(org: str, code: str | None = None) -> list[UserOut]:
     """The manager picker's users: those the service says may be named (R-ADM-3)."""
-    found: list[dict[str, Any]] = groups.eligible_managers(services().admin, actor(), org, code)[
-        "users"
-    ]
-    return found
+    return groups.eligible_managers(services().admin, actor(), org, code).users
 
 
 def _conventions(org: str) -> list[ConventionItem]:
@@ -160,13 +157,12 @@ def _conventions(org: str) -> list[ConventionItem]:
     return [c for c in found if c.open]
 
 
-def _parents(org: str, required: bool = False) -> list[dict[str, Any]]:
+def _parents(org: str, required: bool = False) -> list[GroupItem]:
     """The groups the signed-in user may create a sub-group under, in tree order (the service
     decides: R-GRP-2, R-GRP-3, R-ADM-5, R-ADM-7); ``required``: none is the service's
     refusal."""
-    return _tree(
-        groups.possible_parents(services().admin, actor(), org, required=required)["groups"]
-    )
+    found = groups.possible_parents(services().admin, actor(), org, required=required).groups
+    return [g for g, _ in _tree(found)]
 
 
 def _manager_ref(
@@ -194,17 +190,18 @@ def _manager_ref(
 @bp.get(GROUPS)
 def groups_list(org: str) -> Response:
     """Fiche 8: "Groupes utilisateurs", in tree order, with their "Autres actions"."""
-    listing = _tree(groups.list_groups(services().admin, actor(), org)["groups"])
-    parents = {g["code"] for g in _parents(org)}
+    listing = _tree(groups.list_groups(services().admin, actor(), org).groups)
+    parents = {g.code for g in _parents(org)}
     rows = []
-    for g in listing:
-        target = _target(org, g["code"])
+    for g, depth in listing:
+        target = _target(org, g.code)
         rows.append(
             {
-                **g,
-                "editable": g["editable"] and allowed(Action.GROUP_EDIT, target),
-                "closable": g["closable"] and allowed(Action.GROUP_CLOSE, target),
-                "sub": g["code"] in parents,
+                **g.model_dump(mode="json"),
+                "depth": depth,
+                "editable": g.editable and allowed(Action.GROUP_EDIT, target),
+                "closable": g.closable and allowed(Action.GROUP_CLOSE, target),
+                "sub": g.code in parents,
             }
         )
     return page(
@@ -220,14 +217,14 @@ def groups_list(org: str) -> Response:
 def group_view(org: str, code: str) -> Response:
     """Fiches 8 and 15: "Visualiser un groupe utilisateurs" (manager, roles, members,
     sub-groups)."""
-    detail = groups.group_detail(services().admin, actor(), org, code)["group"]
+    detail = groups.group_detail(services().admin, actor(), org, code).group
     labels = {name: s.label for name, s in services().admin.catalogue.services.items()}
     return page(
         "group_detail.html",
         org=org,
         group=detail,
         labels=labels,
-        editable=detail["editable"] and allowed(Action.GROUP_EDIT, _target(org, code)),
+        editable=detail.editable and allowed(Action.GROUP_EDIT, _target(org, code)),
     )
 
 
@@ -304,8 +301,8 @@ def subgroup_create(org: str) -> Response:
 
 
 def _edit_context(org: str, code: str) -> dict[str, Any]:
-    detail = groups.group_detail(services().admin, actor(), org, code)["group"]
-    manager = detail["manager"]["login"] if detail["manager"] else None
+    detail = groups.group_detail(services().admin, actor(), org, code).group
+    manager = detail.manager.login if detail.manager else None
     may_set_manager = allowed(Action.GROUP_MANAGER_SET, _target(org, code))
     return {
         "org": org,
@@ -330,7 +327,10 @@ def group_edit_form(org: str, code: str) -> Response:
     """Fiches 10, 14, 16: "Modifier un groupe utilisateurs"."""
     services().admin.require(actor(), Action.GROUP_EDIT, Target("group", org, code))
     context = _edit_context(org, code)
-    values = {**context["group"], "manager": context["current_manager"] or ""}
+    values = {
+        **context["group"].model_dump(mode="json"),
+        "manager": context["current_manager"] or "",
+    }
     return _form("group_edit.html", _edit_form(context), values=values, **context)
 
 
@@ -340,8 +340,7 @@ def group_edit(org: str, code: str) -> Response:
     R-GRP-2) and the new manager, saying whom they replace (R-ADM-3), in one write: all or
     nothing."""
     context = _edit_context(org, code)
-    current = context["group"]
-    wanted = changes(request.form, EDIT_FIELDS, current)
+    wanted = changes(request.form, EDIT_FIELDS, context["group"].model_dump(mode="json"))
     data, errors = parse(GroupEdit, wanted)
     manager: dict[str, Any] | None = None
     # Whom the form showed as the manager: replacing someone else is refused (R-ADM-3).
@@ -357,8 +356,8 @@ def group_edit(org: str, code: str) -> Response:
         done = groups.edit_group_and_manager(services().admin, actor(), org, code, data, body)
     except PdpError as exc:
         return _form("group_edit.html", present, error=exc, **context)
-    for notice in done["notices"]:
-        flash(notice["message"], "info")
+    for notice in done.notices:
+        flash(notice.message, "info")
     if data.closes_on is not None:
         return _back(org, f"Le groupe {code} sera clôturé le {data.closes_on:%d/%m/%Y}.")
     return _back(org, f"Les modifications du groupe {code} sont enregistrées.")
@@ -371,7 +370,7 @@ def group_edit(org: str, code: str) -> Response:
 def group_close_confirm(org: str, code: str) -> Response:
     """Fiche 11: the confirmation asked before closing ("Oui" / "Non")."""
     services().admin.require(actor(), Action.GROUP_CLOSE, Target("group", org, code))
-    detail = groups.group_detail(services().admin, actor(), org, code)["group"]
+    detail = groups.group_detail(services().admin, actor(), org, code).group
     return page("group_close.html", org=org, group=detail)
 
 
@@ -379,7 +378,7 @@ def group_close_confirm(org: str, code: str) -> Response:
 def group_close(org: str, code: str) -> Response:
     """Fiche 11: close the group today, and its sub-groups; members are detached, not closed
     (R-GRP-2)."""
-    closed = groups.close_group(services().admin, actor(), org, code)["closed"]
+    closed = groups.close_group(services().admin, actor(), org, code).closed
     return _back(
         org,
         f"Le groupe {code} est clôturé à compter d'aujourd'hui"
@@ -407,15 +406,13 @@ def _roles_page(
 ) -> Response:
     admin = services().admin
     listing = groups.group_roles(admin, actor(), org, code)
-    detail = groups.group_detail(admin, actor(), org, code)["group"]
+    detail = groups.group_detail(admin, actor(), org, code).group
     catalogue = admin.catalogue.services
-    names = sorted(
-        {r["service"] for r in listing["roles"]} | {r["service"] for r in listing["assignable"]}
-    )
+    names = sorted({r.service for r in listing.roles} | {r.service for r in listing.assignable})
     if service not in names:
         service = names[0] if names else None
-    held = [r["role"] for r in listing["roles"] if r["service"] == service]
-    assignable = [r["role"] for r in listing["assignable"] if r["service"] == service]
+    held = [r.role for r in listing.roles if r.service == service]
+    assignable = [r.role for r in listing.assignable if r.service == service]
     order = catalogue[service].roles if service in catalogue else ()
 
     def ranked(roles: set[str]) -> list[str]:  # the catalogue's order: T1, T2, ... T21
@@ -434,7 +431,7 @@ def _roles_page(
         assigned=assigned,
         to_assign=to_assign,
         to_remove=to_remove,
-        editable=detail["editable"] and allowed(Action.GROUP_ROLES_EDIT, _target(org, code)),
+        editable=detail.editable and allowed(Action.GROUP_ROLES_EDIT, _target(org, code)),
         error=error,
     )
 

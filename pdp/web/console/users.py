@@ -21,6 +21,7 @@ from pdp.services.admin.requests import (
     NewUser,
     UserEdit,
 )
+from pdp.services.admin.responses import GroupItem, UserDetailOut
 from pdp.web.console.blueprint import bp
 from pdp.web.console.common import actor, allowed, form_page, page
 from pdp.web.console.forms import (
@@ -51,13 +52,11 @@ def _back(org: str, message: str) -> Response:
     return redirect(url_for("console.users_list", org=org))
 
 
-def _member_groups(org: str) -> list[dict[str, Any]]:
+def _member_groups(org: str) -> list[GroupItem]:
     """The open groups of ``org`` whose members the signed-in user may change (R-ADM-7)."""
-    listing = groups.list_groups(services().admin, actor(), org)["groups"]
+    listing = groups.list_groups(services().admin, actor(), org).groups
     return [
-        g
-        for g in listing
-        if g["open"] and allowed(Action.GROUP_MEMBERS_EDIT, f"group:{org}/{g['code']}")
+        g for g in listing if g.open and allowed(Action.GROUP_MEMBERS_EDIT, f"group:{org}/{g.code}")
     ]
 
 
@@ -66,14 +65,13 @@ def users_list(org: str) -> Response:
     """Fiche 5: the organisation's users, or a group's members ("Sélectionner un groupe")."""
     group = request.args.get("groupe") or None
     listing = users.list_users(services().admin, actor(), org, group)
-    all_groups = groups.list_groups(services().admin, actor(), org)["groups"]
+    all_groups = groups.list_groups(services().admin, actor(), org).groups
     rows = [
-        {**u, "editable": allowed(Action.USER_EDIT, f"user:{u['login']}")} for u in listing["users"]
+        {**u.model_dump(mode="json"), "editable": allowed(Action.USER_EDIT, f"user:{u.login}")}
+        for u in listing.users
     ]
     members_editable = any(
-        allowed(Action.GROUP_MEMBERS_EDIT, f"group:{org}/{g['code']}")
-        for g in all_groups
-        if g["open"]
+        allowed(Action.GROUP_MEMBERS_EDIT, f"group:{org}/{g.code}") for g in all_groups if g.open
     )
     return page(
         "users.html",
@@ -120,7 +118,7 @@ def _detail_page(
     errors: dict[str, str] | None = None,
 ) -> Response:
     """The detail page; ``error``/``errors``: a refusal of the "Profils Afas" forms."""
-    detail = users.user_detail(services().admin, actor(), org, login)["user"]
+    detail = _current(org, login)
     catalogue = services().admin.catalogue.services
     labels = {name: s.label for name, s in catalogue.items()}
     return page(
@@ -134,23 +132,23 @@ def _detail_page(
     )
 
 
-def _current(org: str, login: str) -> dict[str, Any]:
-    found: dict[str, Any] = users.user_detail(services().admin, actor(), org, login)["user"]
-    return found
+def _current(org: str, login: str) -> UserDetailOut:
+    """The user's detail, as the service reads it (404 for an unknown user)."""
+    return users.user_detail(services().admin, actor(), org, login).user
 
 
 @bp.get(f"{USERS}/<login>/modifier")
 def user_edit_form(org: str, login: str) -> Response:
     """Fiches 2 and 3: "Modifier un utilisateur partenaire" (a closing date closes)."""
     services().admin.require(actor(), Action.USER_EDIT, Target("user", login=login))
-    current = _current(org, login)
+    current = _current(org, login).model_dump(mode="json")
     return _form("user_form.html", org=org, fields=EDIT_FIELDS, login=login, values=current)
 
 
 @bp.post(f"{USERS}/<login>/modifier")
 def user_edit(org: str, login: str) -> Response:
     """Fiches 2 and 3: save the fields that changed."""
-    current = _current(org, login)
+    current = _current(org, login).model_dump(mode="json")
     data, errors = parse(UserEdit, changes(request.form, EDIT_FIELDS, current))
     context: dict[str, Any] = {"org": org, "fields": EDIT_FIELDS, "login": login}
     if data is None:
@@ -193,20 +191,20 @@ def memberships(org: str, login: str) -> Response:
     detail = _current(org, login)
     rows = [
         {
-            **m,
+            **m.model_dump(mode="json"),
             # Still editable (the service's flag) and in the actor's reach (R-ADM-7).
-            "editable": m["editable"]
-            and allowed(Action.GROUP_MEMBERS_EDIT, f"group:{org}/{m['group']}"),
+            "editable": m.editable and allowed(Action.GROUP_MEMBERS_EDIT, f"group:{org}/{m.group}"),
         }
-        for m in detail["memberships"]
+        for m in detail.memberships
     ]
     return page("memberships.html", org=org, user=detail, rows=rows)
 
 
 def _membership(org: str, login: str, group: str) -> dict[str, Any]:
-    """The user's latest membership of ``group`` (the service says if it is still current)."""
-    found = [m for m in _current(org, login)["memberships"] if m["group"] == group]
-    return found[-1] if found else {}
+    """The user's latest membership of ``group`` (the service says if it is still current), as
+    the form's values."""
+    found = [m for m in _current(org, login).memberships if m.group == group]
+    return found[-1].model_dump(mode="json") if found else {}
 
 
 @bp.get(f"{USERS}/<login>/appartenances/<group>")
@@ -275,7 +273,7 @@ def _subscribes_to_afas(org: str) -> bool:
 def _afas_section(
     org: str,
     login: str,
-    detail: dict[str, Any],
+    detail: UserDetailOut,
     error: PdpError | None,
     errors: dict[str, str],
 ) -> dict[str, Any]:
@@ -284,7 +282,7 @@ def _afas_section(
     ``pdp.services.admin.afas``'s (``afas.profiles.read``: else its refusal is shown), the forms
     only
     where ``afas.profiles.edit`` is allowed on the user."""
-    if not (error or errors or detail["afas_profiles"] or _subscribes_to_afas(org)):
+    if not (error or errors or detail.afas_profiles or _subscribes_to_afas(org)):
         return {"shown": False}
     try:
         profiles = afas.list_profiles(services().admin, actor(), org, login).profiles
