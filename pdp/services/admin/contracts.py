@@ -22,10 +22,11 @@ from pdp.adapters.sql.models import (
     Subscription,
     User,
 )
+from pdp.core.catalogue import SystemGroup
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target
-from pdp.services.admin import store
+from pdp.services.admin import store, system_groups
 from pdp.services.admin.contract_results import (
     convention_item,
     convention_out,
@@ -200,6 +201,12 @@ def _check_subscription(
             )
 
 
+def _system_groups(svc: AdminService, service: str) -> tuple[SystemGroup, ...]:
+    """The system groups ``service`` makes (none for a service the catalogue has dropped)."""
+    known = svc.catalogue.services.get(service)
+    return () if known is None else known.system_groups
+
+
 # -- Verbs ---------------------------------------------------------------------------------
 
 
@@ -321,9 +328,11 @@ def edit_convention(
         _edit_dates(conv, data, tx.today, "Cette convention")
         opening = "opens_on" in data.model_fields_set
         within_caf(the_caf, conv.opens_on, conv.closes_on, opening=opening)
-        subs = tx.session.execute(
-            select(Subscription).where(Subscription.convention_id == conv.id)
-        ).scalars()
+        subs = list(
+            tx.session.execute(
+                select(Subscription).where(Subscription.convention_id == conv.id)
+            ).scalars()
+        )
         for sub in subs:
             if sub.opens_on < conv.opens_on:
                 raise Conflict(
@@ -346,6 +355,8 @@ def edit_convention(
                 )
         out = convention_out(conv, caf)
         tx.record(f"organisation:{org.code}", org.code, before, out.model_dump(mode="json"), org.id)
+        for service in sorted({sub.service for sub in subs}):
+            system_groups.follow(tx, org, service, _system_groups(svc, service))
     return ConventionWritten(convention=out, revision=tx.revision)
 
 
@@ -375,6 +386,7 @@ def add_subscription(
         tx.session.flush()
         out = subscription_out(sub, conv.reference)
         tx.record(f"organisation:{org.code}", org.code, None, out.model_dump(mode="json"), org.id)
+        system_groups.follow(tx, org, service, svc.catalogue.service(service).system_groups)
     return SubscriptionWritten(subscription=out, revision=tx.revision)
 
 
@@ -395,6 +407,7 @@ def edit_subscription(
         )
         out = subscription_out(sub, conv.reference)
         tx.record(f"organisation:{org.code}", org.code, before, out.model_dump(mode="json"), org.id)
+        system_groups.follow(tx, org, sub.service, _system_groups(svc, sub.service))
     return SubscriptionWritten(subscription=out, revision=tx.revision)
 
 
@@ -462,6 +475,8 @@ def end_admin(
         designation = found[0]
         before = designation_out(designation, login).model_dump(mode="json")
         _edit_dates(designation, data, tx.today, "Cette désignation")
+        if designation.closes_on is not None:
+            system_groups.hand_over(tx, org, user, designation.closes_on)
         out = designation_out(designation, login)
         tx.record(f"user:{login}", org.code, before, out.model_dump(mode="json"), org.id)
     return AdminEnded(admin=out, revision=tx.revision)
