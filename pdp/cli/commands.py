@@ -10,6 +10,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -369,6 +370,32 @@ def audit_export() -> None:
     for record in iter_records(make_engine(_settings().database_url)):
         out.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
     out.flush()
+
+
+@cli.group()
+def access() -> None:
+    """Who may use what: every user's rights on a day, as a document (R-ADM-8)."""
+
+
+@access.command("export")
+@click.option("--organisation", help="Only this organisation (default: the whole nation).")
+@click.option("--at", "at", help="Day (YYYY-MM-DD), default today.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="jsonl")
+@click.option("--output", type=click.File("wb", lazy=True), default="-", help="Default: stdout.")
+def access_export(organisation: str | None, at: str | None, fmt: str, output: BinaryIO) -> None:
+    """Write every right (organisation, login, service, role, caf, source, group, at), streamed."""
+    from pdp.services.access import document
+    from pdp.web.app import build_engine
+
+    day = _day(at)
+    engine, _db = build_engine(Settings.from_env(verify_orgs=0))
+    try:
+        found = document(engine, organisation, day)
+        rows = found.write(output, fmt)
+    except PdpError as exc:
+        click.echo(f"error {exc.code}: {exc.message}", err=True)
+        sys.exit(2)
+    click.echo(f"{rows} rows, {found.day}, revision {found.revision}", err=True)
 
 
 @cli.command()

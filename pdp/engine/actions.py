@@ -43,6 +43,8 @@ class Action(StrEnum):
     AFAS_PROFILES_READ = "afas.profiles.read"
     # The decision log and the audit trail
     LOG_READ = "log.read"
+    # The organisation's computed rights as a document: who may use what (R-ADM-8)
+    ACCESS_READ = "access.read"
 
 
 def parse_action(text: str) -> Action:

@@ -27,6 +27,7 @@ from pdp.policies import CATALOGUE_PATH
 from pdp.records.audit_trail import AuditChain
 from pdp.records.checkpoints import open_writer
 from pdp.records.decision_log import DecisionLog, open_log
+from pdp.services.access import AccessDocuments
 from pdp.services.admin.service import AdminService
 from pdp.services.api_keys import DEMO_CLIENT, ClientRegistry
 from pdp.services.auditing import AuditorQueries
@@ -35,6 +36,7 @@ from pdp.services.sessions import SessionStore
 from pdp.services.tokens import TokenVerifier
 from pdp.web import console
 from pdp.web.api import errors, guard
+from pdp.web.api.access import bp as access_bp
 from pdp.web.api.admin_contracts import bp as admin_contracts_bp
 from pdp.web.api.admin_groups import bp as admin_groups_bp
 from pdp.web.api.admin_network import bp as admin_network_bp
@@ -183,6 +185,7 @@ def create_app(
     app.register_blueprint(admin_groups_bp)
     app.register_blueprint(auditor_bp)
     app.register_blueprint(catalogue_bp)
+    app.register_blueprint(access_bp)
     sessions = SessionStore(db, settings.console_session_idle, settings.console_session_max)
     mounted_console = console.install(app, settings, sessions)  # unless PDP_CONSOLE_AUTH=off
     Services(
@@ -196,6 +199,7 @@ def create_app(
         decisions=decisions,
         admin=admin,
         auditing=auditing,
+        access=AccessDocuments(admin, decisions),
         api_keys=clients,
         checkpoints=checkpoints,
         watcher=watcher,

@@ -21,6 +21,7 @@ from pdp.core.masking import Masker
 from pdp.engine.policy import PolicyEngine
 from pdp.records.checkpoints import CheckpointWriter
 from pdp.records.decision_log import DecisionLog, Shipper
+from pdp.services.access import AccessDocuments
 from pdp.services.admin.service import AdminService
 from pdp.services.api_keys import ClientRegistry
 from pdp.services.auditing import AuditorQueries
@@ -63,6 +64,7 @@ class Services:
     decisions: DecisionService
     admin: AdminService
     auditing: AuditorQueries
+    access: AccessDocuments
     api_keys: ClientRegistry
     checkpoints: CheckpointWriter | None
     watcher: PgWatcher | None

@@ -38,6 +38,9 @@ class Operation:
     api_key: bool = False  # needs ``X-Api-Key`` (a front-end's key, ``pdp clients add``)
     public: bool = False  # answers without credentials, and is not rate-limited
     endpoint: str = ""  # the Flask endpoint, ``<blueprint>.<view>`` (set when the view is)
+    # The media types of the success answer, each described by ``response`` (a streamed
+    # document: the model of one of its lines).
+    content: tuple[str, ...] = ("application/json",)
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -112,6 +115,7 @@ class Registry:
         auth: bool = False,
         api_key: bool = False,
         public: bool = False,
+        content: tuple[str, ...] = ("application/json",),
     ) -> Callable[[F], F]:
         """Decorator: serve the view at ``method rule`` on ``bp`` (endpoint
         ``<blueprint>.<view>``, as ``bp.get`` would) and register its operation, whose OpenAPI
@@ -129,6 +133,7 @@ class Registry:
             auth=auth,
             api_key=api_key,
             public=public,
+            content=content,
         )
 
         def wrap(view: F) -> F:
@@ -177,7 +182,9 @@ class Registry:
                 "responses": {
                     str(op.status): {
                         "description": "Created" if op.status == 201 else "OK",
-                        "content": {"application/json": {"schema": {"$ref": ref_of[op.response]}}},
+                        "content": {
+                            media: {"schema": {"$ref": ref_of[op.response]}} for media in op.content
+                        },
                     }
                 },
             }
