@@ -202,6 +202,21 @@ def list_users(svc: AdminService, actor: str, org_code: str, group_code: str | N
     return UserList(organisation=org_code, group=group_code, users=users)
 
 
+def find_user(svc: AdminService, actor: str, login: str) -> UserDetail:
+    """A partner's user by login alone (logins are the portal's, R-USR-1): their detail, read
+    with ``directory.read`` on their organisation (operators; partner admins and managers of
+    that organisation). 404 UNKNOWN_USER for a login that names no partner's user."""
+    with svc.uow.begin() as session:
+        found = session.execute(
+            select(Organisation.code)
+            .join(User, User.organisation_id == Organisation.id)
+            .where(User.login == login)
+        ).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"Utilisateur inconnu : {login!r}.", code="UNKNOWN_USER")
+    return user_detail(svc, actor, found, login)
+
+
 def user_detail(svc: AdminService, actor: str, org_code: str, login: str) -> UserDetail:
     """Fiche 5: a user's detail: memberships, roles today, groups managed (R-USR-6)."""
     today = svc.today()

@@ -34,8 +34,3 @@ def answer(payload: BaseModel | dict[str, Any], status: int = 200) -> Response:
     response = jsonify(payload)
     response.status_code = status
     return response
-
-
-def answer_model(result: BaseModel, status: int = 200) -> Response:
-    """A typed result as a JSON answer with ``status`` (keys in the model's field order)."""
-    return answer(result.model_dump(mode="json"), status)

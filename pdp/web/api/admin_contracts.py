@@ -25,7 +25,7 @@ from pdp.services.admin.responses import (
     OrganisationWritten,
     SubscriptionWritten,
 )
-from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer_model, body
+from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer, body
 from pdp.web.api.openapi import route
 from pdp.web.container import services
 
@@ -47,7 +47,7 @@ def create_organisation() -> Response:
     """R-CON-4."""
     who = actor()
     data = body(OrganisationNew)
-    return answer_model(contracts.create_organisation(services().admin, who, data), 201)
+    return answer(contracts.create_organisation(services().admin, who, data), 201)
 
 
 @route(
@@ -62,7 +62,7 @@ def create_organisation() -> Response:
 def list_organisations() -> Response:
     """Operators only (organisation.list)."""
     who = actor()
-    return answer_model(contracts.list_organisations(services().admin, who))
+    return answer(contracts.list_organisations(services().admin, who))
 
 
 @route(
@@ -77,7 +77,7 @@ def list_organisations() -> Response:
 def contract(org: str) -> Response:
     """Operators, and the organisation's partner admins (read only)."""
     who = actor()
-    return answer_model(contracts.contract(services().admin, who, org))
+    return answer(contracts.contract(services().admin, who, org))
 
 
 @route(
@@ -95,7 +95,7 @@ def add_convention(org: str) -> Response:
     """R-CON-1."""
     who = actor()
     data = body(ConventionNew)
-    return answer_model(contracts.add_convention(services().admin, who, org, data), 201)
+    return answer(contracts.add_convention(services().admin, who, org, data), 201)
 
 
 @route(
@@ -112,7 +112,7 @@ def edit_convention(org: str, reference: str) -> Response:
     """R-CON-2."""
     who = actor()
     data = body(DatesEdit)
-    return answer_model(contracts.edit_convention(services().admin, who, org, reference, data))
+    return answer(contracts.edit_convention(services().admin, who, org, reference, data))
 
 
 @route(
@@ -130,9 +130,7 @@ def add_subscription(org: str, reference: str) -> Response:
     """R-CON-1."""
     who = actor()
     data = body(SubscriptionNew)
-    return answer_model(
-        contracts.add_subscription(services().admin, who, org, reference, data), 201
-    )
+    return answer(contracts.add_subscription(services().admin, who, org, reference, data), 201)
 
 
 @route(
@@ -149,9 +147,7 @@ def edit_subscription(org: str, subscription_id: int) -> Response:
     """R-CON-2."""
     who = actor()
     data = body(DatesEdit)
-    return answer_model(
-        contracts.edit_subscription(services().admin, who, org, subscription_id, data)
-    )
+    return answer(contracts.edit_subscription(services().admin, who, org, subscription_id, data))
 
 
 @route(
@@ -169,7 +165,7 @@ def designate_admin(org: str) -> Response:
     """R-ADM-1: at most two open partner admins."""
     who = actor()
     data = body(UserRef)
-    return answer_model(contracts.designate_admin(services().admin, who, org, data), 201)
+    return answer(contracts.designate_admin(services().admin, who, org, data), 201)
 
 
 @route(
@@ -186,7 +182,7 @@ def end_admin(org: str, login: str) -> Response:
     """Nothing is deleted: the designation ends (R-TIME-2)."""
     who = actor()
     data = body(DatesEdit)
-    return answer_model(contracts.end_admin(services().admin, who, org, login, data))
+    return answer(contracts.end_admin(services().admin, who, org, login, data))
 
 
 @route(
@@ -201,7 +197,7 @@ def end_admin(org: str, login: str) -> Response:
 def list_afas_profiles(org: str, login: str) -> Response:
     """R-AFAS-1."""
     who = actor()
-    return answer_model(afas.list_profiles(services().admin, who, org, login))
+    return answer(afas.list_profiles(services().admin, who, org, login))
 
 
 @route(
@@ -219,7 +215,7 @@ def add_afas_profile(org: str, login: str) -> Response:
     """R-AFAS-1, R-AFAS-2."""
     who = actor()
     data = body(AfasProfileNew)
-    return answer_model(afas.add_profile(services().admin, who, org, login, data), 201)
+    return answer(afas.add_profile(services().admin, who, org, login, data), 201)
 
 
 @route(
@@ -234,4 +230,4 @@ def add_afas_profile(org: str, login: str) -> Response:
 def remove_afas_profile(org: str, login: str, profile: str) -> Response:
     """Nothing is deleted (R-TIME-2)."""
     who = actor()
-    return answer_model(afas.remove_profile(services().admin, who, org, login, profile))
+    return answer(afas.remove_profile(services().admin, who, org, login, profile))

@@ -6,7 +6,7 @@ from flask import Blueprint, Response
 
 from pdp.services.admin import network
 from pdp.services.admin.requests import CafEdit, CafNew, OperatorEdit, OperatorNew
-from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer_model, body
+from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer, body
 from pdp.web.api.openapi import route
 from pdp.web.container import services
 
@@ -25,7 +25,7 @@ bp = Blueprint("admin_network", __name__, url_prefix="/v1")
 def list_cafs() -> Response:
     """caf.manage."""
     who = actor()
-    return answer_model(network.list_cafs(services().admin, who))
+    return answer(network.list_cafs(services().admin, who))
 
 
 @route(
@@ -43,7 +43,7 @@ def create_caf() -> Response:
     """caf.manage; 409 CAF_EXISTS."""
     who = actor()
     data = body(CafNew)
-    return answer_model(network.create_caf(services().admin, who, data), 201)
+    return answer(network.create_caf(services().admin, who, data), 201)
 
 
 @route(
@@ -60,7 +60,7 @@ def edit_caf(code: str) -> Response:
     """caf.manage."""
     who = actor()
     data = body(CafEdit)
-    return answer_model(network.change_caf(services().admin, who, code, data))
+    return answer(network.change_caf(services().admin, who, code, data))
 
 
 @route(
@@ -75,7 +75,7 @@ def edit_caf(code: str) -> Response:
 def list_operators() -> Response:
     """operator.manage."""
     who = actor()
-    return answer_model(network.list_operators(services().admin, who))
+    return answer(network.list_operators(services().admin, who))
 
 
 @route(
@@ -94,7 +94,7 @@ def create_operator() -> Response:
     who = actor()
     data = body(OperatorNew)
     out = network.create_operator(services().admin, who, data)
-    return answer_model(out, 201)
+    return answer(out, 201)
 
 
 @route(
@@ -112,4 +112,4 @@ def edit_operator(login: str) -> Response:
     who = actor()
     data = body(OperatorEdit)
     out = network.change_operator(services().admin, who, login, data)
-    return answer_model(out)
+    return answer(out)

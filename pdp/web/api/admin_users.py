@@ -99,6 +99,21 @@ def user_detail(org: str, login: str) -> Response:
 
 @route(
     bp,
+    "GET",
+    "/users/<login>",
+    summary="A user found by login alone (logins are unique in the portal, R-USR-1)",
+    response=UserDetail,
+    errors=AUTH_ERRORS,
+    auth=True,
+)
+def find_user(login: str) -> Response:
+    """Operators, and the user's organisation's partner admins and managers (directory.read)."""
+    who = actor()
+    return answer(users.find_user(services().admin, who, login))
+
+
+@route(
+    bp,
     "PATCH",
     "/organisations/<org>/users/<login>",
     summary="Fiches 2 and 3: edit a user; closes_on closes them (R-USR-3, R-USR-4, R-AFAS-3)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from pdp.services.catalogue import CatalogueOut, describe
-from pdp.web.api.admin_common import answer_model
+from pdp.web.api.admin_common import answer
 from pdp.web.api.openapi import route
 from pdp.web.container import services
 
@@ -24,4 +24,4 @@ bp = Blueprint("catalogue", __name__, url_prefix="/v1")
 )
 def catalogue() -> Response:
     """The catalogue the service runs with (policies/catalogue.yaml or PDP_CATALOGUE_PATH)."""
-    return answer_model(describe(services().admin.catalogue))
+    return answer(describe(services().admin.catalogue))
