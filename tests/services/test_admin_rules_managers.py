@@ -76,10 +76,13 @@ def test_r_adm_3_stale_replaces_gives_manager_changed(api: Api) -> None:
         code="MANAGER_CHANGED",
     )
     assert out["error"]["details"] == {"current": "bruno.petit"}
-    # Omitting ``replaces`` while the group has a manager is stale too.
-    api.refused(
+    # Omitting ``replaces`` while the group has a manager is stale too, and the error says
+    # which field is missing.
+    out = api.refused(
         "alice.martin", "PUT", path, {"login": "emma.garnier"}, status=409, code="MANAGER_CHANGED"
     )
+    assert out["error"]["details"] == {"current": "bruno.petit", "missing": "replaces"}
+    assert "« replaces » manque" in out["error"]["message"]
     # Two admins racing: the second, based on the same state, is refused.
     api.write("alice.martin", "PUT", path, {"login": "chloe.roux", "replaces": "bruno.petit"})
     out = api.refused(

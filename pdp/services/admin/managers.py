@@ -34,6 +34,13 @@ def set_manager_in(
         raise Conflict(f"Le groupe {code} est clôturé.", code="GROUP_CLOSED")
     current = current_manager(s, grp, tx.today)
     current_login = None if current is None else current[1].login
+    if data.replaces is None and current_login is not None:
+        raise Conflict(
+            f"« replaces » manque : il doit nommer le responsable habilitations actuel de {code} "
+            f"({current_login}), pour qu'un remplacement n'en écrase pas un autre (R-ADM-3).",
+            code="MANAGER_CHANGED",
+            details={"current": current_login, "missing": "replaces"},
+        )
     if data.replaces != current_login:
         raise Conflict(
             f"Le responsable habilitations actuel de {code} est "

@@ -144,7 +144,14 @@ class ManagerSet(Strict):
 
     login: Login | None = None
     new_user: NewUser | None = None
-    replaces: Login | None = None
+    replaces: Login | None = Field(
+        default=None,
+        description=(
+            "The current manager's login. Required whenever the group has a manager, which "
+            "every open group has (R-ADM-3): without it, 409 MANAGER_CHANGED with "
+            '``details.missing = "replaces"``; naming someone else, 409 MANAGER_CHANGED too.'
+        ),
+    )
 
 
 class CafNew(Strict):
