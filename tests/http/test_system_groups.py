@@ -169,3 +169,35 @@ def test_management_passes_to_the_other_partner_admin_R_ADM_3(api: Api, today: d
             api.get("yann.perez", f"{ORG}/groups/{code}")["group"]["manager"]["login"]
             == "yann.perez"
         )
+
+
+def test_a_subscription_is_addressed_by_its_convention_and_service_R_CON_2(
+    api: Api, today: dt.date
+) -> None:
+    landlord(api)
+    sub = subscribe(api)["subscription"]
+    path = f"{ORG}/conventions/{CONV}/subscriptions/espace_bailleur"
+    out = api.write(OPERATOR, "PATCH", path, {"closes_on": day(today, 30)})
+    assert (out["subscription"]["id"], out["subscription"]["closes_on"]) == (
+        sub["id"],
+        day(today, 30),
+    )
+    # One more to come after it: which one is meant is ambiguous.
+    subscribe(api, opens_on=day(today, 40))
+    err = api.refused(
+        OPERATOR,
+        "PATCH",
+        path,
+        {"closes_on": day(today, 20)},
+        status=409,
+        code="AMBIGUOUS_SUBSCRIPTION",
+    )
+    assert len(err["error"]["details"]["subscriptions"]) == 2
+    api.refused(
+        OPERATOR,
+        "PATCH",
+        f"{ORG}/conventions/{CONV}/subscriptions/cdap",
+        {"closes_on": day(today, 20)},
+        status=404,
+        code="UNKNOWN_SUBSCRIPTION",
+    )

@@ -16,13 +16,11 @@ from sqlalchemy.orm import Session
 from pdp.adapters.sql.models import (
     Caf,
     Convention,
-    Dated,
     Organisation,
     PartnerAdmin,
     Subscription,
     User,
 )
-from pdp.core.catalogue import SystemGroup
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target
@@ -36,12 +34,17 @@ from pdp.services.admin.contract_results import (
     organisation_out,
     subscription_out,
 )
+from pdp.services.admin.contract_rules import (
+    convention,
+    edit_dates,
+    not_before_today,
+    system_groups_of,
+)
 from pdp.services.admin.network import within_caf
 from pdp.services.admin.requests import (
     ConventionNew,
     DatesEdit,
     OrganisationNew,
-    SubscriptionNew,
     UserRef,
 )
 from pdp.services.admin.responses import (
@@ -52,94 +55,11 @@ from pdp.services.admin.responses import (
     ConventionWritten,
     OrganisationList,
     OrganisationWritten,
-    SubscriptionWritten,
 )
 from pdp.services.admin.service import AdminService
 from pdp.services.admin.users import create_user_in
 
 MAX_PARTNER_ADMINS = 2  # R-ADM-1
-
-
-# -- Date rules ----------------------------------------------------------------------------
-
-
-def _not_before_today(day: dt.date, today: dt.date, what: str) -> None:
-    """Raise BadRequest(RETROACTIVE_DATE) for an opening before today (R-TIME-2)."""
-    if day < today:
-        raise BadRequest(
-            f"{what} ne peut pas commencer dans le passé (R-TIME-2).", code="RETROACTIVE_DATE"
-        )
-
-
-def _edit_dates(row: Dated, data: DatesEdit, today: dt.date, what: str) -> None:
-    """Apply ``data`` to ``row`` (``what``: "Cette convention"...) without rewriting the past
-    (R-TIME-2).
-
-    The opening may change only while it is still to come, and not towards the past; the
-    closing may change unless the record ended before today, and not to a day before today.
-    An empty body closes the record today.
-    """
-    fields = data.model_fields_set
-    if "opens_on" in fields:
-        if data.opens_on is None or row.opens_on <= today or data.opens_on < today:
-            raise Conflict(
-                f"{what} : seule une date d'ouverture encore à venir peut changer, et pas vers "
-                "le passé (R-TIME-2).",
-                code="ALREADY_STARTED",
-            )
-        row.opens_on = data.opens_on
-    if "closes_on" in fields or not fields:
-        closes_on = data.closes_on if fields else today
-        if row.closes_on is not None and row.closes_on < today:
-            raise Conflict(
-                f"{what} a pris fin le {row.closes_on.isoformat()} : l'historique ne change "
-                "pas (R-TIME-2).",
-                code="ALREADY_ENDED",
-            )
-        store.not_in_past(closes_on, today, "La date de clôture")
-        row.closes_on = closes_on
-    if "opens_on" in fields:
-        store.check_window(row.opens_on, row.closes_on)
-    else:
-        store.check_closing(row.opens_on, row.closes_on)
-
-
-def _overlaps(a: Dated, opens_on: dt.date, closes_on: dt.date | None) -> bool:
-    """Whether ``a``'s window meets [opens_on, closes_on)."""
-    return (a.closes_on is None or opens_on < a.closes_on) and (
-        closes_on is None or a.opens_on < closes_on
-    )
-
-
-# -- Lookups -------------------------------------------------------------------------------
-
-
-def _convention(session: Session, org: Organisation, reference: str) -> Convention:
-    found = session.execute(
-        select(Convention).where(
-            Convention.organisation_id == org.id, Convention.reference == reference
-        )
-    ).scalar_one_or_none()
-    if found is None:
-        raise NotFound(
-            f"Convention inconnue dans {org.code} : {reference!r}.", code="UNKNOWN_CONVENTION"
-        )
-    return found
-
-
-def _subscription(
-    session: Session, org: Organisation, sub_id: int
-) -> tuple[Subscription, Convention]:
-    row = session.execute(
-        select(Subscription, Convention)
-        .join(Convention, Convention.id == Subscription.convention_id)
-        .where(Subscription.id == sub_id, Convention.organisation_id == org.id)
-    ).first()
-    if row is None:
-        raise NotFound(
-            f"Bulletin d'adhésion inconnu dans {org.code} : {sub_id}.", "UNKNOWN_SUBSCRIPTION"
-        )
-    return row[0], row[1]
 
 
 def _designations(
@@ -160,53 +80,6 @@ def _designations(
     ]
 
 
-# -- Subscriptions' rules ------------------------------------------------------------------
-
-
-def _check_subscription(
-    session: Session,
-    conv: Convention,
-    service: str,
-    opens_on: dt.date,
-    closes_on: dt.date | None,
-    today: dt.date,
-    exclude: int | None = None,
-) -> None:
-    """Raise Conflict unless [opens_on, closes_on) lies within the convention's window and no
-    other subscription to ``service`` under it that has not ended overlaps it (R-CON-1)."""
-    inside = conv.opens_on <= opens_on and (
-        conv.closes_on is None
-        or (opens_on < conv.closes_on and closes_on is not None and closes_on <= conv.closes_on)
-    )
-    if not inside:
-        raise Conflict(
-            f"Le bulletin d'adhésion doit être compris dans la période de la convention "
-            f"{conv.reference} ({conv.opens_on.isoformat()} – "
-            f"{store.day(conv.closes_on) or 'sans fin'}) (R-CON-1).",
-            code="OUTSIDE_CONVENTION",
-        )
-    for other in session.execute(
-        select(Subscription).where(
-            Subscription.convention_id == conv.id,
-            Subscription.service == service,
-            (Subscription.closes_on.is_(None)) | (Subscription.closes_on > today),
-        )
-    ).scalars():
-        if other.id != exclude and _overlaps(other, opens_on, closes_on):
-            raise Conflict(
-                f"Le service {service} est déjà souscrit sous la convention {conv.reference} "
-                f"sur cette période (bulletin {other.id}, R-CON-1).",
-                code="ALREADY_SUBSCRIBED",
-                details={"subscription": other.id},
-            )
-
-
-def _system_groups(svc: AdminService, service: str) -> tuple[SystemGroup, ...]:
-    """The system groups ``service`` makes (none for a service the catalogue has dropped)."""
-    known = svc.catalogue.services.get(service)
-    return () if known is None else known.system_groups
-
-
 # -- Verbs ---------------------------------------------------------------------------------
 
 
@@ -221,7 +94,7 @@ def create_organisation(
         if taken is not None:
             raise Conflict(f"L'organisme {data.code!r} existe déjà.", "ORGANISATION_EXISTS")
         opens_on = data.opens_on or tx.today
-        _not_before_today(opens_on, tx.today, "Un organisme")
+        not_before_today(opens_on, tx.today, "Un organisme")
         org = Organisation(code=data.code, name=data.name, kind=data.kind, opens_on=opens_on)
         tx.session.add(org)
         tx.session.flush()
@@ -295,7 +168,7 @@ def add_convention(
                 code="CONVENTION_EXISTS",
             )
         opens_on = data.opens_on or tx.today
-        _not_before_today(opens_on, tx.today, "Une convention")
+        not_before_today(opens_on, tx.today, "Une convention")
         store.check_window(opens_on, data.closes_on)
         within_caf(caf, opens_on, data.closes_on)
         conv = Convention(
@@ -321,11 +194,11 @@ def edit_convention(
         raise BadRequest("Aucune modification demandée.", code="EMPTY_EDIT")
     with svc.write(actor, Action.CONTRACT_MANAGE, Target("organisation", org_code)) as tx:
         org = store.organisation(tx.session, org_code)
-        conv = _convention(tx.session, org, reference)
+        conv = convention(tx.session, org, reference)
         the_caf = tx.session.get_one(Caf, conv.caf_id)
         caf = the_caf.code
         before = convention_out(conv, caf).model_dump(mode="json")
-        _edit_dates(conv, data, tx.today, "Cette convention")
+        edit_dates(conv, data, tx.today, "Cette convention")
         opening = "opens_on" in data.model_fields_set
         within_caf(the_caf, conv.opens_on, conv.closes_on, opening=opening)
         subs = list(
@@ -356,59 +229,8 @@ def edit_convention(
         out = convention_out(conv, caf)
         tx.record(f"organisation:{org.code}", org.code, before, out.model_dump(mode="json"), org.id)
         for service in sorted({sub.service for sub in subs}):
-            system_groups.follow(tx, org, service, _system_groups(svc, service))
+            system_groups.follow(tx, org, service, system_groups_of(svc, service))
     return ConventionWritten(convention=out, revision=tx.revision)
-
-
-def add_subscription(
-    svc: AdminService, actor: str, org_code: str, reference: str, data: SubscriptionNew
-) -> SubscriptionWritten:
-    """Open a service under a convention (a bulletin d'adhésion, R-CON-1, R-CON-2).
-
-    The service must be in the catalogue (400 UNKNOWN_SERVICE); the window must lie within the
-    convention's (409 OUTSIDE_CONVENTION; without a closing date under a convention that closes,
-    the subscription closes with it); no other subscription to the service under the convention
-    may overlap it (409 ALREADY_SUBSCRIBED).
-    """
-    with svc.write(actor, Action.CONTRACT_MANAGE, Target("organisation", org_code)) as tx:
-        service = svc.catalogue.service(data.service).name
-        org = store.organisation(tx.session, org_code)
-        conv = _convention(tx.session, org, reference)
-        opens_on = data.opens_on or max(tx.today, conv.opens_on)
-        _not_before_today(opens_on, tx.today, "Un bulletin d'adhésion")
-        closes_on = data.closes_on if data.closes_on is not None else conv.closes_on
-        _check_subscription(tx.session, conv, service, opens_on, closes_on, tx.today)
-        store.check_window(opens_on, closes_on)
-        sub = Subscription(
-            convention_id=conv.id, service=service, opens_on=opens_on, closes_on=closes_on
-        )
-        tx.session.add(sub)
-        tx.session.flush()
-        out = subscription_out(sub, conv.reference)
-        tx.record(f"organisation:{org.code}", org.code, None, out.model_dump(mode="json"), org.id)
-        system_groups.follow(tx, org, service, svc.catalogue.service(service).system_groups)
-    return SubscriptionWritten(subscription=out, revision=tx.revision)
-
-
-def edit_subscription(
-    svc: AdminService, actor: str, org_code: str, subscription_id: int, data: DatesEdit
-) -> SubscriptionWritten:
-    """Change a subscription's dates (not retroactively, R-TIME-2); it stays within its
-    convention and overlaps no other subscription to the same service (R-CON-1)."""
-    if not data.model_fields_set:
-        raise BadRequest("Aucune modification demandée.", code="EMPTY_EDIT")
-    with svc.write(actor, Action.CONTRACT_MANAGE, Target("organisation", org_code)) as tx:
-        org = store.organisation(tx.session, org_code)
-        sub, conv = _subscription(tx.session, org, subscription_id)
-        before = subscription_out(sub, conv.reference).model_dump(mode="json")
-        _edit_dates(sub, data, tx.today, "Ce bulletin d'adhésion")
-        _check_subscription(
-            tx.session, conv, sub.service, sub.opens_on, sub.closes_on, tx.today, exclude=sub.id
-        )
-        out = subscription_out(sub, conv.reference)
-        tx.record(f"organisation:{org.code}", org.code, before, out.model_dump(mode="json"), org.id)
-        system_groups.follow(tx, org, sub.service, _system_groups(svc, sub.service))
-    return SubscriptionWritten(subscription=out, revision=tx.revision)
 
 
 def designate_admin(svc: AdminService, actor: str, org_code: str, data: UserRef) -> AdminWritten:
@@ -474,7 +296,7 @@ def end_admin(
             )
         designation = found[0]
         before = designation_out(designation, login).model_dump(mode="json")
-        _edit_dates(designation, data, tx.today, "Cette désignation")
+        edit_dates(designation, data, tx.today, "Cette désignation")
         if designation.closes_on is not None:
             system_groups.hand_over(tx, org, user, designation.closes_on)
         out = designation_out(designation, login)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from pdp.services.admin import afas, contracts
+from pdp.services.admin import afas, contracts, subscriptions
 from pdp.services.admin.requests import (
     AfasProfileNew,
     ConventionNew,
@@ -130,7 +130,7 @@ def add_subscription(org: str, reference: str) -> Response:
     """R-CON-1."""
     who = actor()
     data = body(SubscriptionNew)
-    return answer(contracts.add_subscription(services().admin, who, org, reference, data), 201)
+    return answer(subscriptions.add_subscription(services().admin, who, org, reference, data), 201)
 
 
 @route(
@@ -147,7 +147,30 @@ def edit_subscription(org: str, subscription_id: int) -> Response:
     """R-CON-2."""
     who = actor()
     data = body(DatesEdit)
-    return answer(contracts.edit_subscription(services().admin, who, org, subscription_id, data))
+    return answer(
+        subscriptions.edit_subscription(services().admin, who, org, subscription_id, data)
+    )
+
+
+@route(
+    bp,
+    "PATCH",
+    "/organisations/<org>/conventions/<reference>/subscriptions/<service>",
+    summary="The same change, the subscription named by its convention and service (the one that "
+    "has not ended)",
+    response=SubscriptionWritten,
+    body=DatesEdit,
+    errors=AUTH_ERRORS,
+    auth=True,
+)
+def edit_service_subscription(org: str, reference: str, service: str) -> Response:
+    """R-CON-2; 409 AMBIGUOUS_SUBSCRIPTION when one is open and another to come."""
+    who = actor()
+    data = body(DatesEdit)
+    edited = subscriptions.edit_service_subscription(
+        services().admin, who, org, reference, service, data
+    )
+    return answer(edited)
 
 
 @route(

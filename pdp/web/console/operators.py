@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from pdp.core.errors import PdpError
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target
-from pdp.services.admin import contracts
+from pdp.services.admin import contracts, subscriptions
 from pdp.services.admin.requests import (
     ConventionNew,
     DatesEdit,
@@ -274,7 +274,7 @@ def subscription_create(org: str, reference: str) -> Response:
     if data is None:
         return _form("operator_subscription_form.html", 400, errors=errors, **context)
     try:
-        contracts.add_subscription(services().admin, actor(), org, reference, data)
+        subscriptions.add_subscription(services().admin, actor(), org, reference, data)
     except PdpError as exc:
         return _form("operator_subscription_form.html", error=exc, **context)
     return _back(org, f"Le service {data.service} est souscrit sous la convention {reference}.")
@@ -318,7 +318,7 @@ def subscription_edit(org: str, subscription: str) -> Response:
         org,
         f"Modifier les dates du bulletin d'adhésion {number}",
         _dates(_subscription(org, number)),
-        lambda data: contracts.edit_subscription(services().admin, actor(), org, number, data),
+        lambda data: subscriptions.edit_subscription(services().admin, actor(), org, number, data),
         f"Les dates du bulletin d'adhésion {number} sont enregistrées.",
     )
 
