@@ -18,6 +18,7 @@ from pdp.adapters.sql.models import (
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import AdminReason, Target
+from pdp.services import paging
 from pdp.services.admin import store
 from pdp.services.admin.group_tree import (
     closes_first,
@@ -198,9 +199,19 @@ def possible_parents(
 # -- fiches 8, 9, 15: read ---------------------------------------------------------------------
 
 
-def list_groups(svc: AdminService, actor: str, org_code: str) -> GroupList:
-    """Fiche 8: the organisation's groups with parent and manager (R-GRP-5), and whether
-    their state lets them be edited or closed (``editable``, ``closable``: R-GRP-2, R-GRP-3)."""
+def list_groups(
+    svc: AdminService,
+    actor: str,
+    org_code: str,
+    *,
+    q: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> GroupList:
+    """Fiche 8: the organisation's groups by code, with parent and manager (R-GRP-5), and
+    whether their state lets them be edited or closed (``editable``, ``closable``: R-GRP-2,
+    R-GRP-3); those matching ``q`` (code or label, case ignored); ``limit`` of them after
+    ``cursor`` (None: all), with the next page's cursor."""
     today = svc.today()
     with svc.read(actor, Action.DIRECTORY_READ, Target("organisation", org_code)) as s:
         org = store.organisation(s, org_code)
@@ -210,6 +221,16 @@ def list_groups(svc: AdminService, actor: str, org_code: str) -> GroupList:
             ).scalars()
         )
         code_of = {g.id: g.code for g in groups}
+        if q is not None:
+            needle = q.casefold()
+            groups = [
+                g for g in groups if needle in g.code.casefold() or needle in g.label.casefold()
+            ]
+        if cursor is not None:
+            after = paging.decode(cursor)
+            groups = [g for g in groups if g.code > after]
+        more = limit is not None and len(groups) > limit
+        groups = groups[:limit] if limit is not None else groups
         out = []
         for g in groups:
             found = current_manager(s, g, today)
@@ -223,7 +244,8 @@ def list_groups(svc: AdminService, actor: str, org_code: str) -> GroupList:
                     closable=closable,
                 )
             )
-    return GroupList(organisation=org_code, groups=out)
+    next_cursor = paging.encode(groups[-1].code) if more else None
+    return GroupList(organisation=org_code, groups=out, next_cursor=next_cursor)
 
 
 def group_detail(svc: AdminService, actor: str, org_code: str, code: str) -> GroupDetail:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from pdp.core.fields import CafCode, Code, Day, Login, Name, NewLogin, Strict, text
 from pdp.core.text import EMAIL_PATTERN
@@ -187,3 +187,25 @@ class OperatorEdit(Strict):
     last_name: Text | None = None
     email: Email | None = None
     closes_on: Day | None = None
+
+
+class DirectoryQuery(BaseModel):
+    """A page of the organisation's users (R-USR-6): members of ``group`` today, matching ``q``
+    (in the login, the names or the email, case ignored), ``limit`` of them after ``cursor``
+    (the previous page's ``next_cursor``), by login."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+    group: Code | None = None
+    q: Annotated[str, text(120, 1)] | None = None
+    limit: int = Field(default=100, ge=1, description="At most PDP_PAGE_MAX (default 1,000).")
+    cursor: Annotated[str, text(400)] | None = None
+
+
+class GroupsQuery(BaseModel):
+    """A page of the organisation's groups (R-GRP-5): matching ``q`` (in the code or the label,
+    case ignored), ``limit`` of them after ``cursor``, by code."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+    q: Annotated[str, text(120, 1)] | None = None
+    limit: int = Field(default=100, ge=1, description="At most PDP_PAGE_MAX (default 1,000).")
+    cursor: Annotated[str, text(400)] | None = None

@@ -56,6 +56,9 @@ class UserList(BaseModel):
     organisation: str
     group: str | None
     users: list[UserOut]
+    next_cursor: str | None = Field(
+        default=None, description="The next page's cursor; null on the last page."
+    )
 
 
 class MembershipItem(BaseModel):
@@ -184,6 +187,9 @@ class GroupList(BaseModel):
 
     organisation: str
     groups: list[GroupItem]
+    next_cursor: str | None = Field(
+        default=None, description="The next page's cursor; null on the last page."
+    )
 
 
 class GroupManagerOut(BaseModel):

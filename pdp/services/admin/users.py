@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from pdp.adapters.sql.models import (
@@ -19,6 +19,7 @@ from pdp.adapters.sql.models import (
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target, is_partner_admin, managed_groups
+from pdp.services import paging
 from pdp.services.admin import store
 from pdp.services.admin.requests import MembershipEdit, MembershipNew, NewUser, UserEdit
 from pdp.services.admin.responses import (
@@ -181,8 +182,19 @@ def _close_user(tx: Tx, user: User, closes_on: dt.date | None) -> None:
     user.closes_on = closes_on
 
 
-def list_users(svc: AdminService, actor: str, org_code: str, group_code: str | None) -> UserList:
-    """Fiche 5: the organisation's users, or the members of one group today (R-USR-6)."""
+def list_users(
+    svc: AdminService,
+    actor: str,
+    org_code: str,
+    group_code: str | None,
+    *,
+    q: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> UserList:
+    """Fiche 5: the organisation's users, or the members of one group today (R-USR-6), by
+    login; those matching ``q`` (login, names or email, case ignored); ``limit`` of them after
+    ``cursor`` (None: all), with the next page's cursor."""
     today = svc.today()
     with svc.read(actor, Action.DIRECTORY_READ, Target("organisation", org_code)) as session:
         org = store.organisation(session, org_code)
@@ -198,8 +210,26 @@ def list_users(svc: AdminService, actor: str, org_code: str, group_code: str | N
                     )
                 )
             )
-        users = [store.user_out(u, org.code) for u in session.execute(stmt).scalars()]
-    return UserList(organisation=org_code, group=group_code, users=users)
+        if q is not None:
+            pattern = paging.like(q)
+            stmt = stmt.where(
+                or_(
+                    *(
+                        func.lower(column).like(pattern, escape="\\")
+                        for column in (User.login, User.first_name, User.last_name, User.email)
+                    )
+                )
+            )
+        if cursor is not None:
+            stmt = stmt.where(User.login > paging.decode(cursor))
+        if limit is not None:
+            stmt = stmt.limit(limit + 1)
+        rows = list(session.execute(stmt).scalars())
+        more = limit is not None and len(rows) > limit
+        rows = rows[:limit] if limit is not None else rows
+        users = [store.user_out(u, org.code) for u in rows]
+    next_cursor = paging.encode(rows[-1].login) if more else None
+    return UserList(organisation=org_code, group=group_code, users=users, next_cursor=next_cursor)
 
 
 def find_user(svc: AdminService, actor: str, login: str) -> UserDetail:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from pdp.services.admin import grants, groups, managers
-from pdp.services.admin.requests import GroupEdit, GroupNew, ManagerSet, RoleRef
+from pdp.services.admin.requests import GroupEdit, GroupNew, GroupsQuery, ManagerSet, RoleRef
 from pdp.services.admin.responses import (
     GroupDetail,
     GroupEdited,
@@ -16,6 +16,7 @@ from pdp.services.admin.responses import (
     RoleWritten,
 )
 from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer, body
+from pdp.web.api.guard import page_limit
 from pdp.web.api.openapi import route
 from pdp.web.container import services
 
@@ -26,15 +27,20 @@ bp = Blueprint("admin_groups", __name__, url_prefix="/v1")
     bp,
     "GET",
     "/organisations/<org>/groups",
-    summary="Fiche 8: the organisation's groups",
+    summary="Fiche 8: the organisation's groups, by pages, searchable (?q=)",
     response=GroupList,
+    query=GroupsQuery,
     errors=AUTH_ERRORS,
     auth=True,
 )
 def list_groups(org: str) -> Response:
-    """R-GRP-5."""
+    """R-GRP-5: a page of groups by code (``limit``, ``cursor``), searchable (``q``)."""
     who = actor()
-    return answer(groups.list_groups(services().admin, who, org))
+    args = GroupsQuery.model_validate(request.args.to_dict())
+    listed = groups.list_groups(
+        services().admin, who, org, q=args.q, limit=page_limit(args.limit), cursor=args.cursor
+    )
+    return answer(listed)
 
 
 @route(

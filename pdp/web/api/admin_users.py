@@ -8,6 +8,7 @@ from pdp.core.errors import Forbidden
 from pdp.services.admin import users
 from pdp.services.admin.requests import (
     AdminCheckRequest,
+    DirectoryQuery,
     MembershipEdit,
     MembershipNew,
     NewUser,
@@ -21,6 +22,7 @@ from pdp.services.admin.responses import (
     UserWritten,
 )
 from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer, body
+from pdp.web.api.guard import page_limit
 from pdp.web.api.openapi import route
 from pdp.web.container import services
 
@@ -54,15 +56,27 @@ def admin_check() -> Response:
     bp,
     "GET",
     "/organisations/<org>/users",
-    summary="Fiche 5: users of the organisation, or members of a group (?group=CODE)",
+    summary="Fiche 5: users of the organisation, or members of a group (?group=CODE), by pages, "
+    "searchable (?q=)",
     response=UserList,
+    query=DirectoryQuery,
     errors=AUTH_ERRORS,
     auth=True,
 )
 def list_users(org: str) -> Response:
-    """R-USR-6."""
+    """R-USR-6: a page of users by login (``limit``, ``cursor``), searchable (``q``)."""
     who = actor()
-    return answer(users.list_users(services().admin, who, org, request.args.get("group")))
+    args = DirectoryQuery.model_validate(request.args.to_dict())
+    listed = users.list_users(
+        services().admin,
+        who,
+        org,
+        args.group,
+        q=args.q,
+        limit=page_limit(args.limit),
+        cursor=args.cursor,
+    )
+    return answer(listed)
 
 
 @route(
