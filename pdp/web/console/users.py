@@ -60,11 +60,23 @@ def _member_groups(org: str) -> list[GroupItem]:
     ]
 
 
+USERS_PAGE = 50  # users a page of the list shows (each row asks the engine what it may do)
+
+
 @bp.get(USERS)
 def users_list(org: str) -> Response:
     """Fiche 5: the organisation's users, or a group's members ("Sélectionner un groupe")."""
     group = request.args.get("groupe") or None
-    listing = users.list_users(services().admin, actor(), org, group)
+    search = request.args.get("recherche") or None
+    listing = users.list_users(
+        services().admin,
+        actor(),
+        org,
+        group,
+        q=search,
+        limit=USERS_PAGE,
+        cursor=request.args.get("suite") or None,
+    )
     all_groups = groups.list_groups(services().admin, actor(), org).groups
     rows = [
         {**u.model_dump(mode="json"), "editable": allowed(Action.USER_EDIT, f"user:{u.login}")}
@@ -77,6 +89,8 @@ def users_list(org: str) -> Response:
         "users.html",
         org=org,
         group=group,
+        search=search,
+        next_cursor=listing.next_cursor,
         groups=all_groups,
         rows=rows,
         may_create=allowed(Action.USER_CREATE, f"organisation:{org}"),

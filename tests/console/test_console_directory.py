@@ -1,0 +1,51 @@
+"""The console's user list by pages and searchable (R-USR-6): "Rechercher" finds a text in the
+login, the names or the email; "Utilisateurs suivants" walks the pages; through Flask's client
+signed in as the demo's partner admin."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from pdp.web.console import users as console_users
+
+from support.console_forms import USERS, sign_in
+
+
+@pytest.fixture
+def admin(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    assert sign_in(client, "alice.martin").status_code == 302
+    return client
+
+
+def logins(html: str) -> list[str]:
+    return re.findall(r"<tr>\s*<td>([^<]+)</td>", html)
+
+
+def test_search_finds_a_user_by_any_of_their_fields_R_USR_6(admin: FlaskClient) -> None:
+    page = admin.get(USERS, query_string={"recherche": "PETIT"})
+    assert page.status_code == 200
+    assert logins(page.text) == ["bruno.petit"]
+    assert "contenant « PETIT »" in page.text
+
+
+def test_pages_follow_one_another_R_USR_6(
+    admin: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    everyone = logins(admin.get(USERS).text)
+    assert len(everyone) > 2
+    monkeypatch.setattr(console_users, "USERS_PAGE", 2)
+    seen: list[str] = []
+    path: str | None = USERS
+    while path is not None:
+        html = admin.get(path).text
+        page = logins(html)
+        assert 0 < len(page) <= 2
+        seen += page
+        found = re.search(r'href="([^"]+suite=[^"]+)">Utilisateurs suivants', html)
+        path = found.group(1).replace("&amp;", "&") if found else None
+    assert seen == everyone
