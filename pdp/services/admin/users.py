@@ -362,38 +362,50 @@ def attach(
         org = store.organisation(tx.session, org_code)
         user = store.user(tx.session, org, login)
         grp = store.group(tx.session, org, data.group)
-        start = data.opens_on or tx.today
-        if start < tx.today:
-            raise BadRequest(
-                "Un rattachement ne peut pas commencer dans le passé (R-TIME-2).",
-                code="RETROACTIVE_DATE",
-            )
-        store.check_window(start, data.closes_on)
-        if not store.is_open(user, start):
-            raise Conflict(
-                "L'utilisateur n'est pas ouvert à cette date (R-MEM-1).", code="USER_NOT_OPEN"
-            )
-        if not store.is_open(grp, start):
-            raise Conflict("Le groupe n'est pas ouvert à cette date (R-MEM-1).", "GROUP_NOT_OPEN")
-        if _current_membership(tx.session, user.id, grp.id, tx.today) is not None:
-            raise Conflict(
-                f"{login} est déjà rattaché au groupe {grp.code}.", code="ALREADY_MEMBER"
-            )
-        membership = Membership(
-            user_id=user.id, group_id=grp.id, opens_on=start, closes_on=data.closes_on
-        )
-        tx.session.add(membership)
-        tx.session.flush()
-        after = _membership_out(login, grp, membership)
-        tx.record(
-            f"user:{login}",
-            org.code,
-            None,
-            after.model_dump(mode="json"),
-            org.id,
-            related=f"group:{org.code}/{grp.code}",
-        )
+        after = attach_in(tx, org, user, grp, data.opens_on, data.closes_on)
     return MembershipWritten(membership=after, revision=tx.revision)
+
+
+def attach_in(
+    tx: Tx,
+    org: Organisation,
+    user: User,
+    grp: Group,
+    opens_on: dt.date | None,
+    closes_on: dt.date | None,
+) -> MembershipOut:
+    """Attach ``user`` to ``grp`` in the open write ``tx`` from ``opens_on`` (today by default)
+    (R-MEM-1: open user, open group, not already a member; R-TIME-2: not in the past)."""
+    login = user.login
+    start = opens_on or tx.today
+    if start < tx.today:
+        raise BadRequest(
+            "Un rattachement ne peut pas commencer dans le passé (R-TIME-2).",
+            code="RETROACTIVE_DATE",
+        )
+    store.check_window(start, closes_on)
+    if not store.is_open(user, start):
+        raise Conflict(
+            "L'utilisateur n'est pas ouvert à cette date (R-MEM-1).", code="USER_NOT_OPEN"
+        )
+    if not store.is_open(grp, start):
+        raise Conflict("Le groupe n'est pas ouvert à cette date (R-MEM-1).", "GROUP_NOT_OPEN")
+    if _current_membership(tx.session, user.id, grp.id, tx.today) is not None:
+        raise Conflict(f"{login} est déjà rattaché au groupe {grp.code}.", code="ALREADY_MEMBER")
+    membership = Membership(user_id=user.id, group_id=grp.id, opens_on=start, closes_on=closes_on)
+    tx.session.add(membership)
+    tx.session.flush()
+    after = _membership_out(login, grp, membership)
+    tx.record(
+        f"user:{login}",
+        org.code,
+        None,
+        after.model_dump(mode="json"),
+        org.id,
+        action=Action.GROUP_MEMBERS_EDIT,
+        related=f"group:{org.code}/{grp.code}",
+    )
+    return after
 
 
 def _membership_out(login: str, grp: Group, membership: Membership) -> MembershipOut:
