@@ -209,3 +209,11 @@ class GroupsQuery(BaseModel):
     q: Annotated[str, text(120, 1)] | None = None
     limit: int = Field(default=100, ge=1, description="At most PDP_PAGE_MAX (default 1,000).")
     cursor: Annotated[str, text(400)] | None = None
+
+
+class UserImportRequest(Strict):
+    """A CSV of users and their groups (``pdp.services.admin.user_imports``): previewed unless
+    ``apply``."""
+
+    csv: str = Field(max_length=2_000_000, description="The file's text (UTF-8).")
+    apply: bool = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, request
 
 from pdp.core.errors import Forbidden
-from pdp.services.admin import users
+from pdp.services.admin import user_imports, users
 from pdp.services.admin.requests import (
     AdminCheckRequest,
     DirectoryQuery,
@@ -13,6 +13,7 @@ from pdp.services.admin.requests import (
     MembershipNew,
     NewUser,
     UserEdit,
+    UserImportRequest,
 )
 from pdp.services.admin.responses import (
     AdminCheckResponse,
@@ -21,6 +22,7 @@ from pdp.services.admin.responses import (
     UserList,
     UserWritten,
 )
+from pdp.services.admin.user_imports import ImportReport
 from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer, body
 from pdp.web.api.guard import page_limit
 from pdp.web.api.openapi import route
@@ -189,3 +191,21 @@ def detach(org: str, login: str, group: str) -> Response:
     """R-MEM-2: the membership ends today; nothing is deleted (R-TIME-2)."""
     who = actor()
     return answer(users.edit_membership(services().admin, who, org, login, group, MembershipEdit()))
+
+
+@route(
+    bp,
+    "POST",
+    "/organisations/<org>/imports",
+    summary="A CSV of users and their groups: previewed, or applied as one write (fiches 1, 4)",
+    response=ImportReport,
+    body=UserImportRequest,
+    errors=AUTH_ERRORS,
+    auth=True,
+)
+def import_users(org: str) -> Response:
+    """user.create, and group.members.edit on each group named (R-ADM-4); 409 IMPORT_REFUSED
+    when applying a file with refused lines (the report in the details)."""
+    who = actor()
+    data = body(UserImportRequest)
+    return answer(user_imports.import_users(services().admin, who, org, data.csv, apply=data.apply))
