@@ -4,6 +4,7 @@ signed in as the demo's partner admin."""
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -49,3 +50,35 @@ def test_pages_follow_one_another_R_USR_6(
         found = re.search(r'href="([^"]+suite=[^"]+)">Utilisateurs suivants', html)
         path = found.group(1).replace("&amp;", "&") if found else None
     assert seen == everyone
+
+
+IMPORT = "/console/organisations/mairie-montreuil/utilisateurs/import"
+CSV = (
+    "login;first_name;last_name;email;groups\n"
+    "ines.roy;Inès;Roy;ines.roy@montreuil.fr;CCAS-ACCUEIL\n"
+    "gilles.bernard;Gilles;Bernard;g@x.fr;CCAS\n"
+)
+
+
+def test_import_previews_then_applies_as_one_write(admin: FlaskClient) -> None:
+    """ "Importer des utilisateurs": the preview lists each line's effect and refusals; a file
+    with a refused line offers no "Appliquer"; a clean one, applied, creates the users."""
+    form = admin.get(IMPORT)
+    assert form.status_code == 200 and 'type="file"' in form.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf is not None
+    data = {"csrf_token": csrf.group(1), "fichier": (io.BytesIO(CSV.encode()), "u.csv")}
+    preview = admin.post(IMPORT, data=data, content_type="multipart/form-data")
+    assert preview.status_code == 200
+    assert "1 création(s)" in preview.text and "1 ligne(s) refusée(s)" in preview.text
+    assert "déjà utilisé sur le portail" in preview.text
+    assert "Appliquer l'import" not in preview.text
+    clean = CSV.splitlines(keepends=True)[:2]
+    data = {"csrf_token": csrf.group(1), "fichier": (io.BytesIO("".join(clean).encode()), "u.csv")}
+    preview = admin.post(IMPORT, data=data, content_type="multipart/form-data")
+    assert "Appliquer l'import" in preview.text
+    applied = admin.post(
+        f"{IMPORT}/appliquer", data={"csrf_token": csrf.group(1), "csv": "".join(clean)}
+    )
+    assert applied.status_code == 302
+    assert "ines.roy" in logins(admin.get(USERS).text)
