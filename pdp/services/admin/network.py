@@ -249,12 +249,7 @@ def edit_operator(tx: Tx, login: str, data: OperatorEdit) -> OperatorOut:
         raise BadRequest("Aucune modification demandée.", code="EMPTY_EDIT")
     user = _operator(tx.session, login)
     before = _state(operator_out(user, tx.today))
-    for name in ("first_name", "last_name", "email"):
-        if name in fields:
-            value = getattr(data, name)
-            if value is None:
-                raise BadRequest(f"« {name} » ne peut pas être vide.", code="VALIDATION_ERROR")
-            setattr(user, name, value)
+    store.set_details(user, data, fields)
     if "closes_on" in fields:
         if data.closes_on is None:
             raise BadRequest("Un opérateur clôturé ne rouvre pas.", code="VALIDATION_ERROR")

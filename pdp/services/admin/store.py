@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -117,3 +118,14 @@ def group_out(g: Group, org_code: str, parent_code: str | None) -> GroupOut:
 def role_out(r: GroupRole) -> RoleOut:
     """The public form of a role a group holds, with its dates."""
     return RoleOut(service=r.service, role=r.role, opens_on=r.opens_on, closes_on=r.closes_on)
+
+
+def set_details(user: User, data: BaseModel, fields: set[str]) -> None:
+    """Copy onto ``user`` the names and email that ``data`` sets (``fields``); BadRequest
+    (VALIDATION_ERROR) for one set to null (R-USR-3: details never change rights)."""
+    for name in ("first_name", "last_name", "email"):
+        if name in fields:
+            value = getattr(data, name)
+            if value is None:
+                raise BadRequest(f"« {name} » ne peut pas être vide.", code="VALIDATION_ERROR")
+            setattr(user, name, value)

@@ -111,12 +111,7 @@ def edit_user(
         org = store.organisation(tx.session, org_code)
         user = store.user(tx.session, org, login)
         before = store.user_out(user, org.code).model_dump(mode="json")
-        for name in ("first_name", "last_name", "email"):
-            if name in fields:
-                value = getattr(data, name)
-                if value is None:
-                    raise BadRequest(f"« {name} » ne peut pas être vide.", code="VALIDATION_ERROR")
-                setattr(user, name, value)
+        store.set_details(user, data, fields)
         if "opens_on" in fields:
             if data.opens_on is None:
                 raise BadRequest("« opens_on » ne peut pas être vide.", code="VALIDATION_ERROR")
