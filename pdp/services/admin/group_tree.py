@@ -52,6 +52,25 @@ def current_manager(
     return None if row is None else (row[0], row[1])
 
 
+def current_managers(session: Session, group_ids: list[int], today: dt.date) -> dict[int, str]:
+    """The login of each group's current manager (as ``current_manager``), in one query."""
+    out: dict[int, str] = {}
+    if not group_ids:
+        return out
+    rows = session.execute(
+        select(GroupManager.group_id, User.login)
+        .join(User, User.id == GroupManager.user_id)
+        .where(
+            GroupManager.group_id.in_(group_ids),
+            (GroupManager.closes_on.is_(None)) | (GroupManager.closes_on > today),
+        )
+        .order_by(GroupManager.group_id, GroupManager.opens_on.desc(), GroupManager.id.desc())
+    )
+    for group_id, login in rows:
+        out.setdefault(group_id, login)
+    return out
+
+
 def closes_first(user: User, until: dt.date | None) -> bool:
     """Whether ``user`` closes before a group closing ``until`` (None: never) does (R-ADM-3)."""
     return user.closes_on is not None and (until is None or until > user.closes_on)

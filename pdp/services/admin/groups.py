@@ -23,6 +23,7 @@ from pdp.services.admin import store
 from pdp.services.admin.group_tree import (
     closes_first,
     current_manager,
+    current_managers,
     descendants,
     held_today,
     not_system,
@@ -231,14 +232,14 @@ def list_groups(
             groups = [g for g in groups if g.code > after]
         more = limit is not None and len(groups) > limit
         groups = groups[:limit] if limit is not None else groups
+        manager_of = current_managers(s, [g.id for g in groups], today)
         out = []
         for g in groups:
-            found = current_manager(s, g, today)
             editable, closable = _flags(g, today)
             out.append(
                 GroupItem(
                     **store.group_out(g, org.code, code_of.get(g.parent_id or -1)).model_dump(),
-                    manager=None if found is None else found[1].login,
+                    manager=manager_of.get(g.id),
                     open=store.is_open(g, today),
                     editable=editable,
                     closable=closable,
