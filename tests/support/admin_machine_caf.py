@@ -4,6 +4,7 @@ profiles (R-AFAS), each with the refusals the state before predicts."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from hypothesis import strategies as st
@@ -86,6 +87,8 @@ class CafRules(AdminMachineBase):
             expect = [(404, "NOT_AN_ADMIN")]
         elif closes is not None and closes < self.today:
             expect = [(400, "RETROACTIVE_DATE")]  # R-TIME-2
+        elif self.hands_nothing_over(org, login, closes or self.today):
+            expect = [(409, "SYSTEM_GROUPS_NEED_ADMIN")]  # R-GRP-3, R-ADM-3
         self.write(
             "end_admin",
             actor,
@@ -96,6 +99,24 @@ class CafRules(AdminMachineBase):
             f"organisation:{org}",
             expect,
         )
+
+    def hands_nothing_over(self, org: str, login: str, day: dt.date) -> bool:
+        """Whether ``login`` manages a system group of ``org`` still open on ``day`` and no
+        other partner admin is open that day to take it over (R-GRP-3, R-ADM-3)."""
+        w = self.world
+        manages = any(
+            g["is_system"] and not_ended(g, day) and w.current_manager(g) == login
+            for g in w.groups(org)
+        )
+        users = {u["id"]: u for u in w.tables["users"]}
+        successor = any(
+            a["organisation_id"] == w.org_id(org)
+            and users[a["user_id"]]["login"] != login
+            and is_open(a, day)
+            and is_open(users[a["user_id"]], day)
+            for a in w.tables["partner_admins"]
+        )
+        return manages and not successor
 
     @rule(data=st.data())
     def contract(self, data: st.DataObject) -> None:
