@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from pdp.web.console import groups as console_groups
 from pdp.web.console import users as console_users
 
 from support.console_forms import USERS, sign_in
@@ -82,3 +83,43 @@ def test_import_previews_then_applies_as_one_write(admin: FlaskClient) -> None:
     )
     assert applied.status_code == 302
     assert "ines.roy" in logins(admin.get(USERS).text)
+
+
+GROUPS = "/console/organisations/mairie-montreuil/groupes"
+
+
+def group_codes(html: str) -> list[str]:
+    return re.findall(
+        r'<th scope="row" class="niveau-\d">(?:<span[^>]*>[^<]*</span>)?([^<]+)</th>', html
+    )
+
+
+def test_group_search_finds_code_or_label_R_GRP_5(admin: FlaskClient) -> None:
+    everyone = group_codes(admin.get(GROUPS).text)
+    assert "CCAS-ACCUEIL" in everyone
+    page = admin.get(GROUPS, query_string={"recherche": "accueil"})
+    assert page.status_code == 200
+    assert group_codes(page.text) == [c for c in everyone if "ACCUEIL" in c]
+    assert "contenant « accueil »" in page.text
+
+
+def test_group_pages_follow_one_another_in_tree_order_R_GRP_5(
+    admin: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    everyone = group_codes(admin.get(GROUPS).text)
+    assert len(everyone) > 2
+    monkeypatch.setattr(console_groups, "GROUPS_PAGE", 2)
+    seen: list[str] = []
+    path: str | None = GROUPS
+    while path is not None:
+        html = admin.get(path).text
+        page = group_codes(html)
+        assert 0 < len(page) <= 2
+        seen += page
+        found = re.search(r'href="([^"]+page=\d+)">Groupes suivants', html)
+        path = found.group(1).replace("&amp;", "&") if found else None
+    assert seen == everyone
+    past_the_end = admin.get(GROUPS, query_string={"page": "999"})
+    last = (len(everyone) - 1) // 2 * 2  # a page past the end shows the last one
+    assert group_codes(past_the_end.text) == everyone[last:]
+    assert group_codes(admin.get(GROUPS, query_string={"page": "x"}).text) == everyone[:2]

@@ -22,6 +22,7 @@ from pdp.services.admin.responses import ConventionItem, GroupItem, UserOut
 from pdp.web.console.blueprint import bp
 from pdp.web.console.common import actor, allowed, page
 from pdp.web.console.forms import LOGIN_HINT, Field, changes, parse, submitted
+from pdp.web.console.listing import GROUPS_PAGE, page_number, tree_order
 from pdp.web.container import services
 
 GROUPS = "/organisations/<org>/groupes"
@@ -121,29 +122,6 @@ def _back(org: str, message: str) -> Response:
     return redirect(url_for("console.groups_list", org=org))
 
 
-def _tree(listing: list[GroupItem]) -> list[tuple[GroupItem, int]]:
-    """The groups in tree order (each parent followed by its sub-groups), with their depth."""
-    codes = {g.code for g in listing}
-    children: dict[str | None, list[GroupItem]] = {}
-    for g in listing:
-        parent = g.parent if g.parent in codes else None
-        children.setdefault(parent, []).append(g)
-    out: list[tuple[GroupItem, int]] = []
-    seen: set[str] = set()
-
-    def walk(parent: str | None, depth: int) -> None:
-        for g in sorted(children.get(parent, []), key=lambda g: g.code):
-            if g.code not in seen:
-                seen.add(g.code)
-                out.append((g, min(depth, 5)))
-                walk(g.code, depth + 1)
-
-    walk(None, 0)
-    # A corrupt tree (a cycle) never hides a group: the rest at the top level.
-    out.extend((g, 0) for g in listing if g.code not in seen)
-    return out
-
-
 def _managers(org: str, code: str | None = None) -> list[UserOut]:
     """The manager picker's users: those the service says may be named (R-ADM-3)."""
     return groups.eligible_managers(services().admin, actor(), org, code).users
@@ -162,7 +140,7 @@ def _parents(org: str, required: bool = False) -> list[GroupItem]:
     decides: R-GRP-2, R-GRP-3, R-ADM-5, R-ADM-7); ``required``: none is the service's
     refusal."""
     found = groups.possible_parents(services().admin, actor(), org, required=required).groups
-    return [g for g, _ in _tree(found)]
+    return [g for g, _ in tree_order(found)]
 
 
 def _manager_ref(
@@ -189,11 +167,17 @@ def _manager_ref(
 
 @bp.get(GROUPS)
 def groups_list(org: str) -> Response:
-    """Fiche 8: "Groupes utilisateurs", in tree order, with their "Autres actions"."""
-    listing = _tree(groups.list_groups(services().admin, actor(), org).groups)
+    """Fiche 8: "Groupes utilisateurs", in tree order, with their "Autres actions"; those
+    whose code or label contains ``recherche``; ``GROUPS_PAGE`` rows a page, so that the
+    largest organisation's page stays as quick as a small one's."""
+    search = (request.args.get("recherche") or "").strip() or None
+    listing = tree_order(groups.list_groups(services().admin, actor(), org, q=search).groups)
+    pages = max(1, -(-len(listing) // GROUPS_PAGE))
+    number = min(page_number(request.args.get("page")), pages)
+    shown = listing[(number - 1) * GROUPS_PAGE : number * GROUPS_PAGE]
     parents = {g.code for g in _parents(org)}
     rows = []
-    for g, depth in listing:
+    for g, depth in shown:
         target = _target(org, g.code)
         rows.append(
             {
@@ -208,8 +192,12 @@ def groups_list(org: str) -> Response:
         "groups.html",
         org=org,
         rows=rows,
+        search=search,
+        total=len(listing),
+        number=number,
+        pages=pages,
         may_create=allowed(Action.GROUP_CREATE_TOP, f"organisation:{org}"),
-        may_create_sub=any(r["sub"] for r in rows),
+        may_create_sub=bool(parents),
     )
 
 
