@@ -13,9 +13,8 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
-from pdp.core import context
 from pdp.core.catalogue import Catalogue
 from pdp.core.errors import BadRequest, Conflict, NotFound, PdpError, Unavailable
 from pdp.core.masking import Masker
@@ -24,6 +23,7 @@ from pdp.engine.index import service_users as index_service_users
 from pdp.engine.policy import PolicyEngine
 from pdp.observability import metrics
 from pdp.records.decision_log import DecisionLog, new_decision_id
+from pdp.records.decision_log.entry import Details, Entry, GrantStep, Kind, new_entry
 
 log = logging.getLogger("pdp.decisions")
 
@@ -97,7 +97,7 @@ class DecisionService:
         entries of the whole batch are logged in one write, before returning."""
         self.engine.refresh()
         out: list[Checked | PdpError] = []
-        entries: list[dict[str, Any]] = []
+        entries: list[Entry] = []
         for query in queries:
             if isinstance(query, PdpError):
                 out.append(query)
@@ -119,7 +119,7 @@ class DecisionService:
         if self.engine.stale:
             raise Unavailable(MESSAGES[Reason.POLICY_UNAVAILABLE])
 
-    def _decide(self, query: Query) -> tuple[Checked, dict[str, Any]]:
+    def _decide(self, query: Query) -> tuple[Checked, Entry]:
         started = time.perf_counter_ns()
         decision = self.engine.check(query)
         elapsed = time.perf_counter_ns() - started
@@ -127,25 +127,22 @@ class DecisionService:
         # 128 random bits from the (per-process, fork-reseeded) Mersenne Twister: unique like a
         # UUID4 at a tenth of its cost (uuid4 makes a system call per decision).
         decision_id = new_decision_id()
-        entry = {
-            "decision_id": decision_id,
-            "ts": time.time(),
-            "kind": "check",
-            "client": context.client.get(),
-            "request_id": context.request_id.get(),
-            "organisation": self._organisation(query.user),
-            "user": self.masker.mask_field("user", query.user),
-            "service": query.service,
-            "role": query.role,
-            "caf": query.caf,
-            "at": decision.day.isoformat() if decision.day else None,
-            "allowed": decision.allowed,
-            "reason": decision.reason.value,
+        entry = new_entry(
+            decision_id,
+            "check",
+            self._organisation(query.user),
+            self.masker.mask_field("user", query.user),
+            decision.allowed,
+            decision.reason.value,
+            decision.revision,
+            eval_us=elapsed / 1000,
+            service=query.service,
+            role=query.role,
+            caf=query.caf,
+            at=decision.day.isoformat() if decision.day else None,
             # The grant path: (group, service, role, source) of every grant that allows.
-            "grants": [(g.group, g.service, g.role, g.source) for g in decision.grants],
-            "revision": decision.revision,
-            "eval_us": elapsed / 1000,
-        }
+            grants=[(g.group, g.service, g.role, g.source) for g in decision.grants],
+        )
         return Checked(decision_id, decision), entry
 
     def _organisation(self, login: str) -> str | None:
@@ -153,23 +150,27 @@ class DecisionService:
         return user.org.code if user is not None and user.org is not None else None
 
     def _log_listing(
-        self, kind: str, login: str | None, found: bool, reason: str, extra: dict[str, Any]
+        self,
+        kind: Kind,
+        login: str | None,
+        found: bool,
+        reason: str,
+        organisation: str | None = None,
+        **details: Unpack[Details],
     ) -> str:
+        """Log a listing of rights (of a user, or of a service's users in ``organisation``)."""
         decision_id = new_decision_id()
         self.decision_log.record(
-            {
-                "decision_id": decision_id,
-                "ts": time.time(),
-                "kind": kind,
-                "client": context.client.get(),
-                "request_id": context.request_id.get(),
-                "organisation": self._organisation(login) if login else None,
-                "user": self.masker.mask_field("user", login) if login else None,
-                "allowed": found,
-                "reason": reason,
-                "revision": self.engine.revision,
-                **extra,
-            }
+            new_entry(
+                decision_id,
+                kind,
+                self._organisation(login) if login else organisation,
+                self.masker.mask_field("user", login) if login else None,
+                found,
+                reason,
+                self.engine.revision,
+                **details,
+            )
         )
         metrics.count_decision(kind, found, reason)
         return decision_id
@@ -185,7 +186,7 @@ class DecisionService:
         user = index.users.get(login)
         if user is None:
             decision_id = self._log_listing(
-                "permissions", login, False, Reason.UNKNOWN_USER.value, {"at": day.isoformat()}
+                "permissions", login, False, Reason.UNKNOWN_USER.value, at=day.isoformat()
             )
             raise NotFound(
                 f"Utilisateur inconnu : {login!r}.",
@@ -198,7 +199,7 @@ class DecisionService:
             log.exception("permissions listing failed: %r", login)
             raise Unavailable(MESSAGES[Reason.ENGINE_ERROR], code="ENGINE_ERROR") from None
         services = []
-        grants_logged: list[tuple[str | None, str, str, str]] = []
+        grants_logged: list[GrantStep] = []
         for service, (grants, cafs) in found.items():
             if services_asked is not None and service not in services_asked:
                 continue
@@ -216,7 +217,8 @@ class DecisionService:
             login,
             bool(services),
             Reason.ALLOWED.value if services else "NOTHING_GRANTED",
-            {"at": day.isoformat(), "grants": grants_logged},
+            at=day.isoformat(),
+            grants=grants_logged,
         )
         return {
             "user": login,
@@ -262,13 +264,11 @@ class DecisionService:
             None,
             bool(rows),
             Reason.ALLOWED.value if rows else "NOTHING_GRANTED",
-            {
-                "service": service,
-                "role": role,
-                "at": day.isoformat(),
-                "organisation": organisation,
-                "count": len(rows),
-            },
+            organisation,
+            service=service,
+            role=role,
+            at=day.isoformat(),
+            count=len(rows),
         )
         return {
             "service": service,

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from pdp.adapters.sql.models import DecisionRecord
 from pdp.observability import metrics
 from pdp.records.decision_log import files
+from pdp.records.decision_log.entry import Row
 from pdp.records.decision_log.wal import (
     _LINE,
     REJECTED,
@@ -54,7 +55,7 @@ class _Line:
 
     offset: int
     data: bytes
-    row: tuple[Any, ...] = ()
+    row: Row | None = None
 
 
 _Reject = tuple[_Line, BaseException, str]  # a line set aside, its error, and the cause
@@ -90,8 +91,8 @@ class Shipper:
         self._thread_pid: int | None = None
         # Straight to the driver's executemany: SQLAlchemy's per-row work cost more than the
         # insert itself (bench/README.md, "Decision log cost").
-        marks = ", ".join(["%s" if db.dialect.name == "postgresql" else "?"] * len(_COLUMNS))
-        columns = ", ".join(f'"{c}"' for c in _COLUMNS)
+        marks = ", ".join(["%s" if db.dialect.name == "postgresql" else "?"] * len(Row._fields))
+        columns = ", ".join(f'"{c}"' for c in Row._fields)
         self._insert = (
             f"INSERT INTO {DecisionRecord.__tablename__} ({columns}) VALUES ({marks}) "
             "ON CONFLICT (decision_id) DO NOTHING"
@@ -246,11 +247,22 @@ class Shipper:
     def _accepts_rows(self) -> bool:
         """Whether the database takes a well-formed row right now (inserted, rolled back): a
         failure that it shares is the database's (down, read-only, no table), not the row's."""
-        probe = (new_decision_id(), time.time_ns() // 1000, "check", None, None, None)
+        probe = Row(
+            decision_id=new_decision_id(),
+            ts_us=time.time_ns() // 1000,
+            kind="check",
+            organisation=None,
+            user=None,
+            service=None,
+            allowed=False,
+            reason="PROBE",
+            revision=0,
+            entry="{}",
+        )
         try:
             with self.db.connect() as conn:
                 transaction = conn.begin()
-                conn.exec_driver_sql(self._insert, [(*probe, False, "PROBE", 0, "{}")])
+                conn.exec_driver_sql(self._insert, [probe])
                 transaction.rollback()
         except Exception:
             return False
@@ -290,29 +302,12 @@ def _read_lines(data: bytes, start: int) -> tuple[list[_Line], list[_Reject]]:
         line = _Line(offset, data_line)
         offset += len(data_line) + 1
         try:
-            line.row = _row(data_line)
+            line.row = Row.of(data_line)
         except Exception as exc:  # one line never stops the others, whatever it holds
             rejects.append((line, exc, "unreadable"))
         else:
             rows.append(line)
     return rows, rejects
-
-
-def _row(line: bytes) -> tuple[Any, ...]:
-    """The table row of one entry (in the order of _COLUMNS); raises if it cannot be read."""
-    entry = orjson.loads(line)
-    return (
-        str(entry["decision_id"])[:32],
-        int(entry["ts"] * 1_000_000),
-        _cut(entry["kind"], 16),
-        _cut(entry.get("organisation"), 64),
-        _cut(entry.get("user"), 200),
-        _cut(entry.get("service"), 40),
-        bool(entry["allowed"]),
-        _cut(entry["reason"], 40),
-        int(entry.get("revision") or 0),
-        line.decode(),
-    )
 
 
 def _disconnected(exc: BaseException) -> bool:
@@ -389,26 +384,6 @@ def _rejected_record(
         except UnicodeDecodeError:
             record["line_base64"] = base64.b64encode(line.data).decode()
     return record
-
-
-_COLUMNS = (
-    "decision_id",
-    "ts_us",
-    "kind",
-    "organisation",
-    "user",
-    "service",
-    "allowed",
-    "reason",
-    "revision",
-    "entry",
-)
-
-
-def _cut(value: Any, size: int) -> Any:
-    """A value that fits its column (a 5,000-character login in a path must not block the
-    shipping of every later entry); the entry itself keeps it whole."""
-    return value[:size] if isinstance(value, str) else value
 
 
 @dataclass

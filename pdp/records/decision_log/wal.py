@@ -19,6 +19,7 @@ import orjson
 from pdp.core.errors import Unavailable
 from pdp.observability import metrics
 from pdp.records.decision_log import files
+from pdp.records.decision_log.entry import Entry
 
 log = logging.getLogger("pdp.decisions")
 
@@ -48,20 +49,20 @@ class LogUnavailable(Unavailable):
 class DecisionLog(Protocol):
     """Where decisions are recorded. ``record`` raises LogUnavailable if it cannot."""
 
-    def record(self, entry: dict[str, Any]) -> None:
+    def record(self, entry: Entry) -> None:
         """Record one decision before it is answered."""
 
-    def record_many(self, entries: list[dict[str, Any]]) -> None:
+    def record_many(self, entries: list[Entry]) -> None:
         """Record several decisions (a batch) at once."""
 
 
 class OffLog:
     """Logs nothing (``PDP_DECISION_LOG=off``)."""
 
-    def record(self, entry: dict[str, Any]) -> None:
+    def record(self, entry: Entry) -> None:
         """Drop the entry."""
 
-    def record_many(self, entries: list[dict[str, Any]]) -> None:
+    def record_many(self, entries: list[Entry]) -> None:
         """Drop the entries."""
 
 
@@ -69,13 +70,13 @@ class MemoryLog:
     """Keeps decisions in a list (tests)."""
 
     def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
+        self.entries: list[Entry] = []
 
-    def record(self, entry: dict[str, Any]) -> None:
+    def record(self, entry: Entry) -> None:
         """Append the entry."""
         self.entries.append(entry)
 
-    def record_many(self, entries: list[dict[str, Any]]) -> None:
+    def record_many(self, entries: list[Entry]) -> None:
         """Append the entries."""
         self.entries.extend(entries)
 
@@ -123,11 +124,11 @@ class WalLog:
 
     # -- the request side ----------------------------------------------------------------------
 
-    def record(self, entry: dict[str, Any]) -> None:
+    def record(self, entry: Entry) -> None:
         """Append one entry; in ``sync`` mode, return once it is on disk."""
         self._append(orjson.dumps(entry, option=_LINE, default=str))
 
-    def record_many(self, entries: list[dict[str, Any]]) -> None:
+    def record_many(self, entries: list[Entry]) -> None:
         """Append several entries in one write."""
         if entries:
             self._append(b"".join([orjson.dumps(e, option=_LINE, default=str) for e in entries]))

@@ -45,6 +45,7 @@ from pdp.engine.rules import ADMIN_MESSAGES, AdminReason, Target, parse_target
 from pdp.observability import metrics
 from pdp.records.audit_trail import AuditChain, AuditEvent, now
 from pdp.records.decision_log import DecisionLog, new_decision_id
+from pdp.records.decision_log.entry import new_entry
 from pdp.records.policy_write import PolicyWrite, PolicyWriter
 from pdp.services.admin.responses import Notice
 from pdp.services.tokens import TokenVerifier
@@ -187,23 +188,19 @@ class AdminService:
         reason = self.engine.authorise(actor, action, target)
         elapsed = time.perf_counter_ns() - started
         decision_id = new_decision_id()
-        mask = self.masker.mask_field
         self.decision_log.record(
-            {
-                "decision_id": decision_id,
-                "ts": time.time(),
-                "kind": "admin",
-                "client": context.client.get(),
-                "request_id": context.request_id.get(),
-                "organisation": self._organisation(actor, target),
-                "user": mask("user", actor),
-                "action": action,
-                "target": self.masker.mask_target(str(target)),
-                "allowed": reason is AdminReason.ALLOWED,
-                "reason": reason.value,
-                "revision": self.engine.revision,
-                "eval_us": elapsed / 1000,
-            }
+            new_entry(
+                decision_id,
+                "admin",
+                self._organisation(actor, target),
+                self.masker.mask_field("user", actor),
+                reason is AdminReason.ALLOWED,
+                reason.value,
+                self.engine.revision,
+                eval_us=elapsed / 1000,
+                action=action,
+                target=self.masker.mask_target(str(target)),
+            )
         )
         metrics.ADMIN[reason]()
         return reason, decision_id

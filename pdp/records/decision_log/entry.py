@@ -1,0 +1,130 @@
+"""One decision-log entry: what every decision leaves behind, its one constructor, and the
+table row the shipper makes of it.
+
+An entry is one JSON line of a segment file, then the ``entry`` column of its row; the row's
+other columns are the fields auditors filter on. Every kind of decision shares the head of the
+entry (id, time, caller, organisation, masked user, answer, reason, revision); each kind adds its
+own details:
+
+- ``check``: service, role, caf, at (the day decided), grants (the grant path: group, service,
+  role and source of every grant that allows), eval_us (the engine's time);
+- ``admin``: action, target (masked), eval_us;
+- ``permissions``: at, grants;
+- ``service_users``: service, role, at, count (its organisation is the filter asked).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal, NamedTuple, TypedDict, TypeVar, Unpack
+
+import orjson
+
+from pdp.adapters.sql.models import DecisionRecord
+from pdp.core import context
+
+Kind = Literal["check", "admin", "permissions", "service_users"]
+GrantStep = tuple[str | None, str, str, str]  # (group, service, role, source)
+_T = TypeVar("_T")
+
+
+class Details(TypedDict, total=False):
+    """The fields a kind of decision adds to the head of its entry."""
+
+    service: str | None
+    role: str | None
+    caf: str | None
+    at: str | None
+    grants: list[GrantStep]
+    action: str
+    target: str
+    count: int
+    eval_us: float  # the engine's time, in microseconds
+
+
+class Entry(Details):
+    """One logged decision (a dict at run time: written as is, one JSON line)."""
+
+    decision_id: str
+    ts: float
+    kind: Kind
+    client: str | None
+    request_id: str | None
+    organisation: str | None
+    user: str | None
+    allowed: bool
+    reason: str
+    revision: int
+
+
+def new_entry(
+    decision_id: str,
+    kind: Kind,
+    organisation: str | None,
+    user: str | None,
+    allowed: bool,
+    reason: str,
+    revision: int,
+    **details: Unpack[Details],
+) -> Entry:
+    """The entry of a decision taken now, for the request being answered (its caller and request
+    id are read from the request's context). ``user`` is already masked."""
+    entry: Entry = {
+        "decision_id": decision_id,
+        "ts": time.time(),
+        "kind": kind,
+        "client": context.client.get(),
+        "request_id": context.request_id.get(),
+        "organisation": organisation,
+        "user": user,
+        **details,
+        "allowed": allowed,
+        "reason": reason,
+        "revision": revision,
+    }
+    return entry
+
+
+_SIZES = {c.name: getattr(c.type, "length", None) for c in DecisionRecord.__table__.columns}
+
+
+def _cut(column: str, value: _T) -> _T:
+    """A value that fits its column (a 5,000-character login in a path must not block the
+    shipping of every later entry); the entry itself keeps it whole."""
+    size = _SIZES[column]
+    if isinstance(value, str) and size is not None:
+        return value[:size]  # type: ignore[return-value]  # a str cut is the same type
+    return value
+
+
+class Row(NamedTuple):
+    """The ``decision_log`` row of one entry; its fields are the table's columns, in the order
+    the shipper's INSERT names them."""
+
+    decision_id: str
+    ts_us: int
+    kind: str
+    organisation: str | None
+    user: str | None
+    service: str | None
+    allowed: bool
+    reason: str
+    revision: int
+    entry: str
+
+    @classmethod
+    def of(cls, line: bytes) -> Row:
+        """The row of one JSON line; raises if it is not an entry."""
+        entry: Entry = orjson.loads(line)
+        return cls(
+            decision_id=str(entry["decision_id"])[: _SIZES["decision_id"]],
+            ts_us=int(entry["ts"] * 1_000_000),
+            kind=_cut("kind", entry["kind"]),
+            organisation=_cut("organisation", entry.get("organisation")),
+            user=_cut("user", entry.get("user")),
+            service=_cut("service", entry.get("service")),
+            allowed=bool(entry["allowed"]),
+            reason=_cut("reason", entry["reason"]),
+            revision=int(entry.get("revision") or 0),
+            entry=line.decode(),
+        )
