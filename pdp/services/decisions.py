@@ -38,6 +38,64 @@ class Checked:
     decision: Decision
 
 
+@dataclass(frozen=True, slots=True)
+class GrantPath:
+    """One path that grants access, as answered: the group (None for an Afas profile), the
+    service and role it grants, and its source (``group`` or ``afas_profile``)."""
+
+    group: str | None
+    service: str
+    role: str
+    source: str
+
+    @classmethod
+    def of(cls, grant: Grant) -> GrantPath:
+        return cls(grant.group, grant.service, grant.role, grant.source)
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePermission:
+    """A service the user may use, with the roles and Cafs it is open for, and why."""
+
+    service: str
+    roles: list[str]
+    cafs: list[str]
+    grants: list[GrantPath]
+
+
+@dataclass(frozen=True, slots=True)
+class Permissions:
+    """Everything a user may use on a day (R-DEC-4), under the id of its logged listing."""
+
+    user: str
+    at: dt.date
+    revision: int
+    services: list[ServicePermission]
+    decision_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceUser:
+    """A user who may use the service, with the roles they hold on it."""
+
+    login: str
+    organisation: str
+    roles: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceUsers:
+    """A page of a service's users; ``next_cursor`` is None on the last page."""
+
+    service: str
+    role: str | None
+    at: dt.date
+    revision: int
+    users: list[ServiceUser]
+    next_cursor: str | None
+    decision_id: str
+
+
 class DecisionService:
     """The composition of engine, catalogue and decision log behind the decision API."""
 
@@ -177,7 +235,7 @@ class DecisionService:
 
     def permissions(
         self, login: str, at: dt.date | None, services_asked: frozenset[str] | None = None
-    ) -> dict[str, Any]:
+    ) -> Permissions:
         """Every service, role and Caf the user may use on the day (R-DEC-4); only the
         services in ``services_asked`` when given (those the calling front-end may ask about)."""
         self._fresh()
@@ -204,12 +262,12 @@ class DecisionService:
             if services_asked is not None and service not in services_asked:
                 continue
             services.append(
-                {
-                    "service": service,
-                    "roles": sorted({g.role for g in grants}),
-                    "cafs": cafs,
-                    "grants": [grant_json(g) for g in grants],
-                }
+                ServicePermission(
+                    service,
+                    sorted({g.role for g in grants}),
+                    cafs,
+                    [GrantPath.of(g) for g in grants],
+                )
             )
             grants_logged.extend((g.group, g.service, g.role, g.source) for g in grants)
         decision_id = self._log_listing(
@@ -220,13 +278,7 @@ class DecisionService:
             at=day.isoformat(),
             grants=grants_logged,
         )
-        return {
-            "user": login,
-            "at": day.isoformat(),
-            "revision": index.revision,
-            "services": services,
-            "decision_id": decision_id,
-        }
+        return Permissions(login, day, index.revision, services, decision_id)
 
     def service_users(
         self,
@@ -236,7 +288,7 @@ class DecisionService:
         at: dt.date | None,
         limit: int,
         cursor: str | None,
-    ) -> dict[str, Any]:
+    ) -> ServiceUsers:
         """Who may use the service (with the role) on the day, by (organisation, login)."""
         self.catalogue.check_role(service, role)
         self._fresh()
@@ -270,22 +322,18 @@ class DecisionService:
             at=day.isoformat(),
             count=len(rows),
         )
-        return {
-            "service": service,
-            "role": role,
-            "at": day.isoformat(),
-            "revision": index.revision,
-            "users": [
-                {
-                    "login": login,
-                    "organisation": org_code,
-                    "roles": sorted({g.role for g in grants}),
-                }
+        return ServiceUsers(
+            service,
+            role,
+            day,
+            index.revision,
+            [
+                ServiceUser(login, org_code, sorted({g.role for g in grants}))
                 for org_code, login, grants in rows
             ],
-            "next_cursor": encode_cursor(last) if last else None,
-            "decision_id": decision_id,
-        }
+            encode_cursor(last) if last else None,
+            decision_id,
+        )
 
 
 def grant_json(grant: Grant) -> dict[str, Any]:

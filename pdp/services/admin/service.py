@@ -47,7 +47,7 @@ from pdp.records.audit_trail import AuditChain, AuditEvent, now
 from pdp.records.decision_log import DecisionLog, new_decision_id
 from pdp.records.decision_log.entry import new_entry
 from pdp.records.policy_write import PolicyWrite, PolicyWriter
-from pdp.services.admin.responses import Notice
+from pdp.services.admin.responses import AdminCheckReason, AdminCheckResponse, Notice
 from pdp.services.tokens import TokenVerifier
 
 log = logging.getLogger("pdp.admin")
@@ -212,7 +212,7 @@ class AdminService:
         user = self.engine.index.users.get(target.login or actor)
         return user.org.code if user is not None and user.org is not None else None
 
-    def check(self, actor: str, action: str, target: str) -> dict[str, Any]:
+    def check(self, actor: str, action: str, target: str) -> AdminCheckResponse:
         """The public question "may ``actor`` do ``action`` on ``target``?" (R-ADM-7). Raises
         BadRequest (INVALID_TARGET, UNKNOWN_ACTION, ACTION_TARGET_MISMATCH) for a meaningless
         question."""
@@ -220,12 +220,12 @@ class AdminService:
         named = parse_action(action)
         self.engine.rights.validate(named, parsed)
         reason, decision_id = self.decide(actor, named, parsed)
-        return {
-            "allowed": reason is AdminReason.ALLOWED,
-            "reason": {"code": reason.value, "message": ADMIN_MESSAGES[reason]},
-            "decision_id": decision_id,
-            "revision": self.engine.revision,
-        }
+        return AdminCheckResponse(
+            allowed=reason is AdminReason.ALLOWED,
+            reason=AdminCheckReason(code=reason, message=ADMIN_MESSAGES[reason]),
+            decision_id=decision_id,
+            revision=self.engine.revision,
+        )
 
     def require(self, actor: str, action: Action, target: Target) -> None:
         """Raise Forbidden (code = the engine's reason) unless the actor may act; NotFound

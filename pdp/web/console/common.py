@@ -19,7 +19,7 @@ def actor() -> str:
 
 def allowed(action: Action, target: str) -> bool:
     """Whether the signed-in user may do ``action`` on ``target`` (R-ADM-7): what to show."""
-    return bool(services().admin.check(actor(), action, target)["allowed"])
+    return services().admin.check(actor(), action, target).allowed
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:

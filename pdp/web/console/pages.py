@@ -167,13 +167,13 @@ def welcome() -> Response:
     catalogue = services().decisions.catalogue
     tiles = [
         {
-            "label": catalogue.services[s["service"]].label
-            if s["service"] in catalogue.services
-            else s["service"],
-            "roles": s["roles"],
-            "cafs": s["cafs"],
+            "label": catalogue.services[s.service].label
+            if s.service in catalogue.services
+            else s.service,
+            "roles": s.roles,
+            "cafs": s.cafs,
         }
-        for s in listing["services"]
+        for s in listing.services
     ]
     entries = []
     org = auth.home_organisation(login)
