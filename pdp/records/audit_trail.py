@@ -29,7 +29,7 @@ import hmac
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import orjson
 from sqlalchemy import Engine, insert, select, update
@@ -303,7 +303,26 @@ class VerifyReport:
     lacks_checkpoint: bool = False  # the chain does not hold the checkpoint compared
 
 
-def record_json(row: Any) -> dict[str, Any]:
+class RecordJson(TypedDict):
+    """The API form of one audit record: who did what, on what (``target``, and ``related``
+    for a membership or a manager), the state before and after, the revision and request it
+    belongs to, and its link in the chain (``hash``)."""
+
+    seq: int
+    at: str
+    actor: str
+    action: str
+    target: str
+    related: str | None
+    organisation: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    revision: int
+    request_id: str | None
+    hash: str
+
+
+def record_json(row: Any) -> RecordJson:
     """The API form of one audit record."""
     return {
         "seq": row.seq,
@@ -330,7 +349,7 @@ def iso_us(ts_us: int) -> str:
     )
 
 
-def iter_records(db: Engine, after_seq: int = 0) -> Iterator[dict[str, Any]]:
+def iter_records(db: Engine, after_seq: int = 0) -> Iterator[RecordJson]:
     """Every record after ``after_seq``, oldest first, in their API form (tests, export)."""
     with db.connect() as conn:
         for row in conn.execute(

@@ -26,10 +26,19 @@ from pdp.core.errors import BadRequest, Forbidden, NotFound
 from pdp.core.masking import Masker
 from pdp.engine.actions import Action
 from pdp.engine.rules import AdminReason, Target
-from pdp.records.audit_trail import iso_us, record_json
+from pdp.records.audit_trail import RecordJson, iso_us, record_json
 from pdp.services.admin import contracts
 from pdp.services.admin.responses import OrganisationItem
 from pdp.services.admin.service import AdminService
+from pdp.services.audit_pages import (
+    AuditPage,
+    DecisionPage,
+    ExplainedStep,
+    Granted,
+    HistoryPage,
+    LoggedDecision,
+    Reader,
+)
 
 PAGE_DEFAULT = 50
 _MAX_BIGINT = 1 << 63
@@ -82,7 +91,7 @@ class AuditorQueries:
 
     def reader(
         self, actor: str, organisation: str | None = None, *, own_organisation: bool = False
-    ) -> dict[str, Any]:
+    ) -> Reader:
         """Authorise the actor to read the log, as the reads below do (``log.read``: Forbidden
         with the engine's reason otherwise), before anything is read or any filter judged; and
         say what they read:
@@ -102,7 +111,7 @@ class AuditorQueries:
         choices: list[OrganisationItem] = []
         if home is None:  # an operator (log.read on the platform was just allowed)
             choices = contracts.list_organisations(self.admin, actor).organisations
-        return {"organisation": scope, "may_choose": home is None, "organisations": choices}
+        return Reader(scope, home is None, choices)
 
     # -- the decision log ----------------------------------------------------------------------
 
@@ -119,7 +128,7 @@ class AuditorQueries:
         end: dt.datetime | None = None,
         limit: int = PAGE_DEFAULT,
         cursor: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> DecisionPage:
         """A page of logged decisions, newest first."""
         scope = self._scope(actor, organisation)
         self._known(service, None)
@@ -149,12 +158,12 @@ class AuditorQueries:
         query = query.order_by(DecisionRecord.ts_us.desc(), DecisionRecord.decision_id.desc())
         rows = self._page(query, limit)
         last = rows[limit - 1] if len(rows) > limit else None
-        return {
-            "decisions": [_decision_json(r) for r in rows[:limit]],
-            "next_cursor": _encode_pair(last.ts_us, last.decision_id) if last else None,
-        }
+        return DecisionPage(
+            [_decision_json(r) for r in rows[:limit]],
+            _encode_pair(last.ts_us, last.decision_id) if last else None,
+        )
 
-    def decision(self, actor: str, decision_id: str) -> dict[str, Any]:
+    def decision(self, actor: str, decision_id: str) -> LoggedDecision:
         """One logged decision with its full explanation; 404 if absent or not the actor's to
         read (an auditor of one organisation does not learn that another's exists)."""
         with self.db.connect() as conn:
@@ -179,12 +188,12 @@ class AuditorQueries:
         out["explanation"] = self._explain(out)
         return out
 
-    def _explain(self, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    def _explain(self, entry: LoggedDecision) -> list[ExplainedStep]:
         """For each grant of the entry, the audit records that made it."""
         org, login, revision = entry.get("organisation"), entry.get("user"), entry["revision"]
         steps = []
         for group, service, role, source in entry.get("grants") or ():
-            step: dict[str, Any] = {
+            step: ExplainedStep = {
                 "group": group,
                 "service": service,
                 "role": role,
@@ -209,9 +218,7 @@ class AuditorQueries:
             steps.append(step)
         return steps
 
-    def _last(
-        self, where: list[Any], revision: int, expect: dict[str, Any]
-    ) -> dict[str, Any] | None:
+    def _last(self, where: list[Any], revision: int, expect: dict[str, Any]) -> Granted | None:
         """The latest audit record (at or before ``revision``) that created something whose
         ``after`` state has the ``expect``ed values."""
         query = (
@@ -245,7 +252,7 @@ class AuditorQueries:
         end: dt.datetime | None = None,
         limit: int = PAGE_DEFAULT,
         cursor: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> AuditPage:
         """A page of the organisation's audit records, newest first."""
         self._scope(actor, organisation)
         query = select(AuditRecord).where(AuditRecord.organisation == organisation)
@@ -265,7 +272,7 @@ class AuditorQueries:
         role: str | None = None,
         limit: int = PAGE_DEFAULT,
         cursor: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> HistoryPage:
         """The history of one user or group: the records about it, and for a user the records
         that gave or took a role from the groups they were attached to ("who gave Alice T18,
         and when?"), optionally only those about ``service``/``role``."""
@@ -288,7 +295,8 @@ class AuditorQueries:
                 about = or_(about, AuditRecord.target.in_(sorted(groups)))
         query = select(AuditRecord).where(AuditRecord.organisation == organisation, about)
         if not (service or role):
-            return {"target": target, **self._audit_page(query, None, None, limit, cursor)}
+            page = self._audit_page(query, None, None, limit, cursor)
+            return HistoryPage(target, page.records, page.next_cursor)
         # The groups of this history that held the role at some point: their memberships and
         # their own records (opening, closing) are how the role came and went.
         with self.db.connect() as conn:
@@ -300,21 +308,17 @@ class AuditorQueries:
         # Filtered in Python (before/after are JSON text): read on until one record more than
         # the page is found, and resume after the last record *returned*, so that a page never
         # skips the matching records that followed it in the rows read.
-        matched: list[dict[str, Any]] = []
+        matched: list[RecordJson] = []
         position = cursor
         while len(matched) <= limit:
             raw = self._audit_page(query, None, None, limit * 4, position)
-            matched.extend(r for r in raw["records"] if _concerns(r, target, held, service, role))
-            position = raw["next_cursor"]
+            matched.extend(r for r in raw.records if _concerns(r, target, held, service, role))
+            position = raw.next_cursor
             if position is None:
                 break
         records = matched[:limit]
         more = len(matched) > limit
-        return {
-            "target": target,
-            "records": records,
-            "next_cursor": _encode_pair(records[-1]["seq"], "") if more else None,
-        }
+        return HistoryPage(target, records, _encode_pair(records[-1]["seq"], "") if more else None)
 
     def _audit_page(
         self,
@@ -323,7 +327,7 @@ class AuditorQueries:
         end: dt.datetime | None,
         limit: int,
         cursor: str | None,
-    ) -> dict[str, Any]:
+    ) -> AuditPage:
         if start is not None:
             query = query.where(AuditRecord.ts_us >= _us(start))
         if end is not None:
@@ -332,10 +336,10 @@ class AuditorQueries:
             query = query.where(AuditRecord.seq < _decode_seq(cursor))
         rows = self._page(query.order_by(AuditRecord.seq.desc()), limit)
         last = rows[limit - 1] if len(rows) > limit else None
-        return {
-            "records": [record_json(r) for r in rows[:limit]],
-            "next_cursor": _encode_pair(last.seq, "") if last else None,
-        }
+        return AuditPage(
+            [record_json(r) for r in rows[:limit]],
+            _encode_pair(last.seq, "") if last else None,
+        )
 
     def _page(self, query: Select[Any], limit: int) -> list[Any]:
         with self.db.connect() as conn:
@@ -379,7 +383,7 @@ def _right(state: Any) -> tuple[Any, Any] | None:
     return None
 
 
-def _mentions(record: dict[str, Any], service: str | None, role: str | None) -> bool:
+def _mentions(record: RecordJson, service: str | None, role: str | None) -> bool:
     """Whether the record gives or takes that service (and role)."""
     for state in (record["before"], record["after"]):
         right = _right(state)
@@ -389,7 +393,7 @@ def _mentions(record: dict[str, Any], service: str | None, role: str | None) -> 
 
 
 def _concerns(
-    record: dict[str, Any], target: str, held: set[str], service: str | None, role: str | None
+    record: RecordJson, target: str, held: set[str], service: str | None, role: str | None
 ) -> bool:
     """Whether a record of ``target``'s history belongs to its history filtered on a role:
     the records giving or taking that role; the memberships of the groups that held it; the
@@ -402,10 +406,10 @@ def _concerns(
     return record["target"] == target or record["target"] in held
 
 
-def _decision_json(row: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = orjson.loads(row.entry)
+def _decision_json(row: Any) -> LoggedDecision:
+    entry: LoggedDecision = orjson.loads(row.entry)
     entry["at_time"] = iso_us(row.ts_us)
-    entry["grants"] = [list(g) for g in entry.get("grants") or ()]
+    entry["grants"] = entry.get("grants") or []  # a JSON array each; none for some kinds
     return entry
 
 

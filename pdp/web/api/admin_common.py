@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Response, jsonify, request
 from pydantic import BaseModel
 
 from pdp.web.api.decisions import read_body
 from pdp.web.container import services
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -26,9 +30,11 @@ def body(model: type[M]) -> M:
     return model.model_validate_json(raw or b"{}")
 
 
-def answer(payload: BaseModel | dict[str, Any], status: int = 200) -> Response:
-    """A JSON answer with ``status``; a model is answered as its JSON form (its fields in
-    their declared order)."""
+def answer(
+    payload: BaseModel | Mapping[str, Any] | DataclassInstance, status: int = 200
+) -> Response:
+    """A JSON answer with ``status``; a model is answered as its JSON form, a dataclass as an
+    object of its fields (both in their declared order)."""
     if isinstance(payload, BaseModel):
         payload = payload.model_dump(mode="json")
     response = jsonify(payload)

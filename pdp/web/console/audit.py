@@ -15,6 +15,7 @@ from flask import g, request, url_for
 from werkzeug.wrappers import Response
 
 from pdp.core.clock import PARIS
+from pdp.services.audit_pages import AuditPage, HistoryPage
 from pdp.web.console.blueprint import bp
 from pdp.web.console.common import actor, page
 from pdp.web.console.forms import Field
@@ -87,9 +88,9 @@ def _reader(organisation: str | None, *, own_organisation: bool = False) -> dict
     whether they choose the organisation, and among which (code, name)."""
     found = services().auditing.reader(actor(), organisation, own_organisation=own_organisation)
     return {
-        "org": found["organisation"],
-        "may_choose_organisation": found["may_choose"],
-        "organisations": [(o.code, o.name) for o in found["organisations"]],
+        "org": found.organisation,
+        "may_choose_organisation": found.may_choose,
+        "organisations": [(o.code, o.name) for o in found.organisations],
     }
 
 
@@ -131,8 +132,8 @@ def audit_decisions() -> Response:
         limit=PAGE_SIZE,
         cursor=request.args.get("cursor") or None,
     )
-    rows = [{**d, "when": _local(d["at_time"])} for d in found["decisions"]]
-    cursor = found["next_cursor"]
+    rows = [{**d, "when": _local(d["at_time"])} for d in found.decisions]
+    cursor = found.next_cursor
     return page(
         "audit_decisions.html",
         errors={},
@@ -174,12 +175,14 @@ def audit_history() -> Response:
     cursor = request.args.get("cursor") or None
     if kind and ident is not None:
         target = f"user:{ident}" if kind == "user" else f"group:{org}/{ident}"
-        found = services().auditing.history(actor(), org, target, limit=PAGE_SIZE, cursor=cursor)
+        found: AuditPage | HistoryPage = services().auditing.history(
+            actor(), org, target, limit=PAGE_SIZE, cursor=cursor
+        )
     else:
         target = None
         found = services().auditing.audit(actor(), org, limit=PAGE_SIZE, cursor=cursor)
-    rows = [{**r, "when": _local(r["at"])} for r in found["records"]]
-    following = found["next_cursor"]
+    rows = [{**r, "when": _local(r["at"])} for r in found.records]
+    following = found.next_cursor
     return page(
         "audit_history.html",
         errors={},
