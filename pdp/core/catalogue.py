@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,25 @@ class Service:
     user_profiles: tuple[str, ...] = ()
     system_groups: tuple[SystemGroup, ...] = ()
     former_names: tuple[str, ...] = ()
+    # The parts of the service a role may open (tabs, actions), and which each role opens;
+    # none declared: a role opens the whole service.
+    features: tuple[str, ...] = ()
+    opens: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def accepts(self, role: str) -> bool:
         """Return whether ``role`` may be asked for in a check (a group role or a user profile)."""
         return role in self.roles or role in self.user_profiles
+
+    def opened_by(self, feature: str) -> frozenset[str]:
+        """The roles (and profiles) that open ``feature`` (none for an unknown feature)."""
+        return self._opened.get(feature, frozenset())
+
+    @cached_property
+    def _opened(self) -> dict[str, frozenset[str]]:
+        return {
+            f: frozenset(role for role, opened in self.opens.items() if f in opened)
+            for f in self.features
+        }
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,22 @@ class Catalogue:
         if role is not None and not svc.accepts(role):
             raise BadRequest(
                 f"Rôle inconnu pour le service {service} : {role!r}.", code="UNKNOWN_ROLE"
+            )
+
+    def check_feature(self, service: str, role: str | None, feature: str | None) -> None:
+        """Raise BadRequest unless the question names a feature of the service
+        (UNKNOWN_FEATURE), and not together with a role (ROLE_AND_FEATURE: "with role R" and
+        "opening feature F" are two questions, asked one at a time)."""
+        if feature is None:
+            return
+        if role is not None:
+            raise BadRequest(
+                "Demandez un rôle ou une fonctionnalité, pas les deux.", code="ROLE_AND_FEATURE"
+            )
+        if feature not in self.service(service).features:
+            raise BadRequest(
+                f"Fonctionnalité inconnue pour le service {service} : {feature!r}.",
+                code="UNKNOWN_FEATURE",
             )
 
 
@@ -100,11 +132,52 @@ def _system_groups(value: Any, service: str, roles: tuple[str, ...]) -> tuple[Sy
     return tuple(out)
 
 
+def _opens(
+    spec: dict[str, Any], service: str, roles: tuple[str, ...], profiles: tuple[str, ...]
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The ``features`` of ``service`` and what each role opens (``opens``): every role and
+    profile listed (an empty list opens nothing), every feature declared once."""
+    features = _strings(spec.get("features", []), f"{service}.features", _NAME)
+    raw = spec.get("opens")
+    if not features:
+        if raw is not None:
+            raise ConfigurationError(f"catalogue: {service}.opens needs {service}.features")
+        return (), {}
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"catalogue: {service}.opens must map each role to features")
+    every = set(roles) | set(profiles)
+    if set(raw) != every:
+        missing, unknown = sorted(every - set(raw)), sorted(set(raw) - every, key=str)
+        raise ConfigurationError(
+            f"catalogue: {service}.opens must list every role exactly "
+            f"(missing {missing}, unknown {unknown})"
+        )
+    opens: dict[str, tuple[str, ...]] = {}
+    for role in (*roles, *profiles):
+        opened = _strings(raw[role], f"{service}.opens.{role}", _NAME)
+        undeclared = sorted(set(opened) - set(features))
+        if undeclared:
+            raise ConfigurationError(
+                f"catalogue: {service}.opens.{role} names undeclared features {undeclared}"
+            )
+        opens[role] = opened
+    return features, opens
+
+
 def parse_catalogue(data: Any) -> Catalogue:
     """Validate the catalogue's data and build it; raise ConfigurationError when it is wrong."""
     if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
         raise ConfigurationError("catalogue: a mapping with a 'services' mapping is required")
-    known = {"label", "roles", "per_caf", "user_profiles", "system_groups", "former_names"}
+    known = {
+        "label",
+        "roles",
+        "per_caf",
+        "user_profiles",
+        "system_groups",
+        "former_names",
+        "features",
+        "opens",
+    }
     services: dict[str, Service] = {}
     for name, spec in data["services"].items():
         if not isinstance(name, str) or not _NAME.match(name):
@@ -127,6 +200,7 @@ def parse_catalogue(data: Any) -> Catalogue:
         label = spec.get("label", name)
         if not isinstance(label, str) or not label.strip():
             raise ConfigurationError(f"catalogue: {name}.label must be a non-empty string")
+        features, opens = _opens(spec, name, roles, profiles)
         former = spec.get("former_names", [])
         if not isinstance(former, list) or not all(isinstance(n, str) and n for n in former):
             raise ConfigurationError(f"catalogue: {name}.former_names must be a list of strings")
@@ -138,6 +212,8 @@ def parse_catalogue(data: Any) -> Catalogue:
             user_profiles=profiles,
             system_groups=_system_groups(spec.get("system_groups", []), name, roles),
             former_names=tuple(former),
+            features=features,
+            opens=opens,
         )
     if not services:
         raise ConfigurationError("catalogue: no service")

@@ -11,17 +11,20 @@ run time fails and loading a few thousand takes minutes):
   day in a group open on the day whose ancestors are all open too (R-GRP-2, R-DEC-1), and for
   each Afas profile open on the day of a user open on the day (subject = the user);
 - a *subscription* line (caf, service, organisation) for each subscription open on the day under
-  an open convention of an open organisation (R-CON-2, R-CON-3), plus one with ``ANY_CAF``.
+  an open convention of an open organisation (R-CON-2, R-CON-3), plus one with ``ANY_CAF``;
+- a *feature* line (role, feature, service) for each feature a role opens (the catalogue's
+  ``opens``: no dates, it changes with the catalogue only).
 
 Names are prefixed (``user:``, ``group:``, ``org:``, ``caf:``) so that a login can never be
 taken for a group, nor a Caf for a service. ``pdp.engine.casbin_model`` turns these into
-Casbin ``p``/``g``/``g2`` rules.
+Casbin ``p``/``g``/``g2``/``g3`` rules.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pdp.core.catalogue import Catalogue
 from pdp.engine.snapshot import Snapshot
 
 ANY_CAF = "*"  # unprefixed: no Caf code maps to it, not even "*"
@@ -55,15 +58,25 @@ class PolicyLines:
     grants: set[tuple[str, str, str, str]] = field(default_factory=set)
     memberships: set[tuple[str, str, str]] = field(default_factory=set)
     subscriptions: set[tuple[str, str, str]] = field(default_factory=set)
+    features: set[tuple[str, str, str]] = field(default_factory=set)
 
 
 def _open(day: int, start: int, end: int) -> bool:
     return start <= day < end
 
 
-def policy_lines(snap: Snapshot, day: int) -> PolicyLines:
-    """Return the lines that hold on day ordinal ``day`` for the snapshot's organisations."""
+def feature_name(feature: str) -> str:
+    """Casbin name of a feature (prefixed: a feature is never taken for a role)."""
+    return f"feature:{feature}"
+
+
+def policy_lines(snap: Snapshot, day: int, catalogue: Catalogue | None = None) -> PolicyLines:
+    """Return the lines that hold on day ordinal ``day`` for the snapshot's organisations, and
+    the catalogue's features (what each role of each service opens) when it is given."""
     lines = PolicyLines()
+    for spec in catalogue.services.values() if catalogue is not None else ():
+        for role, opened in spec.opens.items():
+            lines.features.update((role, feature_name(f), spec.name) for f in opened)
     org_code = {oid: code for oid, code, _ in snap.organisations}
     for org_id, service, caf, start, end in snap.subscriptions:
         if _open(day, start, end) and org_id in org_code:

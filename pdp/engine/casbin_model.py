@@ -14,6 +14,7 @@ from typing import Any
 import casbin
 from casbin import persist
 
+from pdp.core.catalogue import Catalogue
 from pdp.core.errors import ConfigurationError
 from pdp.engine.casbin_lines import (
     AdminLines,
@@ -21,6 +22,7 @@ from pdp.engine.casbin_lines import (
     actor_subject,
     admin_lines,
     caf_name,
+    feature_name,
     org_domain,
     policy_lines,
     user_subject,
@@ -37,7 +39,7 @@ def load_model(path: str = str(MODEL_PATH)) -> Any:
         model = casbin.Enforcer.new_model(path=path)
     except Exception as exc:  # pycasbin raises bare exceptions of many kinds
         raise ConfigurationError(f"Casbin model {path}: {exc}") from exc
-    for sec, key in (("r", "r"), ("p", "p"), ("g", "g"), ("g", "g2"), ("m", "m")):
+    for sec, key in (("r", "r"), ("p", "p"), ("g", "g"), ("g", "g2"), ("g", "g3"), ("m", "m")):
         if key not in model.model.get(sec, {}):
             raise ConfigurationError(f"Casbin model {path}: section {sec}.{key} missing")
     return model
@@ -54,6 +56,7 @@ class LinesAdapter(persist.Adapter):  # type: ignore[misc]
         model.model["p"]["p"].policy.extend([list(r) for r in sorted(self._lines.grants)])
         model.model["g"]["g"].policy.extend([list(r) for r in sorted(self._lines.memberships)])
         model.model["g"]["g2"].policy.extend([list(r) for r in sorted(self._lines.subscriptions)])
+        model.model["g"]["g3"].policy.extend([list(r) for r in sorted(self._lines.features)])
 
 
 class ReferenceEnforcer:
@@ -64,21 +67,28 @@ class ReferenceEnforcer:
         self.lines = lines
 
     @classmethod
-    def for_day(cls, snap: Snapshot, day: int) -> ReferenceEnforcer:
-        """Build the reference for the snapshot's organisations on day ordinal ``day``."""
-        return cls(policy_lines(snap, day))
+    def for_day(
+        cls, snap: Snapshot, day: int, catalogue: Catalogue | None = None
+    ) -> ReferenceEnforcer:
+        """Build the reference for the snapshot's organisations on day ordinal ``day`` (with
+        the catalogue's features when it is given)."""
+        return cls(policy_lines(snap, day, catalogue))
 
     def allowed(
-        self, login: str, organisation: str, service: str, role: str | None, caf: str | None
+        self,
+        login: str,
+        organisation: str,
+        service: str,
+        role: str | None,
+        caf: str | None,
+        feature: str | None = None,
     ) -> bool:
-        """Return Casbin's answer for a check of user ``login`` of ``organisation``."""
+        """Return Casbin's answer for a check of user ``login`` of ``organisation`` (asked for
+        a role, any role, or a feature)."""
+        act = feature_name(feature) if feature is not None else role or ANY_ROLE
         return bool(
             self.enforcer.enforce(
-                user_subject(login),
-                org_domain(organisation),
-                service,
-                role or ANY_ROLE,
-                caf_name(caf),
+                user_subject(login), org_domain(organisation), service, act, caf_name(caf)
             )
         )
 

@@ -20,6 +20,7 @@ class Reason(StrEnum):
     NO_MEMBERSHIP = "NO_MEMBERSHIP"
     GROUP_CLOSED = "GROUP_CLOSED"
     ROLE_NOT_GRANTED = "ROLE_NOT_GRANTED"
+    FEATURE_NOT_GRANTED = "FEATURE_NOT_GRANTED"
     ENGINE_ERROR = "ENGINE_ERROR"
     POLICY_UNAVAILABLE = "POLICY_UNAVAILABLE"
 
@@ -43,6 +44,9 @@ MESSAGES: dict[Reason, str] = {
     Reason.ROLE_NOT_GRANTED: (
         "Aucun groupe de l'utilisateur ne porte ce rôle pour ce service à cette date."
     ),
+    Reason.FEATURE_NOT_GRANTED: (
+        "Aucun profil de l'utilisateur n'ouvre cette fonctionnalité du service à cette date."
+    ),
     Reason.ENGINE_ERROR: "Erreur interne lors de la décision : accès refusé par précaution.",
     Reason.POLICY_UNAVAILABLE: (
         "Les habilitations n'ont pas pu être mises à jour depuis trop longtemps : "
@@ -61,13 +65,15 @@ class Grant(NamedTuple):
 
 
 class Query(NamedTuple):
-    """May ``user`` use ``service`` (with ``role``, for ``caf``) on ``day``?"""
+    """May ``user`` use ``service`` (with ``role``, or opening ``feature``, for ``caf``) on
+    ``day``?"""
 
     user: str
     service: str
     role: str | None = None
     caf: str | None = None
     day: dt.date | None = None
+    feature: str | None = None
 
 
 class Decision(NamedTuple):

@@ -194,9 +194,16 @@ class Index:
     # -- decisions ---------------------------------------------------------------------------
 
     def decide(
-        self, login: str, service: str, role: str | None, caf: str | None, day: int
+        self,
+        login: str,
+        service: str,
+        role: str | None,
+        caf: str | None,
+        day: int,
+        opening: frozenset[str] | None = None,
     ) -> Outcome:
         """Decide R-DEC-1 for one user on day ordinal ``day``; deny with a reason otherwise.
+        ``opening``: asked for a feature, the roles that open it (any one of them will do).
 
         The hot path: plain loops over precomputed windows, shared outcomes for denials.
         """
@@ -224,6 +231,8 @@ class Index:
         if not caf_ok:
             return _DENIED[Reason.CAF_NOT_SUBSCRIBED]
         entries = user.grants.get(service)
+        if opening is not None:
+            return _by_feature(user, org, service, entries, opening, day)
         if entries:
             found = [g for s, e, r, g in entries if s <= day < e and (role is None or r == role)]
             if found:
@@ -285,6 +294,26 @@ def _precompute_grants(
     for profile, ps, pe in user.profiles:
         grant = Grant("afas", profile, None, "afas_profile")
         grants.setdefault("afas", []).append((ps, pe, profile, grant))
+
+
+def _by_feature(
+    user: UserEntry,
+    org: OrgPartition,
+    service: str,
+    entries: list[tuple[int, int, str, Grant]] | None,
+    opening: frozenset[str],
+    day: int,
+) -> Outcome:
+    """A feature of the service, once the user and subscription are known good: allowed by the
+    grants whose role opens it; denied FEATURE_NOT_GRANTED when the user may use the service
+    but with no such role, else for the reason the service itself is denied."""
+    held = [(r, g) for s, e, r, g in entries or () if s <= day < e]
+    found = tuple(g for r, g in held if r in opening)
+    if found:
+        return Outcome(Reason.ALLOWED, found)
+    if held:
+        return _DENIED[Reason.FEATURE_NOT_GRANTED]
+    return _DENIED[_why_not(user, org, service, None, day)]
 
 
 def _why_not(

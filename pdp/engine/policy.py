@@ -227,11 +227,20 @@ class PolicyEngine:
         if now - self._fresh_at > self.max_staleness:
             return _decision(False, Reason.POLICY_UNAVAILABLE, (), index.revision, day)
         try:
-            reason, grants = index.decide(query.user, query.service, query.role, query.caf, ordinal)
+            feature = query.feature
+            opening = None if feature is None else self._opening(query.service, feature)
+            reason, grants = index.decide(
+                query.user, query.service, query.role, query.caf, ordinal, opening
+            )
         except Exception:
             log.exception("check failed, denying: %r", query)
             return _decision(False, Reason.ENGINE_ERROR, (), index.revision, day)
         return _decision(reason is Reason.ALLOWED, reason, grants, index.revision, day)
+
+    def _opening(self, service: str, feature: str) -> frozenset[str]:
+        """The roles that open ``feature`` of ``service`` (none for an unknown one)."""
+        svc = self.catalogue.services.get(service)
+        return svc.opened_by(feature) if svc is not None else frozenset()
 
     def authorise(self, actor: str, action: Action, target: Target) -> AdminReason:
         """Decide an administrative action today (R-ADM-7). Never raises: fails closed.
@@ -280,7 +289,7 @@ class PolicyEngine:
         checked = 0
         for offset in (-400, 0, 400):
             day = today + dt.timedelta(days=offset)
-            reference = ReferenceEnforcer.for_day(snap, day.toordinal())
+            reference = ReferenceEnforcer.for_day(snap, day.toordinal(), self.catalogue)
             codes = {oid: code for oid, code, _ in snap.organisations}
             orgs_of = {login: org for _, login, org, _, _ in snap.users}
             for login, service, role, caf in sample_queries(
@@ -296,10 +305,23 @@ class PolicyEngine:
                     if org is not None
                     else False
                 )
+                features = self.catalogue.services[service].features
+                if features and fast == slow:  # and a feature of the service, asked alone
+                    role, feature = None, rng.choice(features)
+                    opening = self._opening(service, feature)
+                    fast = (
+                        index.decide(login, service, None, caf, day.toordinal(), opening).reason
+                        is Reason.ALLOWED
+                    )
+                    slow = org is not None and reference.allowed(
+                        login, codes[org], service, None, caf, feature
+                    )
+                else:
+                    feature = None
                 if fast != slow:
                     raise ConfigurationError(
                         f"engine self-check: fast path says {fast}, Casbin says {slow} for "
-                        f"{login} {service} {role} {caf} on {day}"
+                        f"{login} {service} {role or feature} {caf} on {day}"
                     )
                 checked += 1
         return checked

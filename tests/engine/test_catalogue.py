@@ -75,6 +75,27 @@ def test_check_role_knows_roles_and_profiles() -> None:
         assert unknown_role.value.code == "UNKNOWN_ROLE"
 
 
+def test_r_cat_1_features_and_what_each_role_opens() -> None:
+    catalogue = load_catalogue()
+    cdap = catalogue.services["cdap"]
+    assert "paiements" in cdap.features and "dialogue" in cdap.features
+    assert cdap.opened_by("dialogue") == {"T13", "T18", "T21"}
+    assert cdap.opened_by("synthese") == set(cdap.roles)  # the example: every profile
+    assert cdap.opened_by("inconnue") == frozenset()
+    assert catalogue.services["adonis"].features == ()  # no features: a role opens it all
+    catalogue.check_feature("cdap", None, "paiements")
+    catalogue.check_feature("adonis", "acces", None)
+    for service, role, feature, code in (
+        ("cdap", None, "bulletins", "UNKNOWN_FEATURE"),
+        ("adonis", None, "synthese", "UNKNOWN_FEATURE"),
+        ("cdap", "T18", "paiements", "ROLE_AND_FEATURE"),
+        ("nope", None, "synthese", "UNKNOWN_SERVICE"),
+    ):
+        with pytest.raises(BadRequest) as refused:
+            catalogue.check_feature(service, role, feature)
+        assert refused.value.code == code
+
+
 def variant(path: list[str], value: Any, *, delete: bool = False) -> dict[str, Any]:
     """The shipped catalogue with the value at ``path`` replaced (or deleted)."""
     data = copy.deepcopy(shipped())
@@ -189,6 +210,38 @@ def variant(path: list[str], value: Any, *, delete: bool = False) -> dict[str, A
             ),
             "exactly code, label and role",
             id="system-group-no-label",
+        ),
+        # R-CAT-1: the features of a service, and what each role opens, are data checked at
+        # start-up: every role listed, every feature declared.
+        pytest.param(
+            variant(["services", "cdap", "features"], None, delete=True),
+            "cdap.opens needs cdap.features",
+            id="opens-without-features",
+        ),
+        pytest.param(
+            variant(["services", "cdap", "opens", "T7"], None, delete=True),
+            r"must list every role exactly \(missing \['T7'\]",
+            id="opens-a-role-missing",
+        ),
+        pytest.param(
+            variant(["services", "cdap", "opens", "T22"], ["synthese"]),
+            r"unknown \['T22'\]",
+            id="opens-an-unknown-role",
+        ),
+        pytest.param(
+            variant(["services", "cdap", "opens", "T1"], ["synthese", "bulletins"]),
+            r"undeclared features \['bulletins'\]",
+            id="opens-an-undeclared-feature",
+        ),
+        pytest.param(
+            variant(["services", "cdap", "features"], ["synthese", "synthese"]),
+            "duplicates",
+            id="feature-twice",
+        ),
+        pytest.param(
+            variant(["services", "cdap", "opens"], ["T1"]),
+            "must map each role to features",
+            id="opens-a-list",
         ),
     ],
 )

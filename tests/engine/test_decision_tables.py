@@ -125,6 +125,7 @@ class Case:
     caf: str | None
     at: int | None
     allowed: bool
+    feature: str | None
     reason: Reason
     grants: tuple[str, ...] | None
 
@@ -154,10 +155,13 @@ def _case(file: str, raw: Any, n: int) -> tuple[Case, str | None]:
     query = _keys(
         spec["query"],
         f"{where}.query",
-        {"user", "service", "role", "caf", "at"},
+        {"user", "service", "role", "caf", "at", "feature"},
         {"user", "service"},
     )
     _check_role(query["service"], query.get("role"), where, CATALOGUE)
+    feature = query.get("feature")
+    if feature is not None and feature not in CATALOGUE.services[query["service"]].features:
+        raise ValueError(f"{where}: unknown feature {query['service']}:{feature}")
     reason = Reason(spec["reason"])
     if spec["allowed"] is not (reason is Reason.ALLOWED):
         raise ValueError(f"{where}: allowed={spec['allowed']} contradicts reason {reason}")
@@ -179,6 +183,7 @@ def _case(file: str, raw: Any, n: int) -> tuple[Case, str | None]:
         caf=None if query.get("caf") is None else str(query["caf"]),
         at=at,
         allowed=bool(spec["allowed"]),
+        feature=None if feature is None else str(feature),
         reason=reason,
         grants=None if grants is None else tuple(sorted(str(g) for g in grants)),
     )
@@ -409,7 +414,9 @@ def loaded(
 def test_decision_table(table: Table, case: Case, loaded: Loaded) -> None:
     day = TODAY + dt.timedelta(days=case.at) if case.at is not None else None
 
-    decision = loaded.engine.check(Query(case.user, case.service, case.role, case.caf, day))
+    decision = loaded.engine.check(
+        Query(case.user, case.service, case.role, case.caf, day, case.feature)
+    )
 
     assert (decision.allowed, decision.reason) == (case.allowed, case.reason), case.rules
     assert decision.day == (day or TODAY)
@@ -419,8 +426,12 @@ def test_decision_table(table: Table, case: Case, loaded: Loaded) -> None:
     # Plain Casbin over the same store must agree (only users of an organisation are domains).
     org_code = loaded.org_of.get(case.user)
     if org_code is not None:
-        reference = ReferenceEnforcer.for_day(loaded.snapshot, (day or TODAY).toordinal())
-        casbin_says = reference.allowed(case.user, org_code, case.service, case.role, case.caf)
+        reference = ReferenceEnforcer.for_day(
+            loaded.snapshot, (day or TODAY).toordinal(), CATALOGUE
+        )
+        casbin_says = reference.allowed(
+            case.user, org_code, case.service, case.role, case.caf, case.feature
+        )
         assert casbin_says == case.allowed, "Casbin reference disagrees"
 
 
