@@ -91,12 +91,13 @@ class Client:
         caf: str | None = None,
         at: str | None = None,
         *,
+        feature: str | None = None,
         min_revision: int | None = None,
     ) -> Decision:
-        """May ``user`` use ``service`` (with ``role``, for ``caf``) on ``at`` (a day
-        ``YYYY-MM-DD``, default today)? ``min_revision``: not before this policy revision
-        (the one a write returned)."""
-        query = CheckQuery(user, service, role, caf, at)
+        """May ``user`` use ``service`` (with ``role``, or opening ``feature``, for ``caf``) on
+        ``at`` (a day ``YYYY-MM-DD``, default today)? ``min_revision``: not before this policy
+        revision (the one a write returned)."""
+        query = CheckQuery(user, service, role, caf, at, feature)
         cached = self._cached_decision(query, min_revision)
         if cached is not None:
             return cached
@@ -315,6 +316,7 @@ def _permissions(user: str, data: Any) -> Permissions:
                 roles=tuple(s["roles"]),
                 cafs=tuple(s["cafs"]),
                 grants=_grants(s.get("grants", ())),
+                features=None if s.get("features") is None else tuple(s["features"]),
             )
             for s in data["services"]
         )

@@ -122,9 +122,11 @@ class PDP:
         role: str | None = None,
         *,
         caf: str | Callable[[], str | None] | None = None,
+        feature: str | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R | ResponseReturnValue]]:
         """Decorator: the view runs only if the signed-in user may use ``service`` (with
-        ``role``, for ``caf``: a code, or a callable reading it from the request). Otherwise
+        ``role``, or opening ``feature``, for ``caf``: a code, or a callable reading it from
+        the request). Otherwise
         403 with the French reason (401 when nobody is signed in). The decision is kept in
         ``g.pdp_decision``."""
 
@@ -135,7 +137,9 @@ class PDP:
                 if not login:
                     return self._on_unauthenticated()
                 asked_caf = caf() if callable(caf) else caf
-                decision = self.client.check(login, service, role=role, caf=asked_caf)
+                decision = self.client.check(
+                    login, service, role=role, caf=asked_caf, feature=feature
+                )
                 g.pdp_decision = decision
                 if not decision.allowed:
                     return self._on_denied(decision)
@@ -158,10 +162,17 @@ class PDP:
         g.pdp_permissions = listing
         return listing
 
-    def can(self, service: str, role: str | None = None, caf: str | None = None) -> bool:
-        """For templates: may the signed-in user use ``service`` (``role``, ``caf``) today?
-        From the permissions listing, so a page with many menu entries makes one call."""
-        return self.permissions().allows(service, role, caf)
+    def can(
+        self,
+        service: str,
+        role: str | None = None,
+        caf: str | None = None,
+        feature: str | None = None,
+    ) -> bool:
+        """For templates: may the signed-in user use ``service`` (``role``, ``caf``, opening
+        ``feature``) today? From the permissions listing, so a page with many menu entries
+        (a file's tabs) makes one call."""
+        return self.permissions().allows(service, role, caf, feature)
 
     @staticmethod
     def close(app: Flask) -> None:

@@ -55,12 +55,14 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class ServicePermissions:
-    """A service the user may use, with the roles and Cafs it is open for."""
+    """A service the user may use, with the roles and Cafs it is open for, and the features
+    their roles open (None: the service declares none, its roles open all of it)."""
 
     service: str
     roles: tuple[str, ...]
     cafs: tuple[str, ...]
     grants: tuple[Grant, ...] = ()
+    features: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +84,22 @@ class Permissions:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_service", {s.service: s for s in self.services})
 
-    def allows(self, service: str, role: str | None = None, caf: str | None = None) -> bool:
-        """True if the listing opens ``service`` (with ``role``, for ``caf`` when given)."""
+    def allows(
+        self,
+        service: str,
+        role: str | None = None,
+        caf: str | None = None,
+        feature: str | None = None,
+    ) -> bool:
+        """True if the listing opens ``service`` (with ``role``, for ``caf``, opening
+        ``feature`` when given). The listing tells features apart, not which role opens which
+        for which Caf: a feature and a Caf asked together are decided by a check."""
         found = self._by_service.get(service)
         if found is None:
             return False
         if role is not None and role not in found.roles:
+            return False
+        if feature is not None and (found.features is None or feature not in found.features):
             return False
         return caf is None or caf in found.cafs
 
@@ -98,13 +110,15 @@ class Permissions:
 
 @dataclass(frozen=True, slots=True)
 class CheckQuery:
-    """One question: may ``user`` use ``service`` (with ``role``, for ``caf``) on ``at``?"""
+    """One question: may ``user`` use ``service`` (with ``role``, or opening ``feature``, for
+    ``caf``) on ``at``?"""
 
     user: str
     service: str
     role: str | None = None
     caf: str | None = None
     at: str | None = None
+    feature: str | None = None
 
     def body(self) -> dict[str, Any]:
         """The JSON body of the question, without the absent fields."""
@@ -115,4 +129,6 @@ class CheckQuery:
             out["caf"] = self.caf
         if self.at is not None:
             out["at"] = self.at
+        if self.feature is not None:
+            out["feature"] = self.feature
         return out

@@ -381,8 +381,10 @@ def service_users(
     day: int,
     after: tuple[str, str] | None,
     limit: int,
+    opening: frozenset[str] | None = None,
 ) -> tuple[list[tuple[str, str, tuple[Grant, ...]]], tuple[str, str] | None]:
-    """Return up to ``limit`` (organisation code, login, grants) allowed to use the service.
+    """Return up to ``limit`` (organisation code, login, grants) allowed to use the service
+    (with ``role``, or with one of the roles ``opening`` a feature).
 
     ``organisations`` must be sorted by code. Ordered by (organisation code, login), starting
     after ``after``; the second value is the position to resume from, or None at the end.
@@ -397,7 +399,7 @@ def service_users(
         for login in org.logins:
             if after is not None and (org.code, login) <= after:
                 continue
-            outcome = index.decide(login, service, role, None, day)
+            outcome = index.decide(login, service, role, None, day, opening)
             if outcome.reason is Reason.ALLOWED:
                 if len(found) == limit:
                     last = found[-1]

@@ -26,6 +26,11 @@ class ServiceOut(BaseModel):
     roles: list[str] = Field(description="Roles a group may carry (R-GRP-4).")
     user_profiles: list[str] = Field(description="Roles held by a user directly (R-AFAS-1).")
     system_groups: list[SystemGroupOut]
+    features: list[str] = Field(
+        description="Parts of the service a check may ask for (``feature``); empty: a role "
+        "opens the whole service."
+    )
+    opens: dict[str, list[str]] = Field(description="The features each role opens.")
 
 
 class CatalogueOut(BaseModel):
@@ -48,6 +53,8 @@ def describe(catalogue: Catalogue) -> CatalogueOut:
                 system_groups=[
                     SystemGroupOut(code=g.code, label=g.label, role=g.role) for g in s.system_groups
                 ],
+                features=list(s.features),
+                opens={role: list(opened) for role, opened in s.opens.items()},
             )
             for _, s in sorted(catalogue.services.items())
         ]

@@ -59,6 +59,7 @@ class ServicePermission:
 
     service: str
     roles: list[str]
+    features: list[str] | None  # None: the service declares none (a role opens it all)
     cafs: list[str]
     grants: list[GrantPath]
 
@@ -136,8 +137,11 @@ class DecisionService:
         )
 
     def validate(self, query: Query) -> None:
-        """Raise BadRequest (UNKNOWN_SERVICE / UNKNOWN_ROLE / INVALID_CAF) for bad names."""
+        """Raise BadRequest (UNKNOWN_SERVICE / UNKNOWN_ROLE / UNKNOWN_FEATURE /
+        ROLE_AND_FEATURE / INVALID_CAF) for bad names."""
         self.catalogue.check_role(query.service, query.role)
+        if query.feature is not None:
+            self.catalogue.check_feature(query.service, query.role, query.feature)
         if query.caf is not None and not _CAF_CODE.match(query.caf):
             raise BadRequest(f"Code Caf invalide : {query.caf!r}.", code="INVALID_CAF")
 
@@ -201,6 +205,8 @@ class DecisionService:
             # The grant path: (group, service, role, source) of every grant that allows.
             grants=[(g.group, g.service, g.role, g.source) for g in decision.grants],
         )
+        if query.feature is not None:
+            entry["feature"] = query.feature
         return Checked(decision_id, decision), entry
 
     def _organisation(self, login: str) -> str | None:
@@ -261,10 +267,12 @@ class DecisionService:
         for service, (grants, cafs) in found.items():
             if services_asked is not None and service not in services_asked:
                 continue
+            roles = sorted({g.role for g in grants})
             services.append(
                 ServicePermission(
                     service,
-                    sorted({g.role for g in grants}),
+                    roles,
+                    self._features(service, roles),
                     cafs,
                     [GrantPath.of(g) for g in grants],
                 )
@@ -280,6 +288,15 @@ class DecisionService:
         )
         return Permissions(login, day, index.revision, services, decision_id)
 
+    def _features(self, service: str, roles: list[str]) -> list[str] | None:
+        """The features ``roles`` open, in the catalogue's order (None: the service declares
+        none)."""
+        spec = self.catalogue.services.get(service)
+        if spec is None or not spec.features:
+            return None
+        opened = {f for role in roles for f in spec.opens.get(role, ())}
+        return [f for f in spec.features if f in opened]
+
     def service_users(
         self,
         service: str,
@@ -288,9 +305,13 @@ class DecisionService:
         at: dt.date | None,
         limit: int,
         cursor: str | None,
+        feature: str | None = None,
     ) -> ServiceUsers:
-        """Who may use the service (with the role) on the day, by (organisation, login)."""
+        """Who may use the service (with the role, or opening the feature) on the day, by
+        (organisation, login)."""
         self.catalogue.check_role(service, role)
+        self.catalogue.check_feature(service, role, feature)
+        opening = None if feature is None else self.catalogue.services[service].opened_by(feature)
         self._fresh()
         index = self.engine.index
         day = self.engine.day(at)
@@ -306,21 +327,26 @@ class DecisionService:
         after = decode_cursor(cursor) if cursor else None
         try:
             rows, last = index_service_users(
-                index, service, role, orgs, day.toordinal(), after, limit
+                index, service, role, orgs, day.toordinal(), after, limit, opening
             )
         except Exception:
             log.exception("service users listing failed: %s", service)
             raise Unavailable(MESSAGES[Reason.ENGINE_ERROR], code="ENGINE_ERROR") from None
+        details: Details = {
+            "service": service,
+            "role": role,
+            "at": day.isoformat(),
+            "count": len(rows),
+        }
+        if feature is not None:
+            details["feature"] = feature
         decision_id = self._log_listing(
             "service_users",
             None,
             bool(rows),
             Reason.ALLOWED.value if rows else "NOTHING_GRANTED",
             organisation,
-            service=service,
-            role=role,
-            at=day.isoformat(),
-            count=len(rows),
+            **details,
         )
         return ServiceUsers(
             service,

@@ -293,3 +293,41 @@ def test_closing_leaves_a_given_client_to_its_owner() -> None:
     client, transport, _ = make(decision(True))
     PDP.close(client.application)
     assert not transport.closed
+
+
+# -- features (R-DEC-1, R-DEC-4) ------------------------------------------------------------
+
+
+def test_a_view_may_require_a_feature_and_templates_show_the_tabs_it_opens() -> None:
+    transport = FakeTransport(decision(True))
+    client = Client("http://pdp.invalid", "key", transport=transport)
+    pdp = PDP(client=client)
+    app = front(pdp)
+
+    @app.get("/dossier/<caf>/paiements")
+    @pdp.requires("cdap", feature="paiements", caf=lambda: (request.view_args or {})["caf"])
+    def payments(caf: str) -> str:
+        return f"paiements {caf}"
+
+    @app.get("/dossier")
+    def tabs() -> str:
+        return render_template_string(
+            "{% for tab in ['synthese', 'paiements', 'rsa'] %}"
+            "{% if pdp_can('cdap', feature=tab) %}[{{ tab }}]{% endif %}{% endfor %}"
+        )
+
+    pdp.init_app(app)
+    web = app.test_client()
+    assert get(web, "/dossier/931/paiements").text == "paiements 931"
+    asked = {"user": "bruno.petit", "service": "cdap", "caf": "931", "feature": "paiements"}
+    assert transport.calls == [("POST", "/v1/check", asked)]
+    opened = {
+        "service": "cdap",
+        "roles": ["T5"],
+        "cafs": ["931"],
+        "features": ["synthese", "paiements"],
+    }
+    transport.answer = ok({"services": [opened], "revision": 1, "decision_id": "p1"})
+    assert get(web, "/dossier").text == "[synthese][paiements]"
+    transport.answer = DENIED
+    assert get(web, "/dossier/931/paiements").status_code == 403

@@ -616,3 +616,35 @@ def test_a_batch_item_error_that_is_not_an_object_is_a_bad_response(item: Any) -
 def test_a_boolean_revision_is_a_bad_response() -> None:
     client, _ = fake(ok(decided(revision=True)))  # type: ignore[arg-type]
     assert client.check("bruno.petit", "cdap").reason.code == "PDP_BAD_RESPONSE"
+
+
+def test_real_server_features_r_dec_1_r_dec_4(real: Client) -> None:
+    # A check may ask for a feature of a service (a tab of a Cdap file) instead of a role.
+    payments = real.check("bruno.petit", "cdap", feature="paiements", caf="931")
+    assert payments.allowed and {g.role for g in payments.grants} == {"T18"}
+    denied = real.check("chloe.roux", "cdap", feature="paiements")
+    assert (denied.allowed, denied.reason.code, denied.failed) == (
+        False,
+        "FEATURE_NOT_GRANTED",
+        False,
+    )
+    refused = real.check("chloe.roux", "cdap", role="T1", feature="paiements")
+    assert (refused.allowed, refused.reason.code, refused.failed) == (
+        False,
+        "ROLE_AND_FEATURE",
+        True,
+    )
+    batch = real.check_batch(
+        [
+            {"user": "chloe.roux", "service": "cdap", "feature": "synthese"},
+            {"user": "chloe.roux", "service": "cdap", "feature": "rsa"},
+        ]
+    )
+    assert [d.reason.code for d in batch] == ["ALLOWED", "FEATURE_NOT_GRANTED"]
+    # The listing names the features the user's roles open: one call renders every tab.
+    listing = real.permissions("chloe.roux")
+    assert listing.allows("cdap", feature="synthese") and not listing.allows("cdap", feature="rsa")
+    assert listing.services[0].features == ("synthese", "resume")
+    afas = real.permissions("lea.fontaine")
+    assert afas.services[0].features is None  # Afas declares none: its roles open all of it
+    assert not afas.allows("afas", feature="synthese")  # nothing to open: denied

@@ -23,7 +23,8 @@ def app(make_app: MakeApp) -> Flask:
 
 
 def expected() -> list[dict[str, Any]]:
-    """The shipped file's services, as the API should describe them (R-CAT-1, R-GRP-3)."""
+    """The shipped file's services, as the API should describe them (R-CAT-1, R-GRP-3), with
+    their features and what each role opens."""
     data = yaml.safe_load(CATALOGUE_PATH.read_text(encoding="utf-8"))["services"]
     return [
         {
@@ -34,6 +35,8 @@ def expected() -> list[dict[str, Any]]:
             "roles": spec["roles"],
             "user_profiles": spec.get("user_profiles", []),
             "system_groups": spec.get("system_groups", []),
+            "features": spec.get("features", []),
+            "opens": spec.get("opens", {}),
         }
         for name, spec in sorted(data.items())
     ]

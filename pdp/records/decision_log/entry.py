@@ -6,11 +6,13 @@ other columns are the fields auditors filter on. Every kind of decision shares t
 entry (id, time, caller, organisation, masked user, answer, reason, revision); each kind adds its
 own details:
 
-- ``check``: service, role, caf, at (the day decided), grants (the grant path: group, service,
-  role and source of every grant that allows), eval_us (the engine's time);
+- ``check``: service, role, caf, feature (when one is asked), at (the day decided), grants
+  (the grant path: group, service, role and source of every grant that allows), eval_us (the
+  engine's time);
 - ``admin``: action, target (masked), eval_us;
 - ``permissions``: at, grants;
-- ``service_users``: service, role, at, count (its organisation is the filter asked).
+- ``service_users``: service, role, feature (when one is asked), at, count (its organisation
+  is the filter asked).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Details(TypedDict, total=False):
     service: str | None
     role: str | None
     caf: str | None
+    feature: str
     at: str | None
     grants: list[GrantStep]
     action: str

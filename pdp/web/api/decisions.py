@@ -29,7 +29,7 @@ bp = Blueprint("decisions", __name__, url_prefix="/v1")
 
 
 def _query(body: CheckRequest) -> Query:
-    return Query(body.user, body.service, body.role, body.caf, body.at)
+    return Query(body.user, body.service, body.role, body.caf, body.at, body.feature)
 
 
 def _checked_json(checked: Checked) -> dict[str, Any]:
@@ -183,7 +183,13 @@ def service_users(service: str) -> Response:
     _fresh_enough(args.min_revision)
     return jsonify(
         services().decisions.service_users(
-            service, args.role, args.organisation, args.at, page_limit(args.limit), args.cursor
+            service,
+            args.role,
+            args.organisation,
+            args.at,
+            page_limit(args.limit),
+            args.cursor,
+            args.feature,
         )
     )
 

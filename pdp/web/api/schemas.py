@@ -22,6 +22,7 @@ class CheckRequest(Strict):
                 {"user": "bruno.petit", "service": "cdap", "role": "T18"},
                 {"user": "nadia.benali", "service": "cdap", "caf": "751"},
                 {"user": "chloe.roux", "service": "cdap", "at": "2026-01-15"},
+                {"user": "bruno.petit", "service": "cdap", "feature": "paiements"},
             ]
         },
     )
@@ -29,6 +30,11 @@ class CheckRequest(Strict):
     user: Login
     service: Name
     role: Name | None = None
+    feature: Name | None = Field(
+        default=None,
+        description="A feature of the service (GET /v1/catalogue): allowed through any role "
+        "that opens it. Not with ``role`` (400 ROLE_AND_FEATURE).",
+    )
     caf: CafCode | None = None
     at: Day | None = None
     min_revision: MinRevision = None
@@ -127,6 +133,10 @@ class ServicePermission(BaseModel):
 
     service: str
     roles: list[str]
+    features: list[str] | None = Field(
+        description="The features the user's roles open, in the catalogue's order; null for a "
+        "service that declares none (its roles open the whole service)."
+    )
     cafs: list[str]
     grants: list[GrantOut]
 
@@ -147,6 +157,7 @@ class ServiceUsersQuery(Strict):
     model_config = ConfigDict(extra="forbid", strict=False)
     organisation: Code | None = None
     role: Name | None = None
+    feature: Name | None = None
     at: Day | None = None
     limit: int = Field(default=100, ge=1, description="At most PDP_PAGE_MAX (default 1,000).")
     cursor: Annotated[str, text(400)] | None = None
