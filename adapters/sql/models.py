@@ -252,9 +252,12 @@ class DecisionRecord(Base):
     reason: Mapped[str] = mapped_column(String(40), nullable=False)
     revision: Mapped[int] = mapped_column(BigInteger, nullable=False)
     entry: Mapped[str] = mapped_column(Text, nullable=False)
+    # The pseudonym of the allocataire number a check was about (R-DEC-1 never reads it).
+    allocataire: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 Index("ix_decision_log_organisation_ts", DecisionRecord.organisation, DecisionRecord.ts_us)
+Index("ix_decision_log_allocataire_ts", DecisionRecord.allocataire, DecisionRecord.ts_us)
 Index("ix_decision_log_user_ts", DecisionRecord.user, DecisionRecord.ts_us)
 
 

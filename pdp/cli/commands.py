@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import click
+import orjson
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
@@ -140,7 +141,8 @@ def permissions(user: str, at: str | None) -> None:
     except PdpError as exc:
         click.echo(f"error {exc.code}: {exc.message}", err=True)
         sys.exit(2)
-    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    # The API's JSON form of the typed result (orjson writes dataclasses and days), indented.
+    click.echo(json.dumps(orjson.loads(orjson.dumps(result)), ensure_ascii=False, indent=2))
 
 
 @cli.command()

@@ -92,12 +92,15 @@ class Client:
         at: str | None = None,
         *,
         feature: str | None = None,
+        allocataire: str | None = None,
         min_revision: int | None = None,
     ) -> Decision:
         """May ``user`` use ``service`` (with ``role``, or opening ``feature``, for ``caf``) on
-        ``at`` (a day ``YYYY-MM-DD``, default today)? ``min_revision``: not before this policy
+        ``at`` (a day ``YYYY-MM-DD``, default today)? ``allocataire``: the family file the check
+        is about, for the decision log (such a check is never answered from the cache: the
+        opening of a file must reach the log). ``min_revision``: not before this policy
         revision (the one a write returned)."""
-        query = CheckQuery(user, service, role, caf, at, feature)
+        query = CheckQuery(user, service, role, caf, at, feature, allocataire)
         cached = self._cached_decision(query, min_revision)
         if cached is not None:
             return cached
@@ -186,14 +189,18 @@ class Client:
         self.close()
 
     def _cached_decision(self, query: CheckQuery, min_revision: int | None) -> Decision | None:
-        if self._decisions is None:
+        if self._decisions is None or query.allocataire is not None:
             return None
         hit = self._decisions.get(query, min_revision=min_revision, asked_day=query.at)
         return None if hit is None else replace(hit, cached=True)
 
     def _decided(self, query: CheckQuery, data: Any) -> Decision:
         decision = _decision(data)
-        if self._decisions is not None and decision.revision is not None:
+        if (
+            self._decisions is not None
+            and decision.revision is not None
+            and query.allocataire is None
+        ):
             self._decisions.put(query, decision, decision.revision, decision.at)
         self._saw(decision.revision)
         return decision

@@ -119,6 +119,7 @@ class CheckQuery:
     caf: str | None = None
     at: str | None = None
     feature: str | None = None
+    allocataire: str | None = None  # the file the check is about: logged, never cached
 
     def body(self) -> dict[str, Any]:
         """The JSON body of the question, without the absent fields."""
@@ -131,4 +132,6 @@ class CheckQuery:
             out["at"] = self.at
         if self.feature is not None:
             out["feature"] = self.feature
+        if self.allocataire is not None:
+            out["allocataire"] = self.allocataire
         return out

@@ -47,6 +47,18 @@ NewLogin = Annotated[str, Field(min_length=1, max_length=120, pattern=NEW_LOGIN_
 Name = Annotated[str, Field(min_length=1, max_length=40, pattern=NAME_PATTERN)]
 CafCode = Annotated[str, Field(min_length=1, max_length=10, pattern=CAF_PATTERN)]
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=CODE_PATTERN)]
+# The allocataire number of a family's file: what a check is about, logged pseudonymised.
+Allocataire = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=13,
+        pattern=r"^[0-9]+$",
+        description="The allocataire number of the file being opened (digits): never used to "
+        "decide; logged pseudonymised (PDP_LOG_MASK_KEY), so that auditors can find who opened "
+        "a family's file.",
+    ),
+]
 
 
 def text(longest: int, shortest: int = 0) -> Any:

@@ -74,6 +74,7 @@ class Query(NamedTuple):
     caf: str | None = None
     day: dt.date | None = None
     feature: str | None = None
+    allocataire: str | None = None  # what the check is about: logged, never used to decide
 
 
 class Decision(NamedTuple):

@@ -128,8 +128,10 @@ class AuditorQueries:
         end: dt.datetime | None = None,
         limit: int = PAGE_DEFAULT,
         cursor: str | None = None,
+        allocataire: str | None = None,
     ) -> DecisionPage:
-        """A page of logged decisions, newest first."""
+        """A page of logged decisions, newest first (``allocataire``: the checks about that
+        family's file, found by its pseudonym)."""
         scope = self._scope(actor, organisation)
         self._known(service, None)
         query = select(DecisionRecord)
@@ -143,6 +145,8 @@ class AuditorQueries:
             query = query.where(DecisionRecord.allowed == allowed)
         if kind is not None:
             query = query.where(DecisionRecord.kind == kind)
+        if allocataire is not None:
+            query = query.where(DecisionRecord.allocataire == self.masker.pseudonym(allocataire))
         if start is not None:
             query = query.where(DecisionRecord.ts_us >= _us(start))
         if end is not None:

@@ -207,6 +207,8 @@ class DecisionService:
         )
         if query.feature is not None:
             entry["feature"] = query.feature
+        if query.allocataire is not None:  # always pseudonymised, whatever PDP_LOG_MASK says
+            entry["allocataire"] = self.masker.pseudonym(query.allocataire)
         return Checked(decision_id, decision), entry
 
     def _organisation(self, login: str) -> str | None:

@@ -127,6 +127,7 @@ def test_permissions(server: Server) -> None:
             {
                 "service": "cdap",
                 "roles": ["T1"],
+                "features": ["synthese", "resume"],
                 "cafs": ["751", "931"],
                 "grants": [
                     {"group": "CONSULTATION", "service": "cdap", "role": "T1", "source": "group"}

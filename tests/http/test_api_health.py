@@ -62,8 +62,10 @@ def test_openapi_documents_every_route(app: Flask, client: FlaskClient) -> None:
         "user",
         "service",
         "role",
+        "feature",
         "caf",
         "at",
+        "allocataire",
         "min_revision",
     }
 
@@ -79,6 +81,7 @@ def test_openapi_declares_the_errors_routes_answer(client: FlaskClient) -> None:
         "service",
         "organisation",
         "role",
+        "feature",
         "at",
         "limit",
         "cursor",

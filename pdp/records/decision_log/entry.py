@@ -6,7 +6,8 @@ other columns are the fields auditors filter on. Every kind of decision shares t
 entry (id, time, caller, organisation, masked user, answer, reason, revision); each kind adds its
 own details:
 
-- ``check``: service, role, caf, feature (when one is asked), at (the day decided), grants
+- ``check``: service, role, caf, feature and allocataire (pseudonymised; when given), at (the
+  day decided), grants
   (the grant path: group, service, role and source of every grant that allows), eval_us (the
   engine's time);
 - ``admin``: action, target (masked), eval_us;
@@ -37,6 +38,7 @@ class Details(TypedDict, total=False):
     role: str | None
     caf: str | None
     feature: str
+    allocataire: str  # pseudonymised
     at: str | None
     grants: list[GrantStep]
     action: str
@@ -114,6 +116,7 @@ class Row(NamedTuple):
     reason: str
     revision: int
     entry: str
+    allocataire: str | None
 
     @classmethod
     def of(cls, line: bytes) -> Row:
@@ -130,4 +133,5 @@ class Row(NamedTuple):
             reason=_cut("reason", entry["reason"]),
             revision=int(entry.get("revision") or 0),
             entry=line.decode(),
+            allocataire=_cut("allocataire", entry.get("allocataire")),
         )

@@ -258,6 +258,7 @@ class Shipper:
             reason="PROBE",
             revision=0,
             entry="{}",
+            allocataire=None,
         )
         try:
             with self.db.connect() as conn:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from flask import Blueprint, Response, request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from pdp.core.fields import Code, Login, Name, text
+from pdp.core.fields import Allocataire, Code, Login, Name, text
 from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer
 from pdp.web.api.guard import page_limit
 from pdp.web.api.openapi import route
@@ -60,6 +60,7 @@ class DecisionsQuery(Period):
     allowed: bool | None = None
     kind: str | None = Field(None, pattern=r"^(check|permissions|service_users|admin)$")
     organisation: Code | None = None
+    allocataire: Allocataire | None = None
 
 
 class AuditQuery(Period):
@@ -178,7 +179,7 @@ def _cap(limit: int) -> int:
     auth=True,
 )
 def list_decisions() -> Response:
-    """Filters: user, service, allowed, kind, organisation, from, to."""
+    """Filters: user, service, allowed, kind, organisation, allocataire, from, to."""
     who = actor()
     q = DecisionsQuery.model_validate(request.args.to_dict())
     return answer(
@@ -193,6 +194,7 @@ def list_decisions() -> Response:
             end=q.end,
             limit=_cap(q.limit),
             cursor=q.cursor,
+            allocataire=q.allocataire,
         )
     )
 

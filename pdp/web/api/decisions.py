@@ -29,7 +29,9 @@ bp = Blueprint("decisions", __name__, url_prefix="/v1")
 
 
 def _query(body: CheckRequest) -> Query:
-    return Query(body.user, body.service, body.role, body.caf, body.at, body.feature)
+    return Query(
+        body.user, body.service, body.role, body.caf, body.at, body.feature, body.allocataire
+    )
 
 
 def _checked_json(checked: Checked) -> dict[str, Any]:

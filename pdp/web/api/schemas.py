@@ -7,7 +7,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pdp.core.fields import CafCode, Code, Day, Login, MinRevision, Name, Strict, text
+from pdp.core.fields import (
+    Allocataire,
+    CafCode,
+    Code,
+    Day,
+    Login,
+    MinRevision,
+    Name,
+    Strict,
+    text,
+)
 from pdp.engine.decision import Reason
 
 
@@ -37,6 +47,7 @@ class CheckRequest(Strict):
     )
     caf: CafCode | None = None
     at: Day | None = None
+    allocataire: Allocataire | None = None
     min_revision: MinRevision = None
 
 
