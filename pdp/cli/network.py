@@ -14,7 +14,8 @@ import click
 from sqlalchemy.orm import sessionmaker
 
 from pdp.adapters.sql.database import UnitOfWork, make_engine
-from pdp.cli.commands import _day, _operator, _settings
+from pdp.cli.commands import _operator, _settings
+from pdp.cli.inputs import parse_day as _day
 from pdp.core.clock import paris_today
 from pdp.core.errors import PdpError
 from pdp.core.masking import Masker
