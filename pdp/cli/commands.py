@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from pdp.adapters.sql.database import UnitOfWork, make_engine, upgrade
-from pdp.cli.inputs import bind_option, database_error, parse_day
+from pdp.cli.inputs import bind_option, database_error, masked_url, parse_day
 from pdp.core.config import Settings
 from pdp.core.errors import ConfigurationError, PdpError
 from pdp.engine.decision import Query
@@ -59,7 +59,7 @@ def db_upgrade() -> None:
     """Create or migrate the schema to the latest version (Alembic)."""
     settings = _settings()
     upgrade(make_engine(settings.database_url))
-    click.echo(f"schema up to date: {settings.database_url}")
+    click.echo(f"schema up to date: {masked_url(settings.database_url)}")
 
 
 @cli.group()

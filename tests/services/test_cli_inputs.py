@@ -179,6 +179,19 @@ def test_the_url_shown_never_holds_the_password() -> None:
     assert masked_url("not a url") == "(not a database URL)"
 
 
+def test_pdp_db_upgrade_does_not_print_the_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("PDP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PDP_DATABASE_URL", "postgresql+psycopg://pdp:s3cret@127.0.0.1:1/pdp")
+    assert run_main(monkeypatch, "db", "upgrade") == 2
+    err = capsys.readouterr().err
+    assert "(database postgresql+psycopg://pdp:***@127.0.0.1:1/pdp)" in err
+    assert "s3cret" not in err
+
+
 def test_a_missing_table_gets_a_hint() -> None:
     message = database_error("sqlite:////srv/pdp.sqlite3", "no such table: policy_revision")
     assert message.startswith(
