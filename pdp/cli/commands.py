@@ -17,14 +17,13 @@ from sqlalchemy.orm import sessionmaker
 
 from pdp.adapters.sql.database import UnitOfWork, make_engine, upgrade
 from pdp.cli.inputs import bind_option, database_error, masked_url, parse_day
-from pdp.core.config import Settings
+from pdp.core.config import DEFAULT_BIND, Settings, default_workers
 from pdp.core.errors import ConfigurationError, PdpError
 from pdp.engine.decision import Query
 from pdp.observability import logs as service_logs
 from pdp.records.decision_log import Backlog, Shipper, backlog
 from pdp.services.api_keys import ClientStore
 from pdp.services.decisions import DecisionService
-from pdp.web.server import DEFAULT_BIND, default_workers
 
 
 def _settings() -> Settings:

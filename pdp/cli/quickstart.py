@@ -16,8 +16,8 @@ import click
 from pdp.adapters.sql.database import make_engine, upgrade
 from pdp.cli.commands import _client_store, _load_demo, _operator, cli
 from pdp.cli.inputs import DEMO_ENV_FILE, bind_option
+from pdp.core.config import DEFAULT_BIND
 from pdp.services.api_keys import DEMO_CLIENT
-from pdp.web.server import DEFAULT_BIND
 
 QUICKSTART_DB = "pdp-demo.sqlite3"
 # Settings the server runs with that a second shell must share, when they are set.
