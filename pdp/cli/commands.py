@@ -9,7 +9,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,11 +19,12 @@ from pdp.adapters.sql.database import UnitOfWork, make_engine, upgrade
 from pdp.cli.inputs import bind_option, database_error, masked_url, parse_day
 from pdp.core.config import DEFAULT_BIND, Settings, default_workers
 from pdp.core.errors import ConfigurationError, PdpError
-from pdp.engine.decision import Query
 from pdp.observability import logs as service_logs
-from pdp.records.decision_log import Backlog, Shipper, backlog
-from pdp.services.api_keys import ClientStore
-from pdp.services.decisions import DecisionService
+
+if TYPE_CHECKING:  # the services load with the command that needs them: a faster start
+    from pdp.records.decision_log import Backlog
+    from pdp.services.api_keys import ClientStore
+    from pdp.services.decisions import DecisionService
 
 
 def _settings() -> Settings:
@@ -93,6 +94,7 @@ def _service() -> DecisionService:
     shipped when the command exits."""
     from pdp.core.masking import Masker
     from pdp.records.decision_log import open_log
+    from pdp.services.decisions import DecisionService
     from pdp.web.app import build_engine
 
     settings = Settings.from_env(verify_orgs=0)
@@ -110,6 +112,8 @@ def _service() -> DecisionService:
 @click.option("--at", "at", help="Day to decide for (YYYY-MM-DD), default today.")
 def check(user: str, service: str, role: str | None, caf: str | None, at: str | None) -> None:
     """Decide whether USER may use SERVICE (with ROLE). Exit 0 if allowed, 1 if denied."""
+    from pdp.engine.decision import Query
+
     day = parse_day(at, "--at")  # a bad day is refused before the store is read
     try:
         checked = _service().check(Query(user, service, role, caf, day))
@@ -184,6 +188,8 @@ def logs() -> None:
 @logs.command("ship")
 def logs_ship() -> None:
     """Ship to the database every segment no running process holds (after a crash)."""
+    from pdp.records.decision_log import Shipper, backlog
+
     settings = _settings()
     report = Shipper(settings.decision_log_dir, make_engine(settings.database_url)).ship_once()
     torn = f", {report.torn} torn last lines dropped" if report.torn else ""
@@ -197,6 +203,8 @@ def logs_ship() -> None:
 @logs.command("status")
 def logs_status() -> None:
     """Show what waits to be shipped and the entries set aside in rejected.jsonl."""
+    from pdp.records.decision_log import backlog
+
     waiting = backlog(_settings().decision_log_dir)
     click.echo(
         f"segments: {waiting.segments} waiting, {waiting.pending_bytes} bytes not shipped"
@@ -383,6 +391,7 @@ def _client_store() -> ClientStore:
     from pdp.core.masking import Masker
     from pdp.policies import CATALOGUE_PATH
     from pdp.records.audit_trail import AuditChain
+    from pdp.services.api_keys import ClientStore
 
     settings = _settings()
     catalogue = load_catalogue(

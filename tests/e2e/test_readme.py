@@ -69,6 +69,7 @@ class Bash:
             start_new_session=True,
         )
         self.lines: queue.Queue[str] = queue.Queue()
+        self.times: list[tuple[float, str]] = []  # seconds per command, for the figures
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -79,6 +80,13 @@ class Bash:
 
     def run(self, command: str) -> tuple[int, str]:
         """Run ``command`` (its stdin is /dev/null); return its exit status and output."""
+        started = time.monotonic()
+        try:
+            return self._run(command)
+        finally:
+            self.times.append((time.monotonic() - started, command.split("\n")[0][:80]))
+
+    def _run(self, command: str) -> tuple[int, str]:
         assert self.process.stdin is not None
         end = f"__readme_end_{uuid.uuid4().hex}__"
         self.process.stdin.write(f"{{\n{command}\n}} </dev/null\necho; echo {end} $?\n")
@@ -193,6 +201,12 @@ def test_the_readme_runs_as_printed(workdir: Path) -> None:
                         problems.append(f"{where}: doctest\n{failures}")
         finally:
             bash.close()
+            slowest = sorted(bash.times, reverse=True)[:5]
+            print(
+                f"\n{len(bash.times)} commands in {sum(t for t, _ in bash.times):.1f} s; slowest:"
+            )
+            for seconds, command in slowest:
+                print(f"  {seconds:5.2f} s  {command}")
     if WRITE and edits:
         write_back(text, edits)
     assert not problems, "\n\n".join(problems)
