@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, insert, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pdp.adapters.sql.models import PolicyChange, PolicyRevision
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -47,6 +47,10 @@ def make_engine(url: str) -> Engine:
 
 def alembic_config(engine: Engine) -> Config:
     """Return an Alembic configuration pointing at pdp's migrations."""
+    # Alembic is imported when migrations are looked at, not by every command that opens the
+    # database: it is a third of the command line's start-up time.
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
@@ -55,6 +59,8 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, target: str = "head") -> None:
     """Bring the schema to ``target`` with Alembic migrations (never ``create_all``)."""
+    from alembic import command
+
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -63,6 +69,9 @@ def upgrade(engine: Engine, target: str = "head") -> None:
 
 def schema_revision(engine: Engine) -> tuple[str | None, str | None]:
     """Return (the database's Alembic revision or None, the code's head revision)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()

@@ -7,10 +7,9 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 import orjson
@@ -18,39 +17,35 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from pdp.adapters.sql.database import UnitOfWork, make_engine, upgrade
-from pdp.core.config import Settings
+from pdp.cli.inputs import bind_option, database_error, masked_url, parse_day
+from pdp.core.config import DEFAULT_BIND, Settings, default_workers
 from pdp.core.errors import ConfigurationError, PdpError
-from pdp.engine.decision import Query
 from pdp.observability import logs as service_logs
-from pdp.records.decision_log import Backlog, Shipper, backlog
-from pdp.services.api_keys import DEMO_CLIENT, ClientStore
-from pdp.services.decisions import DecisionService
-from pdp.web.server import DEFAULT_BIND, default_workers
 
-QUICKSTART_DB = "pdp-demo.sqlite3"
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+if TYPE_CHECKING:  # the services load with the command that needs them: a faster start
+    from pdp.records.decision_log import Backlog
+    from pdp.services.api_keys import ClientStore
+    from pdp.services.decisions import DecisionService
 
 
 def _settings() -> Settings:
     return Settings.from_env()
 
 
-def _day(value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        if not _DAY.match(value):
-            raise ValueError(value)
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD day") from None
-
-
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log the engine's progress.")
+@click.version_option(package_name="caf-pdp", prog_name="pdp", message="%(prog)s %(version)s")
 def cli(verbose: bool) -> None:
     """pdp: the access decision point of the Caf partner portal."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    clock_start = os.environ.get("PDP_CLOCK_START")
+    if clock_start:  # tests only (refused in production): the same day as the server's
+        from pdp.core.clock import start_clock_at
+
+        try:
+            start_clock_at(clock_start)
+        except ValueError as exc:
+            raise ConfigurationError(f"PDP_CLOCK_START: {exc}") from None
     if os.environ.get("PDP_LOG_FORMAT") == "json":
         service_logs.configure("json")
 
@@ -65,7 +60,7 @@ def db_upgrade() -> None:
     """Create or migrate the schema to the latest version (Alembic)."""
     settings = _settings()
     upgrade(make_engine(settings.database_url))
-    click.echo(f"schema up to date: {settings.database_url}")
+    click.echo(f"schema up to date: {masked_url(settings.database_url)}")
 
 
 @cli.group()
@@ -100,6 +95,7 @@ def _service() -> DecisionService:
     shipped when the command exits."""
     from pdp.core.masking import Masker
     from pdp.records.decision_log import open_log
+    from pdp.services.decisions import DecisionService
     from pdp.web.app import build_engine
 
     settings = Settings.from_env(verify_orgs=0)
@@ -117,8 +113,11 @@ def _service() -> DecisionService:
 @click.option("--at", "at", help="Day to decide for (YYYY-MM-DD), default today.")
 def check(user: str, service: str, role: str | None, caf: str | None, at: str | None) -> None:
     """Decide whether USER may use SERVICE (with ROLE). Exit 0 if allowed, 1 if denied."""
+    from pdp.engine.decision import Query
+
+    day = parse_day(at, "--at")  # a bad day is refused before the store is read
     try:
-        checked = _service().check(Query(user, service, role, caf, _day(at)))
+        checked = _service().check(Query(user, service, role, caf, day))
     except PdpError as exc:
         click.echo(f"error {exc.code}: {exc.message}", err=True)
         sys.exit(2)
@@ -136,8 +135,9 @@ def check(user: str, service: str, role: str | None, caf: str | None, at: str | 
 @click.option("--at", "at", help="Day (YYYY-MM-DD), default today.")
 def permissions(user: str, at: str | None) -> None:
     """Print every service, role and Caf USER may use (JSON)."""
+    day = parse_day(at, "--at")
     try:
-        result = _service().permissions(user, _day(at))
+        result = _service().permissions(user, day)
     except PdpError as exc:
         click.echo(f"error {exc.code}: {exc.message}", err=True)
         sys.exit(2)
@@ -147,7 +147,11 @@ def permissions(user: str, at: str | None) -> None:
 
 @cli.command()
 @click.option(
-    "--bind", default=lambda: os.environ.get("PDP_BIND", DEFAULT_BIND), show_default=DEFAULT_BIND
+    "--bind",
+    default=lambda: os.environ.get("PDP_BIND", DEFAULT_BIND),
+    show_default=DEFAULT_BIND,
+    callback=bind_option,
+    help="HOST:PORT or unix:PATH (PDP_BIND), checked before anything is loaded.",
 )
 @click.option(
     "--workers",
@@ -161,54 +165,6 @@ def serve(bind: str, workers: int) -> None:
     from pdp.web.server import serve as run
 
     service_logs.configure(_settings().log_format_of(serving=True))
-    logging.getLogger("pdp").setLevel(logging.INFO)
-    run(create_app(), bind, workers)
-
-
-@cli.command()
-@click.option("--bind", default=DEFAULT_BIND, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
-def quickstart(bind: str, workers: int) -> None:
-    """Create a fresh SQLite file (pdp-demo.sqlite3), load the demo data, and serve it."""
-    path = Path.cwd() / QUICKSTART_DB
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    url = f"sqlite:///{path}"
-    os.environ["PDP_DATABASE_URL"] = url
-    # A fresh database gets a fresh decision log: segments left by an earlier quickstart
-    # belong to the database it replaced.
-    log_dir = Path.cwd() / "pdp-demo-decision-log"
-    shutil.rmtree(log_dir, ignore_errors=True)
-    os.environ.setdefault("PDP_DECISION_LOG_DIR", str(log_dir))
-    if not os.environ.get("PDP_JWT_SECRET"):
-        import secrets
-
-        os.environ["PDP_JWT_SECRET"] = secrets.token_urlsafe(32)
-        click.echo(
-            "administration API: tokens are signed with a new secret; in another shell:\n"
-            f"  export PDP_JWT_SECRET={os.environ['PDP_JWT_SECRET']}\n"
-            "  pdp token alice.martin"
-        )
-    upgrade(make_engine(url))
-    click.echo(f"schema created: {path}")
-    click.echo(_load_demo(url))
-    store = _client_store()
-    key, _ = store.add(DEMO_CLIENT, store.services, _operator())
-    click.echo(
-        "decision API: an API key for every service (client 'demo'); in another shell:\n"
-        f"  export PDP_KEY={key}\n"
-        f'  curl -s http://{bind}/v1/check -H "X-Api-Key: $PDP_KEY" '
-        """-H 'Content-Type: application/json' -d '{"user": "bruno.petit", "service": "cdap"}'"""
-    )
-    click.echo(
-        f"administration console (French, demo sign-in): http://{bind}/console/"
-        if os.environ.get("PDP_CONSOLE_AUTH", "") in ("", "demo")
-        else "administration console: off (PDP_CONSOLE_AUTH)"
-    )
-    click.echo(f"serving on http://{bind}  (try: curl -s http://{bind}/readyz)")
-    from pdp.web.app import create_app
-    from pdp.web.server import serve as run
-
     logging.getLogger("pdp").setLevel(logging.INFO)
     run(create_app(), bind, workers)
 
@@ -234,6 +190,8 @@ def logs() -> None:
 @logs.command("ship")
 def logs_ship() -> None:
     """Ship to the database every segment no running process holds (after a crash)."""
+    from pdp.records.decision_log import Shipper, backlog
+
     settings = _settings()
     report = Shipper(settings.decision_log_dir, make_engine(settings.database_url)).ship_once()
     torn = f", {report.torn} torn last lines dropped" if report.torn else ""
@@ -247,6 +205,8 @@ def logs_ship() -> None:
 @logs.command("status")
 def logs_status() -> None:
     """Show what waits to be shipped and the entries set aside in rejected.jsonl."""
+    from pdp.records.decision_log import backlog
+
     waiting = backlog(_settings().decision_log_dir)
     click.echo(
         f"segments: {waiting.segments} waiting, {waiting.pending_bytes} bytes not shipped"
@@ -389,7 +349,7 @@ def access_export(organisation: str | None, at: str | None, fmt: str, output: Bi
     from pdp.services.access import document
     from pdp.web.app import build_engine
 
-    day = _day(at)
+    day = parse_day(at, "--at")
     engine, _db = build_engine(Settings.from_env(verify_orgs=0))
     try:
         found = document(engine, organisation, day)
@@ -405,9 +365,22 @@ def access_export(organisation: str | None, at: str | None, fmt: str, output: Bi
 @click.option("--ttl", type=click.IntRange(min=1), help="Lifetime in seconds (PDP_TOKEN_TTL).")
 def token(login: str, ttl: int | None) -> None:
     """Print a short-lived administration token for LOGIN (needs PDP_JWT_SECRET)."""
+    from sqlalchemy import select
+
+    from pdp.adapters.sql.models import User
     from pdp.services.tokens import mint
 
-    click.echo(mint(_settings(), login, ttl))
+    settings = _settings()
+    with make_engine(settings.database_url).connect() as conn:
+        known = conn.execute(select(User.id).where(User.login == login)).first()
+    if known is None:
+        click.echo(
+            f"error UNKNOWN_LOGIN: no user {login!r} in this database; "
+            "no token minted / aucun utilisateur de cet identifiant, pas de jeton.",
+            err=True,
+        )
+        sys.exit(2)
+    click.echo(mint(settings, login, ttl))
 
 
 @cli.group()
@@ -420,6 +393,7 @@ def _client_store() -> ClientStore:
     from pdp.core.masking import Masker
     from pdp.policies import CATALOGUE_PATH
     from pdp.records.audit_trail import AuditChain
+    from pdp.services.api_keys import ClientStore
 
     settings = _settings()
     catalogue = load_catalogue(
@@ -492,5 +466,10 @@ def main() -> None:
         click.echo(f"error {exc.code}: {exc.message}", err=True)
         sys.exit(2)
     except SQLAlchemyError as exc:
-        click.echo(f"error DATABASE_ERROR: {exc}", err=True)
+        problem = str(getattr(exc, "orig", None) or exc)
+        try:
+            url = _settings().database_url
+        except (ConfigurationError, ValueError):
+            url = os.environ.get("PDP_DATABASE_URL", "")
+        click.echo(f"error DATABASE_ERROR: {database_error(url, problem)}", err=True)
         sys.exit(2)

@@ -8,28 +8,32 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from sqlalchemy.orm import sessionmaker
 
 from pdp.adapters.sql.database import UnitOfWork, make_engine
-from pdp.cli.commands import _day, _operator, _settings
+from pdp.cli.commands import _operator, _settings
+from pdp.cli.inputs import parse_day as _day
 from pdp.core.clock import paris_today
 from pdp.core.errors import PdpError
-from pdp.core.masking import Masker
 from pdp.engine.actions import Action
-from pdp.records.audit_trail import AuditChain
-from pdp.records.policy_write import PolicyWriter
-from pdp.services.admin import network
-from pdp.services.admin.requests import CafEdit, CafNew, OperatorEdit, OperatorNew
-from pdp.services.admin.service import Tx
+
+if TYPE_CHECKING:
+    from pdp.services.admin.service import Tx
 
 T = TypeVar("T")
 
 
 def _write(action: Action, verb: Callable[[Tx], T]) -> T:
     """Run ``verb`` in one command-line write; exit 2 with the error's code and message."""
+    # The administration services (and their pydantic models) load with the first write.
+    from pdp.core.masking import Masker
+    from pdp.records.audit_trail import AuditChain
+    from pdp.records.policy_write import PolicyWriter
+    from pdp.services.admin import network
+
     settings = _settings()
     db = make_engine(settings.database_url)
     chain = AuditChain(settings.audit_key, Masker(settings.log_mask, settings.log_mask_key))
@@ -64,6 +68,9 @@ def cafs() -> None:
 @click.option("--opens-on", help="Opening day (YYYY-MM-DD), default today.")
 def cafs_add(code: str, name: str, opens_on: str | None) -> None:
     """Register the Caf CODE (e.g. 751) named NAME."""
+    from pdp.services.admin import network
+    from pdp.services.admin.requests import CafNew
+
     data = _parse(lambda: CafNew(code=code, name=name, opens_on=_day(opens_on)))
     out = _write(Action.CAF_MANAGE, lambda tx: network.add_caf(tx, data))
     click.echo(f"caf {out.code} {out.name!r} opens {out.opens_on}")
@@ -72,6 +79,8 @@ def cafs_add(code: str, name: str, opens_on: str | None) -> None:
 @cafs.command("list")
 def cafs_list() -> None:
     """Every Caf: code, name, dates, open today or not."""
+    from pdp.services.admin import network
+
     for caf in _read(network.cafs).cafs:
         state = "open" if caf.open else "closed"
         click.echo(f"{caf.code}\t{caf.name}\t{_closing(caf.closes_on, caf.opens_on)}\t{state}")
@@ -82,6 +91,9 @@ def cafs_list() -> None:
 @click.option("--on", "day", help="Closing day (YYYY-MM-DD), default today.")
 def cafs_close(code: str, day: str | None) -> None:
     """Close the Caf CODE (refused while a convention with it stays open after that day)."""
+    from pdp.services.admin import network
+    from pdp.services.admin.requests import CafEdit
+
     data = _parse(lambda: CafEdit(closes_on=_day(day) or paris_today()))
     out = _write(Action.CAF_MANAGE, lambda tx: network.edit_caf(tx, code, data))
     click.echo(f"caf {out.code} closes {out.closes_on}")
@@ -102,6 +114,9 @@ def operators_add(
     login: str, first_name: str, last_name: str, email: str, opens_on: str | None
 ) -> None:
     """Register the operator LOGIN (the first one is registered this way)."""
+    from pdp.services.admin import network
+    from pdp.services.admin.requests import OperatorNew
+
     data = _parse(
         lambda: OperatorNew(
             login=login,
@@ -118,6 +133,8 @@ def operators_add(
 @operators.command("list")
 def operators_list() -> None:
     """Every operator: login, name, dates, open today or not."""
+    from pdp.services.admin import network
+
     for op in _read(network.operators).operators:
         state = "open" if op.open else "closed"
         name = f"{op.first_name} {op.last_name}"
@@ -129,6 +146,9 @@ def operators_list() -> None:
 @click.option("--on", "day", help="Closing day (YYYY-MM-DD), default today.")
 def operators_close(login: str, day: str | None) -> None:
     """Close the operator LOGIN (refused for the last open operator)."""
+    from pdp.services.admin import network
+    from pdp.services.admin.requests import OperatorEdit
+
     data = _parse(lambda: OperatorEdit(closes_on=_day(day) or paris_today()))
     out = _write(Action.OPERATOR_MANAGE, lambda tx: network.edit_operator(tx, login, data))
     click.echo(f"operator {out.login} closes {out.closes_on}")

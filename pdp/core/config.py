@@ -12,6 +12,12 @@ from pdp.core.errors import ConfigurationError
 
 DEFAULT_DATABASE_URL = f"sqlite:///{Path.cwd() / 'pdp.sqlite3'}"
 DEFAULT_DECISION_LOG_DIR = str(Path.cwd() / "pdp-decision-log")
+DEFAULT_BIND = "127.0.0.1:8000"  # `pdp serve` and `pdp quickstart` (PDP_BIND, --bind)
+
+
+def default_workers() -> int:
+    """Two single-threaded workers per core: the engine is CPU-bound and not shared."""
+    return max(2, 2 * (os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)

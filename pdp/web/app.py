@@ -61,14 +61,20 @@ def build_engine(settings: Settings) -> tuple[PolicyEngine, Any]:
         db = make_engine(settings.database_url)
     except SQLAlchemyError as exc:
         raise ConfigurationError(f"PDP_DATABASE_URL is not a database URL: {exc}") from exc
+    where = db.url.render_as_string(hide_password=True)
     try:
         current, head = schema_revision(db)
     except SQLAlchemyError as exc:
-        where = db.url.render_as_string(hide_password=True)
         raise ConfigurationError(f"database unreachable ({where}): {exc}") from exc
+    if not current:
+        raise ConfigurationError(
+            f"database {where} has no pdp schema. Is PDP_DATABASE_URL the database you meant? "
+            "(after `pdp quickstart`: `. ./pdp-demo.env`); for a new, empty database: "
+            "`pdp db upgrade`"
+        )
     if current != head:
         raise ConfigurationError(
-            f"database schema is at {current or 'nothing'}, the code needs {head}: "
+            f"database {where}: schema at {current}, the code needs {head}: "
             "run `pdp db upgrade` first"
         )
     engine = PolicyEngine(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 from typing import Any
@@ -12,16 +11,13 @@ from flask import Flask
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 
+from pdp.core.config import DEFAULT_BIND, default_workers
 from pdp.observability import logs, metrics
 from pdp.web.container import EXTENSION, Services, services
 
-DEFAULT_BIND = "127.0.0.1:8000"
+__all__ = ["DEFAULT_BIND", "default_workers", "serve"]
+
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
-
-
-def default_workers() -> int:
-    """Two single-threaded workers per core: the engine is CPU-bound and not shared."""
-    return max(2, 2 * (os.cpu_count() or 1))
 
 
 class PdpServer(BaseApplication):  # type: ignore[misc]

@@ -322,8 +322,13 @@ def test_quickstart_serves_the_demo_from_a_fresh_file(tmp_path: Path) -> None:
     env = server_env(tmp_path)
     with running(["quickstart"], env, tmp_path) as server:
         assert server.request("GET", "/healthz") == (200, {"status": "ok", "revision": 1})
-        printed = re.search(r"export PDP_KEY=(pdp_\S+)", server.log())
-        assert printed, server.log()
+        # The settings for another shell: the same database, the demo key, the address.
+        env_file = (tmp_path / "pdp-demo.env").read_text()
+        printed = re.search(r"^export PDP_KEY=(pdp_\S+)$", env_file, re.M)
+        assert printed, env_file
+        assert f"export PDP_DATABASE_URL=sqlite:///{tmp_path}/pdp-demo.sqlite3\n" in env_file
+        assert f"export U={server.base_url}\n" in env_file
+        assert ". .venv/bin/activate && . ./pdp-demo.env" in server.log()
         assert (
             server.request("POST", "/v1/check", {"user": "bruno.petit", "service": "cdap"})[0]
             == 401

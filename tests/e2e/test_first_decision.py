@@ -54,8 +54,8 @@ def test_from_an_empty_database_to_the_first_decision_R_CON_4(
         pytest.fail("curl is needed to run the README's session (apt-get install curl)")
     script, shown = blocks()
     port = free_port()
-    assert SQLITE_URL in script and "127.0.0.1:8000" in script
-    script = script.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    assert SQLITE_URL in script and "127.0.0.1:8001" in script
+    script = script.replace("127.0.0.1:8001", f"127.0.0.1:{port}")
     if backend == "postgres":
         script = script.replace(SQLITE_URL, db_url)
         shown = shown.replace(SQLITE_URL, db_url)

@@ -148,7 +148,7 @@ def test_check_afas_profile_grant_is_printed(demo: str) -> None:
     [
         (["bruno.petit", "nosuchservice"], "error UNKNOWN_SERVICE: "),
         (["bruno.petit", "cdap", "T99"], "error UNKNOWN_ROLE: "),
-        (["bruno.petit", "cdap", "--at", "2026-02-30"], "is not a YYYY-MM-DD day"),
+        (["bruno.petit", "cdap", "--at", "2026-02-30"], "the day does not exist"),
         (["bruno.petit"], "Missing argument 'SERVICE'"),
     ],
 )
