@@ -19,7 +19,7 @@ own details:
 from __future__ import annotations
 
 import time
-from typing import Literal, NamedTuple, TypedDict, TypeVar, Unpack
+from typing import Any, Literal, NamedTuple, TypedDict, TypeVar, Unpack, cast
 
 import orjson
 
@@ -73,8 +73,14 @@ def new_entry(
     **details: Unpack[Details],
 ) -> Entry:
     """The entry of a decision taken now, for the request being answered (its caller and request
-    id are read from the request's context). ``user`` is already masked."""
-    entry: Entry = {
+    id are read from the request's context). ``user`` is already masked.
+
+    The fields keep the order the log has always had (auditors' exports and the README's
+    abridged answers read them in it): the head, what was asked (a check's service, role, Caf
+    and day; an administrative action and target), the answer, a check's grants, the revision,
+    then everything else."""
+    rest: dict[str, Any] = dict(details)
+    entry: dict[str, Any] = {
         "decision_id": decision_id,
         "ts": time.time(),
         "kind": kind,
@@ -82,12 +88,24 @@ def new_entry(
         "request_id": context.request_id.get(),
         "organisation": organisation,
         "user": user,
-        **details,
-        "allowed": allowed,
-        "reason": reason,
-        "revision": revision,
     }
-    return entry
+    for key in _ASKED.get(kind, ()):
+        if key in rest:
+            entry[key] = rest.pop(key)
+    entry["allowed"] = allowed
+    entry["reason"] = reason
+    if kind == "check" and "grants" in rest:
+        entry["grants"] = rest.pop("grants")
+    entry["revision"] = revision
+    entry.update(rest)
+    return cast(Entry, entry)
+
+
+# What each kind asked, placed before its answer.
+_ASKED: dict[str, tuple[str, ...]] = {
+    "check": ("service", "role", "caf", "at"),
+    "admin": ("action", "target"),
+}
 
 
 _SIZES = {c.name: getattr(c.type, "length", None) for c in DecisionRecord.__table__.columns}
