@@ -1,13 +1,16 @@
 """The ``pdp`` command: its groups of subcommands, one module each (``commands``: the database,
 the demo, decisions from the shell, the server, the logs, the audit trail, API keys; ``network``:
-the Cafs and the operators)."""
+the Cafs and the operators; ``transfer``: export and import of the whole store)."""
 
 from __future__ import annotations
 
 from pdp.cli.commands import cli, main
 from pdp.cli.network import cafs, operators
+from pdp.cli.transfer import export_cmd, import_cmd
 
 cli.add_command(cafs)
 cli.add_command(operators)
+cli.add_command(export_cmd)
+cli.add_command(import_cmd)
 
 __all__ = ["cli", "main"]
