@@ -22,10 +22,11 @@ from typing import Any, BinaryIO
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 from pdp.adapters.sql.database import UnitOfWork, lock_revision
-from pdp.adapters.sql.models import Caf, User
+from pdp.adapters.sql.models import Caf, Organisation, User
 from pdp.core.catalogue import Catalogue
 from pdp.core.errors import BadRequest, Conflict, PdpError
 from pdp.records.audit_trail import AuditChain, AuditEvent, now
@@ -33,7 +34,7 @@ from pdp.records.policy_write import begin, finish
 from pdp.services.admin import store
 from pdp.services.transfer import format as fmt
 from pdp.services.transfer.checks import Refusal
-from pdp.services.transfer.org_import import OrgImport, taken_logins
+from pdp.services.transfer.org_import import OrgImport
 
 ACTION = "transfer.import"
 REASON = "transfer import"
@@ -122,6 +123,11 @@ class Importer:
         self.actor = actor
         self.report = ImportReport(digest, dry_run)
         self.cafs: dict[str, int | None] = {}
+        # Read once when the first organisation comes (R-USR-1: a login is unique across the
+        # portal); the unique constraints stay the last word against concurrent writers.
+        self.org_codes: set[str] = set()
+        self.logins: set[str] = set()
+        self._pending_operators: list[tuple[int, fmt.OperatorRec]] = []
 
     def run(self, source: BinaryIO) -> ImportReport:
         """Read ``source`` to its end; raise BadRequest(TRANSFER_FORMAT) for a missing or
@@ -172,6 +178,7 @@ class Importer:
             if not in_orgs:
                 in_orgs = True
                 self._network(network)
+                self._known()
             if org_code != current:
                 if current is not None:
                     self._organisation(current, bucket, bad)
@@ -203,6 +210,13 @@ class Importer:
             if raw.strip():
                 yield number, raw
 
+    def _known(self) -> None:
+        with self.uow.begin() as session:
+            self.org_codes = set(session.execute(select(Organisation.code)).scalars())
+            self.logins = set(session.execute(select(User.login)).scalars())
+        for _n, rec in self._pending_operators:
+            self.logins.add(rec.login)
+
     # -- The network: Cafs and operators ----------------------------------------------------
 
     def _network(self, records: list[tuple[int, fmt.Record]]) -> None:
@@ -218,7 +232,8 @@ class Importer:
                 ops: list[tuple[int, fmt.CafRec | fmt.OperatorRec]] = [
                     (n, r) for n, r in records if isinstance(r, fmt.OperatorRec)
                 ]
-                logins = [r.login for _, r in ops if isinstance(r, fmt.OperatorRec)]
+                self._pending_operators = [(n, r) for n, r in ops if isinstance(r, fmt.OperatorRec)]
+                logins = [r.login for _, r in self._pending_operators]
                 stored_ops = (
                     {
                         u.login: u
@@ -296,28 +311,51 @@ class Importer:
         refused: list[Refusal] = list(bad)
         try:
             with self.uow.begin() as session:
-                lock_revision(session)
-                work = OrgImport(session, code, self.catalogue, self.cafs)
+                # The revision row's lock first: what is read next is the latest state. (A dry
+                # run only locks; a write that ends up changing nothing is rolled back.)
+                write = None if self.report.dry_run else begin(session)
+                if write is None:
+                    lock_revision(session)
+                elif session.get_bind().dialect.name == "postgresql":
+                    # Atomic but not waiting for the disk: a crash may lose the last
+                    # organisations committed, which importing the file again restores.
+                    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                work = OrgImport(session, code, self.catalogue, self.cafs, code in self.org_codes)
                 refused.extend(work.prepare(records))
                 if not refused:
-                    new = work.new_logins()
-                    taken = taken_logins(session, new)
-                    refused.extend(work.refuse_logins(taken))
+                    refused.extend(work.refuse_logins(self.logins))
                 if not refused:
                     refused.extend(work.check())
                 if refused:
                     self.report.untouched.append(code)
                     raise _Skip
                 self.report.count(work.added, work.updated, work.unchanged)
-                if self.report.dry_run or not work.changes():
+                if write is None or not work.changes():
+                    self._seen(work)
                     raise _Skip
-                write = begin(session)
                 org_id = work.write()
                 write.changed(org_id)
                 target = f"organisation:{code}"
                 write.record(self._event(write.revision, target, code, work.added, work.updated))
                 finish(write, self.chain, REASON)
-                self.report.written.append(code)
+            self._seen(work)
+            self.report.written.append(code)
         except _Skip:
             pass
+        except IntegrityError:  # a concurrent write took a login or the code meanwhile
+            first = records[0][0] if records else 0
+            refused.append(
+                Refusal(
+                    first,
+                    "WRITE_CONFLICT",
+                    f"L'organisme {code} a changé pendant l'import : rien n'est écrit, "
+                    "relancer l'import.",
+                )
+            )
+            self.report.untouched.append(code)
         self.report.refused.extend(refused)
+
+    def _seen(self, work: OrgImport) -> None:
+        """What later organisations must see as taken: this one's code and new logins."""
+        self.org_codes.add(work.code)
+        self.logins.update(work.new_named_logins())

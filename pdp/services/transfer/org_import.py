@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from pdp.adapters.sql.models import (
     AfasProfile,
-    Caf,
     Convention,
     Group,
     GroupManager,
@@ -28,9 +27,10 @@ from pdp.adapters.sql.models import (
     User,
 )
 from pdp.core.catalogue import Catalogue
-from pdp.core.errors import Conflict, NotFound, PdpError
+from pdp.core.errors import Conflict, PdpError
 from pdp.services.admin import store
 from pdp.services.transfer import format as fmt
+from pdp.services.transfer import stored
 from pdp.services.transfer.checks import Checker, OrgState, Refusal
 
 CHUNK = 1000
@@ -51,28 +51,28 @@ _NAMED: dict[type[Any], tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def taken_logins(session: Session, logins: list[str]) -> set[str]:
-    """Those of ``logins`` some stored user (of any organisation, or an operator) has."""
-    found: set[str] = set()
-    for i in range(0, len(logins), CHUNK):
-        chunk = logins[i : i + CHUNK]
-        found.update(session.execute(select(User.login).where(User.login.in_(chunk))).scalars())
-    return found
-
-
 class OrgImport:
     """The import of one organisation's records in an open transaction (see the module)."""
 
     def __init__(
-        self, session: Session, code: str, catalogue: Catalogue, cafs: dict[str, int | None]
+        self,
+        session: Session,
+        code: str,
+        catalogue: Catalogue,
+        cafs: dict[str, int | None],
+        exists: bool = True,
     ) -> None:
         self.session = session
         self.code = code
         self.catalogue = catalogue
         self.cafs = cafs
-        self.org = session.execute(
-            select(Organisation).where(Organisation.code == code)
-        ).scalar_one_or_none()
+        self.org = (
+            session.execute(
+                select(Organisation).where(Organisation.code == code)
+            ).scalar_one_or_none()
+            if exists
+            else None
+        )
         self.org_rec: fmt.OrganisationRec | None = None
         self.org_changed = False
         # Stored named rows: key → (id, {field: value}); stored associations as a multiset.
@@ -87,123 +87,9 @@ class OrgImport:
         self.updated = 0
         self.unchanged = 0
         if self.org is not None:
-            self._load(self.org.id)
+            stored.load(session, self.org.id, self.named, self.stored)
 
     # -- Reading what is stored -------------------------------------------------------------
-
-    def _load(self, org_id: int) -> None:
-        s = self.session
-
-        def rows(query: Any) -> Iterable[tuple[Any, ...]]:
-            return (tuple(r) for r in s.execute(query))
-
-        conv = self.named[fmt.ConventionRec]
-        for cid, ref, caf, o, c in rows(
-            select(
-                Convention.id,
-                Convention.reference,
-                Caf.code,
-                Convention.opens_on,
-                Convention.closes_on,
-            )
-            .join(Caf, Caf.id == Convention.caf_id)
-            .where(Convention.organisation_id == org_id)
-        ):
-            conv[ref] = (cid, {"caf": caf, "opens_on": o, "closes_on": c})
-        users = self.named[fmt.UserRec]
-        for uid, login, first, last, email, o, c in rows(
-            select(
-                User.id,
-                User.login,
-                User.first_name,
-                User.last_name,
-                User.email,
-                User.opens_on,
-                User.closes_on,
-            ).where(User.organisation_id == org_id)
-        ):
-            users[login] = (
-                uid,
-                {
-                    "first_name": first,
-                    "last_name": last,
-                    "email": email,
-                    "opens_on": o,
-                    "closes_on": c,
-                },
-            )
-        groups = list(
-            rows(
-                select(
-                    Group.id,
-                    Group.code,
-                    Group.label,
-                    Convention.reference,
-                    Group.parent_id,
-                    Group.is_system,
-                    Group.opens_on,
-                    Group.closes_on,
-                )
-                .join(Convention, Convention.id == Group.convention_id)
-                .where(Group.organisation_id == org_id)
-            )
-        )
-        code_of = {g[0]: g[1] for g in groups}
-        for gid, code, label, ref, parent, system, o, c in groups:
-            self.named[fmt.GroupRec][code] = (
-                gid,
-                {
-                    "label": label,
-                    "convention": ref,
-                    "parent": code_of.get(parent),
-                    "system": bool(system),
-                    "opens_on": o,
-                    "closes_on": c,
-                },
-            )
-        in_org = Convention.organisation_id == org_id
-        grp = Group.organisation_id == org_id
-        queries: dict[type[Any], Any] = {
-            fmt.SubscriptionRec: select(
-                Convention.reference,
-                Subscription.service,
-                Subscription.opens_on,
-                Subscription.closes_on,
-            )
-            .join(Convention, Convention.id == Subscription.convention_id)
-            .where(in_org),
-            fmt.PartnerAdminRec: select(User.login, PartnerAdmin.opens_on, PartnerAdmin.closes_on)
-            .join(User, User.id == PartnerAdmin.user_id)
-            .where(PartnerAdmin.organisation_id == org_id),
-            fmt.GroupRoleRec: select(
-                Group.code,
-                GroupRole.service,
-                GroupRole.role,
-                GroupRole.opens_on,
-                GroupRole.closes_on,
-            )
-            .join(Group, Group.id == GroupRole.group_id)
-            .where(grp),
-            fmt.GroupManagerRec: select(
-                Group.code, User.login, GroupManager.opens_on, GroupManager.closes_on
-            )
-            .join(Group, Group.id == GroupManager.group_id)
-            .join(User, User.id == GroupManager.user_id)
-            .where(grp),
-            fmt.MembershipRec: select(
-                Group.code, User.login, Membership.opens_on, Membership.closes_on
-            )
-            .join(Group, Group.id == Membership.group_id)
-            .join(User, User.id == Membership.user_id)
-            .where(grp),
-            fmt.AfasProfileRec: select(
-                User.login, AfasProfile.profile, AfasProfile.opens_on, AfasProfile.closes_on
-            )
-            .join(User, User.id == AfasProfile.user_id)
-            .where(User.organisation_id == org_id),
-        }
-        for kind, query in queries.items():
-            self.stored[kind].update(rows(query))
 
     # -- Comparing the file's records -------------------------------------------------------
 
@@ -278,8 +164,8 @@ class OrgImport:
             else:
                 self.unchanged += 1
 
-    def new_logins(self) -> list[str]:
-        return sorted(self.new_named[fmt.UserRec])
+    def new_named_logins(self) -> list[str]:
+        return list(self.new_named[fmt.UserRec])
 
     def refuse_logins(self, taken: set[str]) -> list[Refusal]:
         """LOGIN_TAKEN for each new user whose login is used elsewhere (R-USR-1)."""
@@ -394,31 +280,33 @@ class OrgImport:
             )
         )
         groups = {k: v[0] for k, v in self.named[fmt.GroupRec].items()}
-        pending = dict(self.new_named[fmt.GroupRec])
-        while pending:  # parents first, one INSERT a level
-            level = {
-                k: v for k, v in pending.items() if v[1].parent is None or v[1].parent in groups
-            }
-            for k in level:
-                del pending[k]
+        new_groups = [r for _n, r in self.new_named[fmt.GroupRec].values()]
+        if new_groups:  # one INSERT, then the new parents in one executemany UPDATE
             rows = [
                 {
                     "organisation_id": org_id,
                     "convention_id": convs[r.convention],
-                    "parent_id": None if r.parent is None else groups[r.parent],
+                    "parent_id": groups.get(r.parent) if r.parent is not None else None,
                     "code": r.code,
                     "label": r.label,
                     "is_system": r.system,
                     **_dates(r.opens_on, r.closes_on),
                 }
-                for _n, r in level.values()
+                for r in new_groups
             ]
-            if not rows:
-                raise NotFound("Groupe parent introuvable.", "UNKNOWN_GROUP")
-            groups.update(
+            table = _table(Group)
+            added = dict(
                 (code, gid)
-                for gid, code in s.execute(insert(Group).returning(Group.id, Group.code), rows)
+                for gid, code in s.execute(insert(table).returning(table.c.id, table.c.code), rows)
             )
+            parents = [
+                {"id": added[r.code], "parent_id": added[r.parent]}
+                for r in new_groups
+                if r.parent is not None and r.parent in added
+            ]
+            groups.update(added)
+            if parents:
+                s.execute(update(Group), parents)
         edits: list[tuple[type[Any], Any, Callable[[Any], dict[str, Any]]]] = [
             (fmt.ConventionRec, Convention, lambda r: {}),
             (
@@ -479,12 +367,21 @@ class OrgImport:
         if not recs:
             return {}
         rows = [{**row(r), **_dates(r.opens_on, r.closes_on)} for r in recs]
-        return {k: i for i, k in self.session.execute(insert(model).returning(model.id, key), rows)}
+        table = _table(model)
+        returning = insert(table).returning(table.c.id, table.c[key.key])
+        return {k: i for i, k in self.session.execute(returning, rows)}
 
     def _insert_assoc(self, kind: type[Any], model: Any, row: Any) -> None:
         rows = [{**row(r), **_dates(r.opens_on, r.closes_on)} for _n, r in self.new_assoc[kind]]
-        for i in range(0, len(rows), 5000):
-            self.session.execute(insert(model), rows[i : i + 5000])
+        if rows:
+            # RETURNING makes SQLAlchemy send multi-row VALUES (1,000 rows a statement) rather
+            # than one INSERT a row: far less work for the server.
+            table = _table(model)
+            self.session.execute(insert(table).returning(table.c.id), rows).all()
+
+
+def _table(model: Any) -> Table:
+    return cast(Table, model.__table__)
 
 
 def _dates(opens_on: dt.date, closes_on: dt.date | None) -> dict[str, Any]:
