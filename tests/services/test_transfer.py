@@ -346,3 +346,41 @@ def test_command_line_export_and_import(
     header.write_bytes(b'{"record":"header","format":"other","version":1}\n')
     wrong = CliRunner().invoke(cli, ["import", str(header)])
     assert wrong.exit_code == 2 and "TRANSFER_FORMAT" in wrong.stderr
+
+
+def test_a_named_record_with_other_fields_updates_the_stored_one(
+    demo_db: str, tmp_path: Path
+) -> None:
+    old = b'"email":"chloe.roux@example.fr"'
+    data = export(demo_db).replace(old, b'"email":"chloe.roux@montreuil.example.fr"')
+    report = import_(demo_db, data)
+    assert report.refused == [] and report.added == {} and report.updated == 1
+    assert report.written == ["mairie-montreuil"]
+    assert export(demo_db) == data
+    assert import_(demo_db, data).updated == 0  # and then nothing more
+    # What an import cannot change: a group's parent (TRANSFER_CONFLICT), the organisation kept.
+    moved = data.replace(
+        b'"code":"CCAS-ACCUEIL","label":"Accueil","convention":'
+        b'"CONV-mairie-montreuil-931","parent":"CCAS"',
+        b'"code":"CCAS-ACCUEIL","label":"Accueil","convention":'
+        b'"CONV-mairie-montreuil-931","parent":null',
+    )
+    assert moved != data
+    refused = import_(demo_db, moved)
+    assert [r.code for r in refused.refused] == ["TRANSFER_CONFLICT"]
+    assert export(demo_db) == data
+
+
+def test_a_refused_caf_leaves_the_network_untouched(demo_db: str, empty: str) -> None:
+    data = export(demo_db).replace(
+        b'{"record":"caf","code":"131","name":"Caf des Bouches-du-Rh\xc3\xb4ne",'
+        b'"opens_on":"2000-01-01","closes_on":null}',
+        b'{"record":"caf","code":"131","name":"Caf des Bouches-du-Rh\xc3\xb4ne",'
+        b'"opens_on":"2000-01-01","closes_on":"1999-01-01"}',
+    )
+    report = import_(empty, data)
+    assert (report.refused[0].line, report.refused[0].code) == (2, "INVALID_DATES")
+    assert "network" in report.untouched
+    # Without their Cafs, the organisations are refused too (UNKNOWN_CAF), nothing written.
+    assert {r.code for r in report.refused[1:]} == {"UNKNOWN_CAF"}
+    assert export(empty) == data.splitlines(keepends=True)[0]

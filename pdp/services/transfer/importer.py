@@ -280,7 +280,9 @@ class Importer:
                         updated += 1
                     else:
                         unchanged += 1
-                if refused:
+                if refused:  # the organisations see only the Cafs stored
+                    self.cafs = {code: caf.id for code, caf in stored_cafs.items()}
+                    self._pending_operators = []
                     self.report.untouched.append("network")
                     raise _Skip
                 self.report.count(added, updated, unchanged)
