@@ -103,15 +103,16 @@ def records(
     if organisation is not None:
         orgs_q = orgs_q.where(Organisation.code == organisation)
     orgs = [r for r in session.execute(orgs_q).all() if _open(tuple(r), at)]
+    kept = {o.id for o in orgs}
     used_cafs = (
         {
             c
-            for (c,) in session.execute(
-                select(Caf.code)
+            for c, org_id in session.execute(
+                select(Caf.code, Convention.organisation_id)
                 .join(Convention, Convention.caf_id == Caf.id)
-                .where(Convention.organisation_id.in_([o.id for o in orgs]))
                 .distinct()
             )
+            if org_id in kept
         }
         if organisation is not None or at is not None
         else set()
