@@ -384,3 +384,13 @@ def test_a_refused_caf_leaves_the_network_untouched(demo_db: str, empty: str) ->
     # Without their Cafs, the organisations are refused too (UNKNOWN_CAF), nothing written.
     assert {r.code for r in report.refused[1:]} == {"UNKNOWN_CAF"}
     assert export(empty) == data.splitlines(keepends=True)[0]
+
+
+def test_a_line_of_the_network_that_is_no_record_leaves_the_network_untouched(
+    demo_db: str, empty: str
+) -> None:
+    data = export(demo_db).replace(b'"email":"op.caf751@example.fr"', b'"email":"op caf751"')
+    report = import_(empty, data)
+    assert (report.refused[0].line, report.refused[0].code) == (6, "VALIDATION_ERROR")
+    assert "network" in report.untouched
+    assert b'"record":"caf"' not in export(empty)

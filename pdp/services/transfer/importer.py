@@ -146,6 +146,7 @@ class Importer:
             ) from None
         self.report.lines = 1
         network: list[tuple[int, fmt.Record]] = []
+        network_bad: list[Refusal] = []
         current: str | None = None
         bucket: list[tuple[int, fmt.Record]] = []
         bad: list[Refusal] = []
@@ -160,6 +161,9 @@ class Importer:
             except ValidationError as exc:
                 org_code = _organisation_of(raw)
                 refusal = _invalid(number, exc)
+                if org_code is None and not in_orgs:
+                    network_bad.append(refusal)  # the network is then left as it was
+                    continue
                 if org_code is None or org_code in done:
                     self.report.refused.append(refusal)
                     continue
@@ -177,7 +181,7 @@ class Importer:
                 continue
             if not in_orgs:
                 in_orgs = True
-                self._network(network)
+                self._network(network, network_bad)
                 self._known()
             if org_code != current:
                 if current is not None:
@@ -198,7 +202,7 @@ class Importer:
             elif rec is not None:
                 bucket.append((number, rec))
         if not in_orgs:
-            self._network(network)
+            self._network(network, network_bad)
         if current is not None:
             self._organisation(current, bucket, bad)
         self.report.refused.sort(key=lambda r: r.line)
@@ -219,8 +223,8 @@ class Importer:
 
     # -- The network: Cafs and operators ----------------------------------------------------
 
-    def _network(self, records: list[tuple[int, fmt.Record]]) -> None:
-        refused: list[Refusal] = []
+    def _network(self, records: list[tuple[int, fmt.Record]], bad: list[Refusal]) -> None:
+        refused: list[Refusal] = list(bad)
         try:
             with self.uow.begin() as session:
                 lock_revision(session)
