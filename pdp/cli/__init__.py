@@ -1,16 +1,19 @@
 """The ``pdp`` command: its groups of subcommands, one module each (``commands``: the database,
 the demo, decisions from the shell, the server, the logs, the audit trail, API keys; ``network``:
 the Cafs and the operators; ``quickstart``: the demo, served; ``inputs``: what the
-commands read, checked)."""
+commands read, checked; ``transfer``: export and import of the whole store)."""
 
 from __future__ import annotations
 
 from pdp.cli.commands import cli, main
 from pdp.cli.network import cafs, operators
 from pdp.cli.quickstart import quickstart
+from pdp.cli.transfer import export_cmd, import_cmd
 
 cli.add_command(cafs)
 cli.add_command(operators)
 cli.add_command(quickstart)
+cli.add_command(export_cmd)
+cli.add_command(import_cmd)
 
 __all__ = ["cli", "main"]
