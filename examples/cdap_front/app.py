@@ -1,5 +1,6 @@
-"""A Cdap-like front-end: two pages guarded by different profiles, and a menu that shows only
-what the signed-in user may open.
+"""A Cdap-like front-end: two pages guarded by different profiles, a menu that shows only what
+the signed-in user may open, and a family's file whose tabs and actions are those the user's
+profiles open (the catalogue's features), each opening logged with the file's number.
 
     PDP_URL=http://127.0.0.1:8000 PDP_API_KEY=$PDP_KEY flask --app examples.cdap_front.app run
 
@@ -34,6 +35,33 @@ def signed_in() -> str | None:
 def asked_caf() -> str | None:
     """The Caf of the file being read (``?caf=``): Cdap is decided per Caf (R-CON-3)."""
     return request.args.get("caf") or None
+
+
+def asked_tab() -> str | None:
+    """The tab (a Cdap feature) the page opens."""
+    return (request.view_args or {}).get("tab")
+
+
+def asked_file() -> str | None:
+    """The allocataire number of the file the page opens: logged pseudonymised by pdp."""
+    number = (request.view_args or {}).get("number")
+    return None if number is None else str(number)
+
+
+#: A Cdap file's tabs and actions, as the catalogue names its features, with their labels.
+TABS = (
+    ("synthese", "Synthèse"),
+    ("resume", "Résumé du dossier"),
+    ("paiements", "Paiements"),
+    ("droits", "Droits"),
+    ("famille", "Composition de la famille"),
+    ("ressources", "Ressources"),
+    ("rsa", "RSA"),
+    ("courriers", "Courriers"),
+    ("logement", "Informations logement"),
+    ("creances", "Créances"),
+)
+ACTIONS = (("dialogue", "Dialogue"), ("attestation", "Attestation"))
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -80,5 +108,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     def instruction() -> ResponseReturnValue:
         """Instruction of a file: Cdap's T18 profile."""
         return render_template("page.html", title="Instruire un dossier", caf=asked_caf())
+
+    @app.get("/dossiers/<int:number>/<tab>")
+    @pdp.requires("cdap", feature=asked_tab, caf=asked_caf, allocataire=asked_file)
+    def file_tab(number: int, tab: str) -> ResponseReturnValue:
+        """One tab of a family's file, shown only if one of the user's profiles opens it; the
+        tabs and action buttons offered are those the permissions listing opens."""
+        labels = dict(TABS + ACTIONS)
+        return render_template(
+            "file.html",
+            number=number,
+            tab=tab,
+            title=labels.get(tab, tab),
+            tabs=TABS,
+            actions=ACTIONS,
+            caf=asked_caf(),
+        )
 
     return app

@@ -122,11 +122,13 @@ class PDP:
         role: str | None = None,
         *,
         caf: str | Callable[[], str | None] | None = None,
-        feature: str | None = None,
+        feature: str | Callable[[], str | None] | None = None,
+        allocataire: Callable[[], str | None] | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R | ResponseReturnValue]]:
         """Decorator: the view runs only if the signed-in user may use ``service`` (with
-        ``role``, or opening ``feature``, for ``caf``: a code, or a callable reading it from
-        the request). Otherwise
+        ``role``, or opening ``feature``, for ``caf``: each a value, or a callable reading it
+        from the request; ``allocataire``: a callable reading the number of the family's file
+        the view opens, for the decision log). Otherwise
         403 with the French reason (401 when nobody is signed in). The decision is kept in
         ``g.pdp_decision``."""
 
@@ -136,9 +138,13 @@ class PDP:
                 login = self.current_user()
                 if not login:
                     return self._on_unauthenticated()
-                asked_caf = caf() if callable(caf) else caf
                 decision = self.client.check(
-                    login, service, role=role, caf=asked_caf, feature=feature
+                    login,
+                    service,
+                    role=role,
+                    caf=caf() if callable(caf) else caf,
+                    feature=feature() if callable(feature) else feature,
+                    allocataire=allocataire() if allocataire is not None else None,
                 )
                 g.pdp_decision = decision
                 if not decision.allowed:

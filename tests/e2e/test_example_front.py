@@ -98,6 +98,26 @@ def test_the_caf_of_the_file_is_decided(served: Served) -> None:
         assert CAF_NOT_SUBSCRIBED.replace("'", "&#39;") in html
 
 
+def test_a_file_shows_the_tabs_and_actions_the_profiles_open(served: Served) -> None:
+    """R-DEC-1 with features: in a family's file, chloe.roux (T1) sees and opens the summary
+    tabs only, bruno.petit (T1 and T18) the payments, RSA and "Dialogue" too; a tab no profile
+    of the user opens answers 403 FEATURE_NOT_GRANTED. The catalogue's example table decides."""
+    app = front(served)
+    with signed_in(app, "chloe.roux") as browser:
+        status, html = page(browser, "/dossiers/1234567/synthese?caf=931")
+        assert status == 200, html
+        assert 'id="tab-synthese"' in html and 'id="tab-resume"' in html
+        assert 'id="tab-paiements"' not in html and 'id="action-dialogue"' not in html
+        status, html = page(browser, "/dossiers/1234567/paiements?caf=931")
+        assert status == 403 and "FEATURE_NOT_GRANTED" in html
+    with signed_in(app, "bruno.petit") as browser:
+        status, html = page(browser, "/dossiers/1234567/paiements?caf=931")
+        assert status == 200, html
+        assert 'id="tab-paiements"' in html and 'id="tab-rsa"' in html
+        assert 'id="action-dialogue"' in html and 'id="action-attestation"' in html
+        assert 'id="tab-courriers"' not in html  # neither T1 nor T18 opens the letters
+
+
 def test_closed_users_and_strangers_see_no_menu_and_no_page(served: Served) -> None:
     app = front(served)
     with signed_in(app, "david.leroy") as browser:  # closed 30 days ago (R-USR-4)
