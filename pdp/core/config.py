@@ -41,6 +41,13 @@ class Settings:
     jwt_algorithm: str = "HS256"
     jwt_issuer: str = "pdp"
     jwt_audience: str = "pdp-admin"
+    # Tokens of an identity provider (pdp.services.jwks): its key set's URL, or "" to find it
+    # by discovery when PDP_JWT_ISSUER is a URL and no static key is set.
+    jwt_jwks_url: str = ""
+    jwt_algorithms: str = "RS256,ES256"
+    jwt_login_claim: str = "sub"
+    jwt_jwks_refresh: float = 300.0  # seconds before the key set is read again (background)
+    jwt_jwks_min_interval: float = 10.0  # seconds between two reads asked by unknown keys
     token_ttl: int = 900
     env: str = "development"
     rate_limit: str = "1000/second"
@@ -119,6 +126,16 @@ class Settings:
         return "off" if self.production else "demo"
 
     @property
+    def jwt_from_provider(self) -> bool:
+        """Whether tokens are checked against an identity provider's published keys
+        (``PDP_JWT_JWKS_URL``, or discovery from a URL ``PDP_JWT_ISSUER`` when neither
+        ``PDP_JWT_SECRET`` nor ``PDP_JWT_PUBLIC_KEY`` is set) rather than a static key."""
+        if self.jwt_jwks_url:
+            return True
+        by_url = self.jwt_issuer.startswith(("https://", "http://"))
+        return by_url and not self.jwt_secret and not self.jwt_public_key
+
+    @property
     def production(self) -> bool:
         """Whether ``PDP_ENV=production``: default secrets are refused (``refuse_defaults``)."""
         return self.env == "production"
@@ -173,7 +190,9 @@ def refuse_defaults(settings: Settings) -> None:
     if not settings.production:
         return
     problems = []
-    if settings.jwt_algorithm == "HS256":
+    if settings.jwt_from_provider:
+        pass  # the provider's keys: checked when the verifier is built (pdp.services.tokens)
+    elif settings.jwt_algorithm == "HS256":
         why = _weak(settings.jwt_secret)
         if why:
             problems.append(f"PDP_JWT_SECRET: {why}")
