@@ -25,6 +25,12 @@ from support.servers import free_port
 USERS = "/v1/organisations/mairie-montreuil/users"
 
 
+@pytest.fixture
+def backend() -> str:
+    """SQLite only: what is checked here is the tokens, not the store."""
+    return "sqlite"
+
+
 def closed_url() -> str:
     """A URL nothing listens on (a provider down)."""
     return f"http://127.0.0.1:{free_port()}"
