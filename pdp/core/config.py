@@ -63,6 +63,13 @@ class Settings:
     console_secret: str = ""
     console_user_header: str = "X-Portal-User"
     console_trusted_proxies: str = "127.0.0.1/32"
+    # PDP_CONSOLE_AUTH=oidc (pdp.web.console.oidc): the provider and this console's client.
+    console_oidc_issuer: str = ""
+    console_oidc_client_id: str = ""
+    console_oidc_client_secret: str = ""
+    console_oidc_scopes: str = "openid email profile"
+    console_oidc_redirect_uri: str = ""  # "" = /console/connexion/retour on the request's host
+    console_oidc_post_logout_uri: str = ""  # "" = /console/connexion on the request's host
     # Seconds a console session lives without a page asked (idle) and at most (absolute).
     console_session_idle: int = 900
     console_session_max: int = 28800
@@ -119,7 +126,7 @@ class Settings:
 
     @property
     def console_mode(self) -> str:
-        """How the console signs users in: ``demo``, ``trusted-header`` or ``off``
+        """How the console signs users in: ``demo``, ``trusted-header``, ``oidc`` or ``off``
         (``PDP_CONSOLE_AUTH``; unset: demo in development, off in production)."""
         if self.console_auth:
             return self.console_auth
@@ -158,7 +165,7 @@ class Settings:
 
 
 ENVIRONMENTS = ("development", "production")
-CONSOLE_AUTH = ("", "demo", "trusted-header", "off")
+CONSOLE_AUTH = ("", "demo", "trusted-header", "oidc", "off")
 LOG_FORMATS = ("auto", "text", "json")
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 

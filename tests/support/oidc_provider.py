@@ -45,7 +45,7 @@ AUDIENCE = "pdp-admin"
 RESOURCE = "https://pdp.test/admin"
 OTHER_RESOURCE = "https://other.test/api"
 SHORT_RESOURCE = "https://pdp.test/admin-short"
-USERS = ("alice.martin", "bruno.petit", "claire.durand", "sophie.bernard")
+USERS = ("alice.martin", "bruno.petit", "david.leroy")  # david.leroy: closed in the demo
 STARTUP_TIMEOUT = 30.0
 
 
@@ -87,14 +87,19 @@ class SigningKey:
     @classmethod
     def rsa(cls, kid: str) -> SigningKey:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        data = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key))
-        return cls(kid, "RS256", {**data, "kid": kid, "alg": "RS256", "use": "sig"})
+        return cls(kid, "RS256", _jwk(jwt.algorithms.RSAAlgorithm.to_jwk(key), kid, "RS256"))
 
     @classmethod
     def ec(cls, kid: str) -> SigningKey:
         key = ec.generate_private_key(ec.SECP256R1())
-        data = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key))
-        return cls(kid, "ES256", {**data, "kid": kid, "alg": "ES256", "use": "sig"})
+        return cls(kid, "ES256", _jwk(jwt.algorithms.ECAlgorithm.to_jwk(key), kid, "ES256"))
+
+
+def _jwk(text: str, kid: str, alg: str) -> dict[str, Any]:
+    """PyJWT's JWK with an id, an algorithm and ``use: sig``, as providers publish them; its
+    ``key_ops: ["sign"]`` dropped (published as is, it would forbid verifying)."""
+    data = {k: v for k, v in json.loads(text).items() if k != "key_ops"}
+    return {**data, "kid": kid, "alg": alg, "use": "sig"}
 
 
 # -- the provider ----------------------------------------------------------------------------

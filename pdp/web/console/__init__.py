@@ -26,6 +26,7 @@ from pdp.services.sessions import SessionStore
 from pdp.web.console import audit, groups, imports, operators, pages, users  # noqa: F401
 from pdp.web.console.blueprint import bp
 from pdp.web.container import ConsoleParts
+from pdp.web.oidc_signin import OidcSignIn
 from pdp.web.proxy_trust import ProxyTrust
 
 SESSION_COOKIE = "pdp_console"
@@ -67,6 +68,7 @@ def install(app: Flask, settings: Settings, sessions: SessionStore) -> ConsolePa
         trust=ProxyTrust.from_settings(settings),
         sessions=sessions,
         error_page=pages.error_page,
+        oidc=OidcSignIn.from_settings(app, settings) if settings.console_mode == "oidc" else None,
     )
     app.register_blueprint(bp)
     return parts
