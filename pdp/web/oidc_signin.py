@@ -24,6 +24,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, url_for
@@ -31,6 +32,7 @@ from werkzeug.wrappers import Response
 
 from pdp.core.config import Settings
 from pdp.core.errors import ConfigurationError
+from pdp.services.tokens import PROVIDER_ALGORITHMS
 
 log = logging.getLogger("pdp.console")
 
@@ -125,14 +127,55 @@ class OidcSignIn:
             raise SignInFailed(
                 401, "La connexion n'a pas abouti (jeton d'identité invalide) : recommencez."
             ) from None
-        claims = token.get("userinfo") or {}
+        claims = dict(token.get("userinfo") or {})
         claim = self.settings.jwt_login_claim
+        if claim not in claims:
+            # Many providers put the scopes' claims (email, ...) in the userinfo answer only.
+            claims = self._userinfo(token, claims)
         login = claims.get(claim)
         if not isinstance(login, str) or not login.strip():
             raise SignInFailed(
                 401, f"Le fournisseur d'identité n'a pas transmis l'identifiant ({claim})."
             )
         return login.strip(), str(token.get("id_token", ""))
+
+    def _userinfo(self, token: dict[str, Any], id_claims: dict[str, Any]) -> dict[str, Any]:
+        """The userinfo endpoint's claims (JSON, or a JWT signed by the provider's keys), for
+        the user of the ID token (same ``sub``, OpenID Connect Core 1.0 §5.3.2); the ID token's
+        claims when the provider has no such endpoint or it fails."""
+        try:
+            metadata = self.client.load_server_metadata()
+            endpoint = metadata.get("userinfo_endpoint")
+            if not endpoint:
+                return id_claims
+            answer = self.client.get(endpoint, token=token, timeout=10)
+            answer.raise_for_status()
+            if answer.headers.get("Content-Type", "").startswith("application/jwt"):
+                claims = self._signed_userinfo(answer.text, metadata)
+            else:
+                claims = answer.json()
+        except Exception as exc:
+            log.warning("console sign-in: the userinfo endpoint failed: %s", exc)
+            return id_claims
+        if not isinstance(claims, dict) or claims.get("sub") != id_claims.get("sub"):
+            log.warning("console sign-in: userinfo names another subject than the ID token")
+            return id_claims
+        return {**id_claims, **claims}
+
+    def _signed_userinfo(self, text: str, metadata: dict[str, Any]) -> Any:
+        """A userinfo answer as a JWT (ProConnect's): checked with the provider's keys."""
+        header = jwt.get_unverified_header(text)
+        keys = jwt.PyJWKSet.from_dict(self.client.fetch_jwk_set())
+        key = next(k for k in keys.keys if k.key_id == header.get("kid"))
+        offered = metadata.get("userinfo_signing_alg_values_supported") or ["RS256", "ES256"]
+        return jwt.decode(
+            text,
+            key,
+            algorithms=[a for a in offered if a in PROVIDER_ALGORITHMS],  # never none, nor HS*
+            audience=self.settings.console_oidc_client_id,
+            issuer=metadata.get("issuer"),
+            options={"require": ["sub"]},
+        )
 
     def logout_url(self, id_token: str | None) -> str | None:
         """Where to send the browser to end the provider's session too, or None when the

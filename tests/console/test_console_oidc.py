@@ -34,6 +34,9 @@ def oidc_settings(issuer: str) -> dict[str, str]:
         "PDP_CONSOLE_OIDC_ISSUER": issuer,
         "PDP_CONSOLE_OIDC_CLIENT_ID": CLIENT_ID,
         "PDP_CONSOLE_OIDC_CLIENT_SECRET": CLIENT_SECRET,
+        # The provider gives "name" (here the login) at its userinfo endpoint only, not in the
+        # ID token: the console asks it there.
+        "PDP_JWT_LOGIN_CLAIM": "name",
     }
 
 

@@ -71,7 +71,13 @@ const provider = new Provider(issuer, {
     rpInitiatedLogout: { enabled: true },
     resourceIndicators: {
       enabled: true,
-      defaultResource: () => env.OIDC_RESOURCE,
+      // The administration API's access token when the scope "admin" is asked for; else an
+      // access token for the userinfo endpoint (the console's sign-in).
+      defaultResource(ctx, client, oneOf) {
+        if (oneOf) return oneOf;
+        const scope = ctx.oidc.params?.scope || '';
+        return scope.split(' ').includes('admin') ? env.OIDC_RESOURCE : undefined;
+      },
       useGrantedResource: () => true,
       getResourceServerInfo(ctx, indicator) {
         const server = resources[indicator];
