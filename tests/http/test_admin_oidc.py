@@ -147,6 +147,37 @@ def test_an_expired_token_is_refused(make_app: MakeApp, provider: Provider) -> N
     assert ask(app, token) == (401, "TOKEN_EXPIRED")
 
 
+# -- the request path ----------------------------------------------------------------------------
+
+
+def test_a_known_key_is_never_fetched_again_and_unknown_kids_are_rate_limited(
+    make_app: MakeApp, provider: Provider
+) -> None:
+    """Tokens with a cached key cost no call to the provider; tokens naming made-up key ids
+    (here signed by a key of the test's own) cost one read of the key set per
+    PDP_JWT_JWKS_MIN_INTERVAL, however many come."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    app = provider_app(make_app, provider, jwt_jwks_min_interval=2.0, jwt_jwks_refresh=3600.0)
+    token = provider.token("alice.martin")
+    reads = provider.jwks_reads()
+    for _ in range(30):
+        assert ask(app, token) == (200, None)
+    assert provider.jwks_reads() == reads
+
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    forged = [
+        jwt.encode(claims, forger, algorithm="RS256", headers={"kid": f"made-up-{n}"})
+        for n in range(30)
+    ]
+    time.sleep(2.1)  # past the interval since the start-up read: the first one may ask
+    for one in forged:
+        assert ask(app, one) == (401, "UNKNOWN_SIGNING_KEY")
+    assert provider.jwks_reads() == reads + 1
+    assert ask(app, token) == (200, None)
+
+
 # -- rotation ------------------------------------------------------------------------------------
 
 

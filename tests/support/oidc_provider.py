@@ -191,6 +191,11 @@ class Provider:
             document: dict[str, Any] = json.load(answer)
         return document
 
+    def jwks_reads(self) -> int:
+        """How many times the key set was read since this process started."""
+        with urllib.request.urlopen(f"{self.issuer}/test/jwks-reads", timeout=5) as answer:
+            return int(json.load(answer)["reads"])
+
     # -- a user's tokens through the authorisation code flow ---------------------------------
 
     def token(self, login: str = "alice.martin", resource: str = RESOURCE) -> str:

@@ -1,7 +1,8 @@
 """The administration console ("Gestion des habilitations"): French HTML pages for partner
 admins and managers, over the same service layer as the JSON API (``pdp.services.admin``).
 
-- ``auth``: who is signed in (demo accounts, or a login header set by a trusted proxy);
+- ``auth``: who is signed in (demo accounts, a login header set by a trusted proxy, or the
+  identity provider's OpenID Connect sign-in, ``pdp.web.oidc_signin``);
 - ``sessions``: the console's sessions, kept in the database (sign-out, lifetimes);
 - ``security``: the CSRF token of every form and the security headers of every page;
 - ``pages``: sign-in, sign-out and the welcome page; ``users``: fiches 1 to 6; ``groups``:

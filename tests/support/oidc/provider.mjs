@@ -93,6 +93,18 @@ const provider = new Provider(issuer, {
   },
 });
 
+// How many times the key set was read: GET /test/jwks-reads (the tests count the service's
+// reads with it; not part of the provider's protocol).
+let jwksReads = 0;
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/jwks') jwksReads += 1;
+  if (ctx.path === '/test/jwks-reads') {
+    ctx.body = { reads: jwksReads };
+    return;
+  }
+  await next();
+});
+
 provider.listen(port, '127.0.0.1', () => {
   console.log(`ready ${issuer}`);
 });
