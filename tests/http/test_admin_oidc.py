@@ -2,29 +2,37 @@
 by the tests: tests/support/oidc_provider.py), its tokens obtained by signing a demo user in
 through the authorisation code flow with PKCE.
 
-What is checked: a token accepted (keys found by discovery, or by the key set's URL); the
-login's claim chosen by the settings; key rotation (the new key fetched on its first token, the
-old one valid for its tokens while published, refused once the provider dropped it); an expired
-token; a token of another audience or another issuer refused; the provider stopped (cached keys
-keep working, an unknown key answers 503 IDENTITY_PROVIDER_UNAVAILABLE, and the service recovers
-when the provider is back). Closed or unknown actors are R-USR-4's (test_admin_auth.py).
+What is checked: a token accepted (keys found by discovery, or by the key set's URL; RS256 and
+ES256, the algorithms being the settings' choice); the login's claim chosen by the settings; key
+rotation (the new key fetched on its first token, the old one valid for its tokens while
+published, refused once the provider dropped it); an expired token; a token of another audience
+or another issuer refused; the provider stopped (cached keys keep working, an unknown key
+answers 503 IDENTITY_PROVIDER_UNAVAILABLE, and the service recovers when the provider is back);
+the provider's key set read once per key, never per request, and at most once per interval for
+made-up key ids; the same through ``pdp serve`` with two workers. Closed or unknown actors are
+R-USR-4's (test_admin_auth.py).
 """
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 
 from pdp.core.errors import ConfigurationError
 from pdp.web.app import create_app
 
 from support.oidc_provider import (
+    ES_RESOURCE,
     OTHER_RESOURCE,
     SHORT_RESOURCE,
     Provider,
@@ -96,6 +104,68 @@ def test_a_token_of_the_provider_is_accepted(
     assert ask(app, token) == (200, None)
 
 
+def test_es256_tokens_are_accepted_and_refused_when_not_allowed(
+    make_app: MakeApp, tmp_path: Path, k1: SigningKey
+) -> None:
+    """The provider signs with an EC key: accepted with the default PDP_JWT_ALGORITHMS
+    (RS256,ES256), refused when the settings allow RS256 only (never the token's choice)."""
+    with running_provider(tmp_path, k1, SigningKey.ec("e1")) as ec_provider:
+        token = ec_provider.token("alice.martin", resource=ES_RESOURCE)
+        assert jwt.get_unverified_header(token)["alg"] == "ES256"
+        assert ask(provider_app(make_app, ec_provider), token) == (200, None)
+        rs_only = provider_app(make_app, ec_provider, jwt_algorithms="RS256")
+        assert ask(rs_only, token) == (401, "INVALID_TOKEN")
+        assert ask(rs_only, ec_provider.token("alice.martin")) == (200, None)
+
+
+def test_tokens_through_a_real_server_with_two_workers(
+    provider: Provider, k1: SigningKey, k2: SigningKey, tmp_path: Path
+) -> None:
+    """``pdp serve`` (gunicorn, two workers, each with its own cache of the keys read after
+    the fork or at the first token): accepted, rotated, then refused with a 503 while the
+    provider is down, over HTTP."""
+    from support.servers import run_pdp, running, server_env
+
+    url = f"sqlite:///{tmp_path / 'pdp.sqlite3'}"
+    env = server_env(
+        tmp_path,
+        PDP_DATABASE_URL=url,
+        PDP_JWT_ISSUER=provider.issuer,
+        PDP_JWT_JWKS_MIN_INTERVAL="0.2",
+    )
+    run_pdp(["db", "upgrade"], env, tmp_path)
+    run_pdp(["demo", "load"], env, tmp_path)
+    with running(["serve", "--workers", "2"], env, tmp_path) as server:
+
+        def status_with(token: str) -> tuple[int, str | None]:
+            request = urllib.request.Request(
+                server.base_url + USERS, headers={"Authorization": f"Bearer {token}"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return answer.status, None
+            except urllib.error.HTTPError as exc:
+                with exc:
+                    return exc.code, json.loads(exc.read())["error"]["code"]
+
+        old = provider.token("alice.martin")
+        assert {status_with(old) for _ in range(10)} == {(200, None)}
+        provider.restart(k2, k1)
+        new = provider.token("alice.martin")
+        time.sleep(0.3)
+        assert {status_with(new) for _ in range(10)} == {(200, None)}
+        provider.stop()
+        assert {status_with(old) for _ in range(10)} == {(200, None)}
+        time.sleep(0.3)
+        forged = jwt.encode(
+            jwt.decode(new, options={"verify_signature": False}),
+            rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            algorithm="RS256",
+            headers={"kid": "k3"},
+        )
+        assert status_with(forged) == (503, "IDENTITY_PROVIDER_UNAVAILABLE")
+
+
 def test_the_login_is_read_from_the_configured_claim(make_app: MakeApp, provider: Provider) -> None:
     """PDP_JWT_LOGIN_CLAIM=client_id: the login is the client's id, a login the demo does not
     know (R-USR-4: unknown actor), whereas ``sub`` names alice.martin."""
@@ -156,8 +226,6 @@ def test_a_known_key_is_never_fetched_again_and_unknown_kids_are_rate_limited(
     """Tokens with a cached key cost no call to the provider; tokens naming made-up key ids
     (here signed by a key of the test's own) cost one read of the key set per
     PDP_JWT_JWKS_MIN_INTERVAL, however many come."""
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     app = provider_app(make_app, provider, jwt_jwks_min_interval=2.0, jwt_jwks_refresh=3600.0)
     token = provider.token("alice.martin")
     reads = provider.jwks_reads()

@@ -45,6 +45,7 @@ AUDIENCE = "pdp-admin"
 RESOURCE = "https://pdp.test/admin"
 OTHER_RESOURCE = "https://other.test/api"
 SHORT_RESOURCE = "https://pdp.test/admin-short"
+ES_RESOURCE = "https://pdp.test/admin-es256"  # its tokens signed with ES256 (needs an EC key)
 USERS = ("alice.martin", "bruno.petit", "david.leroy")  # david.leroy: closed in the demo
 STARTUP_TIMEOUT = 30.0
 
@@ -145,6 +146,7 @@ class Provider:
             "OIDC_RESOURCE": RESOURCE,
             "OIDC_OTHER_RESOURCE": OTHER_RESOURCE,
             "OIDC_SHORT_RESOURCE": SHORT_RESOURCE,
+            "OIDC_ES_RESOURCE": ES_RESOURCE,
         }
         log = (self.workdir / f"provider-{self.port}.log").open("a", encoding="utf-8")
         self.process = subprocess.Popen(

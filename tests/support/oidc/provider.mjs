@@ -11,6 +11,7 @@
 //   OIDC_RESOURCE       resource indicator of the administration API (the default resource)
 //   OIDC_OTHER_RESOURCE another API's resource indicator (audience "other-api")
 //   OIDC_SHORT_RESOURCE the administration API again, with access tokens of 2 seconds
+//   OIDC_ES_RESOURCE    the administration API again, its access tokens signed with ES256
 //   OIDC_TTL            seconds access and ID tokens live (default 600)
 //
 // Sign-in is oidc-provider's development interaction pages (any password; the login must be
@@ -31,6 +32,7 @@ const resources = {
   [env.OIDC_RESOURCE]: { audience: env.OIDC_AUDIENCE, ttl },
   [env.OIDC_OTHER_RESOURCE]: { audience: 'other-api', ttl },
   [env.OIDC_SHORT_RESOURCE]: { audience: env.OIDC_AUDIENCE, ttl: 2 },
+  [env.OIDC_ES_RESOURCE]: { audience: env.OIDC_AUDIENCE, ttl, alg: 'ES256' },
 };
 
 const provider = new Provider(issuer, {
@@ -87,6 +89,7 @@ const provider = new Provider(issuer, {
           audience: server.audience,
           accessTokenTTL: server.ttl,
           accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: server.alg || 'RS256' } },
         };
       },
     },
