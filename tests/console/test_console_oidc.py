@@ -171,6 +171,41 @@ def test_a_callback_not_started_by_this_browser_is_refused(
         provider.stop()
 
 
+@pytest.mark.parametrize("userinfo", ["json", "signed-jwt"])
+def test_the_login_from_the_userinfo_answer_json_or_signed(
+    make_app: MakeApp, tmp_path: Path, userinfo: str
+) -> None:
+    """The login claim ("name" here) is not in the ID token but at the userinfo endpoint, as
+    JSON or, like ProConnect's, as a JWT signed by the provider's keys. The flow is driven over
+    HTTP (the provider's pages, then the console's callback with Flask's client); the callback
+    replayed is refused (its state was used)."""
+    need_node()
+    provider = Provider(tmp_path, signed_userinfo=userinfo == "signed-jwt")
+    provider.start(SigningKey.rsa("k1"))
+    try:
+        app, _ = make_app(
+            console_auth="oidc",
+            console_oidc_issuer=provider.issuer,
+            console_oidc_client_id=CLIENT_ID,
+            console_oidc_client_secret=CLIENT_SECRET,
+            console_oidc_redirect_uri=provider.redirect_uris[0],
+            jwt_login_claim="name",
+        )
+        client = app.test_client()
+        start = client.get("/console/connexion/oidc")
+        back = provider.sign_in(start.headers["Location"], "alice.martin")
+        callback = "/console/connexion/retour?" + urllib.parse.urlsplit(back).query
+        answer = client.get(callback)
+        assert answer.status_code == 302, html.unescape(answer.get_data(as_text=True))
+        assert answer.headers["Location"].endswith("/console/")
+        assert "Bienvenue alice.martin" in client.get("/console/").get_data(as_text=True)
+
+        replayed = app.test_client().get(callback)
+        assert replayed.status_code == 401
+    finally:
+        provider.stop()
+
+
 def test_a_provider_down_makes_the_sign_in_page_say_so(make_app: MakeApp) -> None:
     from support.servers import free_port
 

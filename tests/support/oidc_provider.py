@@ -113,6 +113,7 @@ class Provider:
     workdir: Path
     redirect_uris: tuple[str, ...] = ("http://127.0.0.1:9/callback",)
     post_logout_redirect_uris: tuple[str, ...] = ("http://127.0.0.1:9/",)
+    signed_userinfo: bool = False  # the client asks for userinfo as a signed JWT (ProConnect)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[str] | None = None
     keys: tuple[SigningKey, ...] = ()
@@ -147,6 +148,7 @@ class Provider:
             "OIDC_OTHER_RESOURCE": OTHER_RESOURCE,
             "OIDC_SHORT_RESOURCE": SHORT_RESOURCE,
             "OIDC_ES_RESOURCE": ES_RESOURCE,
+            "OIDC_USERINFO_SIGNED": "1" if self.signed_userinfo else "",
         }
         log = (self.workdir / f"provider-{self.port}.log").open("a", encoding="utf-8")
         self.process = subprocess.Popen(
@@ -206,8 +208,6 @@ class Provider:
 
     def tokens(self, login: str = "alice.martin", resource: str = RESOURCE) -> dict[str, Any]:
         """The token endpoint's answer after signing ``login`` in (pages driven over HTTP)."""
-        jar = http.cookiejar.CookieJar()
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
         verifier = secrets.token_urlsafe(48)
         challenge = (
             base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
@@ -229,15 +229,23 @@ class Provider:
                 "code_challenge_method": "S256",
             }
         )
-        url = f"{self.issuer}/auth?{query}"
+        location = self.sign_in(f"{self.issuer}/auth?{query}", login)
+        params = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
+        assert params.get("state") == [state], location
+        if "code" not in params:
+            raise RuntimeError(f"the provider refused: {location}")
+        return self._exchange(params["code"][0], verifier, redirect_uri)
+
+    def sign_in(self, url: str, login: str) -> str:
+        """Follow an authorisation request ``url`` through the provider's sign-in and consent
+        pages as ``login`` (HTTP, no browser); return where the provider sends the browser back
+        (the client's redirect URI, with the code and the state)."""
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
         for _ in range(12):  # sign-in page, consent page, then back to the client
             status, location, body = _open(opener, url)
-            if location.startswith(redirect_uri):
-                params = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
-                assert params.get("state") == [state], location
-                if "code" not in params:
-                    raise RuntimeError(f"the provider refused: {location}")
-                return self._exchange(params["code"][0], verifier, redirect_uri)
+            if location and any(location.startswith(uri) for uri in self.redirect_uris):
+                return location
             if location:
                 url = urllib.parse.urljoin(url, location)
                 continue

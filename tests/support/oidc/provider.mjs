@@ -12,6 +12,7 @@
 //   OIDC_OTHER_RESOURCE another API's resource indicator (audience "other-api")
 //   OIDC_SHORT_RESOURCE the administration API again, with access tokens of 2 seconds
 //   OIDC_ES_RESOURCE    the administration API again, its access tokens signed with ES256
+//   OIDC_USERINFO_SIGNED  non-empty: the client's userinfo answers are JWTs signed RS256
 //   OIDC_TTL            seconds access and ID tokens live (default 600)
 //
 // Sign-in is oidc-provider's development interaction pages (any password; the login must be
@@ -45,6 +46,7 @@ const provider = new Provider(issuer, {
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
+      ...(env.OIDC_USERINFO_SIGNED ? { userinfo_signed_response_alg: 'RS256' } : {}),
     },
   ],
   jwks,
@@ -70,6 +72,7 @@ const provider = new Provider(issuer, {
   // The development pages grant every scope and resource asked for on "Continue".
   features: {
     devInteractions: { enabled: true },
+    jwtUserinfo: { enabled: true },
     rpInitiatedLogout: { enabled: true },
     resourceIndicators: {
       enabled: true,
