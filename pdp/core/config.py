@@ -47,6 +47,13 @@ class Settings:
     jwt_algorithm: str = "HS256"
     jwt_issuer: str = "pdp"
     jwt_audience: str = "pdp-admin"
+    # Tokens of an identity provider (pdp.services.jwks): its key set's URL, or "" to find it
+    # by discovery when PDP_JWT_ISSUER is a URL and no static key is set.
+    jwt_jwks_url: str = ""
+    jwt_algorithms: str = "RS256,ES256"
+    jwt_login_claim: str = "sub"
+    jwt_jwks_refresh: float = 300.0  # seconds before the key set is read again (background)
+    jwt_jwks_min_interval: float = 10.0  # seconds between two reads asked by unknown keys
     token_ttl: int = 900
     env: str = "development"
     rate_limit: str = "1000/second"
@@ -62,6 +69,13 @@ class Settings:
     console_secret: str = ""
     console_user_header: str = "X-Portal-User"
     console_trusted_proxies: str = "127.0.0.1/32"
+    # PDP_CONSOLE_AUTH=oidc (pdp.web.console.oidc): the provider and this console's client.
+    console_oidc_issuer: str = ""
+    console_oidc_client_id: str = ""
+    console_oidc_client_secret: str = ""
+    console_oidc_scopes: str = "openid email profile"
+    console_oidc_redirect_uri: str = ""  # "" = /console/connexion/retour on the request's host
+    console_oidc_post_logout_uri: str = ""  # "" = /console/connexion on the request's host
     # Seconds a console session lives without a page asked (idle) and at most (absolute).
     console_session_idle: int = 900
     console_session_max: int = 28800
@@ -118,11 +132,21 @@ class Settings:
 
     @property
     def console_mode(self) -> str:
-        """How the console signs users in: ``demo``, ``trusted-header`` or ``off``
+        """How the console signs users in: ``demo``, ``trusted-header``, ``oidc`` or ``off``
         (``PDP_CONSOLE_AUTH``; unset: demo in development, off in production)."""
         if self.console_auth:
             return self.console_auth
         return "off" if self.production else "demo"
+
+    @property
+    def jwt_from_provider(self) -> bool:
+        """Whether tokens are checked against an identity provider's published keys
+        (``PDP_JWT_JWKS_URL``, or discovery from a URL ``PDP_JWT_ISSUER`` when neither
+        ``PDP_JWT_SECRET`` nor ``PDP_JWT_PUBLIC_KEY`` is set) rather than a static key."""
+        if self.jwt_jwks_url:
+            return True
+        by_url = self.jwt_issuer.startswith(("https://", "http://"))
+        return by_url and not self.jwt_secret and not self.jwt_public_key
 
     @property
     def production(self) -> bool:
@@ -147,7 +171,7 @@ class Settings:
 
 
 ENVIRONMENTS = ("development", "production")
-CONSOLE_AUTH = ("", "demo", "trusted-header", "off")
+CONSOLE_AUTH = ("", "demo", "trusted-header", "oidc", "off")
 LOG_FORMATS = ("auto", "text", "json")
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -179,7 +203,9 @@ def refuse_defaults(settings: Settings) -> None:
     if not settings.production:
         return
     problems = []
-    if settings.jwt_algorithm == "HS256":
+    if settings.jwt_from_provider:
+        pass  # the provider's keys: checked when the verifier is built (pdp.services.tokens)
+    elif settings.jwt_algorithm == "HS256":
         why = _weak(settings.jwt_secret)
         if why:
             problems.append(f"PDP_JWT_SECRET: {why}")

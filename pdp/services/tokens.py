@@ -1,10 +1,13 @@
 """Who is acting: the administration API's bearer tokens (JWT, PyJWT).
 
-A token is signed by a configured key: an HS256 shared secret (``PDP_JWT_SECRET``) or an RS256 /
-ES256 public key (``PDP_JWT_PUBLIC_KEY``, PEM text or a file path) whose private half belongs to
-the portal's identity provider. Issuer, audience and expiry are required and checked; ``sub`` is
-the acting user's login. Whether that user exists and is open is the caller's to check (the
-engine knows), so that a closed account is refused at once (R-USR-4).
+A token is signed either by a static key, for development and simple set-ups: an HS256 shared
+secret (``PDP_JWT_SECRET``) or an RS256 / ES256 public key (``PDP_JWT_PUBLIC_KEY``, PEM text or a
+file path); or by one of the keys an identity provider publishes (``PDP_JWT_JWKS_URL``, or found
+by OpenID Connect discovery from ``PDP_JWT_ISSUER``; cached, see ``pdp.services.jwks``), with the
+algorithms of ``PDP_JWT_ALGORITHMS`` only (never the token's say). Issuer, audience and expiry
+are required and checked; the login is the ``sub`` claim, or the one ``PDP_JWT_LOGIN_CLAIM``
+names. Whether that user exists and is open is the caller's to check (the engine knows), so that
+a closed account is refused at once (R-USR-4).
 """
 
 from __future__ import annotations
@@ -17,22 +20,43 @@ import jwt
 
 from pdp.core.config import Settings
 from pdp.core.errors import ConfigurationError, Unauthorized
+from pdp.services.jwks import JwksCache, check_url
 
 ALGORITHMS = ("HS256", "RS256", "ES256")
+# What a provider's keys may sign with: public-key algorithms only (a shared secret in a
+# published key set would be no secret).
+PROVIDER_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
 
 
 @dataclass(frozen=True)
 class TokenVerifier:
-    """Checks bearer tokens against one key, issuer and audience."""
+    """Checks bearer tokens against a static key or a provider's keys, an issuer and an
+    audience."""
 
     key: str
     algorithm: str
     issuer: str
     audience: str
+    login_claim: str = "sub"
+    jwks: JwksCache | None = None
+    algorithms: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier | None:
         """Build the verifier the settings describe; None when no key is configured."""
+        if settings.jwt_from_provider:
+            return cls.from_provider(settings)
         if settings.jwt_algorithm not in ALGORITHMS:
             raise ConfigurationError(
                 f"PDP_JWT_ALGORITHM must be one of {', '.join(ALGORITHMS)}, "
@@ -49,35 +73,112 @@ class TokenVerifier:
             if not key:
                 return None
             _check_public_key(key, settings.jwt_algorithm)
-        return cls(key, settings.jwt_algorithm, settings.jwt_issuer, settings.jwt_audience)
+        return cls(
+            key,
+            settings.jwt_algorithm,
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            _login_claim(settings),
+            None,
+            (settings.jwt_algorithm,),
+        )
+
+    @classmethod
+    def from_provider(cls, settings: Settings) -> TokenVerifier:
+        """The verifier of an identity provider's tokens; its keys are read now (a provider
+        unreachable now is not fatal: the first token asks again)."""
+        if settings.jwt_secret or settings.jwt_public_key:
+            raise ConfigurationError(
+                "PDP_JWT_JWKS_URL and a static key (PDP_JWT_SECRET or PDP_JWT_PUBLIC_KEY) "
+                "exclude each other: set one"
+            )
+        algorithms = tuple(a.strip() for a in settings.jwt_algorithms.split(",") if a.strip())
+        wrong = [a for a in algorithms if a not in PROVIDER_ALGORITHMS]
+        if not algorithms or wrong:
+            raise ConfigurationError(
+                "PDP_JWT_ALGORITHMS must list algorithms among "
+                f"{', '.join(PROVIDER_ALGORITHMS)}, not {settings.jwt_algorithms!r}"
+            )
+        if settings.jwt_jwks_url:
+            check_url("PDP_JWT_JWKS_URL", settings.jwt_jwks_url, settings.production)
+        else:
+            check_url("PDP_JWT_ISSUER", settings.jwt_issuer, settings.production)
+        if not settings.jwt_audience:
+            raise ConfigurationError("PDP_JWT_AUDIENCE must name this service's audience")
+        if not 0 < settings.jwt_jwks_min_interval <= settings.jwt_jwks_refresh:
+            raise ConfigurationError(
+                "PDP_JWT_JWKS_MIN_INTERVAL and PDP_JWT_JWKS_REFRESH must be positive numbers of "
+                "seconds, the first no larger than the second"
+            )
+        jwks = JwksCache(
+            jwks_url=settings.jwt_jwks_url,
+            issuer=settings.jwt_issuer,
+            algorithms=algorithms,
+            max_age=settings.jwt_jwks_refresh,
+            min_interval=settings.jwt_jwks_min_interval,
+        )
+        jwks.refresh()  # raises ConfigurationError when discovery names another issuer
+        return cls(
+            "",
+            "",
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            _login_claim(settings),
+            jwks,
+            algorithms,
+        )
 
     def login(self, header: str | None) -> str:
-        """Return the login of a valid ``Authorization: Bearer`` header; raise Unauthorized."""
+        """Return the login of a valid ``Authorization: Bearer`` header; raise Unauthorized
+        (or, for a provider's token whose key cannot be fetched, IdentityProviderUnavailable)."""
         if not header:
             raise Unauthorized("Authentification requise : en-tête Authorization: Bearer absent.")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise Unauthorized("En-tête Authorization invalide : « Bearer <jeton> » attendu.")
+        key: str | jwt.PyJWK = self.key
         try:
+            if self.jwks is not None:
+                key = self.jwks.key(self._kid(token))
             claims = jwt.decode(
-                token.strip(),
-                self.key,
-                algorithms=[self.algorithm],
+                token,
+                key,
+                algorithms=list(self.algorithms),
                 issuer=self.issuer,
                 audience=self.audience,
-                options={"require": ["exp", "iss", "aud", "sub"]},
+                options={"require": ["exp", "iss", "aud"]},
                 leeway=5,
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("Jeton expiré.", code="TOKEN_EXPIRED") from None
         except (jwt.PyJWTError, ValueError, TypeError, AttributeError) as exc:
             raise Unauthorized(f"Jeton invalide : {exc}.", code="INVALID_TOKEN") from None
-        sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub:
+        login = claims.get(self.login_claim)
+        if not isinstance(login, str) or not login:
             raise Unauthorized(
-                "Jeton invalide : « sub » doit être un identifiant.", "INVALID_TOKEN"
+                f"Jeton invalide : « {self.login_claim} » doit être un identifiant.",
+                "INVALID_TOKEN",
             )
-        return sub
+        return login
+
+    def _kid(self, token: str) -> str | None:
+        """The header's key id, once its algorithm is one we allow (nothing is fetched for a
+        token we would refuse anyway)."""
+        header = jwt.get_unverified_header(token)
+        if header.get("alg") not in self.algorithms:
+            raise jwt.InvalidAlgorithmError("The specified alg value is not allowed")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise jwt.InvalidTokenError("kid must be a string")
+        return kid
+
+
+def _login_claim(settings: Settings) -> str:
+    claim = settings.jwt_login_claim.strip()
+    if not claim:
+        raise ConfigurationError("PDP_JWT_LOGIN_CLAIM must name a claim (default: sub)")
+    return claim
 
 
 def _check_public_key(pem: str, algorithm: str) -> None:

@@ -32,6 +32,7 @@ from pdp.services.tokens import TokenVerifier
 # Modules of their own, apart from the guard and the console that read this container: so it
 # can name their types without an import cycle (tests/engine/test_architecture.py).
 from pdp.web.api.rate_limit import RateLimiter
+from pdp.web.oidc_signin import OidcSignIn
 from pdp.web.proxy_trust import ProxyTrust
 
 # Flask's convention: an extension's name as its key. Not "pdp": pdp.client.flask uses that
@@ -47,6 +48,8 @@ class ConsoleParts:
     sessions: SessionStore
     # The API's error handlers (pdp.web.api.errors) ask it for the console's own paths.
     error_page: Callable[[int], Response | None]
+    # PDP_CONSOLE_AUTH=oidc: the OpenID Connect client; None in the other modes.
+    oidc: OidcSignIn | None = None
 
 
 @dataclass(frozen=True)

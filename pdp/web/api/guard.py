@@ -20,8 +20,6 @@ views.
 
 from __future__ import annotations
 
-import contextlib
-
 from flask import Flask, g, request
 
 from pdp.core import context
@@ -134,11 +132,9 @@ def install(
         if caller is not None:
             key = f"client:{caller.name}"
         else:
-            key = f"addr:{request.remote_addr or 'unknown'}"
-            header = request.headers.get("Authorization")
-            if header and verifier is not None:
-                with contextlib.suppress(Unauthorized):
-                    key = f"user:{verifier.login(header)}"
+            # A JWT route's user was authenticated just before (_authenticate): not again.
+            login = g.get("pdp_login")
+            key = f"user:{login}" if login else f"addr:{request.remote_addr or 'unknown'}"
         retry_after = limiter.hit(key)
         if retry_after is not None:
             raise RateLimited(retry_after)

@@ -193,6 +193,10 @@ class Registry:
                 statuses |= {401, 403}
             if op.api_key:
                 statuses.add(503)  # KEYS_UNAVAILABLE: the keys not read yet (pdp.services.api_keys)
+            if op.auth:
+                # IDENTITY_PROVIDER_UNAVAILABLE: a token's key unknown, the provider unreachable
+                # (pdp.services.jwks).
+                statuses.add(503)
             if not op.public:
                 statuses.add(429)
             for status in sorted(statuses):

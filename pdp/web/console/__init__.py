@@ -1,7 +1,8 @@
 """The administration console ("Gestion des habilitations"): French HTML pages for partner
 admins and managers, over the same service layer as the JSON API (``pdp.services.admin``).
 
-- ``auth``: who is signed in (demo accounts, or a login header set by a trusted proxy);
+- ``auth``: who is signed in (demo accounts, a login header set by a trusted proxy, or the
+  identity provider's OpenID Connect sign-in, ``pdp.web.oidc_signin``);
 - ``sessions``: the console's sessions, kept in the database (sign-out, lifetimes);
 - ``security``: the CSRF token of every form and the security headers of every page;
 - ``pages``: sign-in, sign-out and the welcome page; ``users``: fiches 1 to 6; ``groups``:
@@ -26,6 +27,7 @@ from pdp.services.sessions import SessionStore
 from pdp.web.console import audit, groups, imports, operators, pages, users  # noqa: F401
 from pdp.web.console.blueprint import bp
 from pdp.web.container import ConsoleParts
+from pdp.web.oidc_signin import OidcSignIn
 from pdp.web.proxy_trust import ProxyTrust
 
 SESSION_COOKIE = "pdp_console"
@@ -67,6 +69,7 @@ def install(app: Flask, settings: Settings, sessions: SessionStore) -> ConsolePa
         trust=ProxyTrust.from_settings(settings),
         sessions=sessions,
         error_page=pages.error_page,
+        oidc=OidcSignIn.from_settings(app, settings) if settings.console_mode == "oidc" else None,
     )
     app.register_blueprint(bp)
     return parts

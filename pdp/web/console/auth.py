@@ -1,6 +1,6 @@
 """Who is signed in to the console.
 
-Two ways (``PDP_CONSOLE_AUTH``):
+Three ways (``PDP_CONSOLE_AUTH``):
 
 - ``demo`` (development): ``/console/connexion`` lists the open users of the database as
   buttons; choosing one starts a console session (``pdp.services.sessions``), whose id alone
@@ -10,6 +10,8 @@ Two ways (``PDP_CONSOLE_AUTH``):
   the header is believed only from an address in ``PDP_CONSOLE_TRUSTED_PROXIES``. The console's
   session (its CSRF token) belongs to that login: another login in the header ends it, and an
   ended or expired one is replaced by a new one at the next page, the portal vouching.
+- ``oidc`` (production, the console a client of the identity provider): sign-in by the
+  authorisation code flow (``pdp.web.oidc_signin``); then a console session, as in demo.
 
 Either way the login must name a user open today (R-USR-4), checked on every request: a user
 closed while signed in is signed out (the session ends).
@@ -49,7 +51,7 @@ def identify() -> tuple[str | None, LiveSession | None]:
     live = services().console.sessions.resume(held, settings.mode)
     if live is None and held is not None:
         session.clear()
-        if settings.mode == "demo":
+        if settings.mode in ("demo", "oidc"):
             flash("Votre session a pris fin : reconnectez-vous.", "error")
     if settings.mode != "trusted-header":
         return (live.login if live else None), live

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, g, redirect, request, url_for
+from flask import flash, g, redirect, request, session, url_for
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -18,9 +18,21 @@ from pdp.web.console.blueprint import bp
 from pdp.web.console.common import actor, allowed, page
 from pdp.web.console.security import add_headers, csrf_ok, csrf_token
 from pdp.web.container import services
+from pdp.web.oidc_signin import SignInFailed
+
+ID_TOKEN_KEY = "oidc_id_token"  # in the signed session cookie: the logout's id_token_hint
 
 # Endpoints answering without a signed-in user.
-PUBLIC = frozenset({"console.sign_in", "console.sign_in_as", "console.sign_out", "console.static"})
+PUBLIC = frozenset(
+    {
+        "console.sign_in",
+        "console.sign_in_as",
+        "console.sign_out",
+        "console.static",
+        "console.oidc_start",
+        "console.oidc_callback",
+    }
+)
 
 
 @bp.context_processor
@@ -80,7 +92,9 @@ def _guard() -> Response | None:
 
 @bp.after_request
 def _headers(response: Response) -> Response:
-    return add_headers(response)
+    oidc = services().console.oidc
+    # The sign-out form is sent on to the provider (RP-initiated logout): allowed as a target.
+    return add_headers(response, oidc.origin if oidc is not None else "")
 
 
 @bp.errorhandler(PdpError)
@@ -124,8 +138,8 @@ def _http(exc: HTTPException) -> Response:
 
 @bp.get("/connexion")
 def sign_in() -> Response:
-    """The demo sign-in page: one button per open user (trusted-header: a pointer to the
-    portal)."""
+    """The demo sign-in page: one button per open user (oidc: a link to the identity
+    provider; trusted-header: a pointer to the portal)."""
     mode = services().console.trust.mode
     return page("connexion.html", accounts=auth.accounts() if mode == "demo" else [])
 
@@ -150,11 +164,52 @@ def sign_in_as() -> Response:
     return redirect(url_for("console.welcome"))
 
 
+@bp.get("/connexion/oidc")
+def oidc_start() -> Response:
+    """OpenID Connect: off to the identity provider (authorisation code, PKCE, state, nonce)."""
+    oidc = services().console.oidc
+    if oidc is None:  # another sign-in mode: its own sign-in page
+        return redirect(url_for("console.sign_in"))
+    try:
+        return oidc.redirect_to_provider()
+    except SignInFailed as exc:
+        return page("connexion.html", exc.status, error=exc.message)
+
+
+@bp.get("/connexion/retour")
+def oidc_callback() -> Response:
+    """OpenID Connect: back from the provider. The user must be open today (R-USR-4); a new
+    console session starts (a new id, a new CSRF token: no fixation)."""
+    oidc = services().console.oidc
+    if oidc is None:  # another sign-in mode: its own sign-in page
+        return redirect(url_for("console.sign_in"))
+    try:
+        login, id_token = oidc.login_from_callback()
+    except SignInFailed as exc:
+        return page("connexion.html", exc.status, error=exc.message)
+    why = auth.refusal(login)
+    if why is not None:
+        return page("connexion.html", 403, error=why)
+    auth.end_session(g.console_session, REPLACED)
+    g.console_session = auth.begin_session(login)
+    session[ID_TOKEN_KEY] = id_token  # the sign-out's id_token_hint
+    flash(f"Vous êtes connecté(e) en tant que {login}.", "success")
+    return redirect(url_for("console.welcome"))
+
+
 @bp.post("/deconnexion")
 def sign_out() -> Response:
-    """End the session, everywhere: a copy of its cookie signs nobody in any more."""
+    """End the session, everywhere: a copy of its cookie signs nobody in any more. Signed in
+    through an identity provider that offers it: its session is ended too (RP-initiated
+    logout), which then sends the browser back to the sign-in page."""
+    id_token = session.get(ID_TOKEN_KEY)
     auth.end_session(g.console_session, SIGNED_OUT)
     flash("Vous êtes déconnecté(e).", "success")
+    oidc = services().console.oidc
+    if oidc is not None:
+        elsewhere = oidc.logout_url(id_token if isinstance(id_token, str) else None)
+        if elsewhere is not None:
+            return redirect(elsewhere)
     return redirect(url_for("console.sign_in"))
 
 

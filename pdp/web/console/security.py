@@ -43,8 +43,11 @@ def csrf_ok() -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
-def add_headers(response: Response) -> Response:
-    """Set the security headers (kept if a view set its own)."""
+def add_headers(response: Response, form_origin: str = "") -> Response:
+    """Set the security headers (kept if a view set its own); ``form_origin``: another origin
+    a form may be sent on to (the identity provider, for the sign-out)."""
     for name, value in HEADERS.items():
+        if name == "Content-Security-Policy" and form_origin:
+            value = value.replace("form-action 'self'", f"form-action 'self' {form_origin}")
         response.headers.setdefault(name, value)
     return response
