@@ -121,6 +121,21 @@ def test_an_unreadable_file_is_400(api: Api, text: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        HEADER + "a\rb,c,d,e@x.fr,CCAS\n",  # a lone carriage return in a cell
+        HEADER + "x,y,z,e@x.fr," + "G" * 200_000 + "\n",  # a cell over the csv module's limit
+        HEADER + '"x\n,y,z,e@x.fr,CCAS',  # a quote never closed
+    ],
+)
+def test_a_malformed_csv_is_answered_never_a_500(api: Api, text: str) -> None:
+    out = api.call(PARTNER_ADMIN, "POST", f"{MAIRIE}/imports", {"csv": text})
+    assert out.status_code in (200, 400), out.get_json()
+    if out.status_code == 400:
+        assert out.get_json()["error"]["code"] in ("IMPORT_FORMAT", "VALIDATION_ERROR")
+
+
 def test_a_line_with_too_many_cells_is_refused_alone(api: Api) -> None:
     text = HEADER + "kim.lee,Kim,Lee,kim.lee@montreuil.fr,CCAS,extra\n"
     report = api.ok(PARTNER_ADMIN, "POST", f"{MAIRIE}/imports", {"csv": text})

@@ -129,7 +129,17 @@ def _parse(text: str) -> list[_Row]:
     """The file's lines (line numbers as an editor counts them, the header being line 1)."""
     sample = text[:4096]
     delimiter = ";" if sample.count(";") > sample.count(",") else ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    # newline="": the csv module reads line ends itself (a lone CR inside a field is text).
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        return _rows(reader)
+    except csv.Error as exc:  # a malformed file is the caller's error, never a 500
+        raise BadRequest(
+            f"Fichier CSV illisible, ligne {reader.line_num} : {exc}.", code="IMPORT_FORMAT"
+        ) from None
+
+
+def _rows(reader: csv.DictReader[str]) -> list[_Row]:
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in COLUMNS if c not in header]
     unknown = [h for h in header if h not in COLUMNS + OPTIONAL]
