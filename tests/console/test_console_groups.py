@@ -132,6 +132,11 @@ def test_fiche_9_the_roles_of_a_group(page: Any) -> None:
     expect(assigned(page)).to_contain_text("T1")
     expect(available(page)).to_contain_text("T18")
     expect(available(page)).not_to_contain_text("T21")  # CCAS does not hold it
+    # R-CAT-1: each Cdap role says which tabs and actions of a file it opens.
+    expect(assigned(page).locator('small[data-role="T1"]')).to_have_text(
+        "— ouvre : synthese, resume"
+    )
+    expect(available(page).locator('small[data-role="T18"]')).to_contain_text("paiements")
     screenshot(page, "habilitations-du-groupe")
 
 

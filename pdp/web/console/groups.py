@@ -421,6 +421,7 @@ def _roles_page(
         to_remove=to_remove,
         editable=detail.editable and allowed(Action.GROUP_ROLES_EDIT, _target(org, code)),
         error=error,
+        opens=catalogue[service].opens if service in catalogue else {},  # R-CAT-1: features
     )
 
 
