@@ -91,6 +91,20 @@ ROLE_POOL: dict[str, tuple[str, ...]] = {
     for name, spec in _SERVICES.items()
 }
 PROFILE_POOL = tuple(_SERVICES[ref.AFAS].get("user_profiles", ())[:2])
+# What each role opens, read from the file (R-CAT-1); a few features of each service that has
+# some: the first one (opened by most roles), and two drawn from the catalogue's order.
+OPENS: dict[str, dict[str, set[str]]] = {
+    name: {
+        feature: {role for role, opened in spec.get("opens", {}).items() if feature in opened}
+        for feature in spec.get("features", ())
+    }
+    for name, spec in _SERVICES.items()
+}
+FEATURE_POOL: dict[str, tuple[str, ...]] = {
+    name: tuple(dict.fromkeys(spec["features"][i] for i in (0, 2, len(spec["features"]) // 2)))
+    for name, spec in _SERVICES.items()
+    if spec.get("features")
+}
 CAF_POOL = ("751", "931", "691")  # 691 is sometimes under no convention: CAF_NOT_SUBSCRIBED
 UNKNOWN_LOGIN = "personne.inconnue"
 OPERATOR = "op.caf"
@@ -411,6 +425,49 @@ def compare_checks(app: Flask, case: Case, seen: Counter[str]) -> int:
     return len(asked)
 
 
+def compare_features(app: Flask, case: Case, seen: Counter[str]) -> int:
+    """R-DEC-1 asked for a feature (R-CAT-1): allowed exactly when R-DEC-1 allows the service
+    with one of the roles that open it (the catalogue's table, read from the file); the grants
+    are paths of those roles; a denial says FEATURE_NOT_GRANTED when R-DEC-1 allows the service
+    with some role, else a reason the rule text gives for the service itself."""
+    asked: list[tuple[str, str, str, str | None, dt.date]] = [
+        (user.login, service, feature, caf, day)
+        for day in case.days
+        for user in case.world.users
+        for service, features in FEATURE_POOL.items()
+        for feature in features
+        for caf in (None, CAF_POOL[0])
+    ]
+    client = app.test_client()
+    answers: list[dict[str, Any]] = []
+    for start in range(0, len(asked), BATCH):
+        checks = [
+            {"user": login, "service": service, "feature": feature, "at": day.isoformat()}
+            | ({"caf": caf} if caf is not None else {})
+            for login, service, feature, caf, day in asked[start : start + BATCH]
+        ]
+        response = client.post("/v1/check/batch", json={"checks": checks})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        answers.extend(response.get_json()["results"])
+    for (login, service, feature, caf, day), got in zip(asked, answers, strict=True):
+        where = f"check user={login} service={service} feature={feature} caf={caf} at={day}"
+        opening = OPENS[service][feature]
+        allowed = any(ref.allowed(case.world, login, service, r, caf, day) for r in opening)
+        code = got["reason"]["code"]
+        assert got["allowed"] is allowed, f"{where}: got {code}"
+        if allowed:
+            granted = {(g["group"], g["service"], g["role"], g["source"]) for g in got["grants"]}
+            real = set().union(*(ref.paths(case.world, login, service, r, day) for r in opening))
+            assert granted and granted <= real, f"{where}: paths {granted}, real {real}"
+        elif ref.allowed(case.world, login, service, None, caf, day):
+            assert code == "FEATURE_NOT_GRANTED", f"{where}: got {code}"
+        else:
+            want = ref.decide(case.world, login, service, None, caf, day)
+            assert code in want.reasons, f"{where}: got {code}, the rule text allows {want}"
+        seen[f"feature {code}"] += 1
+    return len(asked)
+
+
 def compare_permissions(app: Flask, case: Case) -> int:
     """R-DEC-4: the welcome page lists exactly the services, roles and Cafs R-DEC-1 allows."""
     client = app.test_client()
@@ -497,7 +554,11 @@ def test_service_decides_like_rdec1(
     app = build_app(url)
     try:
         seen: Counter[str] = Counter()
-        asked = compare_checks(app, case, seen) + compare_permissions(app, case)
+        asked = (
+            compare_checks(app, case, seen)
+            + compare_features(app, case, seen)
+            + compare_permissions(app, case)
+        )
     finally:
         dispose(app)
     for code in seen:
