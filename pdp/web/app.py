@@ -17,7 +17,7 @@ from pdp.core import context
 from pdp.core.catalogue import load_catalogue
 from pdp.core.clock import start_clock_at
 from pdp.core.config import Settings, refuse_defaults
-from pdp.core.errors import ConfigurationError
+from pdp.core.errors import BadRequest, ConfigurationError
 from pdp.core.masking import Masker
 from pdp.engine.casbin_model import load_model
 from pdp.engine.policy import PolicyEngine
@@ -28,6 +28,7 @@ from pdp.records.audit_trail import AuditChain
 from pdp.records.checkpoints import open_writer
 from pdp.records.decision_log import DecisionLog, open_log
 from pdp.services.access import AccessDocuments
+from pdp.services.admin.preview import previewing
 from pdp.services.admin.service import AdminService
 from pdp.services.api_keys import DEMO_CLIENT, ClientRegistry
 from pdp.services.auditing import AuditorQueries
@@ -169,6 +170,8 @@ def create_app(
     def _request_context() -> None:
         context.request_id.set(context.accept_request_id(request.headers.get("X-Request-Id")))
         context.client.set(request.remote_addr or "unknown")
+        if b"dry_run" in request.query_string:  # a preview of a write (bytes test: no parsing
+            previewing.set(_dry_run(request.args.get("dry_run")))  # on the checks' path)
 
     @app.after_request
     def _request_id_header(response: Response) -> Response:
@@ -178,8 +181,9 @@ def create_app(
     @app.teardown_request
     def _forget_request_id(_exc: BaseException | None) -> None:
         # The worker's thread keeps its context: a log line between two requests must not
-        # carry the last one's id (pdp.observability.logs).
+        # carry the last one's id (pdp.observability.logs), nor a preview the next write.
         context.request_id.set(None)
+        previewing.set(False)
 
     errors.install(app)
     limiter = guard.install(app, clients, verifier, settings)
@@ -213,3 +217,12 @@ def create_app(
         mounted_console=mounted_console,
     ).install(app)
     return app
+
+
+def _dry_run(value: str | None) -> bool:
+    """``?dry_run=true`` (or 1): preview the write instead of making it; false (or 0): make it."""
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0", None):
+        return False
+    raise BadRequest("dry_run vaut true ou false.", code="VALIDATION_ERROR")

@@ -34,12 +34,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from pdp.adapters.sql.database import UnitOfWork
+from pdp.adapters.sql.snapshot import load_snapshot
 from pdp.core import context
 from pdp.core.catalogue import Catalogue
 from pdp.core.errors import Forbidden, NotFound, Unauthorized, Unavailable
 from pdp.core.masking import Masker
 from pdp.engine.actions import Action, parse_action
 from pdp.engine.decision import Decision, Query
+from pdp.engine.index import Index
 from pdp.engine.policy import PolicyEngine
 from pdp.engine.rules import ADMIN_MESSAGES, AdminReason, Target, parse_target
 from pdp.observability import metrics
@@ -47,6 +49,7 @@ from pdp.records.audit_trail import AuditChain, AuditEvent, now
 from pdp.records.decision_log import DecisionLog, new_decision_id
 from pdp.records.decision_log.entry import new_entry
 from pdp.records.policy_write import PolicyWrite, PolicyWriter
+from pdp.services.admin.preview import Preview, PreviewReady, consequences, previewing, summary
 from pdp.services.admin.responses import AdminCheckReason, AdminCheckResponse, Notice
 from pdp.services.tokens import TokenVerifier
 
@@ -283,6 +286,8 @@ class AdminService:
                 self._authorise_before(write.revision, actor, action, target)
                 tx = Tx(write, actor, action, target, self.today(), self.require, self.engine.check)
                 yield tx
+                if previewing.get():  # rolled back by the unit of work: nothing is written
+                    raise PreviewReady(self._preview(write, action, target))
                 if not write.events:
                     # Every revision leaves a record: `pdp audit verify` checks the policy's
                     # revision against the chain's last record. A write that changed nothing
@@ -293,6 +298,18 @@ class AdminService:
             log.warning("database error during %s, rolled back: %s", action, exc)
             raise Unavailable(STORE_UNAVAILABLE, code="STORE_UNAVAILABLE") from exc
         self.engine.notify(write.revision)
+
+    def _preview(self, write: PolicyWrite, action: Action, target: Target) -> Preview:
+        """The write's consequences, read back from its own transaction and indexed by the
+        engine's index, against the engine's index at the revision just before it."""
+        before = self.engine.index
+        touched = write.organisations
+        ids = sorted(before.orgs) if None in touched else sorted(i for i in touched if i)
+        write.session.flush()  # the verb's pending rows, into the transaction read below
+        after = Index.build(load_snapshot(write.session.connection(), ids))
+        users, groups = consequences(before, after, ids, self.today(), self.catalogue)
+        text = summary(users, groups, self.catalogue)
+        return Preview(str(action), str(target), False, users, groups, text)
 
     def _authorise_before(self, revision: int, actor: str, action: Action, target: Target) -> None:
         """Bring the engine to the revision just before ``revision`` (the lock is held: nothing

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from pdp.core.errors import BadRequest, PdpError
 from pdp.core.text import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, has_forbidden
+from pdp.services.admin.preview import PreviewReady
 from pdp.web.container import services
 
 log = logging.getLogger("pdp.api")
@@ -82,6 +83,11 @@ def install(app: Flask) -> None:
         if retry_after is not None:
             response.headers["Retry-After"] = str(retry_after)
         return response
+
+    @app.errorhandler(PreviewReady)
+    def _preview(exc: PreviewReady) -> Response:
+        # Not an error: the consequences of a write asked with ?dry_run=true, nothing written.
+        return jsonify(exc.preview)
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError) -> Response:
