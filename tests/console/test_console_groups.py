@@ -185,6 +185,25 @@ def test_fiche_11_close_a_group_after_confirmation(page: Any) -> None:
     expect(row(page, "G11").get_by_role("link", name="Clôturer le groupe G11")).to_have_count(0)
 
 
+def test_fiche_11_the_confirmation_shows_what_closing_will_do(page: Any) -> None:
+    """Fiche 11's caution ("la plus grande prudence"): before "Oui", the consequences computed
+    by the write's own preview, in French, with the users behind a link; "Non" writes nothing
+    (R-GRP-2, R-DEC-1)."""
+    sign_in(page, "alice.martin")
+    open_my_groups(page)
+    row(page, "CCAS-ACCUEIL").get_by_role("link", name="Clôturer le groupe CCAS-ACCUEIL").click()
+    found = page.locator("#consequences")
+    expect(found).to_contain_text(
+        "1 utilisateur perdra l'accès à Cdap (T1) ; le groupe CCAS-ACCUEIL sera clôturé."
+    )
+    expect(found.get_by_text("chloe.roux : perd cdap T1")).to_be_hidden()
+    found.get_by_text("Voir le détail").click()
+    expect(found.get_by_text("chloe.roux : perd cdap T1 (Caf 931)")).to_be_visible()
+    screenshot(page, "cloture-consequences")
+    page.get_by_role("link", name="Non").click()
+    expect(closing(page, "CCAS-ACCUEIL")).to_have_text("")
+
+
 def test_fiche_12_assign_a_role(page: Any, console_server: Served) -> None:
     """Fiche 12 by the manager bruno.petit, in his perimeter (R-ADM-5): Cdap T18 to
     CCAS-ACCUEIL, which its parent CCAS holds (R-GRP-4); its member is allowed at once."""

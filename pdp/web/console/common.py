@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, g, make_response, render_template, request
 
 from pdp.core.errors import PdpError
 from pdp.engine.actions import Action
+from pdp.services.admin.preview import Preview, PreviewReady, previewing
 from pdp.web.container import services
 
 
@@ -20,6 +22,22 @@ def actor() -> str:
 def allowed(action: Action, target: str) -> bool:
     """Whether the signed-in user may do ``action`` on ``target`` (R-ADM-7): what to show."""
     return services().admin.check(actor(), action, target).allowed
+
+
+def consequences(write: Callable[[], object]) -> Preview | None:
+    """What ``write`` would do, written by nobody (its preview, see
+    ``pdp.services.admin.preview``), for a confirmation page; None when it would be refused
+    (the form's answer says why once it is sent)."""
+    token = previewing.set(True)
+    try:
+        write()
+    except PreviewReady as ready:
+        return ready.preview
+    except PdpError:
+        return None
+    finally:
+        previewing.reset(token)
+    return None
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:

@@ -20,7 +20,7 @@ from pdp.services.admin import contracts, grants, groups
 from pdp.services.admin.requests import GroupEdit, GroupNew, ManagerSet, NewUser
 from pdp.services.admin.responses import ConventionItem, GroupItem, UserOut
 from pdp.web.console.blueprint import bp
-from pdp.web.console.common import actor, allowed, page
+from pdp.web.console.common import actor, allowed, consequences, page
 from pdp.web.console.forms import LOGIN_HINT, Field, changes, parse, submitted
 from pdp.web.console.listing import GROUPS_PAGE, page_number, tree_order
 from pdp.web.container import services
@@ -359,7 +359,8 @@ def group_close_confirm(org: str, code: str) -> Response:
     """Fiche 11: the confirmation asked before closing ("Oui" / "Non")."""
     services().admin.require(actor(), Action.GROUP_CLOSE, Target("group", org, code))
     detail = groups.group_detail(services().admin, actor(), org, code).group
-    return page("group_close.html", org=org, group=detail)
+    preview = consequences(lambda: groups.close_group(services().admin, actor(), org, code))
+    return page("group_close.html", org=org, group=detail, preview=preview)
 
 
 @bp.post(f"{GROUPS}/<code>/cloturer")
