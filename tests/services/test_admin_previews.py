@@ -200,3 +200,15 @@ def test_r_dec_1_a_preview_is_what_the_write_then_does(api: Api, app: Flask, dat
             where = f"{method} {path} {body}: {login} on {day}"
             assert now - was == gained, where
             assert was - now == lost, where
+
+
+def test_the_preview_benchmark_runs_and_writes_nothing(demo_db: str, app: Flask) -> None:
+    """bench.preview on the demo: both previews answer, and the store is as it was."""
+    from bench.preview import measure_previews
+
+    before = written(app)
+    figures = measure_previews(demo_db, repeats=2)
+    assert figures["close_group"]["group_changes"] >= 1
+    assert figures["assign_role"]["median_ms"] > 0
+    services(app).engine.refresh(force=True)
+    assert written(app) == before
