@@ -29,11 +29,12 @@ import hmac
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypedDict
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
 from pdp.adapters.sql.models import AuditRecord, PolicyRevision
 from pdp.core.masking import Masker

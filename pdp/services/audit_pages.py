@@ -9,14 +9,15 @@ time, typed here).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypedDict
+
+from typing_extensions import TypedDict as DocumentedDict  # pydantic reads it (Python < 3.12)
 
 from pdp.records.audit_trail import RecordJson
 from pdp.records.decision_log.entry import Entry
 from pdp.services.admin.responses import OrganisationItem
 
 
-class Granted(TypedDict):
+class Granted(DocumentedDict):
     """The audit record that made one step of a grant path."""
 
     by: str
@@ -26,7 +27,7 @@ class Granted(TypedDict):
     audit_seq: int
 
 
-class _Step(TypedDict):
+class _Step(DocumentedDict):
     group: str | None
     service: str
     role: str

@@ -11,6 +11,8 @@ from flask import Blueprint, Response, request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from pdp.core.fields import Allocataire, Code, Login, Name, text
+from pdp.records.audit_trail import RecordJson
+from pdp.services.audit_pages import ExplainedStep
 from pdp.web.api.admin_common import AUTH_ERRORS, actor, answer
 from pdp.web.api.guard import page_limit
 from pdp.web.api.openapi import route
@@ -80,28 +82,6 @@ class HistoryQuery(_Query):
     cursor: Annotated[str, text(200)] | None = None
 
 
-class Granted(BaseModel):
-    """The audit record that made one step of a grant path."""
-
-    by: str
-    at: str
-    action: str
-    revision: int
-    audit_seq: int
-
-
-class ExplainedGrant(BaseModel):
-    """One grant path with who made each step, when (null: made before the audit trail)."""
-
-    group: str | None
-    service: str
-    role: str
-    source: str
-    membership_granted: Granted | None = None
-    role_granted: Granted | None = None
-    profile_granted: Granted | None = None
-
-
 class LoggedDecision(BaseModel):
     """A decision as logged: its id, kind, caller, input, result, reason, grant path
     (``[group, service, role, source]``), revision and evaluation time (µs)."""
@@ -124,7 +104,7 @@ class LoggedDecision(BaseModel):
 class ExplainedDecision(LoggedDecision):
     """A logged decision with the audit records behind its grant path."""
 
-    explanation: list[ExplainedGrant]
+    explanation: list[ExplainedStep]
 
 
 class DecisionPage(BaseModel):
@@ -134,27 +114,10 @@ class DecisionPage(BaseModel):
     next_cursor: str | None
 
 
-class AuditRecordOut(BaseModel):
-    """One administrative change: who, what, on what, before and after, revision, request."""
-
-    seq: int
-    at: str
-    actor: str
-    action: str
-    target: str
-    related: str | None
-    organisation: str | None
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    revision: int
-    request_id: str | None
-    hash: str
-
-
 class AuditPage(BaseModel):
     """A page of audit records, newest first."""
 
-    records: list[AuditRecordOut]
+    records: list[RecordJson]
     next_cursor: str | None
 
 
