@@ -229,6 +229,10 @@ def test_fiche_13_remove_a_role(page: Any) -> None:
     page.get_by_role("button", name="Retirer rôle").click()
     expect(available(page)).to_contain_text("T18 (retrait à enregistrer)")
     expect(assigned(page)).not_to_contain_text("T18")
+    # Before saving, what the save will do (its preview): the group loses the role.
+    expect(page.locator("#consequences")).to_contain_text(
+        "Le groupe CCAS-INSTRUCTION perdra le rôle cdap T18."
+    )
     page.get_by_role("button", name="Enregistrer les modifications").click()
     expect(page.get_by_role("status")).to_contain_text("T18 retiré")
     expect(assigned(page)).not_to_contain_text("T18")

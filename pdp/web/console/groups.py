@@ -409,6 +409,12 @@ def _roles_page(
 
     available = ranked((set(assignable) - set(to_assign)) | set(to_remove))
     assigned = ranked((set(held) - set(to_remove)) | set(to_assign))
+    pending = [(service or "", r) for r in to_assign], [(service or "", r) for r in to_remove]
+    preview = (  # what "Enregistrer" will do, before it is clicked
+        consequences(lambda: grants.set_group_roles(admin, actor(), org, code, *pending))
+        if to_assign or to_remove
+        else None
+    )
     return page(
         "group_roles.html",
         status,
@@ -423,6 +429,7 @@ def _roles_page(
         editable=detail.editable and allowed(Action.GROUP_ROLES_EDIT, _target(org, code)),
         error=error,
         opens=catalogue[service].opens if service in catalogue else {},  # R-CAT-1: features
+        preview=preview,
     )
 
 
