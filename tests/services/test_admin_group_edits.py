@@ -229,8 +229,8 @@ def test_a_manager_needs_both_rights(world: World) -> None:
 def world_reason(world: World, who: str, action: str, code: str) -> str:
     """The engine's refusal reason for ``who`` doing ``action`` on the group (R-ADM-7)."""
     answer = world.svc.check(who, action, f"group:{ORG}/{code}")
-    assert not answer["allowed"]
-    return str(answer["reason"]["code"])
+    assert not answer.allowed
+    return str(answer.reason.code.value)
 
 
 # -- "Habilitations du groupe": several roles in one write -------------------------------------
