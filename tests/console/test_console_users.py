@@ -94,6 +94,17 @@ def test_fiche_3_close_a_user(page: Any) -> None:
 def test_fiche_4_attach_a_user_to_a_group(page: Any) -> None:
     sign_in(page, "alice.martin")
     open_my_users(page)
+    # R-MEM-2 with the guide's caution, before chloe.roux is attached below: she holds Cdap T1
+    # through CCAS-ACCUEIL alone, so detaching her asks first and says she will lose it; "Non"
+    # leaves her attached (R-DEC-1).
+    row(page, "chloe.roux").get_by_role("link", name="Gérer l'appartenance").click()
+    page.get_by_role("link", name="Détacher aujourd'hui du groupe CCAS-ACCUEIL").click()
+    question = page.get_by_role("region", name="Voulez-vous détacher chloe.roux")
+    expect(question).to_contain_text("1 utilisateur perdra l'accès à Cdap (T1).")
+    question.get_by_role("link", name="Non").click()
+    expect(page.get_by_role("table")).to_contain_text("CCAS-ACCUEIL")
+    sign_in(page, "alice.martin")
+    open_my_users(page)
     row(page, "chloe.roux").get_by_role("link", name="Ajouter à un groupe").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Ajouter un utilisateur au groupe")
     page.get_by_label("Groupe d'utilisateurs").select_option("CCAS-INSTRUCTION")
@@ -141,6 +152,16 @@ def test_fiche_6_membership_dates_and_detach(page: Any) -> None:
     expect(page.get_by_role("status")).to_contain_text("sont enregistrées")
     row(page, "bruno.petit").get_by_role("link", name="Détail de l'utilisateur").click()
     expect(row(page, "CCAS-INSTRUCTION")).to_contain_text(day(10))
+    # Detaching asks first, with what it will do (the write's own preview): bruno.petit keeps
+    # Cdap T1 and T18 through CCAS, so no access changes; then "Oui" detaches him today.
+    sign_in(page, "alice.martin")
+    open_my_users(page)
+    row(page, "bruno.petit").get_by_role("link", name="Gérer l'appartenance").click()
+    page.get_by_role("link", name="Détacher aujourd'hui du groupe CCAS-INSTRUCTION").click()
+    question = page.get_by_role("region", name="Voulez-vous détacher bruno.petit")
+    expect(question).to_contain_text("Conséquences : Aucun accès ne change.")
+    question.get_by_role("button", name="Oui").click()
+    expect(page.get_by_role("status")).to_contain_text("détaché(e) du groupe CCAS-INSTRUCTION")
 
 
 def test_a_manager_cannot_edit_a_partner_admin_nor_another_organisation(page: Any) -> None:

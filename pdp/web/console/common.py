@@ -24,17 +24,17 @@ def allowed(action: Action, target: str) -> bool:
     return services().admin.check(actor(), action, target).allowed
 
 
-def consequences(write: Callable[[], object]) -> Preview | None:
+def consequences(write: Callable[[], object]) -> Preview | PdpError | None:
     """What ``write`` would do, written by nobody (its preview, see
-    ``pdp.services.admin.preview``), for a confirmation page; None when it would be refused
-    (the form's answer says why once it is sent)."""
+    ``pdp.services.admin.preview``), for a confirmation page: the preview, or the refusal the
+    write would meet (shown before "Oui" too)."""
     token = previewing.set(True)
     try:
         write()
     except PreviewReady as ready:
         return ready.preview
-    except PdpError:
-        return None
+    except PdpError as refused:
+        return refused
     finally:
         previewing.reset(token)
     return None

@@ -23,7 +23,7 @@ from pdp.services.admin.requests import (
 )
 from pdp.services.admin.responses import GroupItem, UserDetailOut
 from pdp.web.console.blueprint import bp
-from pdp.web.console.common import actor, allowed, form_page, page
+from pdp.web.console.common import actor, allowed, consequences, form_page, page
 from pdp.web.console.forms import (
     DATE_FIELDS,
     EDIT_FIELDS,
@@ -257,6 +257,18 @@ def membership_edit(org: str, login: str, group: str) -> Response:
     except PdpError as exc:
         return _form("membership_form.html", error=exc, **context)
     return _back(org, f"Les dates d'appartenance de {login} au groupe {group} sont enregistrées.")
+
+
+@bp.get(f"{USERS}/<login>/appartenances/<group>/detacher")
+def detach_confirm(org: str, login: str, group: str) -> Response:
+    """Fiche 6: the confirmation asked before detaching, with what it will do (its preview)."""
+    services().admin.require(actor(), Action.GROUP_MEMBERS_EDIT, Target("group", org, group))
+    preview = consequences(
+        lambda: users.edit_membership(
+            services().admin, actor(), org, login, group, MembershipEdit()
+        )
+    )
+    return page("detach.html", org=org, login=login, group=group, preview=preview)
 
 
 @bp.post(f"{USERS}/<login>/appartenances/<group>/detacher")
