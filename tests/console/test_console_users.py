@@ -87,6 +87,10 @@ def test_fiche_3_close_a_user(page: Any) -> None:
     expect(page.get_by_role("alert").first).to_contain_text("rétroactive")
     page.get_by_label("Date de clôture").fill(day(60))
     page.get_by_role("button", name="Enregistrer les modifications").click()
+    # Closing asks first, with what it will do from that day (the write's own preview).
+    question = page.get_by_role("region", name="Voulez-vous clôturer l'utilisateur emma.garnier")
+    expect(question.locator("#consequences")).to_be_visible()
+    question.get_by_role("button", name="Oui").click()
     expect(page.get_by_role("status")).to_contain_text("emma.garnier sera clôturé")
     expect(row(page, "emma.garnier")).to_contain_text(day(60))
 

@@ -167,6 +167,13 @@ def user_edit(org: str, login: str) -> Response:
     context: dict[str, Any] = {"org": org, "fields": EDIT_FIELDS, "login": login}
     if data is None:
         return _form("user_form.html", 400, errors=errors, **context)
+    if data.closes_on is not None and request.form.get("confirmer") != "oui":
+        # Closing a user asks first, with what it will do (the write's own preview).
+        preview = consequences(lambda: users.edit_user(services().admin, actor(), org, login, data))
+        if isinstance(preview, PdpError):
+            return _form("user_form.html", error=preview, **context)
+        sent = [(k, v) for k, v in request.form.items(multi=True) if k != "csrf_token"]
+        return page("user_close.html", org=org, login=login, data=data, sent=sent, preview=preview)
     try:
         users.edit_user(services().admin, actor(), org, login, data)
     except PdpError as exc:
