@@ -87,6 +87,32 @@ def test_an_operator_reads_the_decision_of_a_previous_check(
     expect(shows_decision(page, refused["decision_id"])).to_contain_text("Refusé")
 
 
+def test_an_operator_finds_who_opened_a_familys_file(page: Any, console_server: Served) -> None:
+    """Who opened the file of family N, which tab, under which right (R-DEC-3, R-ADM-7): the
+    checks naming an allocataire number are found by it, the number never shown in clear."""
+    opened = console_server.server.check(
+        user="bruno.petit", service="cdap", feature="paiements", allocataire="7700123"
+    )
+    assert opened["allowed"] is True
+    other = console_server.server.check(
+        user="bruno.petit", service="cdap", feature="paiements", allocataire="7700999"
+    )
+    sign_in(page, "op.caf751")
+    page.get_by_role("navigation", name="Menu principal").get_by_role(
+        "link", name="Journal des décisions"
+    ).click()
+    page.get_by_label("Numéro d'allocataire").fill("7700123")
+    page.get_by_role("button", name="Filtrer").click()
+    found = shows_decision(page, opened["decision_id"])
+    expect(found).to_contain_text("paiements")
+    expect(found).to_contain_text("bruno.petit")
+    expect(page.get_by_role("row").filter(has_text=other["decision_id"])).to_have_count(0)
+    expect(page.get_by_role("table")).not_to_contain_text("7700123")
+    page.get_by_label("Numéro d'allocataire").fill("77-00")
+    page.get_by_role("button", name="Filtrer").click()
+    expect(page.locator("#allocataire-erreur")).to_contain_text("Un numéro d'allocataire")
+
+
 def test_the_decision_log_is_paginated_with_the_cursor(page: Any, console_server: Served) -> None:
     """The journal shows 25 decisions a page, newest first; "Page suivante" follows the query's
     cursor and "Première page" comes back."""

@@ -96,8 +96,11 @@ def _reader(organisation: str | None, *, own_organisation: bool = False) -> dict
 
 @bp.get(f"{JOURNAL}/decisions")
 def audit_decisions() -> Response:
-    """The decision log, newest first: filters user, service, result, kind, period."""
-    filters = _args("user", "service", "allowed", "kind", "organisation", "from", "to")
+    """The decision log, newest first: filters user, service, result, kind, period, and the
+    allocataire number of a family's file (who opened it, which tab, under which right)."""
+    filters = _args(
+        "user", "service", "allowed", "kind", "organisation", "allocataire", "from", "to"
+    )
     reader = _reader(filters.get("organisation"))
     errors: dict[str, str] = {}
     start = _day(filters.get("from"), errors, "from")
@@ -106,6 +109,9 @@ def audit_decisions() -> Response:
         errors["allowed"] = "Valeur invalide."
     if filters.get("kind") not in (None, *KINDS):
         errors["kind"] = "Valeur invalide."
+    number = filters.get("allocataire")
+    if number is not None and not (number.isascii() and number.isdigit() and len(number) <= 13):
+        errors["allocataire"] = "Un numéro d'allocataire : des chiffres (13 au plus)."
     catalogue = services().admin.catalogue.services
     names = sorted(catalogue)
     if filters.get("service") not in (None, *names):
@@ -131,6 +137,7 @@ def audit_decisions() -> Response:
         end=_midnight(last + dt.timedelta(days=1)) if last is not None else None,
         limit=PAGE_SIZE,
         cursor=request.args.get("cursor") or None,
+        allocataire=number,
     )
     rows = [{**d, "when": _local(d["at_time"])} for d in found.decisions]
     cursor = found.next_cursor
