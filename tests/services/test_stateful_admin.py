@@ -34,6 +34,7 @@ Counts: every write is counted by kind and outcome (committed / refused); they a
 ``hypothesis.event`` (``--hypothesis-show-statistics``) and printed at the end (``-s``), and the
 test fails if some main kind was never committed or never refused (it must not pass vacuously).
 Size: ``PDP_STATEFUL_EXAMPLES`` / ``PDP_STATEFUL_STEPS`` override the CI defaults.
+The sequences are the same on every run unless ``PDP_STATEFUL_RANDOM=1`` asks for new ones.
 """
 
 from __future__ import annotations
