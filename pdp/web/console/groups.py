@@ -352,7 +352,7 @@ def group_edit(org: str, code: str) -> Response:
     # Closing the group or replacing its manager asks first, with what it will do (its preview);
     # a refusal stays on the form.
     replaced = context["current_manager"] if body is not None else None
-    if (data.closes_on is not None or replaced) and request.form.get("confirme") != "oui":
+    if (data.closes_on is not None or replaced) and request.form.get("confirmer") != "oui":
         preview = consequences(write)
         if isinstance(preview, PdpError):
             return _form("group_edit.html", present, error=preview, **context)
