@@ -69,6 +69,9 @@ class Settings:
     console_secret: str = ""
     console_user_header: str = "X-Portal-User"
     console_trusted_proxies: str = "127.0.0.1/32"
+    # Reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For/-Proto is believed
+    # (pdp.web.proxy_trust.ForwardedFor); "" = none: the connection's address is the caller's.
+    trusted_proxies: str = ""
     # PDP_CONSOLE_AUTH=oidc (pdp.web.console.oidc): the provider and this console's client.
     console_oidc_issuer: str = ""
     console_oidc_client_id: str = ""

@@ -48,6 +48,7 @@ from pdp.web.api.decisions import bp as decisions_bp
 from pdp.web.api.health import bp as health_bp
 from pdp.web.api.jsonio import OrjsonProvider
 from pdp.web.container import Services
+from pdp.web.proxy_trust import trust_forwarded
 
 log = logging.getLogger("pdp")
 
@@ -164,6 +165,8 @@ def create_app(
     if settings.production:
         refuse_demo_key(clients)
 
+    # Behind a trusted reverse proxy, request.remote_addr is the caller nginx saw (R-OPS-1).
+    app.wsgi_app = trust_forwarded(app.wsgi_app, settings)  # type: ignore[method-assign,assignment]
     metrics.install(app)  # first: its timer starts before any other before_request
 
     @app.before_request
