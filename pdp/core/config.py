@@ -72,6 +72,9 @@ class Settings:
     # Reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For/-Proto is believed
     # (pdp.web.proxy_trust.ForwardedFor); "" = none: the connection's address is the caller's.
     trusted_proxies: str = ""
+    # The source commit the running build was made from (the image's build argument), shown by
+    # the pdp_build_info metric; "" = unknown.
+    build_commit: str = ""
     # PDP_CONSOLE_AUTH=oidc (pdp.web.console.oidc): the provider and this console's client.
     console_oidc_issuer: str = ""
     console_oidc_client_id: str = ""

@@ -33,6 +33,7 @@ from pdp.services.admin.service import AdminService
 from pdp.services.api_keys import DEMO_CLIENT, ClientRegistry
 from pdp.services.auditing import AuditorQueries
 from pdp.services.decisions import DecisionService
+from pdp.services.health import readiness
 from pdp.services.sessions import SessionStore
 from pdp.services.tokens import TokenVerifier
 from pdp.web import console
@@ -167,7 +168,10 @@ def create_app(
 
     # Behind a trusted reverse proxy, request.remote_addr is the caller nginx saw (R-OPS-1).
     app.wsgi_app = trust_forwarded(app.wsgi_app, settings)  # type: ignore[method-assign,assignment]
-    metrics.install(app)  # first: its timer starts before any other before_request
+    metrics.build_info(settings.build_commit)
+    metrics.install(
+        app, lambda: readiness(engine, clients, db)
+    )  # first: its timer starts before any other before_request
 
     @app.before_request
     def _request_context() -> None:

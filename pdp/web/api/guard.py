@@ -37,6 +37,8 @@ from pdp.web.container import services
 # the guard reads it off the registry. The OpenAPI document, served outside the registry, is
 # for a front-end (API key) or a signed-in user (JWT).
 OPENAPI_ENDPOINT = "decisions.openapi"
+# The rate limit's key, by its first letter: the label of pdp_rate_limited_requests_total.
+KEY_KINDS = {"c": "client", "u": "user", "a": "address"}
 
 
 def client() -> ApiClient | None:
@@ -137,6 +139,7 @@ def install(
             key = f"user:{login}" if login else f"addr:{request.remote_addr or 'unknown'}"
         retry_after = limiter.hit(key)
         if retry_after is not None:
+            metrics.RATE_LIMITED_BY[KEY_KINDS[key[0]]]()  # only on a refusal: a dict lookup
             raise RateLimited(retry_after)
 
     return limiter
