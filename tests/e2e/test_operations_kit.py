@@ -1,0 +1,150 @@
+"""The operations kit in ``deploy/``: the Prometheus alert rules and the Grafana dashboard.
+
+- Every metric the rules and the dashboard query is one ``GET /metrics`` really exports (read
+  from an app's scrape, not from a list kept by hand): a renamed metric fails here, not
+  silently in production.
+- ``promtool check rules`` accepts the rules, ``promtool test rules`` runs their unit tests
+  (``deploy/prometheus/alerts.test.yml``), and the dashboard's queries parse as PromQL.
+  promtool comes with Debian's ``prometheus`` package; without it these are skipped, unless
+  ``PDP_TEST_PROMTOOL=1`` (CI, ``.ci/run``) asks for them: then they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from support.constants import MakeApp
+
+ROOT = Path(__file__).resolve().parents[2]
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+ALERT_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "pdp-dashboard.json"
+PROMTOOL_ENV = "PDP_TEST_PROMTOOL"
+METRIC = re.compile(r"\b(pdp_[a-z0-9_]+)")
+# Prometheus' own series, not pdp's: the scrape's health.
+PROMETHEUS_OWN = {"up"}
+# The alerts every operator needs (issue: policy stale, database unreachable, decision-log
+# backlog or entries set aside, watcher reconnecting, 5xx).
+REQUIRED_ALERTS = {
+    "PdpPolicyStale",
+    "PdpDatabaseUnreachable",
+    "PdpDecisionLogBacklogGrowing",
+    "PdpDecisionLogEntriesSetAside",
+    "PdpWatcherReconnecting",
+    "PdpServerErrors",
+}
+
+
+def promtool() -> str:
+    """promtool's path; skip (or fail, when PDP_TEST_PROMTOOL=1) without it."""
+    found = shutil.which("promtool")
+    if found is not None:
+        return found
+    problem = "promtool is not installed (apt-get install prometheus)"
+    if os.environ.get(PROMTOOL_ENV) == "1":
+        pytest.fail(f"{PROMTOOL_ENV}=1 but {problem}", pytrace=False)
+    pytest.skip(f"promtool tests skipped: {problem}")
+
+
+def rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def dashboard_queries() -> list[str]:
+    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    queries = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    for variable in board["templating"]["list"]:
+        query = variable.get("query")
+        if isinstance(query, dict):
+            queries.append(query["query"])
+    return queries
+
+
+def as_promql(query: str) -> str:
+    """A dashboard query with Grafana's variables replaced by values (then plain PromQL)."""
+    query = query.replace("$__rate_interval", "5m").replace('"$instance"', '".*"')
+    # label_values(metric, label): Grafana's own function; the metric is the PromQL part.
+    found = re.fullmatch(r"label_values\((\w+), \w+\)", query)
+    return found.group(1) if found else query
+
+
+def exported(make_app: MakeApp) -> set[str]:
+    """The sample names an app's GET /metrics holds (after a check, so that every histogram
+    and labelled counter has its series)."""
+    client = make_app()[0].test_client()
+    check = client.post("/v1/check", json={"user": "bruno.petit", "service": "cdap"})
+    assert check.status_code == 200
+    text = client.get("/metrics").get_data(as_text=True)
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+def test_alerts_and_dashboard_query_only_exported_metrics(make_app: MakeApp) -> None:
+    names = exported(make_app)
+    alerts = rules()
+    assert {r["alert"] for r in alerts} >= REQUIRED_ALERTS
+    used = {m for r in alerts for m in METRIC.findall(r["expr"])}
+    used |= {m for q in dashboard_queries() for m in METRIC.findall(q)}
+    assert used, "no pdp metric found in the rules or the dashboard"
+    assert used - names == set(), "queried but not exported"
+    for rule in alerts:  # any other series must be Prometheus' own
+        others = set(re.findall(r"\b([a-z_]+)\{", rule["expr"])) - set(METRIC.findall(rule["expr"]))
+        assert others <= PROMETHEUS_OWN, (rule["alert"], others)
+    # The dashboard covers the kit's new series too.
+    queries = " ".join(dashboard_queries())
+    for metric in ("pdp_build_info", "pdp_rate_limited_requests_total", "pdp_database_ok"):
+        assert metric in queries
+
+
+def test_promtool_checks_the_alert_rules_and_their_unit_tests() -> None:
+    tool = promtool()
+    checked = subprocess.run(
+        [tool, "check", "rules", str(ALERTS)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(rules())} rules found" in checked.stdout
+    tested = subprocess.run(
+        [tool, "test", "rules", ALERT_TESTS.name],
+        cwd=ALERT_TESTS.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    # Every alert is seen firing in the unit tests at least once.
+    fired = {
+        case["alertname"]
+        for test in yaml.safe_load(ALERT_TESTS.read_text(encoding="utf-8"))["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+    assert fired == {r["alert"] for r in rules()}
+
+
+def test_the_dashboards_queries_are_valid_promql(tmp_path: Path) -> None:
+    """promtool has no offline query parser: each query becomes a recording rule, which
+    ``promtool check rules`` parses."""
+    tool = promtool()
+    recorded = [
+        {"record": f"pdp_dashboard:query_{n}", "expr": as_promql(q)}
+        for n, q in enumerate(dashboard_queries())
+    ]
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": recorded}]}))
+    checked = subprocess.run(
+        [tool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
