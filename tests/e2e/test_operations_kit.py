@@ -11,16 +11,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.constants import MakeApp
@@ -148,3 +152,52 @@ def test_the_dashboards_queries_are_valid_promql(tmp_path: Path) -> None:
         [tool, "check", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+# -- compose: nginx with TLS, the instances' trusted proxy -------------------------------------
+
+COMPOSE = ROOT / "deploy" / "compose.yaml"
+NGINX = ROOT / "deploy" / "nginx.conf"
+
+
+def test_compose_trusts_exactly_its_nginx_which_serves_tls() -> None:
+    """R-OPS-1 in the demo deployment: the instances believe X-Forwarded-For from nginx's
+    fixed address only, and nginx's certificate is the one the tls service makes."""
+    services = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
+    lb = services["lb"]
+    address = ipaddress.ip_address(lb["networks"]["default"]["ipv4_address"])
+    pdp = {
+        n: s for n, s in services.items() if s.get("environment", {}).get("PDP_ENV") == "production"
+    }
+    assert {"pdp1", "pdp2"} <= pdp.keys()
+    for name, service in pdp.items():
+        trusted = ipaddress.ip_network(service["environment"]["PDP_TRUSTED_PROXIES"])
+        assert address in trusted and trusted.num_addresses == 1, name
+    text = NGINX.read_text(encoding="utf-8")
+    assert re.search(r"listen\s+8443\s+ssl;", text)
+    assert any(p.endswith(':8443"') or p.endswith(":8443") for p in map(str, lb["ports"]))
+    certs = {m for m in re.findall(r"ssl_certificate(?:_key)?\s+(\S+);", text)}
+    mounted = {v.split(":")[1] for v in lb["volumes"] if v.startswith("tls:")}
+    assert certs and {str(Path(c).parent) for c in certs} == mounted
+    tls = services["tls"]
+    assert tls["command"] == sorted(mounted)
+    script = tls["volumes"][0].split(":")[0]
+    assert (COMPOSE.parent / script).is_file()
+    assert "X-Forwarded-Proto $scheme" in text
+
+
+def test_the_tls_service_makes_a_certificate_once(tmp_path: Path) -> None:
+    script = ROOT / "deploy" / "tls" / "self_signed.py"
+    env = {**os.environ, "TLS_NAMES": "pdp.example.test"}
+    first = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, env=env
+    )
+    assert first.returncode == 0, first.stderr
+    cert = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost", "pdp.example.test"]
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc > dt.timedelta(days=60)
+    # Started again: the valid certificate is kept.
+    before = (tmp_path / "tls.key").read_bytes()
+    again = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True)
+    assert again.returncode == 0 and (tmp_path / "tls.key").read_bytes() == before
