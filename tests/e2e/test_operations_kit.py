@@ -1,4 +1,5 @@
-"""The operations kit in ``deploy/``: the Prometheus alert rules and the Grafana dashboard.
+"""The operations kit in ``deploy/``: the Prometheus alert rules and configuration, the Grafana
+dashboard, nginx's TLS and trusted address (the README's Operations section runs these).
 
 - Every metric the rules and the dashboard query is one ``GET /metrics`` really exports (read
   from an app's scrape, not from a list kept by hand): a renamed metric fails here, not
@@ -12,13 +13,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import ipaddress
 import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.constants import MakeApp
+from support.servers import free_port, run_pdp, running, server_env
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -128,6 +133,17 @@ def test_promtool_checks_the_alert_rules_and_their_unit_tests() -> None:
         check=False,
     )
     assert tested.returncode == 0, tested.stdout + tested.stderr
+    # The example configuration loads the rules and names the job the alerts expect.
+    config = subprocess.run(
+        [tool, "check", "config", "prometheus.yml"],
+        cwd=ALERT_TESTS.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert config.returncode == 0, config.stdout + config.stderr
+    jobs = yaml.safe_load((ALERT_TESTS.parent / "prometheus.yml").read_text(encoding="utf-8"))
+    assert [j["job_name"] for j in jobs["scrape_configs"]] == ["pdp"]
     # Every alert is seen firing in the unit tests at least once.
     fired = {
         case["alertname"]
@@ -201,3 +217,91 @@ def test_the_tls_service_makes_a_certificate_once(tmp_path: Path) -> None:
     before = (tmp_path / "tls.key").read_bytes()
     again = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True)
     assert again.returncode == 0 and (tmp_path / "tls.key").read_bytes() == before
+
+
+# -- a real nginx with TLS in front of a real pdp serve ------------------------------------------
+
+
+def nginx_config(workdir: Path, upstream: int, plain: int, tls: int) -> Path:
+    """deploy/nginx.conf made runnable here: the upstream is the local server, nginx listens on
+    127.0.0.2, files in ``workdir``; ``resolve`` (nginx >= 1.27.3, Docker's DNS) left out."""
+    text = NGINX.read_text(encoding="utf-8")
+    text = re.sub(r"^resolver .*$", "", text, flags=re.M)
+    text = re.sub(r"server pdp\d:8000 resolve", f"server 127.0.0.1:{upstream}", text)
+    text = text.replace("listen 8000;", f"listen 127.0.0.2:{plain};")
+    text = text.replace("listen 8443 ssl;", f"listen 127.0.0.2:{tls} ssl;")
+    text = text.replace("/etc/nginx/tls/", f"{workdir}/tls/")
+    text = text.replace("/var/log/nginx/access.log", f"{workdir}/access.log")
+    (workdir / "default.conf").write_text(text)
+    main = workdir / "nginx.conf"
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    main.write_text(
+        f"{user}daemon off;\npid {workdir}/nginx.pid;\nerror_log {workdir}/error.log;\n"
+        "events {}\nhttp {\n"
+        f"  client_body_temp_path {workdir}/body;\n  proxy_temp_path {workdir}/proxy;\n"
+        f"  include {workdir}/default.conf;\n}}\n"
+    )
+    return main
+
+
+def test_r_ops_1_behind_a_real_nginx_with_tls_the_rate_limit_counts_each_caller(
+    tmp_path: Path,
+) -> None:
+    """``deploy/nginx.conf`` in front of ``pdp serve``: over TLS, each caller (its own loopback
+    address) has its own rate-limit count; what a caller writes in X-Forwarded-For does not
+    change it. (nginx from Debian's package; skipped without it.)"""
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None
+    )
+    if nginx is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light): test skipped")
+    url = f"sqlite:///{tmp_path / 'pdp.sqlite3'}"
+    env = server_env(
+        tmp_path,
+        PDP_DATABASE_URL=url,
+        PDP_TRUSTED_PROXIES="127.0.0.1/32",
+        PDP_RATE_LIMIT="2/minute",
+    )
+    run_pdp(["db", "upgrade"], env, tmp_path)
+    subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "tls" / "self_signed.py"), str(tmp_path / "tls")],
+        check=True,
+        capture_output=True,
+    )
+    with running(["serve", "--workers", "1"], env, tmp_path) as server:
+        upstream = int(server.base_url.rsplit(":", 1)[1])
+        config = nginx_config(tmp_path, upstream, free_port(), tls_port := free_port())
+        checked = subprocess.run([nginx, "-t", "-c", str(config)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stderr
+        proxy = subprocess.Popen([nginx, "-c", str(config)], stderr=subprocess.DEVNULL)
+        try:
+            context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "tls.crt"))
+            context.check_hostname = False  # the certificate names localhost, not 127.0.0.2
+
+            def get(caller: str, forwarded: str | None = None) -> int:
+                deadline = time.monotonic() + 10
+                while True:
+                    try:
+                        conn = http.client.HTTPSConnection(
+                            "127.0.0.2",
+                            tls_port,
+                            context=context,
+                            timeout=10,
+                            source_address=(caller, 0),
+                        )
+                        headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+                        conn.request("GET", "/v1/organisations", headers=headers)
+                        status = conn.getresponse().status
+                        conn.close()
+                        return status
+                    except ConnectionRefusedError:  # nginx still starting
+                        assert time.monotonic() < deadline, "nginx did not start"
+                        time.sleep(0.1)
+
+            # No token: 401 from the view, but the rate limit counts first (per address).
+            spoofs = [get("127.0.0.3", f"198.51.100.{n}") for n in range(3)]
+            assert spoofs == [401, 401, 429]
+            assert get("127.0.0.4") == 401  # another caller behind the same nginx
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=10)

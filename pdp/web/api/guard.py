@@ -11,7 +11,9 @@ views.
 - Path parameters and query strings with a control character are refused (400
   ``INVALID_CHARACTERS``, ``pdp.core.text``), as bodies are by their models.
 - Every request but the probes counts against its caller's rate limit (the ``limits`` library,
-  fixed windows): the key's client name, the JWT's subject, or else the remote address. Counters
+  fixed windows): the key's client name, the JWT's subject, or else the remote address (behind a
+  trusted proxy, the caller it forwards: ``pdp.web.proxy_trust``, R-OPS-1); refusals are counted
+  in ``pdp_rate_limited_requests_total``. Counters
   live in memory (one set per worker) or in Redis (shared by every worker and instance:
   production). Flask-Limiter, built on the same library, cost 135 µs a request here (resolving
   its limits and headers on every call), against 2.4 µs for the count itself
