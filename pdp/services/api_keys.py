@@ -283,7 +283,7 @@ class ClientRegistry:
         """Read the open keys now; return whether it worked. On a database error the copy
         held is kept (logged): valid keys keep working, revoked ones stay revoked. The days
         keys were used since the last load are written first (R-OPS-3)."""
-        self._write_uses()
+        self.write_uses()
         try:
             with self._db.connect() as conn:
                 rows = conn.execute(
@@ -337,9 +337,10 @@ class ClientRegistry:
             finally:
                 self._lock.release()
 
-    def _write_uses(self) -> None:
+    def write_uses(self) -> None:
         """Write the days keys were last used (one UPDATE per key, changing nothing when the
-        row already holds that day or a later one); on failure they wait for the next load."""
+        row already holds that day or a later one); on failure they wait for the next load.
+        Called by each load, and when a worker exits (``pdp.web.server``)."""
         unwritten, self._unwritten = self._unwritten, {}
         if not unwritten:
             return

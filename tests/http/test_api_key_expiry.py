@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from pdp.services.api_keys import ClientRegistry, parse_expiry
 
 from support.api_clients import error_code, store
 from support.constants import MakeApp
+from support.servers import add_key, run_pdp, running, server_env
 
 DAY = 86400.0
 
@@ -201,3 +203,20 @@ def test_an_unknown_key_is_still_invalid_not_expired(demo_db: str, db: Engine) -
     with pytest.raises(Unauthorized) as refused:
         registry.authenticate("pdp_000000000099_" + "x" * 43)
     assert refused.value.code == "INVALID_API_KEY"
+
+
+def test_r_ops_3_a_stopping_worker_writes_the_days_it_noted(tmp_path: Path) -> None:
+    """Keys re-read only hourly: the day of use is written when the server stops (SIGTERM)."""
+    url = f"sqlite:///{tmp_path / 'pdp.sqlite3'}"
+    env = server_env(tmp_path, PDP_DATABASE_URL=url, PDP_REFRESH_INTERVAL="3600")
+    run_pdp(["db", "upgrade"], env, tmp_path)
+    key = add_key(env, tmp_path)
+    with running(["serve", "--workers", "1"], env, tmp_path) as server:
+        server.api_key = key
+        assert server.request("POST", "/v1/check", {"user": "nobody", "service": "cdap"})[0] == 200
+        db = make_engine(url)
+        with db.connect() as conn:  # noted in memory only, while the server runs
+            assert conn.scalar(select(ApiClientRecord.last_used_on)) is None
+    with db.connect() as conn:
+        assert conn.scalar(select(ApiClientRecord.last_used_on)) == clock.paris_today()
+    db.dispose()
