@@ -18,8 +18,8 @@ A key may expire (R-OPS-2): from its ``expires_at`` on it is refused (401 ``API_
 checked on each request against the copy in memory (a float comparison). The day a key was last
 used (R-OPS-3) is noted in memory on the request's path (a dict lookup; a write to the dict once
 per key per day) and written to the database with the next periodic re-read of the keys, at
-most once per key per day per worker, by an UPDATE that changes nothing when another worker
-wrote that day already: no database write per request.
+most once per key per day per worker (and by a worker that stops), by an UPDATE that changes
+nothing when another worker wrote that day already: no database write per request.
 """
 
 from __future__ import annotations
