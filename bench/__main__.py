@@ -39,6 +39,7 @@ def _run(args: argparse.Namespace, url: str) -> None:
         casbin_queries=args.casbin_queries,
         casbin_budget_s=args.casbin_budget,
         casbin=not args.no_casbin,
+        fast_casbin=not args.no_fast_casbin,
         cedar=args.cedar,
         label=f"scale {args.scale:g}" if args.scale is not None else "",
         queries_out=args.queries_out,
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--casbin-queries", type=int, default=200)
     p.add_argument("--casbin-budget", type=float, default=60.0, help="seconds")
     p.add_argument("--no-casbin", action="store_true")
+    p.add_argument("--no-fast-casbin", action="store_true", help="skip casbin.FastEnforcer")
     p.add_argument("--cedar", action="store_true", help="also measure cedarpy on a sample")
     p.add_argument("--queries-out", default=None, help="write 20,000 of the queries (JSON)")
     p.add_argument("--load-only", action="store_true", help="measure the cold load alone")

@@ -301,6 +301,11 @@ def targets(suite: dict[str, Any]) -> list[str]:
             out.append(
                 f"vs plain Casbin at {orgs:,} organisations: {r:,.0f}× ≥ 1,000×: {_ok(r >= 1000)}"
             )
+        if run.get("fast_casbin") and run["fast_casbin"]["compared"]:
+            fc = run["fast_casbin"]
+            r = fc["all"]["median_us"] / fc["ours_interleaved"]["median_us"]
+            agree = f"{fc['agree']:,}/{fc['compared']:,} agree"
+            out.append(f"vs casbin.FastEnforcer at {orgs:,} organisations: {r:,.0f}× ({agree})")
         if run.get("cedar") and run["cedar"]["compared"]:
             cd = run["cedar"]
             r = cd["all"]["median_us"] / cd["ours_same_sample"]["median_us"]

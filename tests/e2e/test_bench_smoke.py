@@ -51,6 +51,10 @@ def test_generate_then_run_prints_and_returns_every_figure(db_url: str, tmp_path
     casbin = figures["casbin"]
     assert casbin["compared"] >= 30 and casbin["lines"] > 0
     assert casbin["agree"] == casbin["compared"], casbin["disagreements"]
+    # pycasbin's FastEnforcer on the same lines (its add_def bug patched): the same answers.
+    fast = figures["fast_casbin"]
+    assert fast["compared"] >= 30 and fast["lines"] == casbin["lines"]
+    assert fast["agree"] == fast["compared"], fast["disagreements"]
 
     text = "\n".join(printed)
     for label in (
@@ -63,6 +67,8 @@ def test_generate_then_run_prints_and_returns_every_figure(db_url: str, tmp_path
         "batch of 1,000",
         "plain casbin.Enforcer",
         "answers agree with Casbin",
+        "casbin.FastEnforcer",
+        "ours vs casbin.FastEnforcer",
         "targets:",
         "ours vs plain Casbin",
         "ours vs dict floor",
