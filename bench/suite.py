@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import create_engine, make_url, text
 
 from bench.generate import RESULTS_DIR, generate, remove_sqlite_file
+from bench.history import HISTORY_DIR, record
 from bench.http import HttpOptions, http_rows, log_cost_table, measure_http
 from bench.run import _us
 from pdp.adapters.sql.database import make_engine
@@ -74,6 +75,7 @@ class SuiteOptions:
     postgres_url: str | None = None
     json_path: str | None = None
     data_dir: Path = RESULTS_DIR
+    history_dir: Path | None = HISTORY_DIR  # where the run is kept (None: not kept)
 
 
 def _python_m(*args: str) -> list[str]:
@@ -207,6 +209,8 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
     _save(suite, opts)
     if opts.json_path:
         print(f"\nwritten: {opts.json_path}")
+    if opts.history_dir is not None:
+        print(f"kept: {record(suite, opts.history_dir)} (python -m bench history)")
     if suite["failed"]:
         raise SystemExit(f"failed parts: {', '.join(suite['failed'])}")
     return suite
