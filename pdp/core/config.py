@@ -36,6 +36,10 @@ class Settings:
     decision_log_dir: str = DEFAULT_DECISION_LOG_DIR
     decision_log_flush_ms: int = 50
     decision_log_ship_interval: float = 1.0
+    # Also deliver the decision log to a SIEM: tcp://host:port or tls://host:port (RFC 5424
+    # over TCP, octet counting; pdp.records.decision_log.syslog), and the CA file for tls.
+    decision_log_syslog: str = ""
+    decision_log_syslog_ca: str = ""
     log_mask: str = "email"
     log_mask_key: str = ""
     audit_key: str = ""
