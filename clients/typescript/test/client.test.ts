@@ -20,7 +20,7 @@ import {
 
 const URL = process.env["PDP_URL"];
 const KEY = process.env["PDP_KEY"] ?? "";
-const live = URL === undefined ? "PDP_URL is not set (no pdp server to ask)" : false;
+const live = URL ? false : "PDP_URL is not set (no pdp server to ask)";
 
 describe("against a real pdp serve", { skip: live }, () => {
   const pdp = new PdpClient(URL ?? "", KEY, { timeoutMs: 5000 });
