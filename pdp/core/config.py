@@ -36,6 +36,10 @@ class Settings:
     decision_log_dir: str = DEFAULT_DECISION_LOG_DIR
     decision_log_flush_ms: int = 50
     decision_log_ship_interval: float = 1.0
+    # Also deliver the decision log to a SIEM: tcp://host:port or tls://host:port (RFC 5424
+    # over TCP, octet counting; pdp.records.decision_log.syslog), and the CA file for tls.
+    decision_log_syslog: str = ""
+    decision_log_syslog_ca: str = ""
     log_mask: str = "email"
     log_mask_key: str = ""
     audit_key: str = ""
@@ -60,6 +64,7 @@ class Settings:
     rate_limit_storage: str = "memory://"
     metrics_public: str = "false"  # GET /metrics without credentials: true or false
     log_format: str = "auto"  # text, json, or auto (json under `pdp serve` in production)
+    tracing: str = "off"  # off, otlp or console (pdp.observability.tracing; the tracing extra)
     watcher: str = "auto"
     min_revision_wait: float = 2.0
     clock_start: str = ""

@@ -233,6 +233,19 @@ LOG_LAG_SECONDS = Gauge(
     multiprocess_mode="livemax",
 )
 LOG_SHIPPED = Counter("pdp_decision_log_shipped_total", "Decision log rows shipped.")
+# PDP_DECISION_LOG_SYSLOG (pdp.records.decision_log.syslog): the SIEM's copy.
+LOG_FORWARD_PENDING_BYTES = Gauge(
+    "pdp_decision_log_forward_pending_bytes",
+    "Decision log bytes written and not yet delivered to syslog.",
+    multiprocess_mode="livesum",
+)
+LOG_FORWARDED = Counter(
+    "pdp_decision_log_forwarded_total", "Decision log entries delivered to syslog."
+)
+LOG_FORWARD_ERRORS = Counter(
+    "pdp_decision_log_forward_errors_total",
+    "Failed deliveries to syslog (the entries wait on disk).",
+)
 LOG_SHIP_ERRORS = Counter(
     "pdp_decision_log_ship_errors_total", "Failed shipping rounds (the entries wait on disk)."
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,7 +21,7 @@ from pdp.core.errors import BadRequest, ConfigurationError
 from pdp.core.masking import Masker
 from pdp.engine.casbin_model import load_model
 from pdp.engine.policy import PolicyEngine
-from pdp.observability import metrics
+from pdp.observability import metrics, tracing
 from pdp.observability.metrics import WATCHER_RECONNECTS
 from pdp.policies import CATALOGUE_PATH
 from pdp.records.audit_trail import AuditChain
@@ -46,10 +46,14 @@ from pdp.web.api.admin_users import bp as admin_users_bp
 from pdp.web.api.auditor import bp as auditor_bp
 from pdp.web.api.catalogue import bp as catalogue_bp
 from pdp.web.api.decisions import bp as decisions_bp
+from pdp.web.api.docs import bp as docs_bp
 from pdp.web.api.health import bp as health_bp
 from pdp.web.api.jsonio import OrjsonProvider
 from pdp.web.container import Services
 from pdp.web.proxy_trust import trust_forwarded
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("pdp")
 
@@ -119,8 +123,10 @@ def create_app(
     *,
     engine: PolicyEngine | None = None,
     decision_log: DecisionLog | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> Flask:
-    """Build the Flask app. Settings come from the environment, overridden by ``test_config``."""
+    """Build the Flask app. Settings come from the environment, overridden by ``test_config``;
+    ``span_exporter`` receives the spans when ``PDP_TRACING`` is on (tests)."""
     overrides = dict(test_config or {})
     settings = Settings.from_env(**overrides)
     refuse_defaults(settings)
@@ -169,9 +175,13 @@ def create_app(
     # Behind a trusted reverse proxy, request.remote_addr is the caller nginx saw (R-OPS-1).
     app.wsgi_app = trust_forwarded(app.wsgi_app, settings)  # type: ignore[method-assign,assignment]
     metrics.build_info(settings.build_commit)
-    metrics.install(
-        app, lambda: readiness(engine, clients, db)
-    )  # first: its timer starts before any other before_request
+    # First: its timer starts before any other before_request. A scrape checks the database.
+    metrics.install(app, lambda: readiness(engine, clients, db))
+    tracer = tracing.tracer_for(settings.tracing, span_exporter)
+    if tracer is not None:  # PDP_TRACING=off installs nothing on the request path
+        tracing.instrument_app(app, tracer)
+        tracing.instrument_store(db, tracer)
+        decisions.tracer = tracer
 
     @app.before_request
     def _request_context() -> None:
@@ -203,6 +213,7 @@ def create_app(
     app.register_blueprint(auditor_bp)
     app.register_blueprint(catalogue_bp)
     app.register_blueprint(access_bp)
+    app.register_blueprint(docs_bp)
     sessions = SessionStore(db, settings.console_session_idle, settings.console_session_max)
     mounted_console = console.install(app, settings, sessions)  # unless PDP_CONSOLE_AUTH=off
     Services(

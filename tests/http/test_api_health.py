@@ -44,6 +44,7 @@ def test_openapi_documents_every_route(app: Flask, client: FlaskClient) -> None:
         if (
             rule.rule.startswith(("/v1/", "/healthz", "/readyz"))
             and rule.rule != "/v1/openapi.json"
+            and not rule.rule.startswith("/v1/docs")  # the page that renders the document
         ):
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             methods = {m.lower() for m in rule.methods or ()} - {"head", "options"}

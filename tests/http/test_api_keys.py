@@ -123,7 +123,6 @@ def test_the_decision_api_wants_a_valid_key(
         ("POST", "/v1/check/batch", {"checks": [{"user": "bruno.petit", "service": "cdap"}]}),
         ("GET", "/v1/users/bruno.petit/permissions", None),
         ("GET", "/v1/services/cdap/users", None),
-        ("GET", "/v1/openapi.json", None),
     ):
         response = client.open(path, method=method, json=body, headers=headers)
         assert (response.status_code, error_code(response)) == (401, code), path
@@ -138,13 +137,19 @@ def test_probes_answer_without_credentials(make_app: MakeApp) -> None:
     assert ready.get_json()["checks"] == {"policy": "ok", "database": "ok", "api_keys": "ok"}
 
 
-def test_the_openapi_document_wants_a_key_or_a_token(make_app: MakeApp) -> None:
+def test_the_openapi_document_is_served_without_credentials(make_app: MakeApp) -> None:
+    """It holds no data: no key or token is asked for, and whatever is sent is not read."""
     client = make_app(jwt_secret=SECRET)[0].test_client()
     assert client.get("/v1/openapi.json").status_code == 200  # the tests' key
     client.environ_base.pop("HTTP_X_API_KEY")
-    assert client.get("/v1/openapi.json", headers=bearer("op.caf751")).status_code == 200
-    bad = client.get("/v1/openapi.json", headers={"Authorization": "Bearer x.y.z"})
-    assert (bad.status_code, error_code(bad)) == (401, "INVALID_TOKEN")
+    for headers in (
+        {},
+        bearer("op.caf751"),
+        {"Authorization": "Bearer x.y.z"},
+        {"X-Api-Key": "not-a-key"},
+    ):
+        for path in ("/v1/openapi.json", "/v1/docs", "/v1/docs/assets/docs.js"):
+            assert client.get(path, headers=headers).status_code == 200, (path, headers)
 
 
 def test_the_administration_api_does_not_take_an_api_key(make_app: MakeApp) -> None:
@@ -211,12 +216,15 @@ def test_the_decision_log_names_the_client(afas_only: Any, make_app: MakeApp) ->
 
 
 def test_every_route_but_the_probes_refuses_a_call_without_credentials(make_app: MakeApp) -> None:
-    """Only /healthz and /readyz answer without credentials: every other route of the app, with
-    any method, answers 401 to a call carrying neither an API key nor a token."""
+    """Only the probes (/healthz, /readyz) and the API's description (/v1/openapi.json, the
+    page /v1/docs and its files: no data) answer without credentials: every other route of the
+    app, with any method, answers 401 to a call carrying neither an API key nor a token."""
     app, _ = make_app(jwt_secret=SECRET)
     client = app.test_client()
     client.environ_base.pop("HTTP_X_API_KEY")
-    open_routes = {"/healthz", "/readyz"}
+    open_routes = {"/healthz", "/readyz", "/v1/openapi.json", "/v1/docs"}
+    # Its one file path, asked with a name that is none of its files.
+    missing = {"/v1/docs/assets/<name>"}
     seen = 0
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith(("/static", "/console")):
@@ -231,6 +239,8 @@ def test_every_route_but_the_probes_refuses_a_call_without_credentials(make_app:
             seen += 1
             if rule.rule in open_routes:
                 assert response.status_code == 200, rule.rule
+            elif rule.rule in missing:
+                assert response.status_code == 404, rule.rule
             else:
                 assert response.status_code == 401, (method, rule.rule, response.get_json())
     assert seen >= 30

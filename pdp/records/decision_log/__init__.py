@@ -27,17 +27,22 @@ refuses (a NUL in PostgreSQL text, a number out of range, a wrong type, a constr
 cause), is set aside in ``rejected.jsonl`` with its error, counted
 (``pdp_decision_log_rejected_total``), and everything after it ships. A database that accepts no
 row at all (down, unreachable, without the table) sets nothing aside: the entries wait on disk.
+
+With ``PDP_DECISION_LOG_SYSLOG``, the shipper also delivers every entry to a syslog receiver (a
+SIEM), under the same rule, with an offset of its own (``pdp.records.decision_log.syslog``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from sqlalchemy import Engine
 
 from pdp.observability import metrics
 from pdp.records.decision_log.shipper import Backlog, Shipper, ShipReport, backlog
+from pdp.records.decision_log.syslog import SyslogForwarder
 from pdp.records.decision_log.wal import (
     MODES,
     REJECTED,
@@ -89,8 +94,15 @@ def open_log(settings: Any, db: Engine | None) -> tuple[DecisionLog, Shipper | N
     )
     if db is None:
         return wal, None
+    forwarder = None
+    if settings.decision_log_syslog:
+        forwarder = SyslogForwarder(settings.decision_log_syslog, settings.decision_log_syslog_ca)
     shipper = Shipper(
-        settings.decision_log_dir, db, wal, interval=settings.decision_log_ship_interval
+        settings.decision_log_dir,
+        db,
+        wal,
+        interval=settings.decision_log_ship_interval,
+        forwarder=forwarder,
     )
     wal.on_start(shipper.start)
     wal.on_close(lambda: _last_ship(shipper))
@@ -100,6 +112,9 @@ def open_log(settings: Any, db: Engine | None) -> tuple[DecisionLog, Shipper | N
 def _last_ship(shipper: Shipper) -> None:
     try:
         shipper.ship_once()
+        if shipper.forwarder is not None:  # a moment, then confirm what syslog was sent
+            time.sleep(0.2)
+            shipper.ship_once()
     except Exception as exc:
         metrics.LOG_SHIP_ERRORS.inc()
         log.warning("decision log: last shipping failed, the files wait on disk: %s", exc)

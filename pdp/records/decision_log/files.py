@@ -23,22 +23,25 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _delete(path: Path) -> None:
-    for p in (path, _offset_path(path)):
+    for p in (path, _offset_path(path), _offset_path(path, FORWARDED)):
         p.unlink(missing_ok=True)
 
 
-def _offset_path(path: Path) -> Path:
-    return path.with_name(path.name + ".shipped")
+SHIPPED, FORWARDED = "shipped", "forwarded"  # to the database; to syslog (PDP_DECISION_LOG_SYSLOG)
 
 
-def _read_offset(path: Path) -> int:
+def _offset_path(path: Path, kind: str = SHIPPED) -> Path:
+    return path.with_name(f"{path.name}.{kind}")
+
+
+def _read_offset(path: Path, kind: str = SHIPPED) -> int:
     try:
-        return int(_offset_path(path).read_text() or 0)
+        return int(_offset_path(path, kind).read_text() or 0)
     except (FileNotFoundError, ValueError):
         return 0
 
 
-def _write_offset(path: Path, offset: int) -> None:
-    tmp = path.with_name(f".{path.name}.shipped.new")
+def _write_offset(path: Path, offset: int, kind: str = SHIPPED) -> None:
+    tmp = path.with_name(f".{path.name}.{kind}.new")
     tmp.write_text(str(offset))
-    os.replace(tmp, _offset_path(path))
+    os.replace(tmp, _offset_path(path, kind))

@@ -24,6 +24,7 @@ from pdp.adapters.sql.models import DecisionRecord
 from pdp.observability import metrics
 from pdp.records.decision_log import files
 from pdp.records.decision_log.entry import Row
+from pdp.records.decision_log.syslog import SyslogForwarder
 from pdp.records.decision_log.wal import (
     _LINE,
     REJECTED,
@@ -45,6 +46,7 @@ class ShipReport:
     shipped: int = 0
     segments_done: int = 0
     orphans: int = 0
+    forwarded: int = 0  # entries delivered to syslog (PDP_DECISION_LOG_SYSLOG)
     rejected: int = 0  # entries set aside in rejected.jsonl (unreadable, or refused)
     torn: int = 0  # torn last lines of orphans, dropped (never answered)
 
@@ -77,10 +79,16 @@ class Shipper:
         *,
         interval: float = 1.0,
         chunk_bytes: int = 4 << 20,
+        forwarder: SyslogForwarder | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.db = db
         self.wal = wal
+        # PDP_DECISION_LOG_SYSLOG: the entries also go to syslog, each segment with a second
+        # offset (pdp.records.decision_log.syslog).
+        self.forwarder = forwarder
+        if wal is not None and forwarder is not None:
+            wal.forwarding = True
         self.interval = interval
         self.chunk_bytes = chunk_bytes
         self.failures = 0
@@ -124,6 +132,8 @@ class Shipper:
         (an upper bound: it was written after the last successful round started)."""
         pending = self.wal.pending_bytes if self.wal is not None else 0
         metrics.LOG_PENDING_BYTES.set(pending)
+        if self.forwarder is not None and self.wal is not None:
+            metrics.LOG_FORWARD_PENDING_BYTES.set(self.wal.unforwarded_bytes)
         metrics.LOG_LAG_SECONDS.set(time.time() - self.shipped_through if pending else 0.0)
 
     def ship_once(self) -> ShipReport:
@@ -131,6 +141,8 @@ class Shipper:
         report = ShipReport()
         started = time.time()
         with self._lock:
+            if self.forwarder is not None:
+                self._settle()
             if self.wal is not None:
                 for segment in self.wal.segments():
                     self._ship_own(segment, report)
@@ -139,17 +151,54 @@ class Shipper:
         self.last_success = time.time()
         self.shipped_through = started
         metrics.LOG_SHIPPED.inc(report.shipped)
+        if report.forwarded:
+            metrics.LOG_FORWARDED.inc(report.forwarded)
         return report
 
     def _ship_own(self, segment: Segment, report: ShipReport) -> None:
         assert self.wal is not None
         size = segment.size  # complete entries only: the size moves only after a whole write
+        if segment.forwarded is not None:  # first, so that the database down does not hold it
+            segment.forwarded = self._forward(segment.path, segment.forwarded, size, report)
         while segment.shipped < size:
             segment.shipped = self._ship_range(segment.path, segment.shipped, size, report)
             files._write_offset(segment.path, segment.shipped)
-        if segment is not self.wal.segments()[-1] and segment.shipped >= segment.size:
+        if segment is not self.wal.segments()[-1] and segment.done >= segment.size:
             self.wal.release(segment)
             report.segments_done += 1
+
+    def _settle(self) -> None:
+        """Move the ``.forwarded`` offsets to what the receiver confirmed since the last round
+        (see ``pdp.records.decision_log.syslog``)."""
+        assert self.forwarder is not None
+        confirmed = self.forwarder.settle()
+        own = {s.path: s for s in self.wal.segments()} if self.wal is not None else {}
+        for path, offset in confirmed.items():
+            if path in own:
+                own[path].forwarded = offset
+            if path.exists():
+                files._write_offset(path, offset, files.FORWARDED)
+
+    def _forward(self, path: Path, confirmed: int, size: int, report: ShipReport) -> int:
+        """Send what of [confirmed, size) of ``path`` was not sent yet on the open connection;
+        return the confirmed offset (``size`` once only a torn last line, never answered, is
+        left). Confirmation comes at the next round (``_settle``). A failing receiver stops it
+        there and never raises: the entries wait on disk, and the database's copy goes on."""
+        assert self.forwarder is not None
+        offset = max(confirmed, self.forwarder.sent_to(path) or 0)
+        try:
+            while offset < size:
+                reached, sent = self.forwarder.forward_range(path, offset, size, self.chunk_bytes)
+                if reached == offset:  # only a torn last line is left
+                    return size if offset == confirmed else confirmed
+                report.forwarded += sent
+                offset = reached
+        except OSError as exc:
+            metrics.LOG_FORWARD_ERRORS.inc()
+            log.warning(
+                "decision log delivery to %s failed, will retry: %s", self.forwarder.url, exc
+            )
+        return confirmed
 
     def _ship_orphans(self, report: ShipReport) -> None:
         own = {s.path for s in self.wal.segments()} if self.wal is not None else set()
@@ -170,6 +219,10 @@ class Shipper:
                 if not path.exists():
                     continue  # deleted between our open and our lock
                 size = os.fstat(fd).st_size
+                forwarded = size
+                if self.forwarder is not None:
+                    start = files._read_offset(path, files.FORWARDED)
+                    forwarded = self._forward(path, start, size, report)
                 offset = files._read_offset(path)
                 while offset < size:
                     done = self._ship_range(path, offset, size, report)
@@ -184,6 +237,8 @@ class Shipper:
                         break
                     offset = done
                     files._write_offset(path, offset)
+                if forwarded < size:
+                    continue  # in the database; kept on disk until syslog has it too
                 files._delete(path)
                 report.orphans += 1
             finally:

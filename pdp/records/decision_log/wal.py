@@ -88,7 +88,13 @@ class Segment:
     path: Path
     fd: int
     size: int = 0
-    shipped: int = 0
+    shipped: int = 0  # how far the database has it
+    forwarded: int | None = None  # how far syslog has it (None: not forwarded)
+
+    @property
+    def done(self) -> int:
+        """How far every destination has it."""
+        return self.shipped if self.forwarded is None else min(self.shipped, self.forwarded)
 
 
 class WalLog:
@@ -112,6 +118,7 @@ class WalLog:
         self.segment_bytes = segment_bytes
         self.sync_timeout = sync_timeout
         self.failures = 0
+        self.forwarding = False  # set when the entries also go to syslog (a second offset)
         self._sync = mode == "sync"
         self._cond = threading.Condition()
         self._pid: int | None = None
@@ -192,7 +199,7 @@ class WalLog:
         path = self.directory / f"{name}{SEGMENT_SUFFIX}"
         os.replace(tmp, path)
         files._fsync_dir(self.directory)
-        return Segment(path, fd)
+        return Segment(path, fd, forwarded=0 if self.forwarding else None)
 
     def _rotate(self) -> Segment:
         """Seal the current segment (made durable) and open the next. Caller holds the lock."""
@@ -268,6 +275,11 @@ class WalLog:
         """Bytes written by this process and not shipped yet."""
         return sum(s.size - s.shipped for s in self.segments())
 
+    @property
+    def unforwarded_bytes(self) -> int:
+        """Bytes written by this process and not delivered to syslog yet."""
+        return sum(s.size - (s.forwarded or 0) for s in self.segments() if s.forwarded is not None)
+
     def close(self) -> None:
         """Flush, run the shutdown callbacks (a last shipping), and let go of the segments
         (deleted if fully shipped, else left for the next shipper). A later ``record`` opens
@@ -282,7 +294,7 @@ class WalLog:
             segments, self._segments, self._pid = self._segments, [], None
             self._cond.notify_all()
         for segment in segments:
-            if segment.shipped >= segment.size:
+            if segment.done >= segment.size:
                 files._delete(segment.path)
             os.close(segment.fd)
 

@@ -12,7 +12,7 @@ from pdp.engine.decision import Query
 from pdp.services.decisions import Checked, grant_json
 from pdp.web.api.errors import validation_error
 from pdp.web.api.guard import client, page_limit, path_value, require_service
-from pdp.web.api.openapi import registry, route
+from pdp.web.api.openapi import route
 from pdp.web.api.schemas import (
     BatchRequest,
     BatchResponse,
@@ -194,9 +194,3 @@ def service_users(service: str) -> Response:
             args.feature,
         )
     )
-
-
-@bp.get("/openapi.json")
-def openapi() -> Response:
-    """The OpenAPI 3 document of this API, generated from the code."""
-    return jsonify(registry.document("pdp decision API", "1"))

@@ -5,9 +5,12 @@
   given.
 - The administration and auditors' endpoints need a JWT (``pdp.services.tokens``), checked by their
 views.
-- ``/v1/openapi.json`` and the administrative check (``/v1/admin/check``) take either;
-  ``/healthz`` and ``/readyz`` need nothing. ``/metrics`` takes either, or nothing when
-  ``PDP_METRICS_PUBLIC=true`` (then, like the probes, it is not rate-limited either).
+- The administrative check (``/v1/admin/check``) takes either; ``/healthz`` and ``/readyz`` need
+  nothing. ``/metrics`` takes either, or nothing when ``PDP_METRICS_PUBLIC=true`` (then, like
+  the probes, it is not rate-limited either).
+- The API's description (``/v1/openapi.json``, the page ``/v1/docs`` and its files) needs
+  nothing either: it holds no data (``pdp.web.api.docs``). Credentials sent with it are not
+  read, and it counts against the caller's address in the rate limit.
 - Path parameters and query strings with a control character are refused (400
   ``INVALID_CHARACTERS``, ``pdp.core.text``), as bodies are by their models.
 - Every request but the probes counts against its caller's rate limit (the ``limits`` library,
@@ -31,14 +34,14 @@ from pdp.core.text import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, has_fo
 from pdp.observability import metrics
 from pdp.services.api_keys import HEADER, ApiClient, ClientRegistry
 from pdp.services.tokens import TokenVerifier
+from pdp.web.api.docs import OPEN_ENDPOINTS
 from pdp.web.api.openapi import registry
 from pdp.web.api.rate_limit import RateLimited, RateLimiter
 from pdp.web.container import services
 
 # Who may call what is each route's own declaration (``route(..., public=, api_key=, auth=)``):
-# the guard reads it off the registry. The OpenAPI document, served outside the registry, is
-# for a front-end (API key) or a signed-in user (JWT).
-OPENAPI_ENDPOINT = "decisions.openapi"
+# the guard reads it off the registry. The API's description, served outside the registry, is
+# open to anyone (OPEN_ENDPOINTS).
 # The rate limit's key, by its first letter: the label of pdp_rate_limited_requests_total.
 KEY_KINDS = {"c": "client", "u": "user", "a": "address"}
 
@@ -85,17 +88,17 @@ def install(
 ) -> RateLimiter | None:
     """Register authentication, then the rate limit (in that order: the limit's key is the
     authenticated caller). Return the limiter, if any."""
-    # /metrics: open to the scraper when PDP_METRICS_PUBLIC=true, else like the OpenAPI document.
+    # /metrics: open to the scraper when PDP_METRICS_PUBLIC=true, else for a key or a token.
     declared_public = registry.endpoints(public=True)
     keyed = registry.endpoints(api_key=True)
-    declared_either = registry.endpoints(api_key=True, auth=True) | {OPENAPI_ENDPOINT}
+    declared_either = registry.endpoints(api_key=True, auth=True)
     public = (declared_public | {metrics.ENDPOINT}) if settings.metrics_open else declared_public
     either = declared_either if settings.metrics_open else (declared_either | {metrics.ENDPOINT})
 
     @app.before_request
     def _authenticate() -> None:
         endpoint = request.endpoint
-        if endpoint is None or endpoint in public:
+        if endpoint is None or endpoint in public or endpoint in OPEN_ENDPOINTS:
             return
         if endpoint in keyed or (endpoint in either and HEADER in request.headers):
             caller = clients.authenticate(request.headers.get(HEADER))
