@@ -41,7 +41,7 @@ from sqlalchemy.orm import sessionmaker
 
 from pdp.adapters.sql.database import UnitOfWork
 from pdp.adapters.sql.models import ApiClientRecord
-from pdp.core.clock import PARIS, CachedToday, unix_now
+from pdp.core.clock import PARIS, unix_now
 from pdp.core.errors import BadRequest, NotFound, Unauthorized, Unavailable
 from pdp.records.audit_trail import AuditChain, AuditEvent
 from pdp.records.audit_trail import now as audit_now
@@ -83,6 +83,12 @@ class ApiClient:
 def _aware(moment: dt.datetime) -> dt.datetime:
     """A stored instant with its zone (SQLite gives them back naive, in UTC)."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def _paris_day(now: float) -> tuple[dt.date, float]:
+    """The day (Europe/Paris, R-TIME-1) holding Unix time ``now``, and the Unix time it ends."""
+    day = dt.datetime.fromtimestamp(now, PARIS).date()
+    return day, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), PARIS).timestamp()
 
 
 def parse_expiry(value: str) -> dt.datetime:
@@ -270,7 +276,14 @@ class ClientRegistry:
         self._lock = threading.Lock()
         # R-OPS-3: the last day each key is known used (written, or read from the database),
         # and the days still to write (at the next load).
-        self._today = today or CachedToday()
+        # The day (Europe/Paris) and the Unix time it ends: recomputed once a day (each time
+        # when the tests give their own ``today``).
+        self._day_at: Callable[[float], tuple[dt.date, float]] = (
+            _paris_day if today is None else (lambda now: (today(), now))
+        )
+        self._day: dt.date
+        self._day_ends: float
+        self._day, self._day_ends = self._day_at(unix_now())
         self._used: dict[str, dt.date] = {}
         self._unwritten: dict[str, dt.date] = {}
 
@@ -388,14 +401,17 @@ class ClientRegistry:
         client = by_id.get(match.group(1))
         if client is None or not hmac.compare_digest(client.key_hash, key_digest(key)):
             raise Unauthorized("Clé d'API invalide ou révoquée.", "INVALID_API_KEY")
+        now = unix_now()
         expiry = client.expiry
-        if expiry is not None and unix_now() >= expiry:  # R-OPS-2: a float comparison
+        if expiry is not None and now >= expiry:  # R-OPS-2: a float comparison
             ended = dt.datetime.fromtimestamp(expiry, dt.UTC)
             raise Unauthorized(
                 f"Clé d'API expirée depuis le {ended:%Y-%m-%d %H:%M} UTC.",
                 "API_KEY_EXPIRED",
             )
-        today = self._today()
+        if now >= self._day_ends:  # midnight in Paris passed: a new day of use
+            self._day, self._day_ends = self._day_at(now)
+        today = self._day
         if self._used.get(client.key_id) != today:  # R-OPS-3: once a day, written later
             self._used[client.key_id] = today
             self._unwritten[client.key_id] = today

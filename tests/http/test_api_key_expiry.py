@@ -24,7 +24,7 @@ from pdp.adapters.sql.models import ApiClientRecord, AuditRecord
 from pdp.cli.commands import cli
 from pdp.core import clock
 from pdp.core.errors import BadRequest, Unauthorized
-from pdp.services.api_keys import ClientRegistry, parse_expiry
+from pdp.services.api_keys import ClientRegistry, _paris_day, parse_expiry
 
 from support.api_clients import error_code, store
 from support.constants import MakeApp
@@ -220,3 +220,36 @@ def test_r_ops_3_a_stopping_worker_writes_the_days_it_noted(tmp_path: Path) -> N
     with db.connect() as conn:
         assert conn.scalar(select(ApiClientRecord.last_used_on)) == clock.paris_today()
     db.dispose()
+
+
+def test_r_ops_3_the_day_of_use_follows_midnight_in_paris(
+    demo_db: str, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry's own clock (no ``today`` given): past midnight in Europe/Paris, a use is
+    a new day to write; DST days end at the right hour."""
+    assert _paris_day(dt.datetime(2027, 3, 27, 22, 59, tzinfo=dt.UTC).timestamp()) == (
+        dt.date(2027, 3, 27),
+        dt.datetime(2027, 3, 27, 23, 0, tzinfo=dt.UTC).timestamp(),
+    )
+    assert _paris_day(dt.datetime(2027, 3, 27, 23, 0, tzinfo=dt.UTC).timestamp()) == (
+        dt.date(2027, 3, 28),
+        dt.datetime(2027, 3, 28, 22, 0, tzinfo=dt.UTC).timestamp(),  # summer time from then
+    )
+    key, client = store(demo_db).add("afas-front", ["afas"], "cli:tester")
+    registry = ClientRegistry(db, refresh_interval=0)
+    registry.load()
+    registry.authenticate(key)
+    registry.load()
+    today = clock.paris_today()
+
+    def used() -> dt.date | None:
+        with db.connect() as conn:
+            return conn.scalar(
+                select(ApiClientRecord.last_used_on).where(ApiClientRecord.key_id == client.key_id)
+            )
+
+    assert used() == today
+    monkeypatch.setattr(clock, "_offset", clock._offset + DAY)
+    registry.authenticate(key)
+    registry.load()
+    assert used() == today + dt.timedelta(days=1)
