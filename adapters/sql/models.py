@@ -243,7 +243,9 @@ class DecisionRecord(Base):
 
     __tablename__ = "decision_log"
     decision_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    ts_us: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    # In the key: PostgreSQL partitions the table by month of ts_us (migration 0008,
+    # pdp.adapters.sql.partitions), and a partitioned table's key holds its partition column.
+    ts_us: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
     organisation: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -95,7 +95,7 @@ class Shipper:
         columns = ", ".join(f'"{c}"' for c in Row._fields)
         self._insert = (
             f"INSERT INTO {DecisionRecord.__tablename__} ({columns}) VALUES ({marks}) "
-            "ON CONFLICT (decision_id) DO NOTHING"
+            "ON CONFLICT (decision_id, ts_us) DO NOTHING"  # the same line, the same ts_us
         )
 
     def start(self, _wal: WalLog | None = None) -> None:
