@@ -79,6 +79,8 @@ def is_partitioned(conn: Connection) -> bool:
 
 def months(conn: Connection) -> list[Month]:
     """The months that have a partition, oldest first (none on an unpartitioned table)."""
+    if conn.dialect.name != "postgresql":
+        return []
     names = conn.execute(
         text(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -124,14 +126,11 @@ def ensure_months(conn: Connection, wanted: list[Month]) -> list[Month]:
         start, end = month.start_us, month.plus(1).start_us
         name = month.partition
         conn.exec_driver_sql(f"CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS)")
-        moved = (
-            f"FROM {DEFAULT_PARTITION} WHERE ts_us >= {start:d} AND ts_us < {end:d}"  # ints
-        )
+        moved = f"FROM {DEFAULT_PARTITION} WHERE ts_us >= {start:d} AND ts_us < {end:d}"  # ints
         conn.exec_driver_sql(f"INSERT INTO {name} SELECT * {moved}")
         conn.exec_driver_sql(f"DELETE {moved}")
         conn.exec_driver_sql(
-            f"ALTER TABLE {TABLE} ATTACH PARTITION {name} "
-            f"FOR VALUES FROM ({start:d}) TO ({end:d})"
+            f"ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM ({start:d}) TO ({end:d})"
         )
         created.append(month)
     return created

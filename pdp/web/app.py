@@ -27,6 +27,7 @@ from pdp.policies import CATALOGUE_PATH
 from pdp.records.audit_trail import AuditChain
 from pdp.records.checkpoints import open_writer
 from pdp.records.decision_log import DecisionLog, open_log
+from pdp.records.retention import open_retention
 from pdp.services.access import AccessDocuments
 from pdp.services.admin.preview import previewing
 from pdp.services.admin.service import AdminService
@@ -213,6 +214,7 @@ def create_app(
         api_keys=clients,
         checkpoints=checkpoints,
         watcher=watcher,
+        retention=open_retention(settings, db),
         limiter=limiter,
         mounted_console=mounted_console,
     ).install(app)

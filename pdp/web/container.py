@@ -21,6 +21,7 @@ from pdp.core.masking import Masker
 from pdp.engine.policy import PolicyEngine
 from pdp.records.checkpoints import CheckpointWriter
 from pdp.records.decision_log import DecisionLog, Shipper
+from pdp.records.retention import Retention
 from pdp.services.access import AccessDocuments
 from pdp.services.admin.service import AdminService
 from pdp.services.api_keys import ClientRegistry
@@ -73,6 +74,8 @@ class Services:
     watcher: PgWatcher | None
     limiter: RateLimiter | None
     mounted_console: ConsoleParts | None
+    # Prunes the decision log (pdp.records.retention), started in each worker after the fork.
+    retention: Retention | None = None
 
     @property
     def console(self) -> ConsoleParts:

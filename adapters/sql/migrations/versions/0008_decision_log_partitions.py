@@ -7,9 +7,9 @@ Create Date: 2026-12-02 06:00:00
 On PostgreSQL the table is rebuilt partitioned by range of ``ts_us``, one partition per month in
 Europe/Paris (pdp.adapters.sql.partitions), every existing row kept: a partition for each month
 that holds rows and for this month and the next two, at most the latest ``MAX_MONTHS`` of them
-(older rows go to the default partition, where the next pruning finds them). A partitioned table's key must hold
-the partition column: the key becomes (decision_id, ts_us), on SQLite too, so that the shipper's
-``ON CONFLICT`` is the same on both.
+(older rows go to the default partition, where the next pruning finds them). A partitioned
+table's key must hold the partition column: the key becomes (decision_id, ts_us), on SQLite too,
+so that the shipper's ``ON CONFLICT`` is the same on both.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ AHEAD = 2  # months made ahead of today
 MAX_MONTHS = 120
 
 _COLUMNS = (
-    "decision_id, ts_us, kind, organisation, \"user\", service, allowed, reason, revision, "
+    'decision_id, ts_us, kind, organisation, "user", service, allowed, reason, revision, '
     "entry, allocataire"
 )
 
