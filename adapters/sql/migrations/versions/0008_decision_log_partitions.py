@@ -1,7 +1,7 @@
 """The decision log partitioned by month (PostgreSQL), keyed by (decision_id, ts_us)
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-02 06:00:00
 
 On PostgreSQL the table is rebuilt partitioned by range of ``ts_us``, one partition per month in
@@ -23,7 +23,7 @@ from pdp.adapters.sql import partitions
 from pdp.adapters.sql.partitions import Month
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
