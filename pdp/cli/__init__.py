@@ -1,12 +1,14 @@
 """The ``pdp`` command: its groups of subcommands, one module each (``commands``: the database,
 the demo, decisions from the shell, the server, the logs, the audit trail, API keys; ``network``:
 the Cafs and the operators; ``quickstart``: the demo, served; ``inputs``: what the
-commands read, checked; ``transfer``: export and import of the whole store)."""
+commands read, checked; ``transfer``: export and import of the whole store; ``person``: a
+person's file)."""
 
 from __future__ import annotations
 
 from pdp.cli.commands import cli, main
 from pdp.cli.network import cafs, operators
+from pdp.cli.person import person
 from pdp.cli.quickstart import quickstart
 from pdp.cli.transfer import export_cmd, import_cmd
 
@@ -15,5 +17,6 @@ cli.add_command(operators)
 cli.add_command(quickstart)
 cli.add_command(export_cmd)
 cli.add_command(import_cmd)
+cli.add_command(person)
 
 __all__ = ["cli", "main"]

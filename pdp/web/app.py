@@ -34,6 +34,7 @@ from pdp.services.admin.service import AdminService
 from pdp.services.api_keys import DEMO_CLIENT, ClientRegistry
 from pdp.services.auditing import AuditorQueries
 from pdp.services.decisions import DecisionService
+from pdp.services.person_file import PersonFiles
 from pdp.services.sessions import SessionStore
 from pdp.services.tokens import TokenVerifier
 from pdp.web import console
@@ -48,6 +49,7 @@ from pdp.web.api.catalogue import bp as catalogue_bp
 from pdp.web.api.decisions import bp as decisions_bp
 from pdp.web.api.health import bp as health_bp
 from pdp.web.api.jsonio import OrjsonProvider
+from pdp.web.api.person_file import bp as person_file_bp
 from pdp.web.container import Services
 
 log = logging.getLogger("pdp")
@@ -197,6 +199,7 @@ def create_app(
     app.register_blueprint(auditor_bp)
     app.register_blueprint(catalogue_bp)
     app.register_blueprint(access_bp)
+    app.register_blueprint(person_file_bp)
     sessions = SessionStore(db, settings.console_session_idle, settings.console_session_max)
     mounted_console = console.install(app, settings, sessions)  # unless PDP_CONSOLE_AUTH=off
     Services(
@@ -215,6 +218,7 @@ def create_app(
         checkpoints=checkpoints,
         watcher=watcher,
         retention=open_retention(settings, db),
+        persons=PersonFiles(db, admin, masker, settings.decision_log_retention_months),
         limiter=limiter,
         mounted_console=mounted_console,
     ).install(app)

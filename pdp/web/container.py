@@ -27,6 +27,7 @@ from pdp.services.admin.service import AdminService
 from pdp.services.api_keys import ClientRegistry
 from pdp.services.auditing import AuditorQueries
 from pdp.services.decisions import DecisionService
+from pdp.services.person_file import PersonFiles
 from pdp.services.sessions import SessionStore
 from pdp.services.tokens import TokenVerifier
 
@@ -69,6 +70,7 @@ class Services:
     admin: AdminService
     auditing: AuditorQueries
     access: AccessDocuments
+    persons: PersonFiles  # a person's file (GDPR art. 15, pdp.services.person_file)
     api_keys: ClientRegistry
     checkpoints: CheckpointWriter | None
     watcher: PgWatcher | None
