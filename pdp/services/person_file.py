@@ -141,20 +141,27 @@ def _account(conn: Connection, user: Any) -> dict[str, Any]:
 def _memberships(conn: Connection, user_id: int) -> list[dict[str, Any]]:
     """Every membership (open or closed), with its group's roles over time."""
     rows = conn.execute(
-        select(Membership, Group.code, Group.label, Organisation.code.label("organisation"))
+        select(
+            Membership.group_id,
+            Membership.opens_on,
+            Membership.closes_on,
+            Group.code,
+            Group.label,
+            Organisation.code.label("organisation"),
+        )
         .join(Group, Group.id == Membership.group_id)
         .join(Organisation, Organisation.id == Group.organisation_id)
         .where(Membership.user_id == user_id)
         .order_by(Membership.opens_on, Membership.id)
     ).all()
-    group_ids = sorted({r.Membership.group_id for r in rows})
+    group_ids = sorted({r.group_id for r in rows})
     roles: dict[int, list[dict[str, Any]]] = {g: [] for g in group_ids}
     if group_ids:
         for role in conn.execute(
             select(GroupRole)
             .where(GroupRole.group_id.in_(group_ids))
             .order_by(GroupRole.service, GroupRole.role, GroupRole.opens_on, GroupRole.id)
-        ).scalars():
+        ):
             roles[role.group_id].append(
                 {"service": role.service, "role": role.role, **_dated(role)}
             )
@@ -163,8 +170,8 @@ def _memberships(conn: Connection, user_id: int) -> list[dict[str, Any]]:
             "organisation": r.organisation,
             "group": r.code,
             "label": r.label,
-            **_dated(r.Membership),
-            "roles": roles[r.Membership.group_id],
+            **_dated(r),
+            "roles": roles[r.group_id],
         }
         for r in rows
     ]
@@ -176,15 +183,20 @@ def _other_rights(conn: Connection, user_id: int) -> dict[str, list[dict[str, An
         select(AfasProfile)
         .where(AfasProfile.user_id == user_id)
         .order_by(AfasProfile.opens_on, AfasProfile.id)
-    ).scalars()
+    ).all()
     admins = conn.execute(
-        select(PartnerAdmin, Organisation.code)
+        select(PartnerAdmin.opens_on, PartnerAdmin.closes_on, Organisation.code)
         .join(Organisation, Organisation.id == PartnerAdmin.organisation_id)
         .where(PartnerAdmin.user_id == user_id)
         .order_by(PartnerAdmin.opens_on, PartnerAdmin.id)
     ).all()
     managed = conn.execute(
-        select(GroupManager, Group.code, Organisation.code.label("organisation"))
+        select(
+            GroupManager.opens_on,
+            GroupManager.closes_on,
+            Group.code,
+            Organisation.code.label("organisation"),
+        )
         .join(Group, Group.id == GroupManager.group_id)
         .join(Organisation, Organisation.id == Group.organisation_id)
         .where(GroupManager.user_id == user_id)
@@ -194,8 +206,7 @@ def _other_rights(conn: Connection, user_id: int) -> dict[str, list[dict[str, An
         "afas_profiles": [{"profile": p.profile, **_dated(p)} for p in profiles],
         "partner_admin": [{"organisation": code, **_dated(admin)} for admin, code in admins],
         "manages": [
-            {"organisation": m.organisation, "group": m.code, **_dated(m.GroupManager)}
-            for m in managed
+            {"organisation": m.organisation, "group": m.code, **_dated(m)} for m in managed
         ],
     }
 
