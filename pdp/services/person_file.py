@@ -204,7 +204,7 @@ def _other_rights(conn: Connection, user_id: int) -> dict[str, list[dict[str, An
     ).all()
     return {
         "afas_profiles": [{"profile": p.profile, **_dated(p)} for p in profiles],
-        "partner_admin": [{"organisation": code, **_dated(admin)} for admin, code in admins],
+        "partner_admin": [{"organisation": a.code, **_dated(a)} for a in admins],
         "manages": [
             {"organisation": m.organisation, "group": m.code, **_dated(m)} for m in managed
         ],

@@ -124,6 +124,9 @@ def test_an_operator_reads_the_whole_file_of_a_person(
     on = file.audit_on
     assert on and all(f"user:{MANAGER}" in (r["target"], r["related"]) for r in on)
     assert [r["seq"] for r in on] == sorted(r["seq"] for r in on)
+    admin = PersonFileDocument.model_validate(read_file(api, OPERATOR, PARTNER_ADMIN))
+    assert [a.organisation for a in admin.partner_admin] == ["mairie-montreuil"]
+    assert admin.memberships == []  # a partner admin holds no business role (R-ADM-2)
     # The read itself is an administrative decision, logged (R-ADM-7).
     assert api.log is not None
     assert any(e.get("action") == "log.read" for e in api.log.entries)
