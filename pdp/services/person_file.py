@@ -41,6 +41,7 @@ from pdp.adapters.sql.models import (
     PartnerAdmin,
     User,
 )
+from pdp.core.clock import utc_now
 from pdp.core.errors import NotFound
 from pdp.core.masking import Masker
 from pdp.engine.actions import Action
@@ -88,7 +89,7 @@ class PersonFile:
         user = conn.execute(select(User).where(User.login == self.login)).one()
         head = {
             "login": self.login,
-            "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "generated_at": utc_now().isoformat(timespec="seconds"),
             "retention_months": self.retention_months,
         }
         yield orjson.dumps(head)[:-1]  # the object stays open: its other keys follow
