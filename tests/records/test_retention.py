@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,6 +141,25 @@ def test_the_audit_trail_is_never_pruned(app_db: tuple[object, Engine]) -> None:
         after = conn.execute(select(func.count()).select_from(AuditRecord)).scalar_one()
     assert after == before
     assert kept(db) == set()
+
+
+def test_each_server_prunes_in_the_background(db: Engine) -> None:
+    # R-CNIL-11: started in each worker (pdp.web.server), a round at once then every interval;
+    # an interval of 0 starts nothing.
+    logged_at(db, paris(2019, 5, 1))
+    young = logged_at(db, dt.datetime.now(dt.UTC))
+    idle = Retention(db, 12, interval=0)
+    idle.start()
+    assert len(kept(db)) == 2
+    retention = Retention(db, 12, interval=0.05)
+    retention.start()
+    try:
+        deadline = time.monotonic() + 10
+        while kept(db) != set(young) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        retention.stop()
+    assert kept(db) == set(young)
 
 
 @pytest.fixture
