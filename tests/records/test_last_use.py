@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from pdp.adapters.sql.models import LastUse
+from pdp.adapters.sql.models import DecisionRecord, LastUse
 from pdp.core.clock import paris_day, paris_today
 from pdp.core.masking import Masker
 from pdp.records.decision_log import Shipper, WalLog
 from pdp.records.last_use import LastUseWriter, last_uses, uses_of
-from pdp.services.auditing import prune_decisions
+from pdp.records.retention import Retention
 from pdp.web.app import create_app
 from pdp.web.container import services
 
@@ -152,7 +152,12 @@ def test_pruning_the_decision_log_keeps_last_uses(tmp_path: Path, db: Engine) ->
         Shipper(wal.directory, db, wal).ship_once()
     finally:
         wal.close()
-    assert prune_decisions(db, dt.datetime.now(dt.UTC) + dt.timedelta(days=1)) == 1
+    # A retention of one month, two months from now: this month's decisions go.
+    later = paris_today() + dt.timedelta(days=62)
+    report = Retention(db, 1, today=lambda: later).prune()
+    assert report.deleted + len(report.dropped) >= 1
+    with db.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(DecisionRecord)).scalar_one() == 0
     assert _rows(db) == {("alice", "cdap", "T18"): paris_day(ts)}
 
 
