@@ -327,3 +327,13 @@ def test_cli_prune_dry_run_then_prune(db_url: str, db: Engine) -> None:
     )
     assert refused.exit_code != 0
     assert "above the 12 months" in str(refused.exception or refused.output)
+
+
+def test_the_retention_bench_prints_its_figures(db: Engine) -> None:
+    # bench/retention.py runs on both backends (figures printed, none asserted).
+    from bench.retention import measure
+
+    printed: list[str] = []
+    figures = measure(db, 400, printed)
+    assert len(printed) == 4 and figures["rows"] == 400
+    assert kept(db)  # the young decisions stay
