@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ from pdp.adapters.sql import partitions
 from pdp.adapters.sql.partitions import Month
 from pdp.core.clock import paris_today
 from pdp.core.config import Settings
+from pdp.observability import metrics
 
 log = logging.getLogger("pdp.decisions")
 
@@ -151,8 +153,10 @@ class Retention:
         try:
             report = self.prune()
         except Exception as exc:  # the database down, a lock not granted: next round
+            metrics.LOG_PRUNE_ERRORS.inc()
             log.warning("decision log retention failed, will retry: %s", exc)
             return None
+        metrics.LOG_PRUNE_OK.set(time.time())
         if report.dropped or report.deleted or report.created:
             log.info("%s", report.describe())
         return report

@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 from click.testing import CliRunner
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
@@ -160,6 +161,18 @@ def test_each_server_prunes_in_the_background(db: Engine) -> None:
     finally:
         retention.stop()
     assert kept(db) == set(young)
+    ok = REGISTRY.get_sample_value("pdp_decision_log_prune_ok_timestamp_seconds")
+    assert ok is not None and ok > time.time() - 60
+
+
+def test_a_failed_round_is_counted_and_retried(tmp_path: Path) -> None:
+    # R-CNIL-11: a round that fails (no table here) is counted, logged, never raised.
+    broken = make_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    before = REGISTRY.get_sample_value("pdp_decision_log_prune_errors_total") or 0.0
+    assert Retention(broken, 12).prune_logged() is None
+    after = REGISTRY.get_sample_value("pdp_decision_log_prune_errors_total") or 0.0
+    assert after == before + 1
+    broken.dispose()
 
 
 @pytest.fixture
