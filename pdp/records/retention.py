@@ -48,7 +48,8 @@ class PruneReport:
     cutoff: dt.date  # entries logged before this day (midnight, Europe/Paris) go
     partitioned: bool
     dropped: list[str] = field(default_factory=list)  # partitions (PostgreSQL)
-    deleted: int = 0  # rows deleted one by one (SQLite; PostgreSQL's default partition)
+    # Rows deleted one by one (SQLite; PostgreSQL's default partition); dry: every row to go.
+    deleted: int = 0
     created: list[str] = field(default_factory=list)  # partitions made ahead
     skipped: bool = False  # another server held the round's lock
     dry_run: bool = False
@@ -57,14 +58,16 @@ class PruneReport:
         """One line for the command line and the logs."""
         if self.skipped:
             return "another server is pruning the decision log now: nothing done"
-        verb = "would drop" if self.dry_run else "dropped"
         parts = [f"cutoff {self.cutoff.isoformat()}"]
-        if self.partitioned:
-            parts.append(f"{verb} {len(self.dropped)} monthly partitions")
-            if self.dropped:
-                parts[-1] += f" ({', '.join(self.dropped)})"
-        rows = "would delete" if self.dry_run else "deleted"
-        parts.append(f"{rows} {self.deleted} decisions")
+        dropped = f" ({', '.join(self.dropped)})" if self.dropped else ""
+        if self.dry_run:
+            if self.partitioned:
+                parts.append(f"would drop {len(self.dropped)} monthly partitions{dropped}")
+            parts.append(f"{self.deleted} decisions would go in all")
+        else:
+            if self.partitioned:
+                parts.append(f"dropped {len(self.dropped)} monthly partitions{dropped}")
+            parts.append(f"deleted {self.deleted} decisions one by one")
         if self.created:
             parts.append(f"made partitions {', '.join(self.created)}")
         return "decision log retention: " + "; ".join(parts)
