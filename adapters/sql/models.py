@@ -243,7 +243,9 @@ class DecisionRecord(Base):
 
     __tablename__ = "decision_log"
     decision_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    ts_us: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    # In the key: PostgreSQL partitions the table by month of ts_us (migration 0008,
+    # pdp.adapters.sql.partitions), and a partitioned table's key holds its partition column.
+    ts_us: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
     organisation: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -259,6 +261,22 @@ class DecisionRecord(Base):
 Index("ix_decision_log_organisation_ts", DecisionRecord.organisation, DecisionRecord.ts_us)
 Index("ix_decision_log_allocataire_ts", DecisionRecord.allocataire, DecisionRecord.ts_us)
 Index("ix_decision_log_user_ts", DecisionRecord.user, DecisionRecord.ts_us)
+
+
+class LastUse(Base):
+    """The last day an allowed check was made for a (user, service, role) (R-CNIL-1).
+
+    Kept up to date by the decision log's shipper, in the transaction that inserts the
+    decisions (``pdp.records.last_use``); its own table, so pruning the decision log keeps it.
+    ``login`` is the user as the decision log holds it (a pseudonym when ``PDP_LOG_MASK`` masks
+    it).
+    """
+
+    __tablename__ = "last_use"
+    login: Mapped[str] = mapped_column(String(200), primary_key=True)
+    service: Mapped[str] = mapped_column(String(40), primary_key=True)
+    role: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, nullable=False)
 
 
 class ApiClientRecord(Base):

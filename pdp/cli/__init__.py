@@ -2,13 +2,14 @@
 the demo, decisions from the shell, the server, the logs, the audit trail, API keys; ``network``:
 the Cafs and the operators; ``quickstart``: the demo, served; ``inputs``: what the
 commands read, checked; ``transfer``: export and import of the whole store; ``openapi``: the
-API's document)."""
+API's document; ``person``: a person's file)."""
 
 from __future__ import annotations
 
 from pdp.cli.commands import cli, main
 from pdp.cli.network import cafs, operators
 from pdp.cli.openapi import openapi_cmd
+from pdp.cli.person import person
 from pdp.cli.quickstart import quickstart
 from pdp.cli.transfer import export_cmd, import_cmd
 
@@ -18,5 +19,6 @@ cli.add_command(quickstart)
 cli.add_command(export_cmd)
 cli.add_command(import_cmd)
 cli.add_command(openapi_cmd)
+cli.add_command(person)
 
 __all__ = ["cli", "main"]

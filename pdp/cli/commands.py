@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -169,9 +168,6 @@ def serve(bind: str, workers: int) -> None:
     run(create_app(), bind, workers)
 
 
-_AGE = re.compile(r"^(\d+)d$")
-
-
 def _moment(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -245,17 +241,29 @@ def logs_export(start: str | None, end: str | None, organisation: str | None) ->
 
 
 @logs.command("prune")
-@click.option("--older-than", "older_than", required=True, help="Age, in days: e.g. 400d.")
-def logs_prune(older_than: str) -> None:
-    """Delete logged decisions older than the given age (retention)."""
-    from pdp.services.auditing import prune_decisions
+@click.option(
+    "--months",
+    type=click.IntRange(min=1),
+    help="Months kept (default PDP_DECISION_LOG_RETENTION_MONTHS; production: at most 12).",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would go; change nothing.")
+def logs_prune(months: int | None, dry_run: bool) -> None:
+    """Apply the retention: drop the decision log's months before the kept ones (PostgreSQL:
+    whole partitions; SQLite: deletes in batches). The audit trail is never pruned."""
+    from pdp.core.config import retention_problem
+    from pdp.records.retention import Retention
 
-    m = _AGE.match(older_than)
-    if m is None:
-        raise click.BadParameter(f"{older_than!r}: expected a number of days, e.g. 400d")
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=int(m.group(1)))
-    deleted = prune_decisions(make_engine(_settings().database_url), cutoff)
-    click.echo(f"deleted {deleted} decisions logged before {cutoff.isoformat()}")
+    settings = Settings.from_env() if months is None else _settings_with_retention(months)
+    refused = retention_problem(settings)
+    if refused:
+        raise ConfigurationError(f"PDP_ENV=production refuses: {refused}")
+    db = make_engine(settings.database_url)
+    retention = Retention(db, settings.decision_log_retention_months)
+    click.echo(retention.prune(dry_run=dry_run).describe())
+
+
+def _settings_with_retention(months: int) -> Settings:
+    return Settings.from_env(decision_log_retention_months=months)
 
 
 @cli.group()

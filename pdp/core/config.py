@@ -40,6 +40,11 @@ class Settings:
     # over TCP, octet counting; pdp.records.decision_log.syslog), and the CA file for tls.
     decision_log_syslog: str = ""
     decision_log_syslog_ca: str = ""
+    # Retention (pdp.records.retention): the log holds the current month and the months before
+    # it, this many in all; at most RETENTION_MAX_MONTHS in production. Pruned every
+    # PDP_DECISION_LOG_PRUNE_INTERVAL seconds by each server (0: only by `pdp logs prune`).
+    decision_log_retention_months: int = 12
+    decision_log_prune_interval: float = 3600.0
     log_mask: str = "email"
     log_mask_key: str = ""
     audit_key: str = ""
@@ -128,6 +133,16 @@ class Settings:
                 "PDP_AUDIT_CHECKPOINT_INTERVAL must be a number of seconds above 0, at most "
                 f"86400, not {settings.audit_checkpoint_interval!r}"
             )
+        if not 1 <= settings.decision_log_retention_months <= RETENTION_LIMIT_MONTHS:
+            raise ConfigurationError(
+                "PDP_DECISION_LOG_RETENTION_MONTHS must be a number of months from 1 to "
+                f"{RETENTION_LIMIT_MONTHS}, not {settings.decision_log_retention_months!r}"
+            )
+        if not 0 <= settings.decision_log_prune_interval <= 86400:  # refuses nan and inf too
+            raise ConfigurationError(
+                "PDP_DECISION_LOG_PRUNE_INTERVAL must be a number of seconds from 0 (never) to "
+                f"86400, not {settings.decision_log_prune_interval!r}"
+            )
         if settings.console_auth not in CONSOLE_AUTH:
             raise ConfigurationError(
                 f"PDP_CONSOLE_AUTH must be one of {', '.join(a for a in CONSOLE_AUTH if a)}, "
@@ -184,6 +199,10 @@ class Settings:
 ENVIRONMENTS = ("development", "production")
 CONSOLE_AUTH = ("", "demo", "trusted-header", "oidc", "off")
 LOG_FORMATS = ("auto", "text", "json")
+# The CNIL's recommendation on logging: six months to a year. Above it, production refuses to
+# start; any environment refuses more than the limit (a typo, not a policy).
+RETENTION_MAX_MONTHS = 12
+RETENTION_LIMIT_MONTHS = 120
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 # Secrets shown in the documentation and the tests: never acceptable in production.
@@ -209,8 +228,9 @@ def weak_secret(secret: str) -> str | None:
 
 
 def refuse_defaults(settings: Settings) -> None:
-    """In production, raise ConfigurationError for any default or missing secret, and for a
-    per-worker (in-memory) rate limit."""
+    """In production, raise ConfigurationError for any default or missing secret, for a
+    per-worker (in-memory) rate limit, and for a decision log kept longer than
+    ``RETENTION_MAX_MONTHS``."""
     if not settings.production:
         return
     problems = []
@@ -229,6 +249,9 @@ def refuse_defaults(settings: Settings) -> None:
     why = _weak(settings.audit_key)
     if why:
         problems.append(f"PDP_AUDIT_KEY: {why} (the audit chain could be forged)")
+    why = retention_problem(settings)
+    if why:
+        problems.append(why)
     if settings.clock_start:
         problems.append("PDP_CLOCK_START: a shifted clock is for tests only")
     if settings.rate_limited and settings.rate_limit_storage.startswith("memory"):
@@ -244,6 +267,16 @@ def refuse_defaults(settings: Settings) -> None:
             problems.append(f"PDP_CONSOLE_SECRET: {why} (console sessions could be forged)")
     if problems:
         raise ConfigurationError("PDP_ENV=production refuses to start: " + "; ".join(problems))
+
+
+def retention_problem(settings: Settings) -> str | None:
+    """Why the decision log's retention is refused in production (R-CNIL-10), or None."""
+    if settings.production and settings.decision_log_retention_months > RETENTION_MAX_MONTHS:
+        return (
+            f"PDP_DECISION_LOG_RETENTION_MONTHS: {settings.decision_log_retention_months} months "
+            f"is above the {RETENTION_MAX_MONTHS} months decisions may be kept"
+        )
+    return None
 
 
 def _convert(kind: object, raw: str) -> Any:

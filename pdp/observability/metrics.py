@@ -280,6 +280,16 @@ AUDIT_CHECKPOINT_OK = Gauge(
     "Unix time a checkpoint round last found the audit chain holding the latest checkpoint.",
     multiprocess_mode="livemax",
 )
+LOG_PRUNE_ERRORS = Counter(
+    "pdp_decision_log_prune_errors_total",
+    "Retention rounds of the decision log that failed (pdp.records.retention; retried).",
+)
+LOG_PRUNE_OK = Gauge(
+    "pdp_decision_log_prune_ok_timestamp_seconds",
+    "Unix time a retention round of the decision log last completed (or found another "
+    "server's round under way).",
+    multiprocess_mode="livemax",
+)
 
 
 # -- exposure ----------------------------------------------------------------------------------

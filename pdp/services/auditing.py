@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Select, delete, or_, select
+from sqlalchemy import Engine, Select, or_, select
 
 from pdp.adapters.sql.models import AuditRecord, DecisionRecord
 from pdp.core.errors import BadRequest, Forbidden, NotFound
@@ -348,13 +348,6 @@ class AuditorQueries:
     def _page(self, query: Select[Any], limit: int) -> list[Any]:
         with self.db.connect() as conn:
             return list(conn.execute(query.limit(limit + 1)))
-
-
-def prune_decisions(db: Engine, older_than: dt.datetime) -> int:
-    """Delete decisions logged before ``older_than`` (retention); return how many."""
-    with db.begin() as conn:
-        result = conn.execute(delete(DecisionRecord).where(DecisionRecord.ts_us < _us(older_than)))
-    return int(result.rowcount or 0)
 
 
 def export_decisions(

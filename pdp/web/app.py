@@ -27,6 +27,7 @@ from pdp.policies import CATALOGUE_PATH
 from pdp.records.audit_trail import AuditChain
 from pdp.records.checkpoints import open_writer
 from pdp.records.decision_log import DecisionLog, open_log
+from pdp.records.retention import open_retention
 from pdp.services.access import AccessDocuments
 from pdp.services.admin.preview import previewing
 from pdp.services.admin.service import AdminService
@@ -34,6 +35,7 @@ from pdp.services.api_keys import DEMO_CLIENT, ClientRegistry
 from pdp.services.auditing import AuditorQueries
 from pdp.services.decisions import DecisionService
 from pdp.services.health import readiness
+from pdp.services.person_file import PersonFiles
 from pdp.services.sessions import SessionStore
 from pdp.services.tokens import TokenVerifier
 from pdp.web import console
@@ -49,6 +51,7 @@ from pdp.web.api.decisions import bp as decisions_bp
 from pdp.web.api.docs import bp as docs_bp
 from pdp.web.api.health import bp as health_bp
 from pdp.web.api.jsonio import OrjsonProvider
+from pdp.web.api.person_file import bp as person_file_bp
 from pdp.web.container import Services
 from pdp.web.proxy_trust import trust_forwarded
 
@@ -214,6 +217,7 @@ def create_app(
     app.register_blueprint(catalogue_bp)
     app.register_blueprint(access_bp)
     app.register_blueprint(docs_bp)
+    app.register_blueprint(person_file_bp)
     sessions = SessionStore(db, settings.console_session_idle, settings.console_session_max)
     mounted_console = console.install(app, settings, sessions)  # unless PDP_CONSOLE_AUTH=off
     Services(
@@ -231,6 +235,8 @@ def create_app(
         api_keys=clients,
         checkpoints=checkpoints,
         watcher=watcher,
+        retention=open_retention(settings, db),
+        persons=PersonFiles(db, admin, masker, settings.decision_log_retention_months),
         limiter=limiter,
         mounted_console=mounted_console,
     ).install(app)

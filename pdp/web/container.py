@@ -21,11 +21,13 @@ from pdp.core.masking import Masker
 from pdp.engine.policy import PolicyEngine
 from pdp.records.checkpoints import CheckpointWriter
 from pdp.records.decision_log import DecisionLog, Shipper
+from pdp.records.retention import Retention
 from pdp.services.access import AccessDocuments
 from pdp.services.admin.service import AdminService
 from pdp.services.api_keys import ClientRegistry
 from pdp.services.auditing import AuditorQueries
 from pdp.services.decisions import DecisionService
+from pdp.services.person_file import PersonFiles
 from pdp.services.sessions import SessionStore
 from pdp.services.tokens import TokenVerifier
 
@@ -68,11 +70,14 @@ class Services:
     admin: AdminService
     auditing: AuditorQueries
     access: AccessDocuments
+    persons: PersonFiles  # a person's file (GDPR art. 15, pdp.services.person_file)
     api_keys: ClientRegistry
     checkpoints: CheckpointWriter | None
     watcher: PgWatcher | None
     limiter: RateLimiter | None
     mounted_console: ConsoleParts | None
+    # Prunes the decision log (pdp.records.retention), started in each worker after the fork.
+    retention: Retention | None = None
 
     @property
     def console(self) -> ConsoleParts:

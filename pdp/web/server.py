@@ -97,6 +97,11 @@ def _post_fork(server: Any, worker: Any) -> None:
     # makes the same file, so several writers are harmless, and one surviving worker is enough.
     if found.checkpoints is not None:
         found.checkpoints.start()
+    # Each worker prunes the decision log every PDP_DECISION_LOG_PRUNE_INTERVAL (R-CNIL-11):
+    # on PostgreSQL an advisory lock lets one round run at a time; on SQLite rounds are
+    # idempotent batches.
+    if found.retention is not None:
+        found.retention.start()
 
 
 def _worker_exit(server: Any, worker: Any) -> None:

@@ -711,6 +711,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/users/{login}/file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A person's file (GDPR art. 15): account, rights over time, last uses, administrative acts by and on them, retained decisions; one JSON document, streamed (operators) */
+        get: operations["get__v1_users_login_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1649,6 +1666,20 @@ export interface components {
             closes_on: string | null;
         };
         /**
+         * GroupRoleOverTime
+         * @description A role a group carried, and when.
+         */
+        GroupRoleOverTime: {
+            /** Opens On */
+            opens_on: string;
+            /** Closes On */
+            closes_on: string | null;
+            /** Service */
+            service: string;
+            /** Role */
+            role: string;
+        };
+        /**
          * GroupRoles
          * @description A group's roles, and the roles it could be given (R-GRP-4).
          */
@@ -2146,6 +2177,130 @@ export interface components {
             services: components["schemas"]["ServicePermission"][];
             /** Decision Id */
             decision_id: string;
+        };
+        /**
+         * PersonAccount
+         * @description The user's record as the store holds it.
+         */
+        PersonAccount: {
+            /** Opens On */
+            opens_on: string;
+            /** Closes On */
+            closes_on: string | null;
+            /** Login */
+            login: string;
+            /** First Name */
+            first_name: string;
+            /** Last Name */
+            last_name: string;
+            /** Email */
+            email: string;
+            /** Organisation */
+            organisation: string | null;
+            /** Operator */
+            operator: boolean;
+        };
+        /**
+         * PersonAdmin
+         * @description A designation as partner admin.
+         */
+        PersonAdmin: {
+            /** Opens On */
+            opens_on: string;
+            /** Closes On */
+            closes_on: string | null;
+            /** Organisation */
+            organisation: string;
+        };
+        /**
+         * PersonAfasProfile
+         * @description An Afas profile of the user.
+         */
+        PersonAfasProfile: {
+            /** Opens On */
+            opens_on: string;
+            /** Closes On */
+            closes_on: string | null;
+            /** Profile */
+            profile: string;
+        };
+        /**
+         * PersonFileDocument
+         * @description Everything held about one login: the account, every membership and right over time,
+         *     the last uses, every administrative act by them (``audit_by``) and on them
+         *     (``audit_on``), and the decisions about them the log still holds (``decisions``, as
+         *     logged, within ``retention_months``).
+         */
+        PersonFileDocument: {
+            /** Login */
+            login: string;
+            /** Generated At */
+            generated_at: string;
+            /** Retention Months */
+            retention_months: number;
+            account: components["schemas"]["PersonAccount"];
+            /** Memberships */
+            memberships: components["schemas"]["PersonMembership"][];
+            /** Afas Profiles */
+            afas_profiles: components["schemas"]["PersonAfasProfile"][];
+            /** Partner Admin */
+            partner_admin: components["schemas"]["PersonAdmin"][];
+            /** Manages */
+            manages: components["schemas"]["PersonManages"][];
+            /** Last Uses */
+            last_uses: components["schemas"]["PersonLastUse"][];
+            /** Audit By */
+            audit_by: components["schemas"]["RecordJson"][];
+            /** Audit On */
+            audit_on: components["schemas"]["RecordJson"][];
+            /** Decisions */
+            decisions: {
+                [key: string]: unknown;
+            }[];
+        };
+        /**
+         * PersonLastUse
+         * @description The last day a (service, role) was used (an allowed check).
+         */
+        PersonLastUse: {
+            /** Service */
+            service: string;
+            /** Role */
+            role: string;
+            /** Day */
+            day: string;
+        };
+        /**
+         * PersonManages
+         * @description A group the user manages or managed.
+         */
+        PersonManages: {
+            /** Opens On */
+            opens_on: string;
+            /** Closes On */
+            closes_on: string | null;
+            /** Organisation */
+            organisation: string;
+            /** Group */
+            group: string;
+        };
+        /**
+         * PersonMembership
+         * @description A membership, open or closed, with the roles its group carried over time.
+         */
+        PersonMembership: {
+            /** Opens On */
+            opens_on: string;
+            /** Closes On */
+            closes_on: string | null;
+            /** Organisation */
+            organisation: string;
+            /** Group */
+            group: string;
+            /** Label */
+            label: string;
+            /** Roles */
+            roles: components["schemas"]["GroupRoleOverTime"][];
         };
         /**
          * Preview
@@ -8538,6 +8693,119 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReadyResponse"];
+                };
+            };
+        };
+    };
+    get__v1_users_login_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example bruno.petit */
+                login: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PersonFileDocument"];
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from pdp.adapters.sql.models import DecisionRecord
 from pdp.observability import metrics
 from pdp.records.decision_log import files
-from pdp.records.decision_log.entry import Row
+from pdp.records.decision_log.entry import Entry, Row
 from pdp.records.decision_log.syslog import SyslogForwarder
 from pdp.records.decision_log.wal import (
     _LINE,
@@ -33,6 +33,7 @@ from pdp.records.decision_log.wal import (
     WalLog,
     new_decision_id,
 )
+from pdp.records.last_use import LastUseWriter
 
 log = logging.getLogger("pdp.decisions")
 
@@ -58,6 +59,7 @@ class _Line:
     offset: int
     data: bytes
     row: Row | None = None
+    entry: Entry | None = None
 
 
 _Reject = tuple[_Line, BaseException, str]  # a line set aside, its error, and the cause
@@ -103,8 +105,9 @@ class Shipper:
         columns = ", ".join(f'"{c}"' for c in Row._fields)
         self._insert = (
             f"INSERT INTO {DecisionRecord.__tablename__} ({columns}) VALUES ({marks}) "
-            "ON CONFLICT (decision_id) DO NOTHING"
+            "ON CONFLICT (decision_id, ts_us) DO NOTHING"  # the same line, the same ts_us
         )
+        self._last_use = LastUseWriter(db.dialect.name)
 
     def start(self, _wal: WalLog | None = None) -> None:
         """Ship every ``interval`` seconds from a daemon thread of this process (once per
@@ -288,11 +291,13 @@ class Shipper:
         return [] if error is None else [(rows[0], error)]
 
     def _try_insert(self, rows: list[_Line]) -> Exception | None:
-        """Insert ``rows`` in one transaction: None once they are in; the error if the
-        database refused them while accepting rows; raise if it is unavailable."""
+        """Insert ``rows``, and upsert the last uses of their allowed checks (R-CNIL-1), in one
+        transaction: None once they are in; the error if the database refused them while
+        accepting rows; raise if it is unavailable."""
         try:
             with self.db.begin() as conn:
                 conn.exec_driver_sql(self._insert, [line.row for line in rows])
+                self._last_use.write_entries(conn, [line.entry for line in rows if line.entry])
         except Exception as exc:
             if _disconnected(exc) or not self._accepts_rows():
                 raise
@@ -319,6 +324,8 @@ class Shipper:
             with self.db.connect() as conn:
                 transaction = conn.begin()
                 conn.exec_driver_sql(self._insert, [probe])
+                # The last uses too: without their table, no row is to blame.
+                self._last_use.write(conn, {("PROBE", "PROBE", "PROBE"): dt.date.today()})
                 transaction.rollback()
         except Exception:
             return False
@@ -358,7 +365,8 @@ def _read_lines(data: bytes, start: int) -> tuple[list[_Line], list[_Reject]]:
         line = _Line(offset, data_line)
         offset += len(data_line) + 1
         try:
-            line.row = Row.of(data_line)
+            line.entry = orjson.loads(data_line)
+            line.row = Row.of_entry(line.entry, data_line)
         except Exception as exc:  # one line never stops the others, whatever it holds
             rejects.append((line, exc, "unreadable"))
         else:
