@@ -1,11 +1,12 @@
 """The ``pdp`` command: its groups of subcommands, one module each (``commands``: the database,
-the demo, decisions from the shell, the server, the logs, the audit trail, API keys; ``network``:
-the Cafs and the operators; ``quickstart``: the demo, served; ``inputs``: what the
-commands read, checked; ``transfer``: export and import of the whole store; ``openapi``: the
+the demo, decisions from the shell, the server, the logs, the audit trail; ``clients``: API
+keys; ``network``: the Cafs and the operators; ``quickstart``: the demo, served; ``inputs``:
+what the commands read, checked; ``transfer``: export and import of the whole store; ``openapi``: the
 API's document; ``person``: a person's file)."""
 
 from __future__ import annotations
 
+from pdp.cli.clients import clients
 from pdp.cli.commands import cli, main
 from pdp.cli.network import cafs, operators
 from pdp.cli.openapi import openapi_cmd
@@ -13,6 +14,7 @@ from pdp.cli.person import person
 from pdp.cli.quickstart import quickstart
 from pdp.cli.transfer import export_cmd, import_cmd
 
+cli.add_command(clients)
 cli.add_command(cafs)
 cli.add_command(operators)
 cli.add_command(quickstart)
