@@ -1,8 +1,8 @@
 """The ``pdp`` command: its groups of subcommands, one module each (``commands``: the database,
 the demo, decisions from the shell, the server, the logs, the audit trail; ``clients``: API
 keys; ``network``: the Cafs and the operators; ``quickstart``: the demo, served; ``inputs``:
-what the commands read, checked; ``transfer``: export and import of the whole store; ``openapi``: the
-API's document; ``person``: a person's file)."""
+what the commands read, checked; ``transfer``: export and import of the whole store;
+``openapi``: the API's document; ``person``: a person's file)."""
 
 from __future__ import annotations
 
