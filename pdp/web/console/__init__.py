@@ -32,6 +32,7 @@ from pdp.web.console import (  # noqa: F401
     imports,
     operators,
     pages,
+    person,
     users,
 )
 from pdp.web.console.blueprint import bp
