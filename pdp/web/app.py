@@ -41,6 +41,7 @@ from pdp.web.api.access import bp as access_bp
 from pdp.web.api.admin_contracts import bp as admin_contracts_bp
 from pdp.web.api.admin_groups import bp as admin_groups_bp
 from pdp.web.api.admin_network import bp as admin_network_bp
+from pdp.web.api.admin_reviews import bp as admin_reviews_bp
 from pdp.web.api.admin_users import bp as admin_users_bp
 from pdp.web.api.auditor import bp as auditor_bp
 from pdp.web.api.catalogue import bp as catalogue_bp
@@ -193,6 +194,7 @@ def create_app(
     app.register_blueprint(admin_contracts_bp)
     app.register_blueprint(admin_network_bp)
     app.register_blueprint(admin_groups_bp)
+    app.register_blueprint(admin_reviews_bp)
     app.register_blueprint(auditor_bp)
     app.register_blueprint(catalogue_bp)
     app.register_blueprint(access_bp)
