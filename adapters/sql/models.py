@@ -261,6 +261,22 @@ Index("ix_decision_log_allocataire_ts", DecisionRecord.allocataire, DecisionReco
 Index("ix_decision_log_user_ts", DecisionRecord.user, DecisionRecord.ts_us)
 
 
+class LastUse(Base):
+    """The last day an allowed check was made for a (user, service, role) (R-CNIL-1).
+
+    Kept up to date by the decision log's shipper, in the transaction that inserts the
+    decisions (``pdp.records.last_use``); its own table, so pruning the decision log keeps it.
+    ``login`` is the user as the decision log holds it (a pseudonym when ``PDP_LOG_MASK`` masks
+    it).
+    """
+
+    __tablename__ = "last_use"
+    login: Mapped[str] = mapped_column(String(200), primary_key=True)
+    service: Mapped[str] = mapped_column(String(40), primary_key=True)
+    role: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, nullable=False)
+
+
 class ApiClientRecord(Base):
     """One API key of a front-end (a policy enforcement point): ``pdp clients add``.
 

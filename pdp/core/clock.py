@@ -43,6 +43,12 @@ def utc_now() -> dt.datetime:
     return paris_now().astimezone(dt.UTC)
 
 
+def paris_day(ts: float) -> dt.date:
+    """The calendar day in Europe/Paris of the moment ``ts`` (seconds since the epoch, as
+    ``time.time()`` gives them; shifted by PDP_CLOCK_START like ``paris_now``)."""
+    return dt.datetime.fromtimestamp(ts + _offset, PARIS).date()
+
+
 def paris_today() -> dt.date:
     """Return today's calendar day in Europe/Paris."""
     return paris_now().date()
