@@ -16,6 +16,11 @@ import datetime as dt
 import io
 from typing import Any
 
+from sqlalchemy.orm import sessionmaker
+
+from pdp.adapters.sql.models import LastUse
+from pdp.web.container import services
+
 from support.actors import Api
 from support.constants import MAIRIE, MAIRIE_CODE, MANAGER, OPERATOR, PARTNER_ADMIN
 
@@ -70,6 +75,20 @@ def test_open_items_and_reviewers(api: Api, today: dt.date) -> None:
     assert [(i["login"], i["group"], i["reviewer_kind"]) for i in bruno] == [
         ("chloe.roux", "CCAS-ACCUEIL", "manager")
     ]
+
+
+def test_items_carry_last_use(api: Api, today: dt.date) -> None:
+    """R-CNIL-21: each right of an item carries the last day it was used (the last_use table,
+    R-CNIL-1), null when never used."""
+    db = services(api.client.application).db
+    with sessionmaker(db).begin() as session:
+        session.add(LastUse(login="chloe.roux", service="cdap", role="T1", day=today))
+        session.add(LastUse(login="bruno.petit", service="cdap", role="T18", day=today))
+    campaign = open_review(api, today)["campaign"]["id"]
+    chloe = items_of(api, MANAGER, campaign)[0]
+    assert chloe["rights"] == [{"service": "cdap", "role": "T1", "last_use": today.isoformat()}]
+    ccas = by_key(items_of(api, ADMIN, campaign))[("bruno.petit", "CCAS")]
+    assert [r["last_use"] for r in ccas["rights"]] == [None, None, today.isoformat()]
 
 
 def test_nearest_manager_above(api: Api, today: dt.date) -> None:

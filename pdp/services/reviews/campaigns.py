@@ -9,6 +9,7 @@ audited like any detach.
 
 from __future__ import annotations
 
+import functools
 import json
 
 from sqlalchemy import insert, select, update
@@ -17,10 +18,11 @@ from pdp.adapters.sql.models import Organisation, ReviewCampaign, ReviewItem
 from pdp.core.errors import BadRequest
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target
+from pdp.records.last_use import last_uses
 from pdp.services.admin.service import AdminService, Tx
 from pdp.services.reviews import records
 from pdp.services.reviews.decisions import detach_in
-from pdp.services.reviews.opening import LastUses, no_last_use, plan_items
+from pdp.services.reviews.opening import plan_items
 from pdp.services.reviews.requests import CampaignNew
 from pdp.services.reviews.responses import CampaignClosed, CampaignOpened
 
@@ -44,9 +46,7 @@ def _codes(svc: AdminService, data: CampaignNew) -> list[str] | None:
     return sorted(set(data.organisations))
 
 
-def open_campaign(
-    svc: AdminService, actor: str, data: CampaignNew, last_uses: LastUses = no_last_use
-) -> CampaignOpened:
+def open_campaign(svc: AdminService, actor: str, data: CampaignNew) -> CampaignOpened:
     """R-CNIL-20: open a campaign over the organisations named (an operator: any, or all of
     them; a partner admin: their own), due on ``due_on`` (today or later). Its items are what
     exists now (R-CNIL-21), each given to its reviewer (R-CNIL-22). Raises BadRequest
@@ -84,7 +84,8 @@ def open_campaign(
         )
         tx.session.add(campaign)
         tx.session.flush()
-        planned = plan_items(tx.session, None if named is None else orgs, today, last_uses)
+        used = functools.partial(last_uses, masker=svc.masker)  # R-CNIL-1's pseudonyms
+        planned = plan_items(tx.session, None if named is None else orgs, today, used)
         rows = [p.row(campaign.id) for p in planned]
         for start in range(0, len(rows), CHUNK):
             tx.session.execute(insert(ReviewItem), rows[start : start + CHUNK])

@@ -35,13 +35,8 @@ from pdp.adapters.sql.models import (
     User,
 )
 
-# (login, service, role) -> the last day an allowed decision used it.
+# (login, service, role) -> the last day an allowed check used it (pdp.records.last_use).
 LastUses = Callable[[Session, list[str]], dict[tuple[str, str, str], dt.date]]
-
-
-def no_last_use(session: Session, logins: list[str]) -> dict[tuple[str, str, str], dt.date]:
-    """No last use known (a store that does not keep them)."""
-    return {}
 
 
 def _open(model: type[Dated], day: dt.date) -> ColumnElement[bool]:
