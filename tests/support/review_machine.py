@@ -196,7 +196,7 @@ class ReviewMachine(RuleBasedStateMachine):
             return
         who = data.draw(
             st.sampled_from(
-                ["bruno.petit", "chloe.roux", EXTRA_MANAGER, "ines.moreau"] * 3 + [self.opener]
+                [self.opener, "bruno.petit", "chloe.roux", EXTRA_MANAGER, "ines.moreau"]
             ),
             label="closer",
         )

@@ -53,6 +53,22 @@ def followed(svc: AdminService, actor: str, codes: list[str]) -> list[str]:
     ]
 
 
+def involved(svc: AdminService, actor: str) -> bool:
+    """Whether ``actor`` may open a campaign (their organisation, or any for an operator) or
+    has items to review: whether the console shows them "Revue des habilitations"."""
+    svc.engine.refresh()
+    user = svc.engine.index.users.get(actor)
+    if user is None:
+        return False
+    if user.is_operator or (user.org is not None and followed(svc, actor, [user.org.code])):
+        return True
+    with svc.uow.begin() as session:
+        found = session.execute(
+            select(ReviewItem.id).where(ReviewItem.reviewer == actor).limit(1)
+        ).first()
+    return found is not None
+
+
 def _unknown(campaign_id: int) -> NotFound:
     return NotFound(f"Campagne de revue inconnue : {campaign_id}.", code="REVIEW_UNKNOWN")
 

@@ -24,7 +24,15 @@ from pdp.core.config import Settings
 from pdp.services.sessions import SessionStore
 
 # Their routes join the blueprint.
-from pdp.web.console import audit, groups, imports, operators, pages, users  # noqa: F401
+from pdp.web.console import (  # noqa: F401
+    audit,
+    groups,
+    imports,
+    operators,
+    pages,
+    reviews,
+    users,
+)
 from pdp.web.console.blueprint import bp
 from pdp.web.container import ConsoleParts
 from pdp.web.oidc_signin import OidcSignIn
