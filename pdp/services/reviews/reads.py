@@ -30,6 +30,7 @@ from pdp.services.reviews.responses import (
     CampaignResults,
     ItemList,
     Progress,
+    ReviewItemOut,
 )
 
 OUTCOMES = ("pending", "kept", "removed", "reported")
@@ -157,6 +158,15 @@ def my_items(
             items=[records.item_out(i) for i in page],
             next_cursor=page[-1].id if more else None,
         )
+
+
+def my_item(svc: AdminService, actor: str, campaign_id: int, item_id: int) -> ReviewItemOut:
+    """R-CNIL-23: one of ``actor``'s own items; NotFound(REVIEW_ITEM_UNKNOWN) for any other."""
+    with svc.uow.begin() as session:
+        item = session.get(ReviewItem, item_id)
+        if item is None or item.campaign_id != campaign_id or item.reviewer != actor:
+            raise NotFound(f"Élément de revue inconnu : {item_id}.", code="REVIEW_ITEM_UNKNOWN")
+        return records.item_out(item)
 
 
 def results(svc: AdminService, actor: str, campaign_id: int) -> CampaignResults:

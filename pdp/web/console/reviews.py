@@ -12,7 +12,7 @@ from flask import flash, g, redirect, request, url_for
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
-from pdp.core.errors import PdpError
+from pdp.core.errors import NotFound, PdpError
 from pdp.engine.actions import Action
 from pdp.services.reviews import campaigns, decisions, reads
 from pdp.services.reviews.requests import CampaignNew, ItemDecision
@@ -23,6 +23,14 @@ from pdp.web.container import services
 
 REVIEWS = "/revues"
 ITEMS_PAGE = 500  # a reviewer's items on one page
+
+
+def number(text: str) -> int:
+    """A campaign or item number from the path; NotFound for anything else (the routes take
+    any text, so that an anonymous visitor is sent to the sign-in page first)."""
+    if not text.isdigit() or len(text) > 12:
+        raise NotFound("Campagne ou élément de revue inconnu.", code="REVIEW_UNKNOWN")
+    return int(text)
 
 
 @bp.context_processor
@@ -86,12 +94,13 @@ def review_open() -> Response:
     except PdpError as exc:
         return _new_form(error=exc)
     flash(f"Campagne ouverte : {opened.items} élément(s) à revoir.", "success")
-    return redirect(url_for("console.review_view", campaign=opened.campaign.id))
+    return redirect(url_for("console.review_view", campaign_ref=opened.campaign.id))
 
 
-@bp.get(f"{REVIEWS}/<int:campaign>")
-def review_view(campaign: int) -> Response:
+@bp.get(f"{REVIEWS}/<campaign_ref>")
+def review_view(campaign_ref: str) -> Response:
     """R-CNIL-23, R-CNIL-25: the campaign's progress and the signed-in user's own items."""
+    campaign = number(campaign_ref)
     svc = services().admin
     detail = reads.detail(svc, actor(), campaign)
     mine = reads.my_items(svc, actor(), campaign, ITEMS_PAGE)
@@ -107,42 +116,47 @@ def _decision(decision: str) -> ItemDecision:
     return ItemDecision.model_validate({"decision": decision, "comment": _comment()})
 
 
-@bp.post(f"{REVIEWS}/<int:campaign>/elements/<int:item>/conserver")
-def review_keep(campaign: int, item: int) -> Response:
+@bp.post(f"{REVIEWS}/<campaign_ref>/elements/<item_ref>/conserver")
+def review_keep(campaign_ref: str, item_ref: str) -> Response:
     """R-CNIL-24: keep the item (recorded, no right changes)."""
+    campaign = number(campaign_ref)
+    item = number(item_ref)
     out = decisions.decide(services().admin, actor(), campaign, item, _decision("keep"))
     flash(f"Conservé : {out.item.login} dans le groupe {out.item.group}.", "success")
-    return redirect(url_for("console.review_view", campaign=campaign))
+    return redirect(url_for("console.review_view", campaign_ref=campaign))
 
 
-@bp.get(f"{REVIEWS}/<int:campaign>/elements/<int:item>/retirer")
-def review_remove_confirm(campaign: int, item: int) -> Response:
+@bp.get(f"{REVIEWS}/<campaign_ref>/elements/<item_ref>/retirer")
+def review_remove_confirm(campaign_ref: str, item_ref: str) -> Response:
     """R-CNIL-24: the confirmation asked before removing, with what the detach will do."""
+    campaign = number(campaign_ref)
+    item = number(item_ref)
     svc = services().admin
-    mine = {i.id: i for i in reads.my_items(svc, actor(), campaign, ITEMS_PAGE).items}
-    if item not in mine:
-        decisions.decide(svc, actor(), campaign, item, _decision("keep"))  # raises: not theirs
+    mine = reads.my_item(svc, actor(), campaign, item)
     preview = consequences(
         lambda: decisions.decide(svc, actor(), campaign, item, _decision("remove"))
     )
-    return page("review_remove.html", campaign=campaign, item=mine[item], preview=preview)
+    return page("review_remove.html", campaign=campaign, item=mine, preview=preview)
 
 
-@bp.post(f"{REVIEWS}/<int:campaign>/elements/<int:item>/retirer")
-def review_remove(campaign: int, item: int) -> Response:
+@bp.post(f"{REVIEWS}/<campaign_ref>/elements/<item_ref>/retirer")
+def review_remove(campaign_ref: str, item_ref: str) -> Response:
     """R-CNIL-24: remove the item: the user is detached from the group today."""
+    campaign = number(campaign_ref)
+    item = number(item_ref)
     out = decisions.decide(services().admin, actor(), campaign, item, _decision("remove"))
     flash(
         f"Retiré : {out.item.login} est détaché(e) du groupe {out.item.group} à compter "
         "d'aujourd'hui.",
         "success",
     )
-    return redirect(url_for("console.review_view", campaign=campaign))
+    return redirect(url_for("console.review_view", campaign_ref=campaign))
 
 
-@bp.get(f"{REVIEWS}/<int:campaign>/cloturer")
-def review_close_confirm(campaign: int) -> Response:
+@bp.get(f"{REVIEWS}/<campaign_ref>/cloturer")
+def review_close_confirm(campaign_ref: str) -> Response:
     """R-CNIL-26: the confirmation asked before closing, with what is left unreviewed."""
+    campaign = number(campaign_ref)
     svc = services().admin
     detail = reads.detail(svc, actor(), campaign)
     pending = sum(p.pending for p in detail.by_organisation)
@@ -150,21 +164,23 @@ def review_close_confirm(campaign: int) -> Response:
     return page("review_close.html", detail=detail, pending=pending, preview=preview)
 
 
-@bp.post(f"{REVIEWS}/<int:campaign>/cloturer")
-def review_close(campaign: int) -> Response:
+@bp.post(f"{REVIEWS}/<campaign_ref>/cloturer")
+def review_close(campaign_ref: str) -> Response:
     """R-CNIL-26: close the campaign."""
+    campaign = number(campaign_ref)
     out = campaigns.close_campaign(services().admin, actor(), campaign)
     flash(
         f"Campagne close : {out.reported} élément(s) non revu(s) signalé(s), "
         f"{out.removed} retiré(s).",
         "success",
     )
-    return redirect(url_for("console.review_view", campaign=campaign))
+    return redirect(url_for("console.review_view", campaign_ref=campaign))
 
 
-@bp.get(f"{REVIEWS}/<int:campaign>/resultats.<fmt>")
-def review_results(campaign: int, fmt: str) -> Response:
+@bp.get(f"{REVIEWS}/<campaign_ref>/resultats.<fmt>")
+def review_results(campaign_ref: str, fmt: str) -> Response:
     """R-CNIL-27: the results, as CSV or JSON, over the organisations the user follows."""
+    campaign = number(campaign_ref)
     if fmt not in ("csv", "json"):
         return page("error.html", 404, title="Page introuvable", message="Format inconnu.")
     found = reads.results(services().admin, actor(), campaign)
