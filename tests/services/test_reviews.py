@@ -48,7 +48,7 @@ def by_key(items: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]
 
 
 def test_open_items_and_reviewers(api: Api, today: dt.date) -> None:
-    """R-CNIL-20, R-CNIL-21, R-CNIL-22: the items are the open memberships, each with its
+    """R-CNIL-20, R-CNIL-21, R-CNIL-22, R-CNIL-28: the items are the open memberships, each with its
     rights, given to the group's manager, or to the partner admin when the manager above is
     the user reviewed; the opening is audited, once per organisation."""
     out = open_review(api, today)
@@ -182,7 +182,7 @@ def test_reviewers_see_only_their_items(api: Api, today: dt.date) -> None:
 
 
 def test_keep_and_remove(api: Api, today: dt.date) -> None:
-    """R-CNIL-24: keeping is recorded (no new revision); removing is a detach (a new
+    """R-CNIL-24, R-CNIL-28: keeping is recorded (no new revision); removing is a detach (a new
     revision, the user loses the group's rights at once), previewable; an item is decided
     once."""
     campaign = open_review(api, today)["campaign"]["id"]

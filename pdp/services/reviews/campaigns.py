@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from pdp.adapters.sql.models import Organisation, ReviewCampaign, ReviewItem
 from pdp.core.errors import BadRequest
@@ -129,33 +129,25 @@ def close_campaign(svc: AdminService, actor: str, campaign_id: int) -> CampaignC
         session = tx.session
         campaign = records.campaign(session, campaign_id)
         records.still_open(campaign)
-        pending = list(
-            session.execute(
-                select(ReviewItem)
-                .where(ReviewItem.campaign_id == campaign_id, ReviewItem.outcome == "pending")
-                .order_by(ReviewItem.id)
-            ).scalars()
-        )
+        is_pending = (ReviewItem.campaign_id == campaign_id) & (ReviewItem.outcome == "pending")
+        reported: dict[str, int] = dict.fromkeys(codes, 0)
+        counted = select(ReviewItem.organisation, func.count()).where(is_pending)
+        for org, count in session.execute(counted.group_by(ReviewItem.organisation)).all():
+            reported[org] = count
         removed = 0
         if remove:
-            removed = _remove_reported(tx, pending)
-        ids = [item.id for item in pending]
-        for start in range(0, len(ids), CHUNK):
-            session.execute(
-                update(ReviewItem)
-                .where(ReviewItem.id.in_(ids[start : start + CHUNK]))
-                .values(outcome="reported")
-            )
+            pending = session.execute(select(ReviewItem).where(is_pending).order_by(ReviewItem.id))
+            removed = _remove_reported(tx, list(pending.scalars()))
+            session.flush()
+        session.execute(update(ReviewItem).where(is_pending).values(outcome="reported"))
         campaign.closed_on = today
         campaign.closed_by = actor
-        orgs = dict(
-            session.execute(
-                select(Organisation.code, Organisation.id).where(Organisation.code.in_(codes))
-            ).all()
-        )
-        reported: dict[str, int] = dict.fromkeys(codes, 0)
-        for item in pending:
-            reported[item.organisation] = reported.get(item.organisation, 0) + 1
+        wanted = set(codes)
+        orgs = {
+            code: oid
+            for code, oid in session.execute(select(Organisation.code, Organisation.id)).all()
+            if code in wanted
+        }
         for code in codes:
             tx.record(
                 f"review:{campaign_id}",
@@ -169,7 +161,7 @@ def close_campaign(svc: AdminService, actor: str, campaign_id: int) -> CampaignC
     session.expire_all()
     return CampaignClosed(
         campaign=records.campaign_out(campaign, today),
-        reported=len(pending),
+        reported=sum(reported.values()),
         removed=removed,
         revision=tx.revision,
     )
