@@ -71,6 +71,7 @@ def measure_review(database_url: str) -> dict[str, Any]:
             .order_by(func.count().desc())
             .limit(1)
         ).one()
+    assert reviewer is not None
     started = time.perf_counter()
     page = reads.my_items(svc, reviewer, opened.campaign.id, 100)
     figures["busiest_reviewer_items"] = count
