@@ -73,6 +73,8 @@ def open_campaign(svc: AdminService, actor: str, data: CampaignNew) -> CampaignO
         if named is not None:
             query = query.where(Organisation.code.in_(codes))
         orgs = dict(tx.session.execute(query).all())
+        for code in sorted(set(orgs.values()) - set(codes)):  # created since the engine's index
+            tx.authorise(Action.REVIEW_OPEN, Target("organisation", code))
         codes = sorted(orgs.values())  # every organisation, as of this transaction
         campaign = ReviewCampaign(
             title=data.title,

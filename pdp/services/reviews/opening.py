@@ -78,6 +78,17 @@ def _in(column: Any, ids: Collection[int] | None) -> ColumnElement[bool]:
     return column.in_(sorted(ids)) if ids is not None else true()
 
 
+def _in_groups(column: Any, org_ids: Collection[int] | None) -> ColumnElement[bool]:
+    """``column`` (a group id) names a group of ``org_ids`` (a subquery: one parameter per
+    organisation, never one per group)."""
+    if org_ids is None:
+        return true()
+    inside: ColumnElement[bool] = column.in_(
+        select(Group.id).where(Group.organisation_id.in_(sorted(org_ids)))
+    )
+    return inside
+
+
 def plan_items(
     session: Session, org_ids: Collection[int] | None, day: dt.date, last_uses: LastUses
 ) -> list[Planned]:
@@ -107,7 +118,7 @@ def plan_items(
     managers = dict(
         session.execute(
             select(GroupManager.group_id, GroupManager.user_id).where(
-                _open(GroupManager, day), _in(GroupManager.group_id, groups)
+                _open(GroupManager, day), _in_groups(GroupManager.group_id, org_ids)
             )
         ).all()
     )
@@ -122,7 +133,7 @@ def plan_items(
     roles: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for gid, service, role in session.execute(
         select(GroupRole.group_id, GroupRole.service, GroupRole.role).where(
-            _open(GroupRole, day), _in(GroupRole.group_id, groups)
+            _open(GroupRole, day), _in_groups(GroupRole.group_id, org_ids)
         )
     ).all():
         roles[gid].append((service, role))
@@ -140,7 +151,7 @@ def plan_items(
     open_groups = {gid for gid in groups if effective(gid)}
     found = session.execute(
         select(Membership.id, Membership.user_id, Membership.group_id).where(
-            _open(Membership, day), _in(Membership.group_id, groups)
+            _open(Membership, day), _in_groups(Membership.group_id, org_ids)
         )
     ).all()
     kept = [(mid, uid, gid) for mid, uid, gid in found if uid in users and gid in open_groups]
