@@ -49,7 +49,10 @@ def measure_review(database_url: str) -> dict[str, Any]:
     engine = PolicyEngine(SqlSnapshotSource(db), catalogue)
     started = time.perf_counter()
     engine.load()
-    figures: dict[str, Any] = {"engine_load_s": round(time.perf_counter() - started, 1)}
+    figures: dict[str, Any] = {
+        "engine_load_s": round(time.perf_counter() - started, 1),
+        "rss_after_engine_load_mib": _rss_mib(),
+    }
     svc = AdminService(db, engine, catalogue, AuditChain(), MemoryLog(), None)
     with svc.uow.begin() as session:
         operator = session.execute(
@@ -62,7 +65,7 @@ def measure_review(database_url: str) -> dict[str, Any]:
     figures["organisations"] = len(opened.campaign.organisations)
     figures["items"] = opened.items
     figures["unassigned"] = opened.unassigned
-    figures["rss_after_open_mib"] = _rss_mib()
+    figures["rss_after_open_mib"] = _rss_mib()  # peak: the engine's index and the opening
     with svc.uow.begin() as session:
         reviewer, count = session.execute(
             select(ReviewItem.reviewer, func.count())

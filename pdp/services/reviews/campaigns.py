@@ -88,9 +88,9 @@ def open_campaign(svc: AdminService, actor: str, data: CampaignNew) -> CampaignO
         tx.session.flush()
         used = functools.partial(last_uses, masker=svc.masker)  # R-CNIL-1's pseudonyms
         planned = plan_items(tx.session, None if named is None else orgs, today, used)
-        rows = [p.row(campaign.id) for p in planned]
-        for start in range(0, len(rows), CHUNK):
-            tx.session.execute(insert(ReviewItem), rows[start : start + CHUNK])
+        for start in range(0, len(planned), CHUNK):
+            chunk = [p.row(campaign.id) for p in planned[start : start + CHUNK]]
+            tx.session.execute(insert(ReviewItem), chunk)
         per_org: dict[str, int] = dict.fromkeys(codes, 0)
         for p in planned:
             per_org[p.organisation] += 1

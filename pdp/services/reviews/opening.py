@@ -46,7 +46,7 @@ def _open(model: type[Dated], day: dt.date) -> ColumnElement[bool]:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Planned:
     """One item to insert."""
 
@@ -56,7 +56,7 @@ class Planned:
     membership_id: int
     reviewer: str | None
     reviewer_kind: str
-    rights: list[dict[str, Any]]
+    rights: str  # JSON: [{"service", "role", "last_use"}, ...]
 
     def row(self, campaign_id: int) -> dict[str, Any]:
         """The item's row for a bulk insert."""
@@ -68,7 +68,7 @@ class Planned:
             "membership_id": self.membership_id,
             "reviewer": self.reviewer,
             "reviewer_kind": self.reviewer_kind,
-            "rights": json.dumps(self.rights, separators=(",", ":")),
+            "rights": self.rights,
             "outcome": "pending",
             "removed": False,
         }
@@ -161,10 +161,13 @@ def plan_items(
         login = users[uid][0]
         code, _parent, org_id, _ = groups[gid]
         reviewer, kind = _reviewer(gid, uid, groups, managers, users, admins[org_id])
-        rights = [
-            {"service": s, "role": r, "last_use": _iso(used.get((login, s, r)))}
-            for s, r in sorted(set(roles[gid]))
-        ]
+        rights = json.dumps(
+            [
+                {"service": s, "role": r, "last_use": _iso(used.get((login, s, r)))}
+                for s, r in sorted(set(roles[gid]))
+            ],
+            separators=(",", ":"),
+        )
         planned.append(Planned(orgs[org_id], login, code, mid, reviewer, kind, rights))
     planned.sort(key=lambda p: (p.organisation, p.login, p.group_code))
     return planned
