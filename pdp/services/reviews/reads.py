@@ -36,9 +36,10 @@ from pdp.services.reviews.responses import (
 OUTCOMES = ("pending", "kept", "removed", "reported")
 
 
-def followed(svc: AdminService, actor: str, codes: list[str]) -> list[str]:
-    """The organisations of ``codes`` where ``actor`` may open (hence follow) a review. A user
-    who is not an operator acts only in their own organisation (R-USR-1): only it is asked."""
+def followed(svc: AdminService, actor: str, codes: list[str], *, first: bool = False) -> list[str]:
+    """The organisations of ``codes`` where ``actor`` may open (hence follow) a review (with
+    ``first``: the first one only, enough to know whether there is any). A user who is not an
+    operator acts only in their own organisation (R-USR-1): only it is asked."""
     svc.engine.refresh()
     user = svc.engine.index.users.get(actor)
     if user is None:
@@ -46,12 +47,14 @@ def followed(svc: AdminService, actor: str, codes: list[str]) -> list[str]:
     if not user.is_operator:
         own = user.org.code if user.org is not None else None
         codes = [own] if own in codes and own is not None else []
-    return [
-        code
-        for code in codes
-        if svc.engine.authorise(actor, Action.REVIEW_OPEN, Target("organisation", code))
-        is AdminReason.ALLOWED
-    ]
+    out = []
+    for code in codes:
+        target = Target("organisation", code)
+        if svc.engine.authorise(actor, Action.REVIEW_OPEN, target) is AdminReason.ALLOWED:
+            out.append(code)
+            if first:
+                break
+    return out
 
 
 def involved(svc: AdminService, actor: str) -> bool:
@@ -87,7 +90,7 @@ def list_campaigns(svc: AdminService, actor: str) -> CampaignList:
         out = [
             records.campaign_out(c, today)
             for c in found.scalars()
-            if c.id in reviewing or followed(svc, actor, records.organisations(c))
+            if c.id in reviewing or followed(svc, actor, records.organisations(c), first=True)
         ]
     return CampaignList(campaigns=out)
 

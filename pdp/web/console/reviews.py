@@ -104,7 +104,7 @@ def review_view(campaign_ref: str) -> Response:
     svc = services().admin
     detail = reads.detail(svc, actor(), campaign)
     mine = reads.my_items(svc, actor(), campaign, ITEMS_PAGE)
-    follows = bool(reads.followed(svc, actor(), detail.campaign.organisations))
+    follows = bool(reads.followed(svc, actor(), detail.campaign.organisations, first=True))
     return page("review.html", detail=detail, items=mine.items, follows=follows)
 
 
