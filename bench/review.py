@@ -4,7 +4,7 @@ On a generated dataset (``bench.generate``; scale 1.0 is the national one: 20,00
 400,000 users), an operator opens one campaign over all organisations through the service, as
 ``POST /v1/reviews`` does (authorised organisation by organisation, items read and inserted in
 the same transaction, one audit record per organisation), then one reviewer's page of items is
-read and the campaign is closed (every item reported). The database file is copied first: the
+read, the results streamed as CSV, and the campaign closed (every item reported). The database file is copied first: the
 generated one is left as it was.
 
     python -m bench.review --scale 1.0   # generates the scale-1 SQLite file if missing
@@ -33,7 +33,7 @@ from pdp.engine.policy import PolicyEngine
 from pdp.records.audit_trail import AuditChain
 from pdp.records.decision_log import MemoryLog
 from pdp.services.admin.service import AdminService
-from pdp.services.reviews import campaigns, reads
+from pdp.services.reviews import campaigns, reads, results
 from pdp.services.reviews.requests import CampaignNew
 
 
@@ -80,6 +80,10 @@ def measure_review(database_url: str) -> dict[str, Any]:
     figures["busiest_reviewer_items"] = count
     figures["reviewer_page_ms"] = round((time.perf_counter() - started) * 1000, 1)
     assert len(page.items) == min(100, count)
+    started = time.perf_counter()
+    size = sum(len(c) for c in results.results(svc, operator, opened.campaign.id).chunks("csv"))
+    figures["results_csv_s"] = round(time.perf_counter() - started, 1)
+    figures["results_csv_mib"] = round(size / 2**20, 1)
     started = time.perf_counter()
     closed = campaigns.close_campaign(svc, operator, opened.campaign.id)
     figures["close_national_s"] = round(time.perf_counter() - started, 1)

@@ -2,7 +2,7 @@
 
 - Those who may open a campaign over an organisation (``review.open``: operators, that
   organisation's partner admins) follow it there: the campaign, its progress per reviewer and
-  per organisation, its results (JSON or CSV), limited to those organisations.
+  per organisation, its results (``results``), limited to those organisations.
 - A reviewer sees the campaigns where they have items, their own progress, and their own items,
   never another reviewer's (R-CNIL-23).
 - Anyone else is told the campaign does not exist.
@@ -12,8 +12,6 @@ Queries never write.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 
 from sqlalchemy import func, select
@@ -27,7 +25,6 @@ from pdp.services.reviews import records
 from pdp.services.reviews.responses import (
     CampaignDetail,
     CampaignList,
-    CampaignResults,
     ItemList,
     Progress,
     ReviewItemOut,
@@ -170,80 +167,3 @@ def my_item(svc: AdminService, actor: str, campaign_id: int, item_id: int) -> Re
         if item is None or item.campaign_id != campaign_id or item.reviewer != actor:
             raise NotFound(f"Élément de revue inconnu : {item_id}.", code="REVIEW_ITEM_UNKNOWN")
         return records.item_out(item)
-
-
-def results(svc: AdminService, actor: str, campaign_id: int) -> CampaignResults:
-    """R-CNIL-27: every item of the organisations ``actor`` follows, with its outcome. A
-    reviewer who follows none is refused by the engine (403), anyone else told 404."""
-    today = svc.today()
-    with svc.uow.begin() as session:
-        campaign = records.campaign(session, campaign_id)
-        codes = records.organisations(campaign)
-        seen = followed(svc, actor, codes)
-        if not seen:
-            reviewer = session.execute(
-                select(ReviewItem.id).where(
-                    ReviewItem.campaign_id == campaign_id, ReviewItem.reviewer == actor
-                )
-            ).first()
-            if reviewer is None or not codes:
-                raise _unknown(campaign_id)
-            svc.require(actor, Action.REVIEW_OPEN, Target("organisation", codes[0]))
-        else:
-            svc.decide(actor, Action.REVIEW_OPEN, Target("organisation", seen[0]))
-        found = session.execute(
-            select(ReviewItem)
-            .where(ReviewItem.campaign_id == campaign_id, ReviewItem.organisation.in_(seen))
-            .order_by(ReviewItem.organisation, ReviewItem.login, ReviewItem.group_code)
-        ).scalars()
-        return CampaignResults(
-            campaign=records.campaign_out(campaign, today),
-            items=[records.item_out(i) for i in found],
-        )
-
-
-CSV_COLUMNS = (
-    "campagne",
-    "organisme",
-    "utilisateur",
-    "groupe",
-    "droits",
-    "derniere_utilisation",
-    "reviseur",
-    "issue",
-    "detache",
-    "decide_par",
-    "decide_le",
-    "commentaire",
-)
-
-
-def _cell(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-def results_csv(found: CampaignResults) -> str:
-    """R-CNIL-27: the results as CSV (RFC 4180, one line per item; rights as service:role
-    separated by spaces, their last uses in the same order, "-" for none)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for item in found.items:
-        writer.writerow(
-            [
-                str(item.campaign),
-                item.organisation,
-                item.login,
-                item.group,
-                " ".join(f"{r.service}:{r.role}" for r in item.rights),
-                " ".join(r.last_use.isoformat() if r.last_use else "-" for r in item.rights),
-                item.reviewer or "",
-                item.outcome,
-                "oui" if item.removed else "non",
-                item.decided_by or "",
-                item.decided_on.isoformat() if item.decided_on else "",
-                _cell(item.comment or ""),
-            ]
-        )
-    return buffer.getvalue()

@@ -8,7 +8,7 @@ from typing import Literal
 from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from pdp.services.reviews import campaigns, decisions, reads
+from pdp.services.reviews import campaigns, decisions, reads, results
 from pdp.services.reviews.requests import CampaignNew, ItemDecision, ItemsQuery
 from pdp.services.reviews.responses import (
     CampaignClosed,
@@ -135,8 +135,8 @@ def close_review(campaign: int) -> Response:
     bp,
     "GET",
     "/reviews/<int:campaign>/results",
-    summary="The results of an access review, every item with its outcome, as JSON or CSV "
-    "(R-CNIL-27)",
+    summary="The results of an access review, every item with its outcome, streamed as JSON or "
+    "CSV (R-CNIL-27)",
     response=CampaignResults,
     query=ResultsQuery,
     errors=AUTH_ERRORS,
@@ -147,11 +147,9 @@ def review_results(campaign: int) -> Response:
     """R-CNIL-27: over the organisations the actor follows."""
     who = actor()
     q = ResultsQuery.model_validate(request.args.to_dict())
-    found = reads.results(services().admin, who, campaign)
-    if q.fmt == "json":
-        return answer(found)
+    found = results.results(services().admin, who, campaign)
     return Response(
-        reads.results_csv(found),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="revue-{campaign}.csv"'},
+        found.chunks(q.fmt),
+        mimetype=results.MEDIA_TYPES[q.fmt],
+        headers={"Content-Disposition": f'attachment; filename="revue-{campaign}.{q.fmt}"'},
     )

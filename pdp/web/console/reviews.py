@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from pdp.core.errors import NotFound, PdpError
 from pdp.engine.actions import Action
-from pdp.services.reviews import campaigns, decisions, reads
+from pdp.services.reviews import campaigns, decisions, reads, results
 from pdp.services.reviews.requests import CampaignNew, ItemDecision
 from pdp.web.console import auth
 from pdp.web.console.blueprint import bp
@@ -183,10 +183,10 @@ def review_results(campaign_ref: str, fmt: str) -> Response:
     campaign = number(campaign_ref)
     if fmt not in ("csv", "json"):
         return page("error.html", 404, title="Page introuvable", message="Format inconnu.")
-    found = reads.results(services().admin, actor(), campaign)
-    if fmt == "csv":
-        body, mimetype = reads.results_csv(found), "text/csv"
-    else:
-        body, mimetype = found.model_dump_json(indent=2), "application/json"
+    found = results.results(services().admin, actor(), campaign)
     disposition = f'attachment; filename="revue-{campaign}.{fmt}"'
-    return Response(body, mimetype=mimetype, headers={"Content-Disposition": disposition})
+    return Response(
+        found.chunks(fmt),
+        mimetype=results.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": disposition},
+    )
