@@ -4,8 +4,8 @@ On a generated dataset (``bench.generate``; scale 1.0 is the national one: 20,00
 400,000 users), an operator opens one campaign over all organisations through the service, as
 ``POST /v1/reviews`` does (authorised organisation by organisation, items read and inserted in
 the same transaction, one audit record per organisation), then one reviewer's page of items is
-read, the results streamed as CSV, and the campaign closed (every item reported). The database file is copied first: the
-generated one is left as it was.
+read, the results streamed as CSV, and the campaign closed (every item reported). The database
+file is copied first: the generated one is left as it was.
 
     python -m bench.review --scale 1.0   # generates the scale-1 SQLite file if missing
     python -m bench.review --database-url sqlite:///copy.sqlite3   # modifies that database
