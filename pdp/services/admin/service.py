@@ -289,8 +289,9 @@ class AdminService:
             with self.writer.write(
                 action, new_revision=new_revision, request_id=context.request_id.get()
             ) as write:
-                before = write.revision - 1 if new_revision else write.revision
-                self._authorise_before(before + 1, actor, action, target)
+                # Authorised at the revision just before the new one, or at the one kept.
+                taken = write.revision if new_revision else write.revision + 1
+                self._authorise_before(taken, actor, action, target)
                 tx = Tx(write, actor, action, target, self.today(), self.require, self.engine.check)
                 yield tx
                 if previewing.get():  # rolled back by the unit of work: nothing is written
