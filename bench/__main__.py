@@ -1,4 +1,5 @@
-"""``python -m bench all|generate|run|writes``: the whole performance suite, or one part."""
+"""``python -m bench all|generate|run|writes|history``: the whole performance suite, one part, or
+the kept results of earlier runs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 from bench.generate import RESULTS_DIR, default_database_url, generate, remove_sqlite_file
+from bench.history import HISTORY_DIR, load, table, write_readme
 from bench.run import RunOptions, run, write_json
 from bench.suite import SuiteOptions, run_suite
 from pdp.adapters.sql.database import make_engine
@@ -39,6 +41,7 @@ def _run(args: argparse.Namespace, url: str) -> None:
         casbin_queries=args.casbin_queries,
         casbin_budget_s=args.casbin_budget,
         casbin=not args.no_casbin,
+        fast_casbin=not args.no_fast_casbin,
         cedar=args.cedar,
         label=f"scale {args.scale:g}" if args.scale is not None else "",
         queries_out=args.queries_out,
@@ -75,8 +78,18 @@ def _suite(args: argparse.Namespace) -> None:
             postgres_url=args.postgres_url or os.environ.get("PDP_BENCH_POSTGRES_URL"),
             json_path=args.json or str(RESULTS_DIR / f"suite-scale{args.scale:g}.json"),
             data_dir=Path(args.data_dir) if args.data_dir else RESULTS_DIR,
+            history_dir=None if args.no_history else Path(args.history_dir or HISTORY_DIR),
         )
     )
+
+
+def _history(args: argparse.Namespace) -> None:
+    directory = Path(args.history_dir or HISTORY_DIR)
+    if args.write_readme:
+        write_readme(directory)
+        print(f"bench/README.md: history table regenerated from {directory}")
+    else:
+        print("\n".join(table(load(directory))))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     suite.add_argument("--json", default=None, help="default bench/results/suite-scale<X>.json")
     suite.add_argument("--data-dir", default=None, help="SQLite files (default bench/results)")
+    suite.add_argument("--history-dir", default=None, help="where the run is kept (bench/history)")
+    suite.add_argument("--no-history", action="store_true", help="do not keep this run")
+    hist = sub.add_parser("history", help="one row per kept run of the suite, oldest first")
+    hist.add_argument("--history-dir", default=None, help="default bench/history")
+    hist.add_argument("--write-readme", action="store_true", help="regenerate bench/README.md's")
     gen = sub.add_parser("generate", help="insert the seeded dataset into an empty store")
     gen.add_argument("--scale", type=float, default=0.1)
     gen.add_argument("--seed", type=int, default=1)
@@ -113,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--casbin-queries", type=int, default=200)
     p.add_argument("--casbin-budget", type=float, default=60.0, help="seconds")
     p.add_argument("--no-casbin", action="store_true")
+    p.add_argument("--no-fast-casbin", action="store_true", help="skip casbin.FastEnforcer")
     p.add_argument("--cedar", action="store_true", help="also measure cedarpy on a sample")
     p.add_argument("--queries-out", default=None, help="write 20,000 of the queries (JSON)")
     p.add_argument("--load-only", action="store_true", help="measure the cold load alone")
@@ -131,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         _run(args, args.database_url or os.environ.get("PDP_DATABASE_URL") or _url(args))
     elif args.command == "writes":
         _writes(args)
+    elif args.command == "history":
+        _history(args)
     else:
         _suite(args)
     return 0

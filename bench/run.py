@@ -57,6 +57,7 @@ class RunOptions:
     casbin_min_queries: int = 30
     casbin_budget_s: float = 60.0
     casbin: bool = True
+    fast_casbin: bool = True  # pycasbin's FastEnforcer (whatever ``casbin`` says)
     cedar: bool = False
     label: str = ""
     queries_out: str | None = None
@@ -345,6 +346,15 @@ def run(opts: RunOptions, out: Out = print) -> dict[str, Any]:
         casbin = _casbin(source, engine.index, today, queries[: opts.casbin_queries], opts)
         casbin["ours_same_sample"] = same_sample(engine, queries[: casbin["compared"]])
         figures["casbin"] = casbin
+    if opts.fast_casbin:
+        from bench.fast_casbin import compare_fast
+
+        snap = source.load()
+        sample = queries[: opts.casbin_queries * 50]
+        figures["fast_casbin"] = compare_fast(
+            snap, engine.index, today, sample, opts.casbin_budget_s
+        )
+        del snap
     if opts.cedar:
         from bench.cedar import compare_cedar
 
@@ -431,6 +441,20 @@ def rows(f: dict[str, Any]) -> list[tuple[str, str]]:
             ),
             ("answers agree with Casbin", f"{c['agree']} / {c['compared']}"),
         ]
+    fc = f.get("fast_casbin")
+    if fc:
+        out += [
+            (
+                "casbin.FastEnforcer (p indexed by domain, service): lines / build",
+                f"{fc['lines']:,} lines; built in {fc['build_s']:.2f} s"
+                f" (FastModel.add_def bug {'present, patched' if fc['add_def_bug'] else 'absent'})",
+            ),
+            (
+                "casbin.FastEnforcer: enforce",
+                f"{_lat(fc['all'])}, first call {fc['first_call_ms']:.0f} ms",
+            ),
+            ("answers agree with FastEnforcer", f"{fc['agree']:,} / {fc['compared']:,}"),
+        ]
     cd = f.get("cedar")
     if cd:
         out += [
@@ -489,6 +513,15 @@ def report(f: dict[str, Any], out: Out = print) -> None:
         )
         for line in c["disagreements"]:
             out(f"DISAGREEMENT: {line}")
+    fc = f.get("fast_casbin")
+    if fc and fc["compared"]:
+        same = fc["all"]["median_us"] / fc["ours_interleaved"]["median_us"]
+        out(
+            f"ours vs casbin.FastEnforcer: {fc['all']['median_us'] / med:,.0f}× faster (median vs"
+            f" the headline); {same:,.0f}× interleaved on the same {fc['compared']:,} queries"
+        )
+        for line in fc["disagreements"]:
+            out(f"DISAGREEMENT (FastEnforcer): {line}")
     cd = f.get("cedar")
     if cd and cd["compared"]:
         ratio = cd["all"]["median_us"] / med

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import create_engine, make_url, text
 
 from bench.generate import RESULTS_DIR, generate, remove_sqlite_file
+from bench.history import HISTORY_DIR, record
 from bench.http import HttpOptions, http_rows, log_cost_table, measure_http
 from bench.run import _us
 from pdp.adapters.sql.database import make_engine
@@ -74,6 +75,7 @@ class SuiteOptions:
     postgres_url: str | None = None
     json_path: str | None = None
     data_dir: Path = RESULTS_DIR
+    history_dir: Path | None = HISTORY_DIR  # where the run is kept (None: not kept)
 
 
 def _python_m(*args: str) -> list[str]:
@@ -207,6 +209,8 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
     _save(suite, opts)
     if opts.json_path:
         print(f"\nwritten: {opts.json_path}")
+    if opts.history_dir is not None:
+        print(f"kept: {record(suite, opts.history_dir)} (python -m bench history)")
     if suite["failed"]:
         raise SystemExit(f"failed parts: {', '.join(suite['failed'])}")
     return suite
@@ -301,6 +305,11 @@ def targets(suite: dict[str, Any]) -> list[str]:
             out.append(
                 f"vs plain Casbin at {orgs:,} organisations: {r:,.0f}× ≥ 1,000×: {_ok(r >= 1000)}"
             )
+        if run.get("fast_casbin") and run["fast_casbin"]["compared"]:
+            fc = run["fast_casbin"]
+            r = fc["all"]["median_us"] / fc["ours_interleaved"]["median_us"]
+            agree = f"{fc['agree']:,}/{fc['compared']:,} agree"
+            out.append(f"vs casbin.FastEnforcer at {orgs:,} organisations: {r:,.0f}× ({agree})")
         if run.get("cedar") and run["cedar"]["compared"]:
             cd = run["cedar"]
             r = cd["all"]["median_us"] / cd["ours_same_sample"]["median_us"]

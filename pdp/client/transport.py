@@ -20,6 +20,11 @@ from urllib3.exceptions import (
 
 from pdp.client.errors import PdpTimeout, PdpUnavailable
 
+try:  # W3C trace context of the caller's current span, when OpenTelemetry is installed
+    from opentelemetry.propagate import inject as _inject_trace
+except ImportError:  # pragma: no cover - depends on the environment
+    _inject_trace = None  # type: ignore[assignment]
+
 
 @dataclass(frozen=True, slots=True)
 class RawResponse:
@@ -42,7 +47,8 @@ class Urllib3Transport:
     """A pool of keep-alive connections to one base URL (thread-safe), with a timeout per
     attempt and bounded retries on connection errors only: a refused or reset connection is
     tried again ``retries`` times (pauses of ``backoff``, doubling); a timeout or any HTTP
-    answer, even a 5xx, is never retried."""
+    answer, even a 5xx, is never retried. With OpenTelemetry installed, each request carries
+    the caller's current trace (``traceparent``), so the service's spans join it."""
 
     def __init__(
         self,
@@ -78,13 +84,19 @@ class Urllib3Transport:
     def send(self, method: str, path: str, body: bytes | None) -> RawResponse:
         """One request, retried on connection errors only."""
         attempt = 0
+        headers = self._headers
+        if _inject_trace is not None:  # the caller's trace continues in the service's spans
+            carrier: dict[str, str] = {}
+            _inject_trace(carrier)
+            if carrier:
+                headers = {**headers, **carrier}
         while True:
             try:
                 response = self._pool.urlopen(
                     method,
                     self._prefix + path,
                     body=body,
-                    headers=self._headers,
+                    headers=headers,
                     retries=False,
                     redirect=False,
                     preload_content=True,

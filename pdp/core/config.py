@@ -60,6 +60,7 @@ class Settings:
     rate_limit_storage: str = "memory://"
     metrics_public: str = "false"  # GET /metrics without credentials: true or false
     log_format: str = "auto"  # text, json, or auto (json under `pdp serve` in production)
+    tracing: str = "off"  # off, otlp or console (pdp.observability.tracing; the tracing extra)
     watcher: str = "auto"
     min_revision_wait: float = 2.0
     clock_start: str = ""

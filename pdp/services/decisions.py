@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from pdp.core.catalogue import Catalogue
 from pdp.core.errors import BadRequest, Conflict, NotFound, PdpError, Unavailable
@@ -21,9 +21,12 @@ from pdp.core.masking import Masker
 from pdp.engine.decision import MESSAGES, Decision, Grant, Query, Reason
 from pdp.engine.index import service_users as index_service_users
 from pdp.engine.policy import PolicyEngine
-from pdp.observability import metrics
+from pdp.observability import metrics, tracing
 from pdp.records.decision_log import DecisionLog, new_decision_id
 from pdp.records.decision_log.entry import Details, Entry, GrantStep, Kind, new_entry
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 log = logging.getLogger("pdp.decisions")
 
@@ -111,6 +114,8 @@ class DecisionService:
         self.catalogue = catalogue
         self.decision_log = decision_log
         self.masker = masker or Masker()
+        # Set when PDP_TRACING is on (pdp.observability.tracing): a span per decision.
+        self.tracer: Tracer | None = None
 
     def at_least(self, revision: int | None, timeout: float) -> None:
         """Read-your-writes: return once the engine serves ``revision`` or later, never answer
@@ -150,7 +155,7 @@ class DecisionService:
         be logged). Raises BadRequest for catalogue errors only."""
         self.validate(query)
         self.engine.refresh()
-        checked, entry = self._decide(query)
+        checked, entry = self._decide(query) if self.tracer is None else self._traced(query)
         self.decision_log.record(entry)
         return checked
 
@@ -169,7 +174,7 @@ class DecisionService:
             except BadRequest as exc:
                 out.append(exc)
                 continue
-            checked, entry = self._decide(query)
+            checked, entry = self._decide(query) if self.tracer is None else self._traced(query)
             out.append(checked)
             entries.append(entry)
         self.decision_log.record_many(entries)
@@ -180,6 +185,25 @@ class DecisionService:
         self.engine.refresh()
         if self.engine.stale:
             raise Unavailable(MESSAGES[Reason.POLICY_UNAVAILABLE])
+
+    def _traced(self, query: Query) -> tuple[Checked, Entry]:
+        """``_decide`` in a ``pdp.decision`` span naming the decision."""
+        if self.tracer is None or not tracing.recording():
+            return self._decide(query)
+        with tracing.decision_span(self.tracer) as span:
+            checked, entry = self._decide(query)
+            decision = checked.decision
+            tracing.describe_decision(
+                span,
+                {
+                    "decision_id": checked.decision_id,
+                    "reason": decision.reason.value,
+                    "allowed": decision.allowed,
+                    "service": query.service,
+                    "revision": decision.revision,
+                },
+            )
+        return checked, entry
 
     def _decide(self, query: Query) -> tuple[Checked, Entry]:
         started = time.perf_counter_ns()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,7 +21,7 @@ from pdp.core.errors import BadRequest, ConfigurationError
 from pdp.core.masking import Masker
 from pdp.engine.casbin_model import load_model
 from pdp.engine.policy import PolicyEngine
-from pdp.observability import metrics
+from pdp.observability import metrics, tracing
 from pdp.observability.metrics import WATCHER_RECONNECTS
 from pdp.policies import CATALOGUE_PATH
 from pdp.records.audit_trail import AuditChain
@@ -49,6 +49,9 @@ from pdp.web.api.decisions import bp as decisions_bp
 from pdp.web.api.health import bp as health_bp
 from pdp.web.api.jsonio import OrjsonProvider
 from pdp.web.container import Services
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("pdp")
 
@@ -118,8 +121,10 @@ def create_app(
     *,
     engine: PolicyEngine | None = None,
     decision_log: DecisionLog | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> Flask:
-    """Build the Flask app. Settings come from the environment, overridden by ``test_config``."""
+    """Build the Flask app. Settings come from the environment, overridden by ``test_config``;
+    ``span_exporter`` receives the spans when ``PDP_TRACING`` is on (tests)."""
     overrides = dict(test_config or {})
     settings = Settings.from_env(**overrides)
     refuse_defaults(settings)
@@ -166,6 +171,11 @@ def create_app(
         refuse_demo_key(clients)
 
     metrics.install(app)  # first: its timer starts before any other before_request
+    tracer = tracing.tracer_for(settings.tracing, span_exporter)
+    if tracer is not None:  # PDP_TRACING=off installs nothing on the request path
+        tracing.instrument_app(app, tracer)
+        tracing.instrument_store(db, tracer)
+        decisions.tracer = tracer
 
     @app.before_request
     def _request_context() -> None:

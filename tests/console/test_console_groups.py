@@ -204,6 +204,24 @@ def test_fiche_11_the_confirmation_shows_what_closing_will_do(page: Any) -> None
     expect(closing(page, "CCAS-ACCUEIL")).to_have_text("")
 
 
+def test_fiche_10_a_closing_date_asks_first_with_what_it_will_do(page: Any) -> None:
+    """Fiche 10 with a closing date: before "Oui", what the closing will do from that day (its
+    preview: the member loses the group's role, the group closes), as fiche 11 (R-GRP-2)."""
+    sign_in(page, "alice.martin")
+    open_my_groups(page)
+    page.get_by_role("link", name="Modifier le groupe CCAS-ACCUEIL").click()
+    page.get_by_label("Date de clôture").fill(today())
+    page.get_by_role("button", name="Enregistrer les modifications").click()
+    confirm = page.get_by_role("region", name="Voulez-vous enregistrer ces modifications")
+    expect(confirm).to_contain_text("Le groupe sera clôturé le")
+    expect(page.locator("#consequences")).to_contain_text(
+        "1 utilisateur perdra l'accès à Cdap (T1) ; le groupe CCAS-ACCUEIL sera clôturé."
+    )
+    confirm.get_by_role("link", name="Non").click()
+    open_my_groups(page)
+    expect(closing(page, "CCAS-ACCUEIL")).to_have_text("")
+
+
 def test_fiche_12_assign_a_role(page: Any, console_server: Served) -> None:
     """Fiche 12 by the manager bruno.petit, in his perimeter (R-ADM-5): Cdap T18 to
     CCAS-ACCUEIL, which its parent CCAS holds (R-GRP-4); its member is allowed at once."""
@@ -248,6 +266,11 @@ def test_fiche_14_name_a_manager_created_on_the_fly(page: Any) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Modifier un groupe utilisateurs")
     new_manager(page, "olga.perez", "Olga", "Perez")
     page.get_by_role("button", name="Enregistrer les modifications").click()
+    confirm = page.get_by_role("region", name="Voulez-vous enregistrer ces modifications")
+    expect(confirm).to_contain_text(
+        "bruno.petit ne sera plus responsable d'habilitations du groupe ; olga.perez le deviendra"
+    )
+    confirm.get_by_role("button", name="Oui").click()
     expect(page.get_by_role("status")).to_contain_text("Les modifications du groupe G14")
     expect(row(page, "G14")).to_contain_text("olga.perez")
 
@@ -273,6 +296,18 @@ def test_fiche_16_replace_a_manager(page: Any, other_page: Any) -> None:
     other_page.goto(f"/console/organisations/{ORG}/groupes/G16/modifier")
     choose_manager(page, "chloe.roux")
     page.get_by_role("button", name="Enregistrer les modifications").click()
+    # Asked first (what the replacement will do: nobody's access changes); "Non" writes nothing.
+    confirm = page.get_by_role("region", name="Voulez-vous enregistrer ces modifications")
+    expect(confirm).to_contain_text("bruno.petit ne sera plus responsable d'habilitations")
+    expect(page.locator("#consequences")).to_contain_text("Conséquences")
+    confirm.get_by_role("link", name="Non").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Modifier un groupe utilisateurs")
+    open_my_groups(page)
+    expect(row(page, "G16")).to_contain_text("bruno.petit")
+    row(page, "G16").get_by_role("link", name="Modifier le groupe G16").click()
+    choose_manager(page, "chloe.roux")
+    page.get_by_role("button", name="Enregistrer les modifications").click()
+    page.get_by_role("button", name="Oui").click()
     expect(row(page, "G16")).to_contain_text("chloe.roux")
     row(page, "G16").get_by_role("link", name="Détail du groupe").click()
     expect(page.get_by_role("definition").filter(has_text="chloe.roux")).to_contain_text(

@@ -153,6 +153,10 @@ def test_fiche_6_membership_dates_and_detach(page: Any) -> None:
     )
     page.get_by_label("Date de fin").fill(day(10))
     page.get_by_role("button", name="Enregistrer les modifications").click()
+    # An end date detaches then: asked first, with what it will do from that day.
+    question = page.get_by_role("region", name="Voulez-vous détacher bruno.petit du groupe")
+    expect(question).to_contain_text("Conséquences : Aucun accès ne change.")
+    question.get_by_role("button", name="Oui").click()
     expect(page.get_by_role("status")).to_contain_text("sont enregistrées")
     row(page, "bruno.petit").get_by_role("link", name="Détail de l'utilisateur").click()
     expect(row(page, "CCAS-INSTRUCTION")).to_contain_text(day(10))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from bench import history
 from bench.__main__ import main
 from bench.generate import generate
 from bench.run import RunOptions, run, write_json
@@ -51,6 +52,10 @@ def test_generate_then_run_prints_and_returns_every_figure(db_url: str, tmp_path
     casbin = figures["casbin"]
     assert casbin["compared"] >= 30 and casbin["lines"] > 0
     assert casbin["agree"] == casbin["compared"], casbin["disagreements"]
+    # pycasbin's FastEnforcer on the same lines (its add_def bug patched): the same answers.
+    fast = figures["fast_casbin"]
+    assert fast["compared"] >= 30 and fast["lines"] == casbin["lines"]
+    assert fast["agree"] == fast["compared"], fast["disagreements"]
 
     text = "\n".join(printed)
     for label in (
@@ -63,6 +68,8 @@ def test_generate_then_run_prints_and_returns_every_figure(db_url: str, tmp_path
         "batch of 1,000",
         "plain casbin.Enforcer",
         "answers agree with Casbin",
+        "casbin.FastEnforcer",
+        "ours vs casbin.FastEnforcer",
         "targets:",
         "ours vs plain Casbin",
         "ours vs dict floor",
@@ -120,6 +127,7 @@ def test_the_whole_suite_runs_end_to_end_and_agrees_with_casbin_and_cedar(
     out = tmp_path / "suite.json"
     args = ["all", "--scale", "0.01", "--queries", "3000", "--data-dir", str(tmp_path)]
     args += ["--http-duration", "1", "--http-rounds", "1", "--write-repeats", "2"]
+    args += ["--history-dir", str(tmp_path / "history")]
     if shutil.which("wrk") is None:
         args.append("--no-http")
     assert main([*args, "--json", str(out)]) == 0
@@ -158,6 +166,12 @@ def test_the_whole_suite_runs_end_to_end_and_agrees_with_casbin_and_cedar(
         shipping = http["shipping"]
         assert shipping["answered"] > 0 and shipping["unshipped_bytes"] == 0, shipping
         assert shipping["rows_added"] >= shipping["answered"], shipping
+    # The run is kept, with its commit and machine, and is one row of the history's table.
+    (kept,) = history.load(tmp_path / "history")
+    assert kept["commit"] and kept["machine_info"]["cpus"] and kept["runs"] == suite["runs"]
+    _, _, first = history.table([kept])
+    assert first.startswith(f"| {suite['started'][:10]} | {kept['commit']} |"), first
+    assert "—" not in first.split(" | ")[4:8], first  # the check's and the peers' figures
     printed = capsys.readouterr().out
     for heading in ("## Alternatives", "## Growth", "## Targets", "vs plain Casbin", "cedarpy"):
         assert heading in printed, heading
@@ -169,3 +183,10 @@ def test_the_whole_suite_runs_end_to_end_and_agrees_with_casbin_and_cedar(
             "log buffered: throughput",
         ):
             assert label in printed, label
+
+
+def test_the_readme_history_table_is_the_kept_runs() -> None:
+    """bench/README.md's history table is generated from bench/history/ (``python -m bench
+    history --write-readme``): it cannot drift from the kept runs."""
+    text = history.README.read_text(encoding="utf-8")
+    assert history.readme_with(text, history.table(history.load())) == text

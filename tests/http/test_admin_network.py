@@ -56,6 +56,23 @@ def test_operator_registers_lists_and_renames_a_caf_R_CON_4(api: Api, today: dt.
     assert renamed["caf"]["name"] == "Caf du Nord (Lille)"
 
 
+def test_a_network_write_previewed_writes_nothing_R_CON_4(api: Api) -> None:
+    """``?dry_run=true`` on a write outside any organisation: its preview (no access changes),
+    then the Caf is not there, no revision taken, no audit record."""
+    before, events = api.revision(), len(api.audit.events) if api.audit else 0
+    r = api.call(
+        OPERATOR, "POST", "/v1/cafs", {"code": "593", "name": "x"}, query={"dry_run": "true"}
+    )
+    assert r.status_code == 200, r.get_json()
+    answer = r.get_json()
+    assert (answer["action"], answer["applied"], answer["users"]) == ("caf.manage", False, [])
+    assert api.revision() == before
+    assert (len(api.audit.events) if api.audit else 0) == events
+    assert "593" not in [c["code"] for c in api.read(OPERATOR, "/v1/cafs")["cafs"]]
+    bad = api.call(OPERATOR, "POST", "/v1/cafs", {"code": "593"}, query={"dry_run": "peut-etre"})
+    assert (bad.status_code, bad.get_json()["error"]["code"]) == (400, "VALIDATION_ERROR")
+
+
 def test_a_caf_may_be_registered_with_its_real_opening_day(api: Api) -> None:
     out = api.write(
         OPERATOR,

@@ -4,6 +4,7 @@ every verb on every driver (split from test_api.py; same app, same helpers)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -54,8 +55,10 @@ def test_openapi_documents_every_route(app: Flask, client: FlaskClient) -> None:
             for answer in op["responses"].values():
                 # JSON, except a streamed document's lines (GET …/access: JSON Lines, CSV).
                 for media in answer["content"].values():
-                    ref = media["schema"]["$ref"]
-                    assert ref.removeprefix("#/components/schemas/") in schemas
+                    found = media["schema"]
+                    for ref in [found["$ref"]] if "$ref" in found else found["anyOf"]:
+                        name = ref if isinstance(ref, str) else ref["$ref"]
+                        assert name.removeprefix("#/components/schemas/") in schemas
     check_body = doc["paths"]["/v1/check"]["post"]["requestBody"]["content"]["application/json"]
     assert check_body["schema"]["$ref"].endswith("/CheckRequest")
     assert set(schemas["CheckRequest"]["properties"]) == {
@@ -67,6 +70,32 @@ def test_openapi_documents_every_route(app: Flask, client: FlaskClient) -> None:
         "at",
         "allocataire",
         "min_revision",
+    }
+
+
+def test_openapi_declares_the_preview_of_every_write(client: FlaskClient) -> None:
+    """Every administrative write takes ``?dry_run=true`` and answers its preview (200) then;
+    the checks and the admin check, which write nothing, do not (R-ADM-7)."""
+    doc = js(client.get("/v1/openapi.json"))
+    preview = "#/components/schemas/PreviewAnswer"
+    writes = 0
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            names = {p["name"] for p in op.get("parameters", [])}
+            ok = json.dumps(op["responses"].get("200", {}))
+            if path in ("/v1/check", "/v1/check/batch", "/v1/admin/check") or method == "get":
+                assert "dry_run" not in names and preview not in ok, (method, path)
+                continue
+            writes += 1
+            assert "dry_run" in names and preview in ok, (method, path)
+    assert writes >= 25
+    assert set(doc["components"]["schemas"]["Preview"]["properties"]) == {
+        "action",
+        "target",
+        "applied",
+        "users",
+        "groups",
+        "summary",
     }
 
 

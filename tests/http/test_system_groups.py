@@ -171,6 +171,66 @@ def test_management_passes_to_the_other_partner_admin_R_ADM_3(api: Api, today: d
         )
 
 
+def other_admin(api: Api) -> None:
+    other = {
+        "login": "yann.perez",
+        "first_name": "Yann",
+        "last_name": "Perez",
+        "email": "yann.perez@habitat-bondy.fr",
+    }
+    api.write(OPERATOR, "POST", f"{ORG}/admins", {"new_user": other}, 201)
+
+
+def managers(api: Api) -> set[str]:
+    return {
+        api.get("yann.perez", f"{ORG}/groups/{code}")["group"]["manager"]["login"]
+        for code in GROUPS
+    }
+
+
+def test_an_admin_leaving_before_the_groups_close_does_not_manage_them_R_ADM_3(
+    api: Api, today: dt.date
+) -> None:
+    # Lise's account closes in ten days: the groups, open for good, would be left with a closed
+    # manager from then. Without another partner admin, the subscription is refused.
+    landlord(api)
+    api.write("lise.marchand", "PATCH", f"{ORG}/users/lise.marchand", {"closes_on": day(today, 10)})
+    path = f"{ORG}/conventions/{CONV}/subscriptions"
+    api.refused(
+        OPERATOR,
+        "POST",
+        path,
+        {"service": "espace_bailleur"},
+        status=409,
+        code="PARTNER_ADMIN_REQUIRED",
+    )
+    # With one who stays, the groups are theirs, though Lise was designated first.
+    other_admin(api)
+    subscribe(api)
+    assert managers(api) == {"yann.perez"}
+
+
+def test_groups_that_last_longer_pass_to_an_admin_who_lasts_R_ADM_3(
+    api: Api, today: dt.date
+) -> None:
+    # Subscribed for five days, the groups close before Lise does (in ten): hers.
+    landlord(api)
+    api.write("lise.marchand", "PATCH", f"{ORG}/users/lise.marchand", {"closes_on": day(today, 10)})
+    subscribe(api, closes_on=day(today, 5))
+    assert {
+        api.get("lise.marchand", f"{ORG}/groups/{code}")["group"]["manager"]["login"]
+        for code in GROUPS
+    } == {"lise.marchand"}
+    # A second subscription makes them open for good: Lise cannot follow them, and without
+    # another partner admin the subscription is refused; with one, the groups are handed over.
+    path = f"{ORG}/conventions/{CONV}/subscriptions"
+    body = {"service": "espace_bailleur", "opens_on": day(today, 5)}
+    api.refused(OPERATOR, "POST", path, body, status=409, code="PARTNER_ADMIN_REQUIRED")
+    other_admin(api)
+    api.write(OPERATOR, "POST", path, body, 201)
+    assert managers(api) == {"yann.perez"}
+
+
 def test_a_subscription_is_addressed_by_its_convention_and_service_R_CON_2(
     api: Api, today: dt.date
 ) -> None:

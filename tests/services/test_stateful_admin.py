@@ -109,8 +109,8 @@ def test_random_administration_keeps_the_rules(
                 stateful_step_count=STEPS,
                 deadline=None,
                 database=None,  # no example database written into the tree
-                # Reproducible in CI: the same sequences every run (PDP_STATEFUL_RANDOM=1 draws
-                # new ones). A random run found the open R-ADM-3 case noted in docs/rules.md.
+                # Reproducible in CI: the same sequences every run; PDP_STATEFUL_RANDOM=1 draws
+                # new ones (run it after any change to the administration's rules).
                 derandomize=os.environ.get("PDP_STATEFUL_RANDOM", "0") != "1",
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
                 phases=PHASES,

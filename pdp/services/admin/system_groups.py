@@ -11,11 +11,16 @@ per housing type, each carrying its role) follow the organisation's subscription
   role change, no sub-group, no other manager (R-GRP-3).
 - **Decision, who manages them (R-ADM-3 wants one manager at every moment):** the system, on
   behalf of the organisation's partner admins. Their manager is an open partner admin of the
-  organisation (the one designated first). Opening the service therefore needs one: without an
-  open partner admin, the subscription is refused (409 PARTNER_ADMIN_REQUIRED: designate one
-  first). When that admin's designation ends, the management passes, on the same day, to another
-  open partner admin; without one, the designation cannot end (409 SYSTEM_GROUPS_NEED_ADMIN:
-  designate the successor first). An operator does both, so neither blocks anyone for long.
+  organisation (the one designated first) whose designation and account stay open as long as
+  the group: an admin already given a closing day is passed over, so that no group is left with
+  a closed manager (R-ADM-3 at every moment). Opening the service therefore needs one: without
+  such a partner admin, the subscription is refused (409 PARTNER_ADMIN_REQUIRED: designate one
+  first). When a subscription makes the groups last longer than their manager, the management
+  passes, that day, to one who lasts. When that admin's designation ends, the management passes,
+  on the same day, to another such partner admin; without one, the designation cannot end (409
+  SYSTEM_GROUPS_NEED_ADMIN: designate the successor first). The admin's account cannot be given
+  a closing day while they manage the groups (USER_MANAGES_GROUPS, as for any group). An
+  operator does all of this, so none of it blocks anyone for long.
 
 Every change here is recorded in the audit trail within the operator's write that caused it.
 """
@@ -98,12 +103,14 @@ def _admin_on(
     session: Session,
     org: Organisation,
     day: dt.date,
+    until: dt.date | None,
     *,
     besides: int | None = None,
     only: int | None = None,
 ) -> User | None:
-    """The partner admin of ``org`` designated first who is open on ``day``, other than the
-    user ``besides``, or the user ``only`` if they are one."""
+    """The partner admin of ``org`` designated first who is open on ``day`` and stays open (their
+    designation and their account) until ``until`` (None: for good), other than the user
+    ``besides``, or the user ``only`` if they are one."""
     for designation, user in session.execute(
         select(PartnerAdmin, User)
         .join(User, User.id == PartnerAdmin.user_id)
@@ -112,7 +119,10 @@ def _admin_on(
     ):
         if user.id == besides or (only is not None and user.id != only):
             continue
-        if store.is_open(designation, day) and store.is_open(user, day):
+        if not (store.is_open(designation, day) and store.is_open(user, day)):
+            continue
+        ends = [e for e in (designation.closes_on, user.closes_on) if e is not None]
+        if not ends or (until is not None and min(ends) >= until):
             return user
     return None
 
@@ -133,11 +143,12 @@ def _create(
     opens_on: dt.date,
     closes_on: dt.date | None,
 ) -> None:
-    manager = _admin_on(tx.session, org, opens_on)
+    manager = _admin_on(tx.session, org, opens_on, closes_on)
     if manager is None:
         raise Conflict(
             f"{service} crée des groupes système, gérés par un administrateur partenaire de "
-            f"{org.code} ouvert le {opens_on} : en désigner un d'abord (R-GRP-3, R-ADM-3).",
+            f"{org.code} ouvert du {opens_on} à leur clôture (sans date de fin avant elle) : en "
+            "désigner un d'abord (R-GRP-3, R-ADM-3).",
             code="PARTNER_ADMIN_REQUIRED",
         )
     grp = Group(
@@ -174,11 +185,10 @@ def _align(
             after = {**_state(grp, org), "members_detached": detached}
             tx.record(f"group:{org.code}/{grp.code}", org.code, before, after, org.id)
             return
-        reopened = grp.closes_on is not None and grp.closes_on <= tx.today
         grp.closes_on = closes_on
         changed = True
-        if reopened:
-            _manage_from(tx, org, grp, tx.today)
+        # Reopened, or lasting longer: its manager must last as long (R-ADM-3).
+        _manage_from(tx, org, grp, max(tx.today, grp.opens_on))
     if changed:
         tx.record(f"group:{org.code}/{grp.code}", org.code, before, _state(grp, org), org.id)
 
@@ -201,26 +211,43 @@ def _close(tx: Tx, grp: Group, day: dt.date) -> list[str]:
 
 
 def _manage_from(tx: Tx, org: Organisation, grp: Group, day: dt.date) -> None:
-    """A reopened group keeps its manager if they are still an open partner admin; otherwise
-    the management passes to the one designated first (PARTNER_ADMIN_REQUIRED without one)."""
+    """A reopened or extended group keeps its manager if they are a partner admin who stays open
+    as long as it; otherwise the management passes, on ``day``, to the one designated first who
+    does (PARTNER_ADMIN_REQUIRED without one)."""
     current = tx.session.execute(
         select(GroupManager).where(
             GroupManager.group_id == grp.id,
             GroupManager.closes_on.is_(None) | (GroupManager.closes_on > day),
         )
     ).scalar_one_or_none()
-    admin = _admin_on(tx.session, org, day)
+    if current is not None and _admin_on(tx.session, org, day, grp.closes_on, only=current.user_id):
+        return
+    admin = _admin_on(tx.session, org, day, grp.closes_on)
     if admin is None:
         raise Conflict(
-            f"Les groupes système de {org.code} rouvrent : un administrateur partenaire ouvert "
-            "doit les gérer, en désigner un d'abord (R-GRP-3, R-ADM-3).",
+            f"Les groupes système de {org.code} rouvrent ou durent plus longtemps : un "
+            "administrateur partenaire ouvert jusqu'à leur clôture doit les gérer, en désigner un "
+            "d'abord (R-GRP-3, R-ADM-3).",
             code="PARTNER_ADMIN_REQUIRED",
         )
+    before = None
     if current is not None:
-        if _admin_on(tx.session, org, day, only=current.user_id) is not None:
-            return
-        current.closes_on = max(day, current.opens_on)
+        before = tx.session.get(User, current.user_id)
+        if current.opens_on >= day:
+            tx.session.delete(current)
+        else:
+            current.closes_on = day
     tx.session.add(GroupManager(group_id=grp.id, user_id=admin.id, opens_on=day))
+    if before is not None:
+        tx.record(
+            f"group:{org.code}/{grp.code}",
+            org.code,
+            {"manager": before.login},
+            {"manager": admin.login},
+            org.id,
+            Action.GROUP_MANAGER_SET,
+            related=admin.login,
+        )
 
 
 def hand_over(tx: Tx, org: Organisation, leaving: User, day: dt.date) -> list[str]:
@@ -241,11 +268,12 @@ def hand_over(tx: Tx, org: Organisation, leaving: User, day: dt.date) -> list[st
     )
     handed: list[str] = []
     for managed, grp in rows:
-        successor = _admin_on(tx.session, org, day, besides=leaving.id)
+        successor = _admin_on(tx.session, org, day, grp.closes_on, besides=leaving.id)
         if successor is None:
             raise Conflict(
                 f"{leaving.login} gère les groupes système de {org.code} : désigner d'abord un "
-                "autre administrateur partenaire, qui les gérera (R-GRP-3, R-ADM-3).",
+                "autre administrateur partenaire, ouvert jusqu'à leur clôture, qui les gérera "
+                "(R-GRP-3, R-ADM-3).",
                 code="SYSTEM_GROUPS_NEED_ADMIN",
             )
         managed.closes_on = max(day, managed.opens_on)

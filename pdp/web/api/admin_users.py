@@ -41,6 +41,7 @@ bp = Blueprint("admin_users", __name__, url_prefix="/v1")
     errors=(400, 413, 503),
     auth=True,
     api_key=True,
+    previewable=False,  # a question, not a write
 )
 def admin_check() -> Response:
     """Answer for front-ends that show or hide buttons; every answer is logged. A front-end

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flask import Blueprint
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 from pydantic.json_schema import models_json_schema
 
+from pdp.services.admin.preview import Preview
 from pdp.web.api.schemas import ErrorResponse
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,6 +42,16 @@ class Operation:
     # The media types of the success answer, each described by ``response`` (a streamed
     # document: the model of one of its lines).
     content: tuple[str, ...] = ("application/json",)
+    # Takes ``?dry_run=true`` (answers the write's preview, nothing written); None: every
+    # authenticated write does (pdp.services.admin.preview).
+    previewable: bool | None = None
+
+    @property
+    def dry_run(self) -> bool:
+        """Whether the operation is a write that can be previewed."""
+        if self.previewable is not None:
+            return self.previewable
+        return self.auth and self.method in ("post", "patch", "put", "delete")
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -116,6 +127,7 @@ class Registry:
         api_key: bool = False,
         public: bool = False,
         content: tuple[str, ...] = ("application/json",),
+        previewable: bool | None = None,
     ) -> Callable[[F], F]:
         """Decorator: serve the view at ``method rule`` on ``bp`` (endpoint
         ``<blueprint>.<view>``, as ``bp.get`` would) and register its operation, whose OpenAPI
@@ -134,6 +146,7 @@ class Registry:
             api_key=api_key,
             public=public,
             content=content,
+            previewable=previewable,
         )
 
         def wrap(view: F) -> F:
@@ -161,7 +174,7 @@ class Registry:
 
     def document(self, title: str, version: str) -> dict[str, Any]:
         """Build the OpenAPI 3.1 document."""
-        models: set[type[BaseModel]] = {ErrorResponse}
+        models: set[type[BaseModel]] = {ErrorResponse, PreviewAnswer}
         for op in self.operations:
             models.add(op.response)
             models.update(op.other_responses.values())
@@ -188,6 +201,8 @@ class Registry:
                     }
                 },
             }
+            if op.dry_run:
+                _previewed(entry, op, ref_of[PreviewAnswer])
             statuses = set(op.errors) | {405, 500}
             if op.auth or op.api_key:
                 statuses |= {401, 403}
@@ -231,6 +246,8 @@ class Registry:
                             "schema": _not_null(prop),
                         }
                     )
+            if op.dry_run:
+                params.append(DRY_RUN)
             if params:
                 entry["parameters"] = params
             if op.auth and op.api_key:
@@ -257,6 +274,33 @@ class Registry:
                 },
             },
         }
+
+
+class PreviewAnswer(RootModel[Preview]):
+    """What a write would do, asked with ``?dry_run=true``: nothing is written."""
+
+
+DRY_RUN: dict[str, Any] = {
+    "name": "dry_run",
+    "in": "query",
+    "required": False,
+    "description": (
+        "true: answer what the write would do (its preview, computed by the write itself and "
+        "rolled back), write nothing."
+    ),
+    "schema": {"type": "boolean", "default": False},
+}
+
+
+def _previewed(entry: dict[str, Any], op: Operation, preview: str) -> None:
+    """A previewable write answers 200 with its preview when asked ``?dry_run=true``."""
+    ok = entry["responses"].setdefault(
+        "200", {"description": "OK (with dry_run=true: the preview)", "content": {}}
+    )
+    for media in ("application/json",):
+        found = ok["content"].get(media, {}).get("schema")
+        schema = {"$ref": preview} if found is None else {"anyOf": [found, {"$ref": preview}]}
+        ok["content"][media] = {"schema": schema}
 
 
 # The app's operations, in the order their view modules declare them.

@@ -26,6 +26,7 @@ from pdp.services.sessions import SessionStore
 # Their routes join the blueprint.
 from pdp.web.console import (  # noqa: F401
     audit,
+    group_roles,
     groups,
     imports,
     operators,

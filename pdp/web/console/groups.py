@@ -16,9 +16,14 @@ from werkzeug.wrappers import Response
 from pdp.core.errors import PdpError
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target
-from pdp.services.admin import contracts, grants, groups
+from pdp.services.admin import contracts, groups
 from pdp.services.admin.requests import GroupEdit, GroupNew, ManagerSet, NewUser
-from pdp.services.admin.responses import ConventionItem, GroupItem, UserOut
+from pdp.services.admin.responses import (
+    ConventionItem,
+    GroupAndManagerEdited,
+    GroupItem,
+    UserOut,
+)
 from pdp.web.console.blueprint import bp
 from pdp.web.console.common import actor, allowed, consequences, page
 from pdp.web.console.forms import LOGIN_HINT, Field, changes, parse, submitted
@@ -77,7 +82,7 @@ TOP_FORM = frozenset({"convention", *(f.name for f in GROUP_FIELDS), *MANAGER_FI
 SUB_FORM = frozenset({"parent", *(f.name for f in GROUP_FIELDS), *MANAGER_FIELDS})
 
 
-def _target(org: str, code: str) -> str:
+def group_target(org: str, code: str) -> str:
     return f"group:{org}/{code}"
 
 
@@ -178,7 +183,7 @@ def groups_list(org: str) -> Response:
     parents = {g.code for g in _parents(org)}
     rows = []
     for g, depth in shown:
-        target = _target(org, g.code)
+        target = group_target(org, g.code)
         rows.append(
             {
                 **g.model_dump(mode="json"),
@@ -212,7 +217,7 @@ def group_view(org: str, code: str) -> Response:
         org=org,
         group=detail,
         labels=labels,
-        editable=detail.editable and allowed(Action.GROUP_EDIT, _target(org, code)),
+        editable=detail.editable and allowed(Action.GROUP_EDIT, group_target(org, code)),
     )
 
 
@@ -291,7 +296,7 @@ def subgroup_create(org: str) -> Response:
 def _edit_context(org: str, code: str) -> dict[str, Any]:
     detail = groups.group_detail(services().admin, actor(), org, code).group
     manager = detail.manager.login if detail.manager else None
-    may_set_manager = allowed(Action.GROUP_MANAGER_SET, _target(org, code))
+    may_set_manager = allowed(Action.GROUP_MANAGER_SET, group_target(org, code))
     return {
         "org": org,
         "group": detail,
@@ -340,8 +345,31 @@ def group_edit(org: str, code: str) -> Response:
     if data is None or errors:
         return _form("group_edit.html", present, 400, errors=errors, **context)
     body = None if manager is None else ManagerSet.model_validate({**manager, "replaces": replaces})
+
+    def write() -> GroupAndManagerEdited:
+        return groups.edit_group_and_manager(services().admin, actor(), org, code, data, body)
+
+    # Closing the group or replacing its manager asks first, with what it will do (its preview);
+    # a refusal stays on the form.
+    replaced = context["current_manager"] if body is not None else None
+    if (data.closes_on is not None or replaced) and request.form.get("confirmer") != "oui":
+        preview = consequences(write)
+        if isinstance(preview, PdpError):
+            return _form("group_edit.html", present, error=preview, **context)
+        carried = [(k, v) for k, v in request.form.items(multi=True) if k != "csrf_token"]
+        new = body.login or (body.new_user.login if body.new_user else None) if body else None
+        return page(
+            "group_edit_confirm.html",
+            org=org,
+            group=context["group"],
+            closes_on=data.closes_on,
+            replaced=replaced,
+            manager=new,
+            preview=preview,
+            carried=carried,
+        )
     try:
-        done = groups.edit_group_and_manager(services().admin, actor(), org, code, data, body)
+        done = write()
     except PdpError as exc:
         return _form("group_edit.html", present, error=exc, **context)
     for notice in done.notices:
@@ -374,118 +402,3 @@ def group_close(org: str, code: str) -> Response:
         + (f" (avec : {', '.join(c for c in closed if c != code)})" if len(closed) > 1 else "")
         + ". Ses membres en sont détachés.",
     )
-
-
-# -- fiches 9, 12, 13: "Habilitations du groupe" ----------------------------------------------
-
-
-def _pending(name: str) -> list[str]:
-    """The roles named by the form's ``name`` fields (ticked boxes, or the pending moves)."""
-    return sorted({v for v in request.form.getlist(name) if v})
-
-
-def _roles_page(
-    org: str,
-    code: str,
-    service: str | None,
-    to_assign: list[str],
-    to_remove: list[str],
-    status: int = 200,
-    error: str | None = None,
-) -> Response:
-    admin = services().admin
-    listing = groups.group_roles(admin, actor(), org, code)
-    detail = groups.group_detail(admin, actor(), org, code).group
-    catalogue = admin.catalogue.services
-    names = sorted({r.service for r in listing.roles} | {r.service for r in listing.assignable})
-    if service not in names:
-        service = names[0] if names else None
-    held = [r.role for r in listing.roles if r.service == service]
-    assignable = [r.role for r in listing.assignable if r.service == service]
-    order = catalogue[service].roles if service in catalogue else ()
-
-    def ranked(roles: set[str]) -> list[str]:  # the catalogue's order: T1, T2, ... T21
-        return sorted(roles, key=lambda r: (order.index(r) if r in order else len(order), r))
-
-    available = ranked((set(assignable) - set(to_assign)) | set(to_remove))
-    assigned = ranked((set(held) - set(to_remove)) | set(to_assign))
-    pending = [(service or "", r) for r in to_assign], [(service or "", r) for r in to_remove]
-    preview = (  # what "Enregistrer" will do, before it is clicked
-        consequences(lambda: grants.set_group_roles(admin, actor(), org, code, *pending))
-        if to_assign or to_remove
-        else None
-    )
-    return page(
-        "group_roles.html",
-        status,
-        org=org,
-        group=detail,
-        services=[(s, catalogue[s].label if s in catalogue else s) for s in names],
-        service=service,
-        available=available,
-        assigned=assigned,
-        to_assign=to_assign,
-        to_remove=to_remove,
-        editable=detail.editable and allowed(Action.GROUP_ROLES_EDIT, _target(org, code)),
-        error=error,
-        opens=catalogue[service].opens if service in catalogue else {},  # R-CAT-1: features
-        preview=preview,
-    )
-
-
-@bp.get(f"{GROUPS}/<code>/habilitations")
-def group_roles(org: str, code: str) -> Response:
-    """Fiche 9: the group's roles for the chosen service: "Rôles disponibles" on the left,
-    "Rôles assignés" on the right."""
-    return _roles_page(org, code, request.args.get("service") or None, [], [])
-
-
-@bp.post(f"{GROUPS}/<code>/habilitations")
-def group_roles_edit(org: str, code: str) -> Response:
-    """Fiches 12 and 13: "Assigner rôle" and "Retirer rôle" move the ticked roles from one
-    block to the other (kept in the form, nothing saved yet); "Enregistrer les modifications"
-    removes then assigns them in one write, all or nothing (R-GRP-4: removing from a group
-    removes from its sub-groups; a sub-group holds only its parent's roles)."""
-    service = request.form.get("service", "").strip() or None
-    to_assign = _pending("a_assigner")
-    to_remove = _pending("a_retirer")
-    step = request.form.get("etape", "")
-    if step == "assigner":
-        for role in _pending("disponible"):
-            if role in to_remove:
-                to_remove.remove(role)
-            elif role not in to_assign:
-                to_assign.append(role)
-        return _roles_page(org, code, service, sorted(to_assign), to_remove)
-    if step == "retirer":
-        for role in _pending("assigne"):
-            if role in to_assign:
-                to_assign.remove(role)
-            elif role not in to_remove:
-                to_remove.append(role)
-        return _roles_page(org, code, service, to_assign, sorted(to_remove))
-    if not to_assign and not to_remove:
-        return _roles_page(
-            org,
-            code,
-            service,
-            [],
-            [],
-            400,
-            error="Aucune modification à enregistrer : assignez ou retirez d'abord un rôle.",
-        )
-    name = service or ""
-    try:
-        grants.set_group_roles(
-            services().admin,
-            actor(),
-            org,
-            code,
-            assign=[(name, role) for role in to_assign],
-            remove=[(name, role) for role in to_remove],
-        )
-    except PdpError as exc:
-        return _roles_page(org, code, service, to_assign, to_remove, exc.status, error=exc.message)
-    done = [f"{role} retiré" for role in to_remove] + [f"{role} assigné" for role in to_assign]
-    flash(f"Les habilitations du groupe {code} sont enregistrées : {', '.join(done)}.", "success")
-    return redirect(url_for("console.group_roles", org=org, code=code, service=service))

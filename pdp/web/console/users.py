@@ -259,8 +259,27 @@ def membership_edit(org: str, login: str, group: str) -> Response:
     data, errors = parse(MembershipEdit, wanted)
     if data is None:
         return _form("membership_form.html", 400, errors=errors, **context)
+
+    def write() -> object:
+        return users.edit_membership(services().admin, actor(), org, login, group, data)
+
+    # A closing date detaches then: asked first, with what it will do (its preview).
+    if data.closes_on is not None and request.form.get("confirmer") != "oui":
+        preview = consequences(write)
+        if isinstance(preview, PdpError):
+            return _form("membership_form.html", error=preview, **context)
+        carried = [(k, v) for k, v in request.form.items(multi=True) if k != "csrf_token"]
+        return page(
+            "detach.html",
+            org=org,
+            login=login,
+            group=group,
+            preview=preview,
+            closes_on=data.closes_on,
+            carried=carried,
+        )
     try:
-        users.edit_membership(services().admin, actor(), org, login, group, data)
+        write()
     except PdpError as exc:
         return _form("membership_form.html", error=exc, **context)
     return _back(org, f"Les dates d'appartenance de {login} au groupe {group} sont enregistrées.")
