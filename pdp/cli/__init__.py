@@ -1,13 +1,15 @@
 """The ``pdp`` command: its groups of subcommands, one module each (``commands``: the database,
 the demo, decisions from the shell, the server, the logs, the audit trail, API keys; ``network``:
 the Cafs and the operators; ``quickstart``: the demo, served; ``inputs``: what the
-commands read, checked; ``transfer``: export and import of the whole store)."""
+commands read, checked; ``transfer``: export and import of the whole store; ``reviews``:
+closing the access reviews at their due date)."""
 
 from __future__ import annotations
 
 from pdp.cli.commands import cli, main
 from pdp.cli.network import cafs, operators
 from pdp.cli.quickstart import quickstart
+from pdp.cli.reviews import reviews
 from pdp.cli.transfer import export_cmd, import_cmd
 
 cli.add_command(cafs)
@@ -15,5 +17,6 @@ cli.add_command(operators)
 cli.add_command(quickstart)
 cli.add_command(export_cmd)
 cli.add_command(import_cmd)
+cli.add_command(reviews)
 
 __all__ = ["cli", "main"]

@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy.orm import sessionmaker
 
-from pdp.adapters.sql.models import LastUse
+from pdp.adapters.sql.models import LastUse, ReviewCampaign
+from pdp.services.reviews.campaigns import close_due
 from pdp.web.container import services
 
 from support.actors import Api
@@ -321,3 +322,20 @@ def test_close_removes_unreviewed_when_asked(api: Api, today: dt.date) -> None:
     ]
     assert rows[2]["commentaire"] == "'=cmd()"  # never a formula in a spreadsheet
     assert rows[0]["droits"] == "adonis:acces cdap:T1 cdap:T18"
+
+
+def test_close_due_closes_what_is_past_its_due_date(api: Api, today: dt.date) -> None:
+    """R-CNIL-26: at the due date, the campaigns past it are closed as their opener: the rest
+    reported, and removed when asked; a campaign not yet due stays open."""
+    late = open_review(api, today, remove_unreviewed=True)["campaign"]["id"]
+    on_time = open_review(api, today)["campaign"]["id"]
+    app = api.client.application
+    with sessionmaker(services(app).db).begin() as session:
+        session.get_one(ReviewCampaign, late).due_on = today - dt.timedelta(days=1)
+    assert api.get(ADMIN, f"/v1/reviews/{late}")["campaign"]["status"] == "overdue"
+    closed = close_due(services(app).admin)
+    assert [(c, getattr(out, "reported", None)) for c, out in closed] == [(late, 3)]
+    assert api.get(ADMIN, f"/v1/reviews/{late}")["campaign"]["closed_by"] == ADMIN
+    assert api.get(ADMIN, f"/v1/reviews/{on_time}")["campaign"]["status"] == "open"
+    assert not api.allowed("chloe.roux", "cdap", "T1")  # removed at the closing
+    assert close_due(services(app).admin) == []

@@ -15,7 +15,7 @@ import json
 from sqlalchemy import func, insert, select, update
 
 from pdp.adapters.sql.models import Organisation, ReviewCampaign, ReviewItem
-from pdp.core.errors import BadRequest
+from pdp.core.errors import BadRequest, PdpError
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target
 from pdp.records.last_use import last_uses
@@ -175,3 +175,23 @@ def _remove_reported(tx: Tx, pending: list[ReviewItem]) -> int:
     for target in sorted({Target("group", i.organisation, i.group_code) for i in pending}):
         tx.authorise(Action.REVIEW_CLOSE, target)
     return sum(detach_in(tx, item, Action.REVIEW_CLOSE) for item in pending)
+
+
+def close_due(svc: AdminService) -> list[tuple[int, CampaignClosed | PdpError]]:
+    """R-CNIL-26 at the due date: close every open campaign whose due date has passed, each as
+    the one who opened it (with their rights today); return each campaign's closing, or the
+    refusal it met (e.g. its opener since closed: an operator or partner admin closes it)."""
+    today = svc.today()
+    with svc.uow.begin() as session:
+        due = session.execute(
+            select(ReviewCampaign.id, ReviewCampaign.opened_by)
+            .where(ReviewCampaign.closed_on.is_(None), ReviewCampaign.due_on < today)
+            .order_by(ReviewCampaign.id)
+        ).all()
+    out: list[tuple[int, CampaignClosed | PdpError]] = []
+    for campaign_id, opener in due:
+        try:
+            out.append((campaign_id, close_campaign(svc, svc.open_actor(opener), campaign_id)))
+        except PdpError as refused:
+            out.append((campaign_id, refused))
+    return out
