@@ -79,15 +79,22 @@ def test_open_items_and_reviewers(api: Api, today: dt.date) -> None:
 
 
 def test_items_carry_last_use(api: Api, today: dt.date) -> None:
-    """R-CNIL-21: each right of an item carries the last day it was used (the last_use table,
-    R-CNIL-1), null when never used."""
+    """R-CNIL-21: each right of an item carries the features it opens (the catalogue) and the
+    last day it was used (the last_use table, R-CNIL-1), null when never used."""
     db = services(api.client.application).db
     with sessionmaker(db).begin() as session:
         session.add(LastUse(login="chloe.roux", service="cdap", role="T1", day=today))
         session.add(LastUse(login="bruno.petit", service="cdap", role="T18", day=today))
     campaign = open_review(api, today)["campaign"]["id"]
     chloe = items_of(api, MANAGER, campaign)[0]
-    assert chloe["rights"] == [{"service": "cdap", "role": "T1", "last_use": today.isoformat()}]
+    assert chloe["rights"] == [
+        {
+            "service": "cdap",
+            "role": "T1",
+            "features": ["synthese", "resume"],
+            "last_use": today.isoformat(),
+        }
+    ]
     ccas = by_key(items_of(api, ADMIN, campaign))[("bruno.petit", "CCAS")]
     assert [r["last_use"] for r in ccas["rights"]] == [None, None, today.isoformat()]
 

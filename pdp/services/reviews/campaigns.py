@@ -87,7 +87,8 @@ def open_campaign(svc: AdminService, actor: str, data: CampaignNew) -> CampaignO
         tx.session.add(campaign)
         tx.session.flush()
         used = functools.partial(last_uses, masker=svc.masker)  # R-CNIL-1's pseudonyms
-        planned = plan_items(tx.session, None if named is None else orgs, today, used)
+        scope = None if named is None else orgs
+        planned = plan_items(tx.session, scope, today, used, svc.catalogue)
         for start in range(0, len(planned), CHUNK):
             chunk = [p.row(campaign.id) for p in planned[start : start + CHUNK]]
             tx.session.execute(insert(ReviewItem), chunk)

@@ -34,6 +34,7 @@ from pdp.adapters.sql.models import (
     PartnerAdmin,
     User,
 )
+from pdp.core.catalogue import Catalogue
 
 # (login, service, role) -> the last day an allowed check used it (pdp.records.last_use).
 LastUses = Callable[[Session, list[str]], dict[tuple[str, str, str], dt.date]]
@@ -56,7 +57,7 @@ class Planned:
     membership_id: int
     reviewer: str | None
     reviewer_kind: str
-    rights: str  # JSON: [{"service", "role", "last_use"}, ...]
+    rights: str  # JSON: [{"service", "role", "features", "last_use"}, ...]
 
     def row(self, campaign_id: int) -> dict[str, Any]:
         """The item's row for a bulk insert."""
@@ -90,10 +91,15 @@ def _in_groups(column: Any, org_ids: Collection[int] | None) -> ColumnElement[bo
 
 
 def plan_items(
-    session: Session, org_ids: Collection[int] | None, day: dt.date, last_uses: LastUses
+    session: Session,
+    org_ids: Collection[int] | None,
+    day: dt.date,
+    last_uses: LastUses,
+    catalogue: Catalogue | None = None,
 ) -> list[Planned]:
     """The items of a campaign over ``org_ids`` (None: every organisation) opened on ``day``,
-    ordered by organisation, login and group."""
+    ordered by organisation, login and group; each right with the features it opens (the
+    ``catalogue``'s, when given)."""
     orgs = dict(session.execute(select(Organisation.id, Organisation.code)).all())
     users = {
         uid: (login, org_id)
@@ -163,7 +169,12 @@ def plan_items(
         reviewer, kind = _reviewer(gid, uid, groups, managers, users, admins[org_id])
         rights = json.dumps(
             [
-                {"service": s, "role": r, "last_use": _iso(used.get((login, s, r)))}
+                {
+                    "service": s,
+                    "role": r,
+                    "features": _features(catalogue, s, r),
+                    "last_use": _iso(used.get((login, s, r))),
+                }
                 for s, r in sorted(set(roles[gid]))
             ],
             separators=(",", ":"),
@@ -171,6 +182,12 @@ def plan_items(
         planned.append(Planned(orgs[org_id], login, code, mid, reviewer, kind, rights))
     planned.sort(key=lambda p: (p.organisation, p.login, p.group_code))
     return planned
+
+
+def _features(catalogue: Catalogue | None, service: str, role: str) -> list[str]:
+    """The features ``role`` opens in ``service`` (none declared: the whole service, [])."""
+    found = catalogue.services.get(service) if catalogue is not None else None
+    return list(found.opens.get(role, ())) if found is not None else []
 
 
 def _iso(day: dt.date | None) -> str | None:

@@ -12,11 +12,12 @@ Status = Literal["open", "overdue", "closed"]
 
 
 class ReviewRight(BaseModel):
-    """A right a reviewed membership brings, and the last day it was used (null: never, or
-    not known)."""
+    """A right a reviewed membership brings, the features it opens (empty: the whole service),
+    and the last day it was used (null: never, or not known)."""
 
     service: str
     role: str
+    features: list[str] = Field(default_factory=list)
     last_use: dt.date | None
 
 
