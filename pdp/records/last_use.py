@@ -35,6 +35,7 @@ Key = tuple[str, str, str]  # (login, service, role)
 
 _SIZES = {c.name: getattr(c.type, "length", None) for c in LastUse.__table__.columns}
 _CHUNK = 500  # logins per IN (...): well under every driver's limit of parameters
+_SCAN = 20_000  # more logins than this: read the whole table once instead
 
 
 def last_uses(
@@ -49,16 +50,21 @@ def last_uses(
         if masker is not None:
             wanted.setdefault(masker.mask_field("user", login), login)
     found: dict[Key, dt.date] = {}
-    stored = sorted(wanted)
-    for start in range(0, len(stored), _CHUNK):
-        chunk = stored[start : start + _CHUNK]
-        rows = session.execute(
-            select(LastUse.login, LastUse.service, LastUse.role, LastUse.day).where(
-                LastUse.login.in_(chunk)
-            )
-        )
-        for login, service, role, day in rows:
-            key = (wanted[login], service, role)
+    columns = select(LastUse.login, LastUse.service, LastUse.role, LastUse.day)
+    if len(wanted) > _SCAN:  # a national report: one pass over the table costs less
+        queries = [columns]
+    else:
+        stored = sorted(wanted)
+        queries = [
+            columns.where(LastUse.login.in_(stored[start : start + _CHUNK]))
+            for start in range(0, len(stored), _CHUNK)
+        ]
+    for query in queries:
+        for login, service, role, day in session.execute(query):
+            asked = wanted.get(login)
+            if asked is None:
+                continue
+            key = (asked, service, role)
             if key not in found or day > found[key]:
                 found[key] = day
     return found
