@@ -55,7 +55,7 @@ def test_the_list_and_the_last_uses_R_CNIL_3(
     assert listed(admin.get(DORMANT).text) == ["bruno.petit"]
     # Her page shows the last use of each of her rights.
     detail = admin.get(f"{USERS}/chloe.roux").text
-    assert "Dernière utilisation" in detail and today.strftime("%d/%m/%Y") in detail
+    assert f"T1 : utilisé pour la dernière fois le {today:%d/%m/%Y}" in detail
 
 
 @pytest.mark.parametrize("days", ["0", "abc", "99999"])
