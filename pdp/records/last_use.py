@@ -106,10 +106,18 @@ def merge(into: dict[Key, dt.date], uses: Mapping[Key, dt.date]) -> None:
 
 class LastUseWriter:
     """The upsert the shipper runs with each batch of decisions, in the batch's transaction:
-    one statement for the whole batch, a row's day only ever moves forward."""
+    one statement for the whole batch, a row's day only ever moves forward.
 
-    def __init__(self, dialect: str) -> None:
+    It remembers what this process has committed (``committed``): a (login, service, role)
+    already stored with this day is not upserted again, so in steady traffic a user's right
+    costs one upsert a day per process, not one per batch. Remembered only after the commit
+    (a rolled-back batch is upserted again with its next attempt), and forgotten past
+    ``remember`` keys."""
+
+    def __init__(self, dialect: str, remember: int = 1_000_000) -> None:
         self._postgres = dialect == "postgresql"
+        self._remember = remember
+        self._stored: dict[Key, dt.date] = {}
         mark = "%s" if self._postgres else "?"
         table = LastUse.__tablename__
         self._upsert = (
@@ -130,16 +138,30 @@ class LastUseWriter:
         ]
         conn.exec_driver_sql(self._upsert, params)
 
-    def write_entries(self, conn: Connection, entries: Iterable[Mapping[str, Any]]) -> None:
-        """Upsert the uses of ``entries`` (malformed ones are skipped: a last use never stops
-        a decision from being logged)."""
-        uses: dict[Key, dt.date] = {}
+    def uses(self, entries: Iterable[Mapping[str, Any] | None]) -> dict[Key, dt.date]:
+        """The uses of ``entries`` not stored already by this process (malformed entries are
+        skipped: a last use never stops a decision from being logged)."""
+        found: dict[Key, dt.date] = {}
         for entry in entries:
+            if entry is None:
+                continue
             try:
-                merge(uses, uses_of(entry))
+                merge(found, uses_of(entry))
             except (ValueError, KeyError, TypeError, IndexError):
                 continue
-        self.write(conn, uses)
+        stored = self._stored
+        return {k: d for k, d in found.items() if (s := stored.get(k)) is None or s < d}
+
+    def committed(self, uses: Mapping[Key, dt.date]) -> None:
+        """``uses`` are in the table (their transaction committed)."""
+        if len(self._stored) + len(uses) > self._remember:
+            self._stored.clear()
+        merge(self._stored, uses)
+
+    def write_entries(self, conn: Connection, entries: Iterable[Mapping[str, Any]]) -> None:
+        """Upsert the uses of ``entries`` on ``conn`` (the caller calls ``committed`` with
+        ``uses(entries)`` once its transaction commits, if it wants them remembered)."""
+        self.write(conn, self.uses(entries))
 
 
 def _cut(column: str, value: str) -> str:

@@ -229,3 +229,30 @@ def test_many_logins_are_read_in_one_pass(db: Engine, monkeypatch: pytest.Monkey
         monkeypatch.setattr(last_use, "_SCAN", 1000)
         assert last_uses(session, asked) == by_lists
     assert by_lists == {(f"user{n}", "cdap", "T1"): day for n in range(0, 30, 2)}
+
+
+def test_the_shipper_upserts_a_use_once_a_day(tmp_path: Path, db: Engine) -> None:
+    # R-CNIL-1: a (login, service, role) this shipper stored today is not upserted again (one
+    # upsert a day per process in steady traffic); a new shipper, or a new day, upserts it.
+    wal = WalLog(tmp_path / "log", "buffered")
+    try:
+        shipper = Shipper(wal.directory, db, wal)
+        wal.record(_check("alice"))  # type: ignore[arg-type]
+        shipper.ship_once()
+        with db.begin() as conn:
+            conn.execute(LastUse.__table__.delete())
+        wal.record(_check("alice"))  # type: ignore[arg-type]
+        shipper.ship_once()
+        assert _rows(db) == {}  # remembered: not written again
+        wal.record(_check("alice"))  # type: ignore[arg-type]
+        Shipper(wal.directory, db, wal).ship_once()
+        assert _rows(db) == {("alice", "cdap", "T18"): paris_today()}
+    finally:
+        wal.close()
+    writer = LastUseWriter(db.dialect.name)
+    yesterday = time.time() - 86400
+    entries = [_check("bob", ts=yesterday)]
+    assert writer.uses(entries) == {("bob", "cdap", "T18"): paris_day(yesterday)}
+    writer.committed(writer.uses(entries))
+    assert writer.uses(entries) == {}
+    assert writer.uses([_check("bob")]) == {("bob", "cdap", "T18"): paris_day(time.time())}
