@@ -46,6 +46,7 @@ from pdp.web.api.admin_users import bp as admin_users_bp
 from pdp.web.api.auditor import bp as auditor_bp
 from pdp.web.api.catalogue import bp as catalogue_bp
 from pdp.web.api.decisions import bp as decisions_bp
+from pdp.web.api.dormant import bp as dormant_bp
 from pdp.web.api.health import bp as health_bp
 from pdp.web.api.jsonio import OrjsonProvider
 from pdp.web.container import Services
@@ -208,6 +209,7 @@ def create_app(
     app.register_blueprint(auditor_bp)
     app.register_blueprint(catalogue_bp)
     app.register_blueprint(access_bp)
+    app.register_blueprint(dormant_bp)
     sessions = SessionStore(db, settings.console_session_idle, settings.console_session_max)
     mounted_console = console.install(app, settings, sessions)  # unless PDP_CONSOLE_AUTH=off
     Services(

@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 from typing import Any
 
+import pytest
+from flask import Flask
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from pdp.adapters.sql.models import LastUse
-from pdp.core.clock import paris_day
+from pdp.core.clock import paris_day, paris_today
 from pdp.core.masking import Masker
+from pdp.records import last_use
+from pdp.records.decision_log import Shipper, WalLog
 from pdp.records.last_use import LastUseWriter, last_uses, uses_of
+from pdp.services.auditing import prune_decisions
+from pdp.web.app import create_app
+from pdp.web.container import services
 
 
 def _check(
@@ -101,3 +109,150 @@ def test_the_writer_skips_malformed_entries(db: Engine) -> None:
     with Session(db) as session:
         rows = session.execute(select(LastUse.login, LastUse.service, LastUse.role)).all()
     assert [tuple(r) for r in rows] == [("alice", "cdap", "T18")]
+
+
+# -- kept by the shipper -------------------------------------------------------------------------
+
+
+def _rows(db: Engine) -> dict[tuple[str, str, str], dt.date]:
+    with Session(db) as session:
+        rows = session.execute(select(LastUse.login, LastUse.service, LastUse.role, LastUse.day))
+        return {(login, service, role): day for login, service, role, day in rows}
+
+
+def test_the_shipper_upserts_last_uses_with_the_decisions(tmp_path: Path, db: Engine) -> None:
+    # R-CNIL-1: shipping a batch upserts its uses, latest day kept; shipping it again (after a
+    # crash) changes nothing.
+    wal = WalLog(tmp_path / "log", "buffered")
+    try:
+        ts = time.time()
+        wal.record_many(
+            [
+                _check("alice", ts=ts),  # type: ignore[list-item]
+                _check("alice", ts=ts, allowed=False, grants=[]),  # type: ignore[list-item]
+                _check("bob", [["g", "afas", "declarer", "group"]], ts=ts),  # type: ignore[list-item]
+            ]
+        )
+        shipper = Shipper(wal.directory, db, wal)
+        assert shipper.ship_once().shipped == 3
+        today = paris_day(ts)
+        assert _rows(db) == {("alice", "cdap", "T18"): today, ("bob", "afas", "declarer"): today}
+        (segment,) = wal.segments()
+        segment.shipped = 0  # the offset lost: everything shipped again
+        assert shipper.ship_once().shipped == 3
+        assert _rows(db) == {("alice", "cdap", "T18"): today, ("bob", "afas", "declarer"): today}
+    finally:
+        wal.close()
+
+
+def test_pruning_the_decision_log_keeps_last_uses(tmp_path: Path, db: Engine) -> None:
+    # R-CNIL-2: the last uses are their own table; the log's retention does not touch them.
+    wal = WalLog(tmp_path / "log", "buffered")
+    try:
+        ts = time.time()
+        wal.record(_check("alice", ts=ts))  # type: ignore[arg-type]
+        Shipper(wal.directory, db, wal).ship_once()
+    finally:
+        wal.close()
+    assert prune_decisions(db, dt.datetime.now(dt.UTC) + dt.timedelta(days=1)) == 1
+    assert _rows(db) == {("alice", "cdap", "T18"): paris_day(ts)}
+
+
+def test_a_last_use_that_cannot_be_read_never_stops_its_decision(
+    tmp_path: Path, db: Engine
+) -> None:
+    # An allowed check whose grants are garbage still ships; only its use is skipped.
+    wal = WalLog(tmp_path / "log", "buffered")
+    try:
+        wal.record_many(
+            [
+                _check("alice", grants=[["only-one"]]),  # type: ignore[list-item]
+                _check("bob", grants="nonsense"),  # type: ignore[list-item, arg-type]
+            ]
+        )
+        report = Shipper(wal.directory, db, wal).ship_once()
+    finally:
+        wal.close()
+    assert (report.shipped, report.rejected) == (2, 0)
+    assert _rows(db) == {}
+
+
+def test_served_checks_become_last_uses_found_by_login(
+    demo_db: str, clean_env: None, tmp_path: Path
+) -> None:
+    # R-CNIL-1, end to end: an allowed check answered by the service, shipped, read back by
+    # login (the log holds it as a pseudonym: users are masked); a denial adds nothing.
+    login = "bruno.petit"
+    log = WalLog(tmp_path / "log", "buffered")
+    app: Flask = create_app(
+        {
+            "database_url": demo_db,
+            "refresh_interval": 0,
+            "verify_orgs": 0,
+            "log_mask": "email,user",
+            "log_mask_key": "k",
+        },
+        decision_log=log,
+    )
+    db: Engine = services(app).db
+    try:
+        client = app.test_client()
+        allowed = client.post("/v1/check", json={"user": login, "service": "cdap"}).get_json()
+        assert allowed["allowed"] is True, allowed
+        denied = client.post("/v1/check", json={"user": login, "service": "dgfip"}).get_json()
+        assert denied["allowed"] is False, denied
+        Shipper(log.directory, db, log).ship_once()
+        roles = {(g["service"], g["role"]) for g in allowed["grants"]}
+        assert roles
+        with Session(db) as session:
+            found = last_uses(session, [login], masker=Masker("email,user", "k"))
+        assert found == {(login, s, r): paris_today() for s, r in roles}
+        assert all(key[0] != login for key in _rows(db))  # the table holds the pseudonym
+    finally:
+        log.close()
+        db.dispose()
+
+
+def test_many_logins_are_read_in_one_pass(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # R-CNIL-1: a national report asks for more logins than an IN list holds: the reader scans
+    # the table once, and answers exactly what the lists would.
+    day = dt.date(2026, 11, 30)
+    uses = {(f"user{n}", "cdap", "T1"): day for n in range(30)}
+    with db.begin() as conn:
+        LastUseWriter(db.dialect.name).write(conn, uses)
+    asked = [f"user{n}" for n in range(0, 40, 2)]
+    with Session(db) as session:
+        by_lists = last_uses(session, asked)
+        monkeypatch.setattr(last_use, "_SCAN", 3)
+        monkeypatch.setattr(last_use, "_CHUNK", 4)
+        assert last_uses(session, asked) == by_lists
+        monkeypatch.setattr(last_use, "_SCAN", 1000)
+        assert last_uses(session, asked) == by_lists
+    assert by_lists == {(f"user{n}", "cdap", "T1"): day for n in range(0, 30, 2)}
+
+
+def test_the_shipper_upserts_a_use_once_a_day(tmp_path: Path, db: Engine) -> None:
+    # R-CNIL-1: a (login, service, role) this shipper stored today is not upserted again (one
+    # upsert a day per process in steady traffic); a new shipper, or a new day, upserts it.
+    wal = WalLog(tmp_path / "log", "buffered")
+    try:
+        shipper = Shipper(wal.directory, db, wal)
+        wal.record(_check("alice"))  # type: ignore[arg-type]
+        shipper.ship_once()
+        with db.begin() as conn:
+            conn.execute(LastUse.__table__.delete())
+        wal.record(_check("alice"))  # type: ignore[arg-type]
+        shipper.ship_once()
+        assert _rows(db) == {}  # remembered: not written again
+        wal.record(_check("alice"))  # type: ignore[arg-type]
+        Shipper(wal.directory, db, wal).ship_once()
+        assert _rows(db) == {("alice", "cdap", "T18"): paris_today()}
+    finally:
+        wal.close()
+    writer = LastUseWriter(db.dialect.name)
+    yesterday = time.time() - 86400
+    entries = [_check("bob", ts=yesterday)]
+    assert writer.uses(entries) == {("bob", "cdap", "T18"): paris_day(yesterday)}
+    writer.committed(writer.uses(entries))
+    assert writer.uses(entries) == {}
+    assert writer.uses([_check("bob")]) == {("bob", "cdap", "T18"): paris_day(time.time())}

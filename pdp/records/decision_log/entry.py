@@ -139,7 +139,11 @@ class Row(NamedTuple):
     @classmethod
     def of(cls, line: bytes) -> Row:
         """The row of one JSON line; raises if it is not an entry."""
-        entry: Entry = orjson.loads(line)
+        return cls.of_entry(orjson.loads(line), line)
+
+    @classmethod
+    def of_entry(cls, entry: Entry, line: bytes) -> Row:
+        """The row of ``entry``, read from the JSON line ``line``; raises if it is not one."""
         return cls(
             decision_id=str(entry["decision_id"])[: _SIZES["decision_id"]],
             ts_us=int(entry["ts"] * 1_000_000),

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from pdp.adapters.sql.models import DecisionRecord
 from pdp.observability import metrics
 from pdp.records.decision_log import files
-from pdp.records.decision_log.entry import Row
+from pdp.records.decision_log.entry import Entry, Row
 from pdp.records.decision_log.wal import (
     _LINE,
     REJECTED,
@@ -32,6 +32,7 @@ from pdp.records.decision_log.wal import (
     WalLog,
     new_decision_id,
 )
+from pdp.records.last_use import LastUseWriter
 
 log = logging.getLogger("pdp.decisions")
 
@@ -56,6 +57,7 @@ class _Line:
     offset: int
     data: bytes
     row: Row | None = None
+    entry: Entry | None = None
 
 
 _Reject = tuple[_Line, BaseException, str]  # a line set aside, its error, and the cause
@@ -97,6 +99,7 @@ class Shipper:
             f"INSERT INTO {DecisionRecord.__tablename__} ({columns}) VALUES ({marks}) "
             "ON CONFLICT (decision_id) DO NOTHING"
         )
+        self._last_use = LastUseWriter(db.dialect.name)
 
     def start(self, _wal: WalLog | None = None) -> None:
         """Ship every ``interval`` seconds from a daemon thread of this process (once per
@@ -233,15 +236,19 @@ class Shipper:
         return [] if error is None else [(rows[0], error)]
 
     def _try_insert(self, rows: list[_Line]) -> Exception | None:
-        """Insert ``rows`` in one transaction: None once they are in; the error if the
-        database refused them while accepting rows; raise if it is unavailable."""
+        """Insert ``rows``, and upsert the last uses of their allowed checks (R-CNIL-1), in one
+        transaction: None once they are in; the error if the database refused them while
+        accepting rows; raise if it is unavailable."""
+        uses = self._last_use.uses(line.entry for line in rows)
         try:
             with self.db.begin() as conn:
                 conn.exec_driver_sql(self._insert, [line.row for line in rows])
+                self._last_use.write(conn, uses)
         except Exception as exc:
             if _disconnected(exc) or not self._accepts_rows():
                 raise
             return exc
+        self._last_use.committed(uses)
         return None
 
     def _accepts_rows(self) -> bool:
@@ -264,6 +271,8 @@ class Shipper:
             with self.db.connect() as conn:
                 transaction = conn.begin()
                 conn.exec_driver_sql(self._insert, [probe])
+                # The last uses too: without their table, no row is to blame.
+                self._last_use.write(conn, {("PROBE", "PROBE", "PROBE"): dt.date.today()})
                 transaction.rollback()
         except Exception:
             return False
@@ -303,7 +312,8 @@ def _read_lines(data: bytes, start: int) -> tuple[list[_Line], list[_Reject]]:
         line = _Line(offset, data_line)
         offset += len(data_line) + 1
         try:
-            line.row = Row.of(data_line)
+            line.entry = orjson.loads(data_line)
+            line.row = Row.of_entry(line.entry, data_line)
         except Exception as exc:  # one line never stops the others, whatever it holds
             rejects.append((line, exc, "unreadable"))
         else:

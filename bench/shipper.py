@@ -1,0 +1,140 @@
+"""Throughput of the decision log's shipper: entries copied from a segment file into the
+``decision_log`` table (and, with them, the ``last_use`` upserts of their allowed checks).
+
+A segment of ``--entries`` check entries is written by a real ``WalLog`` (about half allowed,
+each allowed one naming one or two of the two roles each of ``--users`` users works with, the
+day being today), then one ``Shipper.ship_once`` copies it to a fresh database at the latest
+schema ("first": every right seen for the first time); then a second segment of the same users
+is shipped by the same shipper ("again": the steady state of a day's traffic). The time of each
+call, best of ``--repeats`` (a new database each time), gives entries per second.
+
+    python -m bench.shipper                      # SQLite, in a temporary directory
+    python -m bench.shipper --database-url postgresql+psycopg://…/bench   # emptied first
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from pdp.adapters.sql.database import make_engine, upgrade
+from pdp.core.clock import paris_today
+from pdp.records.decision_log import Shipper, WalLog, new_decision_id
+from pdp.records.decision_log.entry import Entry
+
+_ROLES = [("cdap", f"T{n}") for n in range(1, 22)] + [("afas", "declarer"), ("dgfip", "enquete")]
+
+
+def _entries(count: int, users: int, seed: int) -> list[Entry]:
+    """``count`` check entries shaped like the service's (see ``DecisionService._decide``)."""
+    rng = random.Random(seed)
+    today = paris_today().isoformat()
+    # Each user works with the same two roles (drawn from their number, whatever the seed).
+    held = [random.Random(n).sample(_ROLES, 2) for n in range(users)]
+    out: list[Entry] = []
+    for _ in range(count):
+        login = rng.randrange(users)
+        allowed = rng.random() < 0.5
+        service, role = rng.choice(held[login]) if allowed else rng.choice(_ROLES)
+        grants = []
+        if allowed:
+            grants.append([f"g{rng.randrange(1000)}", service, role, "group"])
+            if rng.random() < 0.2:
+                other = held[login][0]
+                grants.append([f"g{rng.randrange(1000)}", other[0], other[1], "group"])
+        entry: dict[str, Any] = {
+            "decision_id": new_decision_id(),
+            "ts": time.time(),
+            "kind": "check",
+            "client": "bench",
+            "request_id": None,
+            "organisation": f"org{rng.randrange(200)}",
+            "user": f"user{login}",
+            "service": service,
+            "role": role,
+            "caf": None,
+            "at": today,
+            "allowed": allowed,
+            "reason": "ALLOWED" if allowed else "NO_ROLE",
+            "grants": grants,
+            "revision": 1,
+            "eval_us": 3.2,
+        }
+        out.append(entry)  # type: ignore[arg-type]  # a dict shaped like an Entry
+    return out
+
+
+def _empty(url: str) -> None:
+    db = make_engine(url)
+    try:
+        upgrade(db)
+        with db.begin() as conn:
+            for table in ("decision_log", "last_use"):
+                exists = db.dialect.has_table(conn, table)
+                if exists:
+                    conn.execute(text(f"DELETE FROM {table}"))
+    finally:
+        db.dispose()
+
+
+def measure_shipping(
+    database_url: str | None, entries: int, users: int, repeats: int, seed: int = 1
+) -> dict[str, Any]:
+    """Best time of one ``ship_once`` of ``entries`` entries, and entries per second."""
+    first, second = _entries(entries, users, seed), _entries(entries, users, seed + 1)
+    cold: list[float] = []
+    warm: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="pdp-bench-ship-") as tmp:
+        for n in range(repeats):
+            url = database_url or f"sqlite:///{Path(tmp) / f'ship-{n}.sqlite3'}"
+            _empty(url)
+            wal = WalLog(Path(tmp) / f"log-{n}", "buffered")
+            db = make_engine(url)
+            try:
+                shipper = Shipper(wal.directory, db, wal)
+                for batch, times in ((first, cold), (second, warm)):
+                    for start in range(0, len(batch), 1000):
+                        wal.record_many(batch[start : start + 1000])
+                    started = time.perf_counter()
+                    report = shipper.ship_once()
+                    times.append(time.perf_counter() - started)
+                    assert report.shipped == entries, report
+            finally:
+                wal.close()
+                db.dispose()
+    return {
+        "backend": (database_url or "sqlite").split(":", 1)[0],
+        "entries": entries,
+        "users": users,
+        # A new shipper, every user's rights seen for the first time today.
+        "first_best_s": round(min(cold), 3),
+        "first_entries_per_s": round(entries / min(cold)),
+        # The same shipper, the same users again (the steady state of a day's traffic).
+        "again_best_s": round(min(warm), 3),
+        "again_entries_per_s": round(entries / min(warm)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--entries", type=int, default=200_000)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(
+        json.dumps(
+            measure_shipping(args.database_url, args.entries, args.users, args.repeats), indent=2
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
