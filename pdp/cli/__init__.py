@@ -2,7 +2,8 @@
 the demo, decisions from the shell, the server, the logs, the audit trail; ``clients``: API
 keys; ``network``: the Cafs and the operators; ``quickstart``: the demo, served; ``inputs``:
 what the commands read, checked; ``transfer``: export and import of the whole store;
-``openapi``: the API's document; ``person``: a person's file)."""
+``openapi``: the API's document; ``person``: a person's file; ``reviews``: closing the access
+reviews at their due date)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pdp.cli.network import cafs, operators
 from pdp.cli.openapi import openapi_cmd
 from pdp.cli.person import person
 from pdp.cli.quickstart import quickstart
+from pdp.cli.reviews import reviews
 from pdp.cli.transfer import export_cmd, import_cmd
 
 cli.add_command(clients)
@@ -22,5 +24,6 @@ cli.add_command(export_cmd)
 cli.add_command(import_cmd)
 cli.add_command(openapi_cmd)
 cli.add_command(person)
+cli.add_command(reviews)
 
 __all__ = ["cli", "main"]

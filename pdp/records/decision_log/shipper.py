@@ -294,14 +294,16 @@ class Shipper:
         """Insert ``rows``, and upsert the last uses of their allowed checks (R-CNIL-1), in one
         transaction: None once they are in; the error if the database refused them while
         accepting rows; raise if it is unavailable."""
+        uses = self._last_use.uses(line.entry for line in rows)
         try:
             with self.db.begin() as conn:
                 conn.exec_driver_sql(self._insert, [line.row for line in rows])
-                self._last_use.write_entries(conn, [line.entry for line in rows if line.entry])
+                self._last_use.write(conn, uses)
         except Exception as exc:
             if _disconnected(exc) or not self._accepts_rows():
                 raise
             return exc
+        self._last_use.committed(uses)
         return None
 
     def _accepts_rows(self) -> bool:
