@@ -121,9 +121,9 @@ class LastUseWriter:
     already stored with this day is not upserted again, so in steady traffic a user's right
     costs one upsert a day per process, not one per batch. Remembered only after the commit
     (a rolled-back batch is upserted again with its next attempt), and forgotten past
-    ``remember`` keys."""
+    ``remember`` keys (about 40 MB at most: a shipper runs in every worker)."""
 
-    def __init__(self, dialect: str, remember: int = 1_000_000) -> None:
+    def __init__(self, dialect: str, remember: int = 100_000) -> None:
         self._postgres = dialect == "postgresql"
         self._remember = remember
         self._stored: dict[Key, dt.date] = {}
