@@ -97,6 +97,15 @@ def _day_of_second(second: int) -> dt.date:
     return paris_day(float(second))
 
 
+def read_uses(entry: Mapping[str, Any]) -> dict[Key, dt.date] | None:
+    """``uses_of(entry)``, or None when there are none or the entry cannot be read (a last use
+    never stops a decision from being logged)."""
+    try:
+        return uses_of(entry) or None
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None
+
+
 def merge(into: dict[Key, dt.date], uses: Mapping[Key, dt.date]) -> None:
     """Add ``uses`` to ``into``, keeping the latest day of each key."""
     for key, day in uses.items():
@@ -112,9 +121,9 @@ class LastUseWriter:
     already stored with this day is not upserted again, so in steady traffic a user's right
     costs one upsert a day per process, not one per batch. Remembered only after the commit
     (a rolled-back batch is upserted again with its next attempt), and forgotten past
-    ``remember`` keys."""
+    ``remember`` keys (about 40 MB at most: a shipper runs in every worker)."""
 
-    def __init__(self, dialect: str, remember: int = 1_000_000) -> None:
+    def __init__(self, dialect: str, remember: int = 100_000) -> None:
         self._postgres = dialect == "postgresql"
         self._remember = remember
         self._stored: dict[Key, dt.date] = {}
@@ -138,19 +147,20 @@ class LastUseWriter:
         ]
         conn.exec_driver_sql(self._upsert, params)
 
-    def uses(self, entries: Iterable[Mapping[str, Any] | None]) -> dict[Key, dt.date]:
+    def uses(self, entries: Iterable[Mapping[str, Any]]) -> dict[Key, dt.date]:
         """The uses of ``entries`` not stored already by this process (malformed entries are
         skipped: a last use never stops a decision from being logged)."""
-        found: dict[Key, dt.date] = {}
-        for entry in entries:
-            if entry is None:
-                continue
-            try:
-                merge(found, uses_of(entry))
-            except (ValueError, KeyError, TypeError, IndexError):
-                continue
+        return self.pending(read_uses(entry) for entry in entries)
+
+    def pending(self, found: Iterable[Mapping[Key, dt.date] | None]) -> dict[Key, dt.date]:
+        """The uses of a batch (each entry's, from ``read_uses``) not stored already by this
+        process, merged (latest day of each key)."""
+        batch: dict[Key, dt.date] = {}
+        for uses in found:
+            if uses:
+                merge(batch, uses)
         stored = self._stored
-        return {k: d for k, d in found.items() if (s := stored.get(k)) is None or s < d}
+        return {k: d for k, d in batch.items() if (s := stored.get(k)) is None or s < d}
 
     def committed(self, uses: Mapping[Key, dt.date]) -> None:
         """``uses`` are in the table (their transaction committed)."""
