@@ -225,13 +225,18 @@ class World:
         h = hashlib.sha256()
         for name in sorted(self.tables):
             h.update(name.encode())
+            skipped = BOOKKEEPING.get(name, frozenset())
             for row in self.tables[name]:
-                h.update(orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str))
+                kept = {k: v for k, v in row.items() if k not in skipped}
+                h.update(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS, default=str))
         h.update(f"{self.revision}/{self.audit_seq}".encode())
         return h.hexdigest()
 
 
 DOMAIN = [t for t in Base.metadata.sorted_tables if t.name != "policy_revision"]
+# What any request may write, refused or not, outside the domain: the day an API key was last
+# used (R-OPS-3, noted by every keyed request and written with the keys' periodic re-read).
+BOOKKEEPING = {"api_clients": frozenset({"last_used_on"})}
 
 
 def load_world(db: Engine, today: dt.date) -> World:
