@@ -104,7 +104,8 @@ def read_environment(
                 f"{variable} and {variable}_FILE are both set: keep one of them"
             )
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            with Path(path).open(encoding="utf-8", newline="") as file:  # "\r" kept as is
+                text = file.read()
         except (OSError, UnicodeDecodeError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise ConfigurationError(f"{variable}_FILE: cannot read {path!r} ({why})") from None
