@@ -4,7 +4,9 @@ Chromium against a real ``pdp serve``, and the refusals a partner admin meets.""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -195,3 +197,33 @@ def test_a_partner_admin_has_no_operator_screens(page: Any) -> None:
     answer = page.goto("/console/organismes/habitat-93")
     assert answer.status == 403
     expect(page.get_by_role("alert")).to_contain_text("autre organisme")
+
+
+def test_an_operator_downloads_a_persons_file_R_CNIL_15(page: Any) -> None:
+    """ "Dossier d'une personne": an unknown identifier is refused on the form; a known one is
+    downloaded, the document the API streams (the account, its rights, its last uses...)."""
+    sign_in(page, OPERATOR)
+    page.get_by_role("navigation", name="Menu principal").get_by_role(
+        "link", name="Dossier d'une personne"
+    ).click()
+    expect(heading(page)).to_have_text("Dossier d'une personne")
+    page.get_by_label("Identifiant de la personne").fill("personne.inconnue")
+    page.get_by_role("button", name="Télécharger le dossier").click()
+    expect(page.get_by_role("alert").first).to_contain_text("personne.inconnue")
+    page.get_by_label("Identifiant de la personne").fill("bruno.petit")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Télécharger le dossier").click()
+    document = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert document["account"]["login"] == "bruno.petit"
+    assert {m["group"] for m in document["memberships"]} >= {"CCAS", "CCAS-INSTRUCTION"}
+
+
+def test_a_partner_admin_has_no_persons_file_page_R_CNIL_15(page: Any) -> None:
+    sign_in(page, "alice.martin")
+    expect(
+        page.get_by_role("navigation", name="Menu principal").get_by_role(
+            "link", name="Dossier d'une personne"
+        )
+    ).to_have_count(0)
+    answer = page.goto("/console/personnes?login=bruno.petit")
+    assert answer is not None and answer.status == 403

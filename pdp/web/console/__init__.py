@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 
 from pdp.core.config import Settings
 from pdp.services.sessions import SessionStore
@@ -31,6 +32,7 @@ from pdp.web.console import (  # noqa: F401
     imports,
     operators,
     pages,
+    person,
     users,
 )
 from pdp.web.console.blueprint import bp
@@ -39,6 +41,7 @@ from pdp.web.oidc_signin import OidcSignIn
 from pdp.web.proxy_trust import ProxyTrust
 
 SESSION_COOKIE = "pdp_console"
+CONSOLE_PATH = "/console"
 
 
 def session_secret(settings: Settings) -> str:
@@ -57,15 +60,32 @@ def session_secret(settings: Settings) -> str:
     return hmac.new(b"pdp-console-session", seed.encode(), hashlib.sha256).hexdigest()
 
 
+class ConsoleSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions for the console's pages only: the API's requests (the
+    decisions' hot path) neither read nor sign a cookie they never carry (its path is
+    ``/console``), a cost measured at 2 % of a check's time in the worker."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not request.path.startswith(CONSOLE_PATH):
+            return None  # Flask gives the request a null session, never saved
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if self.is_null_session(session):
+            return
+        super().save_session(app, session, response)
+
+
 def install(app: Flask, settings: Settings, sessions: SessionStore) -> ConsoleParts | None:
     """Mount the console at ``/console`` unless ``PDP_CONSOLE_AUTH=off``, its sessions kept in
     ``sessions``; return what it adds to the app's services (None when it is off)."""
     if settings.console_mode == "off":
         return None
     app.secret_key = session_secret(settings)
+    app.session_interface = ConsoleSessions()
     app.config.update(
         SESSION_COOKIE_NAME=SESSION_COOKIE,
-        SESSION_COOKIE_PATH="/console",
+        SESSION_COOKIE_PATH=CONSOLE_PATH,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.production,
