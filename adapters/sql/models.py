@@ -315,3 +315,47 @@ class ConsoleSessionRecord(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class ReviewCampaign(Base):
+    """An access review (revue des habilitations, R-CNIL-20): opened by ``opened_by`` for the
+    organisations listed (a JSON list of codes), due on ``due_on``; ``remove_unreviewed`` says
+    whether the closing removes what is left unreviewed (R-CNIL-26)."""
+
+    __tablename__ = "review_campaigns"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    opened_by: Mapped[str] = mapped_column(String(120), nullable=False)
+    opened_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    due_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    remove_unreviewed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    organisations: Mapped[str] = mapped_column(Text, nullable=False)
+    closed_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    closed_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+
+
+class ReviewItem(Base):
+    """One open membership under review (R-CNIL-21): who, in which group, the rights it brings
+    with their last use (a JSON list), its reviewer (R-CNIL-22; NULL: nobody may review it), and
+    its outcome: pending, kept, removed or reported (``removed`` also true when the closing
+    detached it, R-CNIL-26)."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        Index("ix_review_items_campaign_reviewer", "campaign_id", "reviewer"),
+        Index("ix_review_items_campaign_organisation", "campaign_id", "organisation"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("review_campaigns.id"), nullable=False)
+    organisation: Mapped[str] = mapped_column(String(64), nullable=False)
+    login: Mapped[str] = mapped_column(String(120), nullable=False)
+    group_code: Mapped[str] = mapped_column(String(64), nullable=False)
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id"), nullable=False)
+    reviewer: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    reviewer_kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    rights: Mapped[str] = mapped_column(Text, nullable=False)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    removed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    decided_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    decided_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    comment: Mapped[str | None] = mapped_column(String(500), nullable=True)

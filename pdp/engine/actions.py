@@ -45,6 +45,11 @@ class Action(StrEnum):
     LOG_READ = "log.read"
     # The organisation's computed rights as a document: who may use what (R-ADM-8)
     ACCESS_READ = "access.read"
+    # Access reviews (revue des habilitations, R-CNIL-20..29): open and close a campaign, keep
+    # or remove a reviewed membership, remove what is left unreviewed at the closing
+    REVIEW_OPEN = "review.open"
+    REVIEW_DECIDE = "review.decide"
+    REVIEW_CLOSE = "review.close"
 
 
 def parse_action(text: str) -> Action:

@@ -30,7 +30,12 @@ What is measured (the names are the public contract of dashboards and alerts):
 - ``pdp_audit_checkpoint_errors_total``: checkpoint rounds (``pdp.records.checkpoints``) that failed
   or were refused because the audit chain lacks the latest checkpoint (alert on any increase),
   and ``pdp_audit_checkpoint_ok_timestamp_seconds``: when a round last found the chain holding
-  the latest checkpoint (Unix time; the newest of the live workers).
+  the latest checkpoint (Unix time; the newest of the live workers);
+- ``pdp_dormant_users`` / ``pdp_dormant_rights``: users holding rights unused for 90 days, and
+  those rights, nationally, as the last national report of dormant rights counted them
+  (``GET /v1/dormant-rights``, ``pdp.services.dormant``), and
+  ``pdp_dormant_counted_timestamp_seconds``: when that was (the counts are never older than the
+  last report: schedule one, e.g. daily, rather than pay for it at each scrape).
 """
 
 from __future__ import annotations
@@ -225,6 +230,32 @@ LOG_PRUNE_OK = Gauge(
     "server's round under way).",
     multiprocess_mode="livemax",
 )
+
+
+# -- dormant rights (R-CNIL-6) -------------------------------------------------------------------
+
+DORMANT_USERS = Gauge(
+    "pdp_dormant_users",
+    "Users holding rights unused for 90 days, nationally, at the last national report.",
+    multiprocess_mode="mostrecent",
+)
+DORMANT_RIGHTS = Gauge(
+    "pdp_dormant_rights",
+    "Rights (user, service, role) unused for 90 days, nationally, at the last national report.",
+    multiprocess_mode="mostrecent",
+)
+DORMANT_COUNTED = Gauge(
+    "pdp_dormant_counted_timestamp_seconds",
+    "Unix time of the last national report of dormant rights (90 days).",
+    multiprocess_mode="max",
+)
+
+
+def dormant_counted(users: int, rights: int, when: float) -> None:
+    """Publish the counts of the national report of dormant rights just made."""
+    DORMANT_USERS.set(users)
+    DORMANT_RIGHTS.set(rights)
+    DORMANT_COUNTED.set(when)
 
 
 # -- exposure ----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ Key = tuple[str, str, str]  # (login, service, role)
 
 _SIZES = {c.name: getattr(c.type, "length", None) for c in LastUse.__table__.columns}
 _CHUNK = 500  # logins per IN (...): well under every driver's limit of parameters
+_SCAN = 20_000  # more logins than this: read the whole table once instead
 
 
 def last_uses(
@@ -49,16 +50,21 @@ def last_uses(
         if masker is not None:
             wanted.setdefault(masker.mask_field("user", login), login)
     found: dict[Key, dt.date] = {}
-    stored = sorted(wanted)
-    for start in range(0, len(stored), _CHUNK):
-        chunk = stored[start : start + _CHUNK]
-        rows = session.execute(
-            select(LastUse.login, LastUse.service, LastUse.role, LastUse.day).where(
-                LastUse.login.in_(chunk)
-            )
-        )
-        for login, service, role, day in rows:
-            key = (wanted[login], service, role)
+    columns = select(LastUse.login, LastUse.service, LastUse.role, LastUse.day)
+    if len(wanted) > _SCAN:  # a national report: one pass over the table costs less
+        queries = [columns]
+    else:
+        stored = sorted(wanted)
+        queries = [
+            columns.where(LastUse.login.in_(stored[start : start + _CHUNK]))
+            for start in range(0, len(stored), _CHUNK)
+        ]
+    for query in queries:
+        for login, service, role, day in session.execute(query):
+            asked = wanted.get(login)
+            if asked is None:
+                continue
+            key = (asked, service, role)
             if key not in found or day > found[key]:
                 found[key] = day
     return found
@@ -91,6 +97,15 @@ def _day_of_second(second: int) -> dt.date:
     return paris_day(float(second))
 
 
+def read_uses(entry: Mapping[str, Any]) -> dict[Key, dt.date] | None:
+    """``uses_of(entry)``, or None when there are none or the entry cannot be read (a last use
+    never stops a decision from being logged)."""
+    try:
+        return uses_of(entry) or None
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None
+
+
 def merge(into: dict[Key, dt.date], uses: Mapping[Key, dt.date]) -> None:
     """Add ``uses`` to ``into``, keeping the latest day of each key."""
     for key, day in uses.items():
@@ -100,10 +115,18 @@ def merge(into: dict[Key, dt.date], uses: Mapping[Key, dt.date]) -> None:
 
 class LastUseWriter:
     """The upsert the shipper runs with each batch of decisions, in the batch's transaction:
-    one statement for the whole batch, a row's day only ever moves forward."""
+    one statement for the whole batch, a row's day only ever moves forward.
 
-    def __init__(self, dialect: str) -> None:
+    It remembers what this process has committed (``committed``): a (login, service, role)
+    already stored with this day is not upserted again, so in steady traffic a user's right
+    costs one upsert a day per process, not one per batch. Remembered only after the commit
+    (a rolled-back batch is upserted again with its next attempt), and forgotten past
+    ``remember`` keys (about 40 MB at most: a shipper runs in every worker)."""
+
+    def __init__(self, dialect: str, remember: int = 100_000) -> None:
         self._postgres = dialect == "postgresql"
+        self._remember = remember
+        self._stored: dict[Key, dt.date] = {}
         mark = "%s" if self._postgres else "?"
         table = LastUse.__tablename__
         self._upsert = (
@@ -124,16 +147,31 @@ class LastUseWriter:
         ]
         conn.exec_driver_sql(self._upsert, params)
 
+    def uses(self, entries: Iterable[Mapping[str, Any]]) -> dict[Key, dt.date]:
+        """The uses of ``entries`` not stored already by this process (malformed entries are
+        skipped: a last use never stops a decision from being logged)."""
+        return self.pending(read_uses(entry) for entry in entries)
+
+    def pending(self, found: Iterable[Mapping[Key, dt.date] | None]) -> dict[Key, dt.date]:
+        """The uses of a batch (each entry's, from ``read_uses``) not stored already by this
+        process, merged (latest day of each key)."""
+        batch: dict[Key, dt.date] = {}
+        for uses in found:
+            if uses:
+                merge(batch, uses)
+        stored = self._stored
+        return {k: d for k, d in batch.items() if (s := stored.get(k)) is None or s < d}
+
+    def committed(self, uses: Mapping[Key, dt.date]) -> None:
+        """``uses`` are in the table (their transaction committed)."""
+        if len(self._stored) + len(uses) > self._remember:
+            self._stored.clear()
+        merge(self._stored, uses)
+
     def write_entries(self, conn: Connection, entries: Iterable[Mapping[str, Any]]) -> None:
-        """Upsert the uses of ``entries`` (malformed ones are skipped: a last use never stops
-        a decision from being logged)."""
-        uses: dict[Key, dt.date] = {}
-        for entry in entries:
-            try:
-                merge(uses, uses_of(entry))
-            except (ValueError, KeyError, TypeError, IndexError):
-                continue
-        self.write(conn, uses)
+        """Upsert the uses of ``entries`` on ``conn`` (the caller calls ``committed`` with
+        ``uses(entries)`` once its transaction commits, if it wants them remembered)."""
+        self.write(conn, self.uses(entries))
 
 
 def _cut(column: str, value: str) -> str:

@@ -43,11 +43,13 @@ from pdp.web.api.access import bp as access_bp
 from pdp.web.api.admin_contracts import bp as admin_contracts_bp
 from pdp.web.api.admin_groups import bp as admin_groups_bp
 from pdp.web.api.admin_network import bp as admin_network_bp
+from pdp.web.api.admin_reviews import bp as admin_reviews_bp
 from pdp.web.api.admin_users import bp as admin_users_bp
 from pdp.web.api.auditor import bp as auditor_bp
 from pdp.web.api.catalogue import bp as catalogue_bp
 from pdp.web.api.decisions import bp as decisions_bp
 from pdp.web.api.docs import bp as docs_bp
+from pdp.web.api.dormant import bp as dormant_bp
 from pdp.web.api.health import bp as health_bp
 from pdp.web.api.jsonio import OrjsonProvider
 from pdp.web.api.person_file import bp as person_file_bp
@@ -207,11 +209,13 @@ def create_app(
     app.register_blueprint(admin_contracts_bp)
     app.register_blueprint(admin_network_bp)
     app.register_blueprint(admin_groups_bp)
+    app.register_blueprint(admin_reviews_bp)
     app.register_blueprint(auditor_bp)
     app.register_blueprint(catalogue_bp)
     app.register_blueprint(access_bp)
     app.register_blueprint(docs_bp)
     app.register_blueprint(person_file_bp)
+    app.register_blueprint(dormant_bp)
     sessions = SessionStore(db, settings.console_session_idle, settings.console_session_max)
     mounted_console = console.install(app, settings, sessions)  # unless PDP_CONSOLE_AUTH=off
     Services(

@@ -200,7 +200,7 @@ def test_fiche_11_the_confirmation_shows_what_closing_will_do(page: Any) -> None
     found.get_by_text("Voir le détail").click()
     expect(found.get_by_text("chloe.roux : perd cdap T1 (Caf 931)")).to_be_visible()
     screenshot(page, "cloture-consequences")
-    page.get_by_role("link", name="Non").click()
+    page.get_by_role("link", name="Non", exact=True).click()
     expect(closing(page, "CCAS-ACCUEIL")).to_have_text("")
 
 

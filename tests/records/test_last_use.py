@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from pdp.adapters.sql.models import DecisionRecord, LastUse
 from pdp.core.clock import paris_day, paris_today
 from pdp.core.masking import Masker
+from pdp.records import last_use
 from pdp.records.decision_log import Shipper, WalLog
 from pdp.records.last_use import LastUseWriter, last_uses, uses_of
 from pdp.records.retention import Retention
@@ -214,3 +216,48 @@ def test_served_checks_become_last_uses_found_by_login(
     finally:
         log.close()
         db.dispose()
+
+
+def test_many_logins_are_read_in_one_pass(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # R-CNIL-1: a national report asks for more logins than an IN list holds: the reader scans
+    # the table once, and answers exactly what the lists would.
+    day = dt.date(2026, 11, 30)
+    uses = {(f"user{n}", "cdap", "T1"): day for n in range(30)}
+    with db.begin() as conn:
+        LastUseWriter(db.dialect.name).write(conn, uses)
+    asked = [f"user{n}" for n in range(0, 40, 2)]
+    with Session(db) as session:
+        by_lists = last_uses(session, asked)
+        monkeypatch.setattr(last_use, "_SCAN", 3)
+        monkeypatch.setattr(last_use, "_CHUNK", 4)
+        assert last_uses(session, asked) == by_lists
+        monkeypatch.setattr(last_use, "_SCAN", 1000)
+        assert last_uses(session, asked) == by_lists
+    assert by_lists == {(f"user{n}", "cdap", "T1"): day for n in range(0, 30, 2)}
+
+
+def test_the_shipper_upserts_a_use_once_a_day(tmp_path: Path, db: Engine) -> None:
+    # R-CNIL-1: a (login, service, role) this shipper stored today is not upserted again (one
+    # upsert a day per process in steady traffic); a new shipper, or a new day, upserts it.
+    wal = WalLog(tmp_path / "log", "buffered")
+    try:
+        shipper = Shipper(wal.directory, db, wal)
+        wal.record(_check("alice"))  # type: ignore[arg-type]
+        shipper.ship_once()
+        with db.begin() as conn:
+            conn.execute(LastUse.__table__.delete())
+        wal.record(_check("alice"))  # type: ignore[arg-type]
+        shipper.ship_once()
+        assert _rows(db) == {}  # remembered: not written again
+        wal.record(_check("alice"))  # type: ignore[arg-type]
+        Shipper(wal.directory, db, wal).ship_once()
+        assert _rows(db) == {("alice", "cdap", "T18"): paris_today()}
+    finally:
+        wal.close()
+    writer = LastUseWriter(db.dialect.name)
+    yesterday = time.time() - 86400
+    entries = [_check("bob", ts=yesterday)]
+    assert writer.uses(entries) == {("bob", "cdap", "T18"): paris_day(yesterday)}
+    writer.committed(writer.uses(entries))
+    assert writer.uses(entries) == {}
+    assert writer.uses([_check("bob")]) == {("bob", "cdap", "T18"): paris_day(time.time())}

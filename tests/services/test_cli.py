@@ -210,3 +210,31 @@ def test_check_on_a_database_without_schema_exits_2_with_advice(
     err = capsys.readouterr().err
     assert err.startswith("error CONFIGURATION_ERROR: ")
     assert "pdp db upgrade" in err
+
+
+# -- pdp reviews close-due -------------------------------------------------------------------
+
+
+def test_reviews_close_due_closes_the_reviews_past_their_due_date(demo: str) -> None:
+    """R-CNIL-26: the daily command closes, as its opener, a review past its due date."""
+    from sqlalchemy.orm import sessionmaker
+
+    from pdp.adapters.sql.models import ReviewCampaign
+
+    assert pdp("reviews", "close-due").output == ""
+    engine = make_engine(demo)
+    with sessionmaker(engine).begin() as session:
+        session.add(
+            ReviewCampaign(
+                title="Revue",
+                opened_by="alice.martin",
+                opened_on=paris_today() - dt.timedelta(days=40),
+                due_on=paris_today() - dt.timedelta(days=10),
+                remove_unreviewed=False,
+                organisations='["mairie-montreuil"]',
+            )
+        )
+    engine.dispose()
+    result = pdp("reviews", "close-due")
+    assert (result.exit_code, result.output) == (0, "review 1: closed, 0 reported, 0 removed\n")
+    assert pdp("reviews", "close-due").output == ""

@@ -453,6 +453,109 @@ export interface paths {
         patch: operations["patch__v1_operators_login"];
         trace?: never;
     };
+    "/v1/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The access reviews the actor follows or reviews in, newest first */
+        get: operations["get__v1_reviews"];
+        put?: never;
+        /** Open an access review over organisations (operators: any, or all; partner admins: their own), with a due date (R-CNIL-20) */
+        post: operations["post__v1_reviews"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reviews/{campaign}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An access review and its progress per reviewer and per organisation (R-CNIL-25) */
+        get: operations["get__v1_reviews_campaign"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reviews/{campaign}/items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The actor's own items in an access review, by pages (R-CNIL-23) */
+        get: operations["get__v1_reviews_campaign_items"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reviews/{campaign}/items/{item}/decision": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Keep or remove one's item, with an optional comment; removing detaches the user from the group today (R-CNIL-24; ?dry_run=true previews it) */
+        post: operations["post__v1_reviews_campaign_items_item_decision"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reviews/{campaign}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Close an access review: what is left unreviewed is reported, and removed if the review was opened so (R-CNIL-26; ?dry_run=true previews it) */
+        post: operations["post__v1_reviews_campaign_close"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reviews/{campaign}/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The results of an access review, every item with its outcome, streamed as JSON or CSV (R-CNIL-27) */
+        get: operations["get__v1_reviews_campaign_results"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/check": {
         parameters: {
             query?: never;
@@ -669,6 +772,40 @@ export interface paths {
         };
         /** The services, their roles, which are consulted per Caf, which make system groups */
         get: operations["get__v1_catalogue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dormant-rights": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Users of every organisation holding rights unused for N days (operators) */
+        get: operations["get__v1_dormant-rights"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/organisations/{org}/dormant-rights": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Users of the organisation holding rights unused for N days (operators; partner admins: their organisation) */
+        get: operations["get__v1_organisations_org_dormant-rights"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1084,6 +1221,123 @@ export interface components {
             revision: number;
         };
         /**
+         * CampaignClosed
+         * @description The closing (R-CNIL-26): how many items were left unreviewed, how many were removed.
+         */
+        CampaignClosed: {
+            campaign: components["schemas"]["CampaignOut"];
+            /** Reported */
+            reported: number;
+            /** Removed */
+            removed: number;
+            /** Revision */
+            revision: number;
+        };
+        /**
+         * CampaignDetail
+         * @description A campaign and its progress, limited to what the actor may see (R-CNIL-23, R-CNIL-25).
+         */
+        CampaignDetail: {
+            campaign: components["schemas"]["CampaignOut"];
+            /** By Reviewer */
+            by_reviewer: components["schemas"]["Progress"][];
+            /** By Organisation */
+            by_organisation: components["schemas"]["Progress"][];
+        };
+        /**
+         * CampaignList
+         * @description The campaigns the actor opens, reviews or may follow, newest first.
+         */
+        CampaignList: {
+            /** Campaigns */
+            campaigns: components["schemas"]["CampaignOut"][];
+        };
+        /**
+         * CampaignNew
+         * @description A campaign to open (R-CNIL-20): the organisations reviewed (or every organisation, for
+         *     operators), its due date, and whether the closing removes what is left unreviewed.
+         */
+        CampaignNew: {
+            /**
+             * Title
+             * @default Revue des habilitations
+             */
+            title?: string;
+            /** Organisations */
+            organisations?: string[];
+            /**
+             * All Organisations
+             * @default false
+             */
+            all_organisations?: boolean;
+            /**
+             * Due On
+             * Format: date
+             * @description Calendar day in Europe/Paris, YYYY-MM-DD.
+             */
+            due_on: string;
+            /**
+             * Remove Unreviewed
+             * @default false
+             */
+            remove_unreviewed?: boolean;
+        };
+        /**
+         * CampaignOpened
+         * @description The campaign as opened, with the number of its items (and of those nobody may review).
+         */
+        CampaignOpened: {
+            campaign: components["schemas"]["CampaignOut"];
+            /** Items */
+            items: number;
+            /** Unassigned */
+            unassigned: number;
+        };
+        /**
+         * CampaignOut
+         * @description A campaign (R-CNIL-20).
+         */
+        CampaignOut: {
+            /** Id */
+            id: number;
+            /** Title */
+            title: string;
+            /** Opened By */
+            opened_by: string;
+            /**
+             * Opened On
+             * Format: date
+             */
+            opened_on: string;
+            /**
+             * Due On
+             * Format: date
+             */
+            due_on: string;
+            /** Remove Unreviewed */
+            remove_unreviewed: boolean;
+            /** Organisations */
+            organisations: string[];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "open" | "overdue" | "closed";
+            /** Closed On */
+            closed_on: string | null;
+            /** Closed By */
+            closed_by: string | null;
+        };
+        /**
+         * CampaignResults
+         * @description Every item of the campaign the actor may see, with its outcome (R-CNIL-27).
+         */
+        CampaignResults: {
+            campaign: components["schemas"]["CampaignOut"];
+            /** Items */
+            items: components["schemas"]["ReviewItemOut"][];
+        };
+        /**
          * CatalogueOut
          * @description Every service of the portal, by name.
          */
@@ -1304,6 +1558,69 @@ export interface components {
             opens_on: string;
             /** Closes On */
             closes_on: string | null;
+        };
+        /**
+         * DormantReport
+         * @description The users of an organisation (``organisation`` null: every organisation) holding
+         *     rights unused for ``days`` days on ``at``: not used since ``unused_since`` inclusive.
+         */
+        DormantReport: {
+            /** Organisation */
+            organisation: string | null;
+            /** Days */
+            days: number;
+            /**
+             * At
+             * Format: date
+             */
+            at: string;
+            /**
+             * Unused Since
+             * Format: date
+             */
+            unused_since: string;
+            /** Revision */
+            revision: number;
+            /** Dormant Users */
+            dormant_users: number;
+            /** Dormant Rights */
+            dormant_rights: number;
+            /** Users */
+            users: components["schemas"]["DormantUser"][];
+        };
+        /**
+         * DormantRight
+         * @description A right held since ``held_since`` and unused since ``last_used_on`` (null: never).
+         */
+        DormantRight: {
+            /** Service */
+            service: string;
+            /** Role */
+            role: string;
+            /**
+             * Groups
+             * @description The groups whose membership brings the right.
+             */
+            groups: string[];
+            /**
+             * Held Since
+             * Format: date
+             */
+            held_since: string;
+            /** Last Used On */
+            last_used_on: string | null;
+        };
+        /**
+         * DormantUser
+         * @description A user with at least one dormant right, and those rights.
+         */
+        DormantUser: {
+            /** Organisation */
+            organisation: string;
+            /** Login */
+            login: string;
+            /** Rights */
+            rights: components["schemas"]["DormantRight"][];
         };
         /**
          * ErrorBody
@@ -1771,6 +2088,60 @@ export interface components {
             refused: number;
             /** Lines */
             lines: components["schemas"]["ImportLine"][];
+        };
+        /**
+         * ItemDecided
+         * @description The item after its reviewer's decision; the policy revision the write produced (a keep
+         *     changes no right and keeps the current revision).
+         */
+        ItemDecided: {
+            item: components["schemas"]["ReviewItemOut"];
+            /** Revision */
+            revision: number;
+        };
+        /**
+         * ItemDecision
+         * @description A reviewer's decision on one item (R-CNIL-24): keep or remove, with an optional comment.
+         */
+        ItemDecision: {
+            /**
+             * Decision
+             * @enum {string}
+             */
+            decision: "keep" | "remove";
+            /**
+             * Comment
+             * @default null
+             */
+            comment?: string | null;
+        };
+        /**
+         * ItemList
+         * @description A page of the actor's own items in a campaign (R-CNIL-23).
+         */
+        ItemList: {
+            campaign: components["schemas"]["CampaignOut"];
+            /** Items */
+            items: components["schemas"]["ReviewItemOut"][];
+            /**
+             * Next Cursor
+             * @description Null on the last page.
+             * @default null
+             */
+            next_cursor?: number | null;
+        };
+        /**
+         * LastUseItem
+         * @description A right of the user (held today, or used before) and the last day an allowed check used
+         *     it (R-CNIL-1; null: never used).
+         */
+        LastUseItem: {
+            /** Service */
+            service: string;
+            /** Role */
+            role: string;
+            /** Last Used On */
+            last_used_on: string | null;
         };
         /**
          * LoggedDecision
@@ -2326,6 +2697,27 @@ export interface components {
          */
         PreviewAnswer: components["schemas"]["Preview"];
         /**
+         * Progress
+         * @description How far the review of one reviewer or one organisation is (R-CNIL-25).
+         */
+        Progress: {
+            /**
+             * Key
+             * @description The reviewer's login, or the organisation's code.
+             */
+            key: string | null;
+            /** Total */
+            total: number;
+            /** Pending */
+            pending: number;
+            /** Kept */
+            kept: number;
+            /** Removed */
+            removed: number;
+            /** Reported */
+            reported: number;
+        };
+        /**
          * ReadyResponse
          * @description Readiness: "ready" or "not_ready", and each check's state.
          */
@@ -2389,6 +2781,65 @@ export interface components {
             request_id: string | null;
             /** Hash */
             hash: string;
+        };
+        /**
+         * ReviewItemOut
+         * @description One reviewed membership and what became of it (R-CNIL-21, R-CNIL-24).
+         */
+        ReviewItemOut: {
+            /** Id */
+            id: number;
+            /** Campaign */
+            campaign: number;
+            /** Organisation */
+            organisation: string;
+            /** Login */
+            login: string;
+            /** Group */
+            group: string;
+            /**
+             * Reviewer
+             * @description Null: nobody may review it (R-CNIL-22).
+             */
+            reviewer: string | null;
+            /**
+             * Reviewer Kind
+             * @enum {string}
+             */
+            reviewer_kind: "manager" | "partner_admin" | "none";
+            /** Rights */
+            rights: components["schemas"]["ReviewRight"][];
+            /**
+             * Outcome
+             * @enum {string}
+             */
+            outcome: "pending" | "kept" | "removed" | "reported";
+            /**
+             * Removed
+             * @description The membership was detached (by its reviewer, or at the closing of a campaign opened with remove_unreviewed).
+             */
+            removed: boolean;
+            /** Decided By */
+            decided_by: string | null;
+            /** Decided On */
+            decided_on: string | null;
+            /** Comment */
+            comment: string | null;
+        };
+        /**
+         * ReviewRight
+         * @description A right a reviewed membership brings, the features it opens (empty: the whole service),
+         *     and the last day it was used (null: never, or not known).
+         */
+        ReviewRight: {
+            /** Service */
+            service: string;
+            /** Role */
+            role: string;
+            /** Features */
+            features?: string[];
+            /** Last Use */
+            last_use: string | null;
         };
         /**
          * RoleName
@@ -2658,7 +3109,7 @@ export interface components {
         /**
          * UserDetailOut
          * @description A user with memberships, groups managed today, whether a partner admin today, Afas
-         *     profiles and services usable today.
+         *     profiles, services usable today and the last use of each right.
          */
         UserDetailOut: {
             /** Login */
@@ -2688,6 +3139,8 @@ export interface components {
             afas_profiles: components["schemas"]["UserAfasProfile"][];
             /** Services */
             services: components["schemas"]["ServiceAccess"][];
+            /** Last Uses */
+            last_uses: components["schemas"]["LastUseItem"][];
         };
         /**
          * UserEdit
@@ -6756,6 +7209,819 @@ export interface operations {
             };
         };
     };
+    get__v1_reviews: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignList"];
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post__v1_reviews: {
+        parameters: {
+            query?: {
+                /** @description true: answer what the write would do (its preview, computed by the write itself and rolled back), write nothing. */
+                dry_run?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CampaignNew"];
+            };
+        };
+        responses: {
+            /** @description OK (with dry_run=true: the preview) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreviewAnswer"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignOpened"];
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get__v1_reviews_campaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignDetail"];
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get__v1_reviews_campaign_items: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: number;
+            };
+            header?: never;
+            path: {
+                campaign: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemList"];
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post__v1_reviews_campaign_items_item_decision: {
+        parameters: {
+            query?: {
+                /** @description true: answer what the write would do (its preview, computed by the write itself and rolled back), write nothing. */
+                dry_run?: boolean;
+            };
+            header?: never;
+            path: {
+                campaign: string;
+                item: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ItemDecision"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemDecided"] | components["schemas"]["PreviewAnswer"];
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    post__v1_reviews_campaign_close: {
+        parameters: {
+            query?: {
+                /** @description true: answer what the write would do (its preview, computed by the write itself and rolled back), write nothing. */
+                dry_run?: boolean;
+            };
+            header?: never;
+            path: {
+                campaign: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignClosed"] | components["schemas"]["PreviewAnswer"];
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get__v1_reviews_campaign_results: {
+        parameters: {
+            query?: {
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path: {
+                campaign: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignResults"];
+                    "text/csv": components["schemas"]["CampaignResults"];
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     post__v1_admin_check: {
         parameters: {
             query?: never;
@@ -8576,6 +9842,233 @@ export interface operations {
             };
             /** @description Error */
             405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    "get__v1_dormant-rights": {
+        parameters: {
+            query?: {
+                days?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DormantReport"];
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    "get__v1_organisations_org_dormant-rights": {
+        parameters: {
+            query?: {
+                days?: number;
+            };
+            header?: never;
+            path: {
+                /** @example mairie-montreuil */
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DormantReport"];
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Error */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from pdp.adapters.sql.models import DecisionRecord
 from pdp.observability import metrics
 from pdp.records.decision_log import files
-from pdp.records.decision_log.entry import Entry, Row
+from pdp.records.decision_log.entry import Row
 from pdp.records.decision_log.syslog import SyslogForwarder
 from pdp.records.decision_log.wal import (
     _LINE,
@@ -33,7 +33,7 @@ from pdp.records.decision_log.wal import (
     WalLog,
     new_decision_id,
 )
-from pdp.records.last_use import LastUseWriter
+from pdp.records.last_use import Key, LastUseWriter, read_uses
 
 log = logging.getLogger("pdp.decisions")
 
@@ -59,7 +59,7 @@ class _Line:
     offset: int
     data: bytes
     row: Row | None = None
-    entry: Entry | None = None
+    uses: dict[Key, dt.date] | None = None  # the last uses it brings (R-CNIL-1)
 
 
 _Reject = tuple[_Line, BaseException, str]  # a line set aside, its error, and the cause
@@ -294,14 +294,16 @@ class Shipper:
         """Insert ``rows``, and upsert the last uses of their allowed checks (R-CNIL-1), in one
         transaction: None once they are in; the error if the database refused them while
         accepting rows; raise if it is unavailable."""
+        uses = self._last_use.pending(line.uses for line in rows)
         try:
             with self.db.begin() as conn:
                 conn.exec_driver_sql(self._insert, [line.row for line in rows])
-                self._last_use.write_entries(conn, [line.entry for line in rows if line.entry])
+                self._last_use.write(conn, uses)
         except Exception as exc:
             if _disconnected(exc) or not self._accepts_rows():
                 raise
             return exc
+        self._last_use.committed(uses)
         return None
 
     def _accepts_rows(self) -> bool:
@@ -365,8 +367,9 @@ def _read_lines(data: bytes, start: int) -> tuple[list[_Line], list[_Reject]]:
         line = _Line(offset, data_line)
         offset += len(data_line) + 1
         try:
-            line.entry = orjson.loads(data_line)
-            line.row = Row.of_entry(line.entry, data_line)
+            entry = orjson.loads(data_line)
+            line.row = Row.of_entry(entry, data_line)
+            line.uses = read_uses(entry)  # not the entry: thousands kept alive cost collections
         except Exception as exc:  # one line never stops the others, whatever it holds
             rejects.append((line, exc, "unreadable"))
         else:

@@ -88,15 +88,25 @@ class ServiceAccess(BaseModel):
     cafs: list[str]
 
 
+class LastUseItem(BaseModel):
+    """A right of the user (held today, or used before) and the last day an allowed check used
+    it (R-CNIL-1; null: never used)."""
+
+    service: str
+    role: str
+    last_used_on: dt.date | None
+
+
 class UserDetailOut(UserOut):
     """A user with memberships, groups managed today, whether a partner admin today, Afas
-    profiles and services usable today."""
+    profiles, services usable today and the last use of each right."""
 
     memberships: list[MembershipItem]
     manages: list[str]
     partner_admin: bool
     afas_profiles: list[UserAfasProfile]
     services: list[ServiceAccess]
+    last_uses: list[LastUseItem]
 
 
 class UserDetail(BaseModel):

@@ -277,13 +277,21 @@ class AdminService:
             raise Unavailable(STORE_UNAVAILABLE, code="STORE_UNAVAILABLE") from exc
 
     @contextmanager
-    def write(self, actor: str, action: Action, target: Target) -> Iterator[Tx]:
+    def write(
+        self, actor: str, action: Action, target: Target, *, new_revision: bool = True
+    ) -> Iterator[Tx]:
         """One write = one policy write (``pdp.records.policy_write``), serialised by the
         revision lock, authorised at the revision just before it (see the module). Raises
-        Unavailable(STORE_UNAVAILABLE) if the database fails: nothing is written."""
+        Unavailable(STORE_UNAVAILABLE) if the database fails: nothing is written.
+        ``new_revision`` False: a write that changes no right (an access review's records)
+        keeps the current revision, under the same lock, and still leaves its audit records."""
         try:
-            with self.writer.write(action, request_id=context.request_id.get()) as write:
-                self._authorise_before(write.revision, actor, action, target)
+            with self.writer.write(
+                action, new_revision=new_revision, request_id=context.request_id.get()
+            ) as write:
+                # Authorised at the revision just before the new one, or at the one kept.
+                taken = write.revision if new_revision else write.revision + 1
+                self._authorise_before(taken, actor, action, target)
                 tx = Tx(write, actor, action, target, self.today(), self.require, self.engine.check)
                 yield tx
                 if previewing.get():  # rolled back by the unit of work: nothing is written
@@ -297,7 +305,8 @@ class AdminService:
             # Rolled back (the unit of work): a 503 the caller may retry, not a 500.
             log.warning("database error during %s, rolled back: %s", action, exc)
             raise Unavailable(STORE_UNAVAILABLE, code="STORE_UNAVAILABLE") from exc
-        self.engine.notify(write.revision)
+        if new_revision:
+            self.engine.notify(write.revision)
 
     def _preview(self, write: PolicyWrite, action: Action, target: Target) -> Preview:
         """The write's consequences, read back from its own transaction and indexed by the

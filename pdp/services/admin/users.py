@@ -19,10 +19,12 @@ from pdp.adapters.sql.models import (
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target, is_partner_admin, managed_groups
+from pdp.records.last_use import last_uses
 from pdp.services import paging
 from pdp.services.admin import store
 from pdp.services.admin.requests import MembershipEdit, MembershipNew, NewUser, UserEdit
 from pdp.services.admin.responses import (
+    LastUseItem,
     MembershipItem,
     MembershipOut,
     MembershipWritten,
@@ -293,7 +295,10 @@ def user_detail(svc: AdminService, actor: str, org_code: str, login: str) -> Use
             if store.not_ended(p, today)
         ]
         public = store.user_out(user, org.code)
+        found = last_uses(session, [login], masker=svc.masker)
+        used = {(service, role): day for (_, service, role), day in found.items()}
     permissions = svc.engine.permissions(login, today)
+    held = {(service, g.role) for service, (grants, _) in permissions.items() for g in grants}
     out = UserDetailOut(
         **public.model_dump(),
         memberships=memberships,
@@ -303,6 +308,11 @@ def user_detail(svc: AdminService, actor: str, org_code: str, login: str) -> Use
         services=[
             ServiceAccess(service=service, roles=sorted({g.role for g in grants}), cafs=cafs)
             for service, (grants, cafs) in permissions.items()
+        ],
+        # R-CNIL-1: every right held today, and every right used before, with its last use.
+        last_uses=[
+            LastUseItem(service=s, role=r, last_used_on=used.get((s, r)))
+            for s, r in sorted(held | used.keys())
         ],
     )
     return UserDetail(user=out, revision=svc.engine.revision)

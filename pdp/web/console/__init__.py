@@ -6,7 +6,8 @@ admins and managers, over the same service layer as the JSON API (``pdp.services
 - ``sessions``: the console's sessions, kept in the database (sign-out, lifetimes);
 - ``security``: the CSRF token of every form and the security headers of every page;
 - ``pages``: sign-in, sign-out and the welcome page; ``users``: fiches 1 to 6; ``groups``:
-  fiches 7 to 16; ``operators``: organisations, conventions, subscriptions and partner admins
+  fiches 7 to 16; ``dormant``: rights unused for N days, each user closable (R-CNIL-3);
+  ``operators``: organisations, conventions, subscriptions and partner admins
   (Caf operators); ``audit``: the decision log and the audit trail (auditors).
 
 Views only parse the form, call the service and render: every rule, and every refusal with its
@@ -27,12 +28,14 @@ from pdp.services.sessions import SessionStore
 # Their routes join the blueprint.
 from pdp.web.console import (  # noqa: F401
     audit,
+    dormant,
     group_roles,
     groups,
     imports,
     operators,
     pages,
     person,
+    reviews,
     users,
 )
 from pdp.web.console.blueprint import bp
