@@ -12,11 +12,15 @@
 # and must survive the container to be shipped after a crash: give each instance a named volume
 # of its own there. RUN --mount needs BuildKit, the default builder since Docker Engine 23.
 # tests/e2e/test_deploy.py runs this file's commands outside Docker.
+#
+# The base follows the Python minor version CI tests (3.11: .ci/run) at its newest patch
+# release, on Debian 12: rebuild (docker build --pull) to take security fixes. Name the source
+# commit for the pdp_build_info metric with --build-arg PDP_BUILD_COMMIT=$(git rev-parse HEAD).
 
 # --- builder: pdp's wheel (with policies and migrations as package data), then the wheels of
 # every dependency including the postgres extra (psycopg's binary wheel: no libpq to install),
 # so that the runtime stage installs offline.
-FROM python:3.11.7-slim-bookworm AS builder
+FROM python:3.11-slim-bookworm AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
@@ -32,13 +36,15 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
     && pip wheel --no-cache-dir --wheel-dir /wheels --requirement /wheels/requirements.txt
 
 # --- runtime: a virtualenv holding pdp and its dependencies, nothing else of the build.
-FROM python:3.11.7-slim-bookworm AS runtime
+FROM python:3.11-slim-bookworm AS runtime
+ARG PDP_BUILD_COMMIT=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/pdp/bin:$PATH \
     PDP_BIND=0.0.0.0:8000 \
-    PDP_DECISION_LOG_DIR=/var/lib/pdp/decision-log
+    PDP_DECISION_LOG_DIR=/var/lib/pdp/decision-log \
+    PDP_BUILD_COMMIT=${PDP_BUILD_COMMIT}
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m venv /opt/pdp \
     && /opt/pdp/bin/pip install --no-cache-dir --no-index --find-links=/wheels \

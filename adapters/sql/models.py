@@ -284,7 +284,8 @@ class ApiClientRecord(Base):
 
     Only the SHA-256 of the key is stored (``key_hash``); ``key_id`` is the key's public part,
     by which it is looked up. ``services`` (comma-separated, sorted) are the services the key may
-    ask about. A revoked key keeps its row (``revoked_at``), for the audit trail.
+    ask about. A revoked key keeps its row (``revoked_at``), for the audit trail. A key may
+    expire (``expires_at``); ``last_used_on`` is the day it was last used.
     """
 
     __tablename__ = "api_clients"
@@ -294,6 +295,11 @@ class ApiClientRecord(Base):
     services: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Refused from this instant on (None: no expiry). R-OPS-2.
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The last day (Europe/Paris) a request carried the key, written at most once a day per
+    # worker, off the request's own work (pdp.services.api_keys.ClientRegistry). R-OPS-3.
+    last_used_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
 
 
 class ConsoleSessionRecord(Base):

@@ -1,12 +1,14 @@
 """The ``pdp`` command: its groups of subcommands, one module each (``commands``: the database,
-the demo, decisions from the shell, the server, the logs, the audit trail, API keys; ``network``:
-the Cafs and the operators; ``quickstart``: the demo, served; ``inputs``: what the
-commands read, checked; ``transfer``: export and import of the whole store; ``openapi``: the
-API's document; ``person``: a person's file; ``reviews``: closing the access reviews at their
-due date; ``settings``: the settings in effect, or the README's table of them)."""
+the demo, decisions from the shell, the server, the logs, the audit trail; ``clients``: API
+keys; ``network``: the Cafs and the operators; ``quickstart``: the demo, served; ``inputs``:
+what the commands read, checked; ``transfer``: export and import of the whole store;
+``openapi``: the API's document; ``person``: a person's file; ``reviews``: closing the access
+reviews at their due date; ``settings``: the settings in effect, or the README's table of
+them)."""
 
 from __future__ import annotations
 
+from pdp.cli.clients import clients
 from pdp.cli.commands import cli, main
 from pdp.cli.network import cafs, operators
 from pdp.cli.openapi import openapi_cmd
@@ -16,6 +18,7 @@ from pdp.cli.reviews import reviews
 from pdp.cli.settings_cmd import settings_cmd
 from pdp.cli.transfer import export_cmd, import_cmd
 
+cli.add_command(clients)
 cli.add_command(cafs)
 cli.add_command(operators)
 cli.add_command(quickstart)

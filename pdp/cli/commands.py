@@ -394,11 +394,6 @@ def token(login: str, ttl: int | None) -> None:
     click.echo(mint(settings, login, ttl))
 
 
-@cli.group()
-def clients() -> None:
-    """API keys of the front-ends (policy enforcement points)."""
-
-
 def _client_store() -> ClientStore:
     from pdp.core.catalogue import load_catalogue
     from pdp.core.masking import Masker
@@ -425,51 +420,6 @@ def _operator() -> str:
         return f"cli:{getpass.getuser()}"
     except (OSError, KeyError):
         return "cli:unknown"
-
-
-@clients.command("add")
-@click.argument("name")
-@click.option(
-    "--services", required=True, help="Comma-separated services the key may ask about: cdap,afas."
-)
-def clients_add(name: str, services: str) -> None:
-    """Create an API key for front-end NAME, limited to SERVICES; print it (once)."""
-    wanted = [s.strip() for s in services.split(",") if s.strip()]
-    try:
-        key, client = _client_store().add(name, wanted, _operator())
-    except PdpError as exc:
-        click.echo(f"error {exc.code}: {exc.message}", err=True)
-        sys.exit(2)
-    services_given = ",".join(sorted(client.services))
-    click.echo(f"client {client.name}, key id {client.key_id}, services {services_given}", err=True)
-    click.echo("the key is shown once; only its SHA-256 is kept:", err=True)
-    click.echo(key)
-
-
-@clients.command("list")
-@click.option("--all", "include_revoked", is_flag=True, help="Include revoked keys.")
-def clients_list(include_revoked: bool) -> None:
-    """List the API keys (names, key ids, services; never the keys)."""
-    for c in _client_store().list(include_revoked):
-        state = f"revoked {c.revoked_at:%Y-%m-%d %H:%M}" if c.revoked_at else "open"
-        click.echo(
-            f"{c.name}\t{c.key_id}\t{','.join(sorted(c.services))}\t"
-            f"created {c.created_at:%Y-%m-%d %H:%M}\t{state}"
-        )
-
-
-@clients.command("revoke")
-@click.argument("name")
-@click.option("--key-id", help="Revoke only this key of NAME (default: all its keys).")
-def clients_revoke(name: str, key_id: str | None) -> None:
-    """Revoke the API keys of NAME; servers refuse them within PDP_REFRESH_INTERVAL."""
-    try:
-        revoked = _client_store().revoke(name, _operator(), key_id)
-    except PdpError as exc:
-        click.echo(f"error {exc.code}: {exc.message}", err=True)
-        sys.exit(2)
-    for c in revoked:
-        click.echo(f"revoked {c.name} {c.key_id}")
 
 
 def main() -> None:

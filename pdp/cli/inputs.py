@@ -45,6 +45,12 @@ def parse_day(value: str | None, option: str | None = None) -> dt.date | None:
     return dt.date(year, month, day)
 
 
+def utc_minute(moment: dt.datetime) -> str:
+    """A stored instant, in UTC to the minute (SQLite gives them back naive, in UTC)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+    return f"{aware.astimezone(dt.UTC):%Y-%m-%d %H:%M}"
+
+
 def parse_bind(value: str) -> str:
     """A server address gunicorn can bind: ``HOST:PORT`` (port 1-65535; ``[::1]:8000`` for
     IPv6) or ``unix:PATH``; refused before anything is loaded."""

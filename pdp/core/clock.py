@@ -38,6 +38,11 @@ def paris_now() -> dt.datetime:
     return dt.datetime.fromtimestamp(time.time() + _offset, PARIS)
 
 
+def unix_now() -> float:
+    """The current Unix time (shifted by PDP_CLOCK_START, if set): a float, for hot paths."""
+    return time.time() + _offset
+
+
 def utc_now() -> dt.datetime:
     """The current moment in UTC (shifted by PDP_CLOCK_START, if set): for stored instants."""
     return paris_now().astimezone(dt.UTC)

@@ -228,6 +228,18 @@ class SettingsFields(BaseSettings):
         "127.0.0.1/32",
         "in `trusted-header` mode, the addresses (CIDRs, comma-separated) whose header is believed",
     )
+    # pdp.web.proxy_trust.ForwardedFor
+    trusted_proxies: str = setting(
+        "",
+        "reverse proxies (CIDRs, comma-separated) whose `X-Forwarded-For` and "
+        "`X-Forwarded-Proto` are believed: the caller's address for the rate limit and the logs "
+        '(R-OPS-1, section "Operations")',
+    )
+    build_commit: str = setting(
+        "",
+        "the source commit of the running build, shown by `pdp_build_info` (the Docker image "
+        "sets it from its `PDP_BUILD_COMMIT` build argument)",
+    )
     # pdp.web.console.oidc
     console_oidc_issuer: str = setting(
         "", "`PDP_CONSOLE_AUTH=oidc`: the identity provider's issuer URL"

@@ -27,6 +27,13 @@ What is measured (the names are the public contract of dashboards and alerts):
   (``unreadable``, or ``refused`` by the database), which every later entry ships past;
 - ``pdp_watcher_reconnects_total``: how often the change watcher (``pdp.adapters.watcher``) had to
   reconnect to the store;
+- ``pdp_build_info{version, commit, python}``: always 1; what is running (the package's
+  version, ``PDP_BUILD_COMMIT`` or ``unknown``, the interpreter's version);
+- ``pdp_rate_limited_requests_total{caller}``: requests refused 429 by the rate limit, by the
+  kind of key they were counted on (``client``, ``user`` or ``address``);
+- ``pdp_database_ok_timestamp_seconds``: when a worker last reached the database (Unix time;
+  the newest of the live workers), checked on every ``/readyz`` and every scrape of
+  ``/metrics``: alert on ``time() - …`` well above the scrape interval;
 - ``pdp_audit_checkpoint_errors_total``: checkpoint rounds (``pdp.records.checkpoints``) that failed
   or were refused because the audit chain lacks the latest checkpoint (alert on any increase),
   and ``pdp_audit_checkpoint_ok_timestamp_seconds``: when a round last found the chain holding
@@ -41,8 +48,10 @@ What is measured (the names are the public contract of dashboards and alerts):
 from __future__ import annotations
 
 import os
+import platform
 import time
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 from flask import Flask, Response, g, request
@@ -99,6 +108,36 @@ def count_decision(kind: str, allowed: bool, reason: str) -> None:
     inc()
 
 
+# -- what is running ---------------------------------------------------------------------------
+
+BUILD_INFO = Gauge(
+    "pdp_build_info",
+    "Always 1: the running version, its source commit (or unknown) and Python's version.",
+    ("version", "commit", "python"),
+    multiprocess_mode="max",
+)
+
+
+def package_version() -> str:
+    """The installed package's version (``unknown`` when run from a bare source tree)."""
+    try:
+        return metadata.version("caf-pdp")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_info(commit: str) -> None:
+    """Publish ``pdp_build_info`` (one series: the version, ``commit`` or unknown, Python)."""
+    global _build
+    _build = (package_version(), commit or "unknown", platform.python_version())
+    if MULTIPROC_DIR is None:  # (not implemented there: one app per process anyway)
+        BUILD_INFO.clear()  # an app built again in this process (tests) replaces the series
+    BUILD_INFO.labels(*_build).set(1)
+
+
+_build: tuple[str, str, str] | None = None  # the labels build_info was last given
+
+
 # -- requests ----------------------------------------------------------------------------------
 
 REQUEST_SECONDS = Histogram(
@@ -108,6 +147,30 @@ REQUEST_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 _REQUESTS: dict[tuple[str, int], Callable[[float], None]] = {}
+
+RATE_LIMITED = Counter(
+    "pdp_rate_limited_requests_total",
+    "Requests refused by the rate limit (429), by the kind of key they were counted on.",
+    ("caller",),
+)
+# Made once, shown from the start at 0: ``RATE_LIMITED_BY["client"]()`` counts one refusal.
+RATE_LIMITED_BY: dict[str, Callable[[], None]] = {
+    kind: RATE_LIMITED.labels(kind).inc for kind in ("client", "user", "address")
+}
+
+# -- the database ------------------------------------------------------------------------------
+
+DATABASE_OK = Gauge(
+    "pdp_database_ok_timestamp_seconds",
+    "Unix time a worker last reached the database (newest live worker).",
+    multiprocess_mode="livemax",
+)
+
+
+def database_ok() -> None:
+    """Record that the database just answered."""
+    DATABASE_OK.set(time.time())
+
 
 # -- the policy --------------------------------------------------------------------------------
 
@@ -155,6 +218,8 @@ def policy_fresh(revision: int) -> None:
 def after_fork() -> None:
     """In a new worker: publish the policy it inherited. (In multiprocess mode a forked
     process starts from zeroed values: until its first refresh it would show revision 0.)"""
+    if _build is not None:
+        BUILD_INFO.labels(*_build).set(1)
     if _policy is not None:
         POLICY_REVISION.set(_policy[0])
         POLICY_FRESH.set(_policy[1])
@@ -270,9 +335,11 @@ def exposition() -> bytes:
     return generate_latest(registry)
 
 
-def install(app: Flask) -> None:
+def install(app: Flask, on_scrape: Callable[[], object] | None = None) -> None:
     """Time every request (register before any other ``before_request``) and serve
-    ``GET /metrics`` (its access is decided by ``pdp.web.api.guard``)."""
+    ``GET /metrics`` (its access is decided by ``pdp.web.api.guard``); ``on_scrape`` runs
+    before each exposition (the readiness checks: the database's and the policy's gauges are
+    then as fresh as the scrape)."""
 
     @app.before_request
     def _start_timer() -> None:
@@ -291,6 +358,8 @@ def install(app: Flask) -> None:
 
     def metrics() -> Response:
         """Prometheus text format (not JSON: outside the OpenAPI document)."""
+        if on_scrape is not None:
+            on_scrape()
         return Response(exposition(), mimetype=CONTENT_TYPE_LATEST.split(";")[0])
 
     app.add_url_rule("/metrics", ENDPOINT, metrics, methods=["GET"])

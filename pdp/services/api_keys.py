@@ -13,6 +13,13 @@ after the fork), then re-read from the database at most every ``refresh_interval
 a revoked key stops working within that delay. A read that fails keeps the last good copy
 (valid keys work through an outage, revoked ones stay revoked); until a first read succeeds, a
 key cannot be checked: 503 ``KEYS_UNAVAILABLE``, never 401.
+
+A key may expire (R-OPS-2): from its ``expires_at`` on it is refused (401 ``API_KEY_EXPIRED``),
+checked on each request against the copy in memory (a float comparison). The day a key was last
+used (R-OPS-3) is noted in memory on the request's path (a dict lookup; a write to the dict once
+per key per day) and written to the database with the next periodic re-read of the keys, at
+most once per key per day per worker (and by a worker that stops), by an UPDATE that changes
+nothing when another worker wrote that day already: no database write per request.
 """
 
 from __future__ import annotations
@@ -26,14 +33,15 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from pdp.adapters.sql.database import UnitOfWork
 from pdp.adapters.sql.models import ApiClientRecord
+from pdp.core.clock import PARIS, unix_now
 from pdp.core.errors import BadRequest, NotFound, Unauthorized, Unavailable
 from pdp.records.audit_trail import AuditChain, AuditEvent
 from pdp.records.audit_trail import now as audit_now
@@ -57,6 +65,49 @@ class ApiClient:
     key_hash: str
     created_at: dt.datetime
     revoked_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    last_used_on: dt.date | None = None
+
+    # expires_at as Unix time, what the request path compares (None: no expiry).
+    expiry: float | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        expiry = None if self.expires_at is None else _aware(self.expires_at).timestamp()
+        object.__setattr__(self, "expiry", expiry)
+
+    def expired(self, now: float) -> bool:
+        """Whether the key is refused at Unix time ``now`` (R-OPS-2)."""
+        return self.expiry is not None and now >= self.expiry
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """A stored instant with its zone (SQLite gives them back naive, in UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def _paris_day(now: float) -> tuple[dt.date, float]:
+    """The day (Europe/Paris, R-TIME-1) holding Unix time ``now``, and the Unix time it ends."""
+    day = dt.datetime.fromtimestamp(now, PARIS).date()
+    return day, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), PARIS).timestamp()
+
+
+def parse_expiry(value: str) -> dt.datetime:
+    """``--expires``: a day (the key is refused from its start, Europe/Paris: R-TIME-1) or an
+    ISO 8601 date-time with an offset; raise BadRequest (INVALID_EXPIRY) otherwise."""
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value)
+            return dt.datetime.combine(day, dt.time(), PARIS).astimezone(dt.UTC)
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise BadRequest(
+            f"Date d'expiration invalide : {value!r} (AAAA-MM-JJ, ou date et heure ISO 8601 "
+            "avec fuseau).",
+            "INVALID_EXPIRY",
+        )
+    return moment.astimezone(dt.UTC)
 
 
 def key_digest(key: str) -> str:
@@ -78,6 +129,8 @@ def _client(row: ApiClientRecord) -> ApiClient:
         row.key_hash,
         row.created_at,
         row.revoked_at,
+        row.expires_at,
+        row.last_used_on,
     )
 
 
@@ -94,8 +147,15 @@ class ClientStore:
         """The services of the catalogue."""
         return self._known
 
-    def add(self, name: str, services: Iterable[str], actor: str) -> tuple[str, ApiClient]:
-        """Create a key for ``name`` limited to ``services``; return (key, client).
+    def add(
+        self,
+        name: str,
+        services: Iterable[str],
+        actor: str,
+        expires_at: dt.datetime | None = None,
+    ) -> tuple[str, ApiClient]:
+        """Create a key for ``name`` limited to ``services``, refused from ``expires_at`` on
+        (R-OPS-2; None: no expiry); return (key, client).
 
         The key is shown once: only its digest is kept.
         """
@@ -115,6 +175,12 @@ class ClientStore:
                 else "Au moins un service est requis.",
                 "UNKNOWN_SERVICE",
             )
+        if expires_at is not None and _aware(expires_at).timestamp() <= unix_now():
+            raise BadRequest(
+                f"La date d'expiration {expires_at.isoformat()} est passée : une clé doit "
+                "pouvoir servir.",
+                "INVALID_EXPIRY",
+            )
         key, key_id = new_key()
         row = ApiClientRecord(
             key_id=key_id,
@@ -122,6 +188,7 @@ class ClientStore:
             key_hash=key_digest(key),
             services=",".join(wanted),
             created_at=dt.datetime.now(dt.UTC),
+            expires_at=expires_at,
         )
         with self._writer.write("client.add", new_revision=False) as write:
             write.session.add(row)
@@ -186,6 +253,7 @@ def _public(row: ApiClientRecord) -> dict[str, object]:
         "key_id": row.key_id,
         "services": row.services.split(","),
         "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+        "expires_at": _aware(row.expires_at).isoformat() if row.expires_at else None,
     }
 
 
@@ -197,6 +265,7 @@ class ClientRegistry:
         db: Engine,
         refresh_interval: float,
         clock: Callable[[], float] = time.monotonic,
+        today: Callable[[], dt.date] | None = None,
     ) -> None:
         self._db = db
         self._interval = refresh_interval
@@ -205,6 +274,18 @@ class ClientRegistry:
         self._by_id: dict[str, ApiClient] | None = None
         self._loaded_at: float | None = None  # the last read attempted, successful or not
         self._lock = threading.Lock()
+        # R-OPS-3: the last day each key is known used (written, or read from the database),
+        # and the days still to write (at the next load).
+        # The day (Europe/Paris) and the Unix time it ends: recomputed once a day (each time
+        # when the tests give their own ``today``).
+        self._day_at: Callable[[float], tuple[dt.date, float]] = (
+            _paris_day if today is None else (lambda now: (today(), now))
+        )
+        self._day: dt.date
+        self._day_ends: float
+        self._day, self._day_ends = self._day_at(unix_now())
+        self._used: dict[str, dt.date] = {}
+        self._unwritten: dict[str, dt.date] = {}
 
     @property
     def loaded(self) -> bool:
@@ -213,7 +294,9 @@ class ClientRegistry:
 
     def load(self) -> bool:
         """Read the open keys now; return whether it worked. On a database error the copy
-        held is kept (logged): valid keys keep working, revoked ones stay revoked."""
+        held is kept (logged): valid keys keep working, revoked ones stay revoked. The days
+        keys were used since the last load are written first (R-OPS-3)."""
+        self.write_uses()
         try:
             with self._db.connect() as conn:
                 rows = conn.execute(
@@ -223,6 +306,8 @@ class ClientRegistry:
                         ApiClientRecord.services,
                         ApiClientRecord.key_hash,
                         ApiClientRecord.created_at,
+                        ApiClientRecord.expires_at,
+                        ApiClientRecord.last_used_on,
                     ).where(ApiClientRecord.revoked_at.is_(None))
                 ).all()
         except SQLAlchemyError as exc:
@@ -239,9 +324,16 @@ class ClientRegistry:
                 frozenset(s for s in r.services.split(",") if s),
                 r.key_hash,
                 r.created_at,
+                expires_at=r.expires_at,
+                last_used_on=r.last_used_on,
             )
             for r in rows
         }
+        for r in rows:  # another worker's use of today: nothing left to write for it
+            if r.last_used_on is not None and r.last_used_on >= self._used.get(
+                r.key_id, r.last_used_on
+            ):
+                self._used[r.key_id] = r.last_used_on
         self._loaded_at = self._clock()
         return True
 
@@ -257,6 +349,32 @@ class ClientRegistry:
                     self.load()
             finally:
                 self._lock.release()
+
+    def write_uses(self) -> None:
+        """Write the days keys were last used (one UPDATE per key, changing nothing when the
+        row already holds that day or a later one); on failure they wait for the next load.
+        Called by each load, and when a worker exits (``pdp.web.server``)."""
+        unwritten, self._unwritten = self._unwritten, {}
+        if not unwritten:
+            return
+        try:
+            with self._db.begin() as conn:
+                for key_id, day in unwritten.items():
+                    conn.execute(
+                        update(ApiClientRecord)
+                        .where(
+                            ApiClientRecord.key_id == key_id,
+                            or_(
+                                ApiClientRecord.last_used_on.is_(None),
+                                ApiClientRecord.last_used_on < day,
+                            ),
+                        )
+                        .values(last_used_on=day)
+                    )
+        except SQLAlchemyError as exc:
+            log.warning("cannot write when %d API keys were last used: %s", len(unwritten), exc)
+            for key_id, day in unwritten.items():
+                self._unwritten.setdefault(key_id, day)
 
     def named(self, name: str) -> list[ApiClient]:
         """The open keys of ``name`` in the copy held."""
@@ -283,4 +401,18 @@ class ClientRegistry:
         client = by_id.get(match.group(1))
         if client is None or not hmac.compare_digest(client.key_hash, key_digest(key)):
             raise Unauthorized("Clé d'API invalide ou révoquée.", "INVALID_API_KEY")
+        now = unix_now()
+        expiry = client.expiry
+        if expiry is not None and now >= expiry:  # R-OPS-2: a float comparison
+            ended = dt.datetime.fromtimestamp(expiry, dt.UTC)
+            raise Unauthorized(
+                f"Clé d'API expirée depuis le {ended:%Y-%m-%d %H:%M} UTC.",
+                "API_KEY_EXPIRED",
+            )
+        if now >= self._day_ends:  # midnight in Paris passed: a new day of use
+            self._day, self._day_ends = self._day_at(now)
+        today = self._day
+        if self._used.get(client.key_id) != today:  # R-OPS-3: once a day, written later
+            self._used[client.key_id] = today
+            self._unwritten[client.key_id] = today
         return client

@@ -6,6 +6,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from pdp.engine.policy import PolicyEngine
+from pdp.observability import metrics
 from pdp.services.api_keys import ClientRegistry
 
 
@@ -23,6 +24,7 @@ def readiness(engine: PolicyEngine, clients: ClientRegistry, db: Engine) -> dict
     try:
         with db.connect() as conn:
             conn.execute(text("SELECT 1"))
+        metrics.database_ok()
     except SQLAlchemyError:
         checks["database"] = "unreachable"
     return checks

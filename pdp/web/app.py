@@ -34,6 +34,7 @@ from pdp.services.admin.service import AdminService
 from pdp.services.api_keys import DEMO_CLIENT, ClientRegistry
 from pdp.services.auditing import AuditorQueries
 from pdp.services.decisions import DecisionService
+from pdp.services.health import readiness
 from pdp.services.person_file import PersonFiles
 from pdp.services.sessions import SessionStore
 from pdp.services.tokens import TokenVerifier
@@ -54,6 +55,7 @@ from pdp.web.api.health import bp as health_bp
 from pdp.web.api.jsonio import OrjsonProvider
 from pdp.web.api.person_file import bp as person_file_bp
 from pdp.web.container import Services
+from pdp.web.proxy_trust import trust_forwarded
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -175,7 +177,11 @@ def create_app(
     if settings.production:
         refuse_demo_key(clients)
 
-    metrics.install(app)  # first: its timer starts before any other before_request
+    # Behind a trusted reverse proxy, request.remote_addr is the caller nginx saw (R-OPS-1).
+    app.wsgi_app = trust_forwarded(app.wsgi_app, settings)  # type: ignore[method-assign,assignment]
+    metrics.build_info(settings.build_commit)
+    # First: its timer starts before any other before_request. A scrape checks the database.
+    metrics.install(app, lambda: readiness(engine, clients, db))
     tracer = tracing.tracer_for(settings.tracing, span_exporter)
     if tracer is not None:  # PDP_TRACING=off installs nothing on the request path
         tracing.instrument_app(app, tracer)

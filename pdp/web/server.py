@@ -112,6 +112,8 @@ def _worker_exit(server: Any, worker: Any) -> None:
     close = None if found is None else getattr(found.decision_log, "close", None)
     if close is not None:
         close()
+    if found is not None:  # the days keys were used, not written yet (R-OPS-3)
+        found.api_keys.write_uses()
 
 
 def _on_starting(server: Any) -> None:

@@ -350,6 +350,10 @@ def test_metrics_are_summed_over_every_worker(demo_db: str, tmp_path: Path) -> N
         fresh = total(samples, "pdp_policy_fresh_timestamp_seconds")
         assert time.time() - fresh < 30
         assert total(samples, "pdp_index_load_seconds_count") >= 1  # the master's first load
+        # One build_info series over every process (the largest value, not a sum), and the
+        # database's timestamp refreshed by the scrape itself.
+        assert [v for (n, _), v in samples.items() if n == "pdp_build_info"] == [1]
+        assert time.time() - total(samples, "pdp_database_ok_timestamp_seconds") < 30
         output = server.log()
     lines = [line for line in output.splitlines() if line.strip()]
     assert lines, "the server wrote nothing"

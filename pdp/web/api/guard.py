@@ -14,7 +14,9 @@ views.
 - Path parameters and query strings with a control character are refused (400
   ``INVALID_CHARACTERS``, ``pdp.core.text``), as bodies are by their models.
 - Every request but the probes counts against its caller's rate limit (the ``limits`` library,
-  fixed windows): the key's client name, the JWT's subject, or else the remote address. Counters
+  fixed windows): the key's client name, the JWT's subject, or else the remote address (behind a
+  trusted proxy, the caller it forwards: ``pdp.web.proxy_trust``, R-OPS-1); refusals are counted
+  in ``pdp_rate_limited_requests_total``. Counters
   live in memory (one set per worker) or in Redis (shared by every worker and instance:
   production). Flask-Limiter, built on the same library, cost 135 µs a request here (resolving
   its limits and headers on every call), against 2.4 µs for the count itself
@@ -40,6 +42,8 @@ from pdp.web.container import services
 # Who may call what is each route's own declaration (``route(..., public=, api_key=, auth=)``):
 # the guard reads it off the registry. The API's description, served outside the registry, is
 # open to anyone (OPEN_ENDPOINTS).
+# The rate limit's key, by its first letter: the label of pdp_rate_limited_requests_total.
+KEY_KINDS = {"c": "client", "u": "user", "a": "address"}
 
 
 def client() -> ApiClient | None:
@@ -140,6 +144,7 @@ def install(
             key = f"user:{login}" if login else f"addr:{request.remote_addr or 'unknown'}"
         retry_after = limiter.hit(key)
         if retry_after is not None:
+            metrics.RATE_LIMITED_BY[KEY_KINDS[key[0]]]()  # only on a refusal: a dict lookup
             raise RateLimited(retry_after)
 
     return limiter

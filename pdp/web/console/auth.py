@@ -26,6 +26,7 @@ from pdp.engine.policy import PolicyEngine
 from pdp.services.admin import users
 from pdp.services.sessions import REPLACED, LiveSession
 from pdp.web.container import services
+from pdp.web.proxy_trust import peer_address
 
 
 def engine() -> PolicyEngine:
@@ -55,7 +56,7 @@ def identify() -> tuple[str | None, LiveSession | None]:
             flash("Votre session a pris fin : reconnectez-vous.", "error")
     if settings.mode != "trusted-header":
         return (live.login if live else None), live
-    if not settings.trusts(request.remote_addr):
+    if not settings.trusts(peer_address(request.environ)):
         return None, None
     value = request.headers.get(settings.header, "").strip() or None
     if live is not None and live.login != value:
