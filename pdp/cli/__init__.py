@@ -3,7 +3,8 @@ the demo, decisions from the shell, the server, the logs, the audit trail; ``cli
 keys; ``network``: the Cafs and the operators; ``quickstart``: the demo, served; ``inputs``:
 what the commands read, checked; ``transfer``: export and import of the whole store;
 ``openapi``: the API's document; ``person``: a person's file; ``reviews``: closing the access
-reviews at their due date)."""
+reviews at their due date; ``settings``: the settings in effect, or the README's table of
+them)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pdp.cli.openapi import openapi_cmd
 from pdp.cli.person import person
 from pdp.cli.quickstart import quickstart
 from pdp.cli.reviews import reviews
+from pdp.cli.settings_cmd import settings_cmd
 from pdp.cli.transfer import export_cmd, import_cmd
 
 cli.add_command(clients)
@@ -25,5 +27,6 @@ cli.add_command(import_cmd)
 cli.add_command(openapi_cmd)
 cli.add_command(person)
 cli.add_command(reviews)
+cli.add_command(settings_cmd)
 
 __all__ = ["cli", "main"]

@@ -74,7 +74,10 @@ def _load_demo(url: str) -> str:
     from pdp.services.demo import demo_loaded, load_demo
 
     settings = _settings()
-    chain = AuditChain(settings.audit_key, Masker(settings.log_mask, settings.log_mask_key))
+    chain = AuditChain(
+        settings.audit_key.get_secret_value(),
+        Masker(settings.log_mask, settings.log_mask_key.get_secret_value()),
+    )
     uow = UnitOfWork(sessionmaker(make_engine(url)))
     with uow.begin() as session:
         if demo_loaded(session):
@@ -100,7 +103,7 @@ def _service() -> DecisionService:
     settings = Settings.from_env(verify_orgs=0)
     engine, db = build_engine(settings)
     decision_log, _shipper = open_log(settings, db)
-    masker = Masker(settings.log_mask, settings.log_mask_key)
+    masker = Masker(settings.log_mask, settings.log_mask_key.get_secret_value())
     return DecisionService(engine, engine.catalogue, decision_log, masker)
 
 
@@ -309,7 +312,7 @@ def audit_checkpoint(after_restore: bool) -> None:
         raise ConfigurationError("PDP_AUDIT_CHECKPOINT_DIR is not set: nowhere to write")
     if after_restore:
         # Only an intact chain may be acknowledged: the new generation vouches for it.
-        report = AuditChain(settings.audit_key).verify(db)
+        report = AuditChain(settings.audit_key.get_secret_value()).verify(db)
         if not report.ok:
             click.echo(f"BROKEN: {report.message}; not acknowledged", err=True)
             sys.exit(1)
@@ -402,7 +405,10 @@ def _client_store() -> ClientStore:
     catalogue = load_catalogue(
         Path(settings.catalogue_path) if settings.catalogue_path else CATALOGUE_PATH
     )
-    chain = AuditChain(settings.audit_key, Masker(settings.log_mask, settings.log_mask_key))
+    chain = AuditChain(
+        settings.audit_key.get_secret_value(),
+        Masker(settings.log_mask, settings.log_mask_key.get_secret_value()),
+    )
     return ClientStore(make_engine(settings.database_url), chain, catalogue.services)
 
 

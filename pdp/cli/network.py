@@ -36,7 +36,10 @@ def _write(action: Action, verb: Callable[[Tx], T]) -> T:
 
     settings = _settings()
     db = make_engine(settings.database_url)
-    chain = AuditChain(settings.audit_key, Masker(settings.log_mask, settings.log_mask_key))
+    chain = AuditChain(
+        settings.audit_key.get_secret_value(),
+        Masker(settings.log_mask, settings.log_mask_key.get_secret_value()),
+    )
     writer = PolicyWriter(UnitOfWork(sessionmaker(db, expire_on_commit=False)), chain)
     try:
         with network.command_line_write(writer, _operator(), action, paris_today()) as tx:

@@ -29,7 +29,7 @@ def person_export(login: str, output: BinaryIO) -> None:
     """Write LOGIN's file: account, rights over time, last uses, administrative acts by and on
     them, decisions still retained; one JSON document, streamed."""
     settings = _settings()
-    masker = Masker(settings.log_mask, settings.log_mask_key)
+    masker = Masker(settings.log_mask, settings.log_mask_key.get_secret_value())
     db = make_engine(settings.database_url)
     try:
         found = open_file(db, masker, login, settings.decision_log_retention_months)

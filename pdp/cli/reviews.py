@@ -31,8 +31,8 @@ def close_due_cmd() -> None:
     settings = Settings.from_env(verify_orgs=0)
     engine, db = build_engine(settings)
     decision_log, _shipper = open_log(settings, db)
-    masker = Masker(settings.log_mask, settings.log_mask_key)
-    audit = AuditChain(settings.audit_key, masker)
+    masker = Masker(settings.log_mask, settings.log_mask_key.get_secret_value())
+    audit = AuditChain(settings.audit_key.get_secret_value(), masker)
     svc = AdminService(db, engine, engine.catalogue, audit, decision_log, None, masker)
     failed = False
     for campaign, outcome in close_due(svc):

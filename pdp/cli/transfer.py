@@ -53,7 +53,10 @@ def import_cmd(file: Path, dry_run: bool) -> None:
     refused (its organisation is then left as it was)."""
     settings = _settings()
     db = make_engine(settings.database_url)
-    chain = AuditChain(settings.audit_key, Masker(settings.log_mask, settings.log_mask_key))
+    chain = AuditChain(
+        settings.audit_key.get_secret_value(),
+        Masker(settings.log_mask, settings.log_mask_key.get_secret_value()),
+    )
     catalogue = load_catalogue(
         Path(settings.catalogue_path) if settings.catalogue_path else CATALOGUE_PATH
     )

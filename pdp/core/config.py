@@ -1,17 +1,30 @@
-"""Settings, read from the environment (``PDP_*``) over defaults, overridable by a mapping."""
+"""Settings, declared once with their types and documentation (pdp.core.settings_fields,
+pydantic-settings), read from the environment (``PDP_*``, a secret also from the file
+``PDP_<NAME>_FILE`` names) over defaults, overridable by a mapping, and checked; the production
+checks (``refuse_defaults``). Constructing ``Settings(...)`` reads no environment."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pdp.core.errors import ConfigurationError
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-DEFAULT_DATABASE_URL = f"sqlite:///{Path.cwd() / 'pdp.sqlite3'}"
-DEFAULT_DECISION_LOG_DIR = str(Path.cwd() / "pdp-decision-log")
+from pdp.core.errors import ConfigurationError
+from pdp.core.settings_fields import DEFAULT_DATABASE_URL as DEFAULT_DATABASE_URL
+from pdp.core.settings_fields import DEFAULT_DECISION_LOG_DIR as DEFAULT_DECISION_LOG_DIR
+from pdp.core.settings_fields import SettingsFields
+from pdp.core.settings_sources import (
+    invalid_value,
+    masked_password,
+    read_environment,
+    refuse_unknown,
+    secret_fields,
+    setting_variables,
+)
+
 DEFAULT_BIND = "127.0.0.1:8000"  # `pdp serve` and `pdp quickstart` (PDP_BIND, --bind)
 
 
@@ -20,141 +33,50 @@ def default_workers() -> int:
     return max(2, 2 * (os.cpu_count() or 1))
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every setting of the service; see the README's Configuration section."""
+class Settings(SettingsFields):
+    """Every setting of the service (declared in pdp.core.settings_fields), read from the
+    environment by ``from_env``; the README's Configuration table is made from the
+    declarations (``pdp settings --markdown``)."""
 
-    database_url: str = DEFAULT_DATABASE_URL
-    catalogue_path: str = ""
-    refresh_interval: float = 1.0
-    max_staleness: float = 300.0
-    batch_max: int = 1000
-    max_body_bytes: int = 1_048_576
-    page_max: int = 1000
-    verify_orgs: int = 5
-    decision_log: str = "buffered"
-    decision_log_dir: str = DEFAULT_DECISION_LOG_DIR
-    decision_log_flush_ms: int = 50
-    decision_log_ship_interval: float = 1.0
-    # Also deliver the decision log to a SIEM: tcp://host:port or tls://host:port (RFC 5424
-    # over TCP, octet counting; pdp.records.decision_log.syslog), and the CA file for tls.
-    decision_log_syslog: str = ""
-    decision_log_syslog_ca: str = ""
-    # Retention (pdp.records.retention): the log holds the current month and the months before
-    # it, this many in all; at most RETENTION_MAX_MONTHS in production. Pruned every
-    # PDP_DECISION_LOG_PRUNE_INTERVAL seconds by each server (0: only by `pdp logs prune`).
-    decision_log_retention_months: int = 12
-    decision_log_prune_interval: float = 3600.0
-    log_mask: str = "email"
-    log_mask_key: str = ""
-    audit_key: str = ""
-    # Signed checkpoints of the audit chain's head (pdp.records.checkpoints): "" = none written.
-    audit_checkpoint_dir: str = ""
-    audit_checkpoint_interval: float = 300.0
-    jwt_secret: str = ""
-    jwt_public_key: str = ""
-    jwt_algorithm: str = "HS256"
-    jwt_issuer: str = "pdp"
-    jwt_audience: str = "pdp-admin"
-    # Tokens of an identity provider (pdp.services.jwks): its key set's URL, or "" to find it
-    # by discovery when PDP_JWT_ISSUER is a URL and no static key is set.
-    jwt_jwks_url: str = ""
-    jwt_algorithms: str = "RS256,ES256"
-    jwt_login_claim: str = "sub"
-    jwt_jwks_refresh: float = 300.0  # seconds before the key set is read again (background)
-    jwt_jwks_min_interval: float = 10.0  # seconds between two reads asked by unknown keys
-    token_ttl: int = 900
-    env: str = "development"
-    rate_limit: str = "1000/second"
-    rate_limit_storage: str = "memory://"
-    metrics_public: str = "false"  # GET /metrics without credentials: true or false
-    log_format: str = "auto"  # text, json, or auto (json under `pdp serve` in production)
-    tracing: str = "off"  # off, otlp or console (pdp.observability.tracing; the tracing extra)
-    watcher: str = "auto"
-    min_revision_wait: float = 2.0
-    clock_start: str = ""
-    # The administration console (pdp.web.console): demo, trusted-header or off; "" = demo in
-    # development, off in production (a production console must be asked for, with a secret).
-    console_auth: str = ""
-    console_secret: str = ""
-    console_user_header: str = "X-Portal-User"
-    console_trusted_proxies: str = "127.0.0.1/32"
-    # Reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For/-Proto is believed
-    # (pdp.web.proxy_trust.ForwardedFor); "" = none: the connection's address is the caller's.
-    trusted_proxies: str = ""
-    # The source commit the running build was made from (the image's build argument), shown by
-    # the pdp_build_info metric; "" = unknown.
-    build_commit: str = ""
-    # PDP_CONSOLE_AUTH=oidc (pdp.web.console.oidc): the provider and this console's client.
-    console_oidc_issuer: str = ""
-    console_oidc_client_id: str = ""
-    console_oidc_client_secret: str = ""
-    console_oidc_scopes: str = "openid email profile"
-    console_oidc_redirect_uri: str = ""  # "" = /console/connexion/retour on the request's host
-    console_oidc_post_logout_uri: str = ""  # "" = /console/connexion on the request's host
-    # Seconds a console session lives without a page asked (idle) and at most (absolute).
-    console_session_idle: int = 900
-    console_session_max: int = 28800
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the keywords: ``Settings(...)`` never reads the process environment (tests rely
+        on the defaults); ``from_env`` is the one reader of ``PDP_*`` variables."""
+        return (init_settings,)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
-        """Read ``PDP_<NAME>`` variables, then apply ``overrides``; raise on bad values."""
+        """Read ``PDP_<NAME>`` variables (a secret also from the file ``PDP_<NAME>_FILE``
+        names), then apply ``overrides``; raise on bad values. Unknown ``PDP_*`` variables are
+        named in a warning, and refused in production."""
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(f"PDP_{f.name.upper()}")
-            if raw is None:
-                continue
-            try:
-                values[f.name] = _convert(f.type, raw)
-            except ValueError:
-                raise ConfigurationError(f"PDP_{f.name.upper()}: invalid value {raw!r}") from None
-        settings = replace(cls(), **values)
-        settings = replace(settings, **overrides) if overrides else settings
-        if settings.watcher not in ("auto", "postgres", "off"):
-            raise ConfigurationError(
-                f"PDP_WATCHER must be auto, postgres or off, not {settings.watcher!r}"
-            )
-        if settings.metrics_public.strip().lower() not in BOOLEANS:
-            raise ConfigurationError(
-                f"PDP_METRICS_PUBLIC must be true or false, not {settings.metrics_public!r}"
-            )
-        if settings.log_format not in LOG_FORMATS:
-            raise ConfigurationError(
-                f"PDP_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
-                f"not {settings.log_format!r}"
-            )
-        if settings.env not in ENVIRONMENTS:
-            raise ConfigurationError(
-                f"PDP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {settings.env!r}"
-            )
-        if not 0 < settings.audit_checkpoint_interval <= 86400:  # also refuses nan and inf
-            raise ConfigurationError(
-                "PDP_AUDIT_CHECKPOINT_INTERVAL must be a number of seconds above 0, at most "
-                f"86400, not {settings.audit_checkpoint_interval!r}"
-            )
-        if not 1 <= settings.decision_log_retention_months <= RETENTION_LIMIT_MONTHS:
-            raise ConfigurationError(
-                "PDP_DECISION_LOG_RETENTION_MONTHS must be a number of months from 1 to "
-                f"{RETENTION_LIMIT_MONTHS}, not {settings.decision_log_retention_months!r}"
-            )
-        if not 0 <= settings.decision_log_prune_interval <= 86400:  # refuses nan and inf too
-            raise ConfigurationError(
-                "PDP_DECISION_LOG_PRUNE_INTERVAL must be a number of seconds from 0 (never) to "
-                f"86400, not {settings.decision_log_prune_interval!r}"
-            )
-        if settings.console_auth not in CONSOLE_AUTH:
-            raise ConfigurationError(
-                f"PDP_CONSOLE_AUTH must be one of {', '.join(a for a in CONSOLE_AUTH if a)}, "
-                f"not {settings.console_auth!r}"
-            )
-        if not 0 < settings.console_session_idle <= settings.console_session_max:
-            raise ConfigurationError(
-                "PDP_CONSOLE_SESSION_IDLE and PDP_CONSOLE_SESSION_MAX must be positive numbers "
-                "of seconds, the idle lifetime no longer than the absolute one (not "
-                f"{settings.console_session_idle} and {settings.console_session_max})"
-            )
+        values = read_environment(cls, env, file_settings())
+        try:
+            settings = cls(**{**values, **overrides})
+        except ValidationError as exc:
+            raise invalid_value(exc, {**values, **overrides}, file_settings()) from None
+        _check(settings)
+        refuse_unknown(env, known_variables(), settings.production)
         return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes``, validated like a new ``Settings`` (``dataclasses.replace``
+        of the former dataclass)."""
+        current = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self)(**{**current, **changes})
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """The repr's fields: secrets are SecretStr ('**********'), the database URL's password
+        is masked."""
+        for name, value in super().__repr_args__():
+            yield name, masked_password(value) if name == "database_url" else value
 
     @property
     def console_mode(self) -> str:
@@ -172,7 +94,7 @@ class Settings:
         if self.jwt_jwks_url:
             return True
         by_url = self.jwt_issuer.startswith(("https://", "http://"))
-        return by_url and not self.jwt_secret and not self.jwt_public_key
+        return by_url and not self.jwt_secret.get_secret_value() and not self.jwt_public_key
 
     @property
     def production(self) -> bool:
@@ -194,6 +116,63 @@ class Settings:
     def rate_limited(self) -> bool:
         """Whether a per-client rate limit applies (``PDP_RATE_LIMIT`` not ``off``)."""
         return self.rate_limit.strip().lower() not in ("", "off")
+
+
+def file_settings() -> tuple[str, ...]:
+    """The settings also readable from a file (``PDP_<NAME>_FILE``): the secrets, and the
+    database URL (its password)."""
+    return (*secret_fields(Settings), "database_url")
+
+
+def known_variables() -> frozenset[str]:
+    """Every ``PDP_*`` variable a setting reads (``PDP_<NAME>`` and the ``*_FILE`` ones)."""
+    return setting_variables(Settings, file_settings())
+
+
+def _check(settings: Settings) -> None:
+    """The checks of values a type does not express (a choice, a range, two settings)."""
+    if settings.watcher not in ("auto", "postgres", "off"):
+        raise ConfigurationError(
+            f"PDP_WATCHER must be auto, postgres or off, not {settings.watcher!r}"
+        )
+    if settings.metrics_public.strip().lower() not in BOOLEANS:
+        raise ConfigurationError(
+            f"PDP_METRICS_PUBLIC must be true or false, not {settings.metrics_public!r}"
+        )
+    if settings.log_format not in LOG_FORMATS:
+        raise ConfigurationError(
+            f"PDP_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {settings.log_format!r}"
+        )
+    if settings.env not in ENVIRONMENTS:
+        raise ConfigurationError(
+            f"PDP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {settings.env!r}"
+        )
+    if not 0 < settings.audit_checkpoint_interval <= 86400:  # also refuses nan and inf
+        raise ConfigurationError(
+            "PDP_AUDIT_CHECKPOINT_INTERVAL must be a number of seconds above 0, at most "
+            f"86400, not {settings.audit_checkpoint_interval!r}"
+        )
+    if not 1 <= settings.decision_log_retention_months <= RETENTION_LIMIT_MONTHS:
+        raise ConfigurationError(
+            "PDP_DECISION_LOG_RETENTION_MONTHS must be a number of months from 1 to "
+            f"{RETENTION_LIMIT_MONTHS}, not {settings.decision_log_retention_months!r}"
+        )
+    if not 0 <= settings.decision_log_prune_interval <= 86400:  # refuses nan and inf too
+        raise ConfigurationError(
+            "PDP_DECISION_LOG_PRUNE_INTERVAL must be a number of seconds from 0 (never) to "
+            f"86400, not {settings.decision_log_prune_interval!r}"
+        )
+    if settings.console_auth not in CONSOLE_AUTH:
+        raise ConfigurationError(
+            f"PDP_CONSOLE_AUTH must be one of {', '.join(a for a in CONSOLE_AUTH if a)}, "
+            f"not {settings.console_auth!r}"
+        )
+    if not 0 < settings.console_session_idle <= settings.console_session_max:
+        raise ConfigurationError(
+            "PDP_CONSOLE_SESSION_IDLE and PDP_CONSOLE_SESSION_MAX must be positive numbers "
+            "of seconds, the idle lifetime no longer than the absolute one (not "
+            f"{settings.console_session_idle} and {settings.console_session_max})"
+        )
 
 
 ENVIRONMENTS = ("development", "production")
@@ -237,16 +216,16 @@ def refuse_defaults(settings: Settings) -> None:
     if settings.jwt_from_provider:
         pass  # the provider's keys: checked when the verifier is built (pdp.services.tokens)
     elif settings.jwt_algorithm == "HS256":
-        why = _weak(settings.jwt_secret)
+        why = _weak(settings.jwt_secret.get_secret_value())
         if why:
             problems.append(f"PDP_JWT_SECRET: {why}")
     elif not settings.jwt_public_key:
         problems.append(f"PDP_JWT_PUBLIC_KEY: it is not set ({settings.jwt_algorithm})")
     if settings.log_mask.strip():
-        why = _weak(settings.log_mask_key)
+        why = _weak(settings.log_mask_key.get_secret_value())
         if why:
             problems.append(f"PDP_LOG_MASK_KEY: {why} (pseudonyms could be recomputed)")
-    why = _weak(settings.audit_key)
+    why = _weak(settings.audit_key.get_secret_value())
     if why:
         problems.append(f"PDP_AUDIT_KEY: {why} (the audit chain could be forged)")
     why = retention_problem(settings)
@@ -262,7 +241,7 @@ def refuse_defaults(settings: Settings) -> None:
     if settings.console_mode == "demo":
         problems.append("PDP_CONSOLE_AUTH: demo sign-in lets anyone act as anyone")
     elif settings.console_mode != "off":
-        why = _weak(settings.console_secret)
+        why = _weak(settings.console_secret.get_secret_value())
         if why:
             problems.append(f"PDP_CONSOLE_SECRET: {why} (console sessions could be forged)")
     if problems:
@@ -277,11 +256,3 @@ def retention_problem(settings: Settings) -> str | None:
             f"is above the {RETENTION_MAX_MONTHS} months decisions may be kept"
         )
     return None
-
-
-def _convert(kind: object, raw: str) -> Any:
-    if kind in ("int", int):
-        return int(raw)
-    if kind in ("float", float):
-        return float(raw)
-    return raw

@@ -397,12 +397,12 @@ def checkpoint_key(settings: Settings) -> str:
     """The key checkpoints are signed with: ``PDP_AUDIT_KEY``. In production a missing or weak
     key is refused (ConfigurationError), as ``refuse_defaults`` refuses it at start-up."""
     if settings.production:
-        why = weak_secret(settings.audit_key)
+        why = weak_secret(settings.audit_key.get_secret_value())
         if why:
             raise ConfigurationError(
                 f"PDP_ENV=production refuses unsigned audit checkpoints: PDP_AUDIT_KEY: {why}"
             )
-    return settings.audit_key
+    return settings.audit_key.get_secret_value()
 
 
 def checkpoint_dir(settings: Settings) -> Path:

@@ -63,11 +63,11 @@ class TokenVerifier:
                 f"not {settings.jwt_algorithm!r}"
             )
         if settings.jwt_algorithm == "HS256":
-            if not settings.jwt_secret:
+            if not settings.jwt_secret.get_secret_value():
                 return None
-            if len(settings.jwt_secret) < 32:
+            if len(settings.jwt_secret.get_secret_value()) < 32:
                 raise ConfigurationError("PDP_JWT_SECRET must be at least 32 characters long")
-            key = settings.jwt_secret
+            key = settings.jwt_secret.get_secret_value()
         else:
             key = _pem(settings.jwt_public_key)
             if not key:
@@ -87,7 +87,7 @@ class TokenVerifier:
     def from_provider(cls, settings: Settings) -> TokenVerifier:
         """The verifier of an identity provider's tokens; its keys are read now (a provider
         unreachable now is not fatal: the first token asks again)."""
-        if settings.jwt_secret or settings.jwt_public_key:
+        if settings.jwt_secret.get_secret_value() or settings.jwt_public_key:
             raise ConfigurationError(
                 "PDP_JWT_JWKS_URL and a static key (PDP_JWT_SECRET or PDP_JWT_PUBLIC_KEY) "
                 "exclude each other: set one"
@@ -210,7 +210,7 @@ def _pem(value: str) -> str:
 
 def mint(settings: Settings, login: str, ttl: int | None = None) -> str:
     """Sign a short-lived HS256 token for ``login`` (development and tests)."""
-    if not settings.jwt_secret:
+    if not settings.jwt_secret.get_secret_value():
         raise ConfigurationError("`pdp token` needs PDP_JWT_SECRET (an HS256 signing secret)")
     now = int(time.time())
     claims = {
@@ -220,4 +220,4 @@ def mint(settings: Settings, login: str, ttl: int | None = None) -> str:
         "iat": now,
         "exp": now + (settings.token_ttl if ttl is None else ttl),
     }
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")

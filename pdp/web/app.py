@@ -148,7 +148,7 @@ def create_app(
         engine, db = build_engine(settings)
     else:
         db = make_engine(settings.database_url)
-    masker = Masker(settings.log_mask, settings.log_mask_key)
+    masker = Masker(settings.log_mask, settings.log_mask_key.get_secret_value())
     shipper = None
     if decision_log is None:
         decision_log, shipper = open_log(settings, db)
@@ -157,7 +157,7 @@ def create_app(
         db,
         engine,
         engine.catalogue,
-        AuditChain(settings.audit_key, masker),
+        AuditChain(settings.audit_key.get_secret_value(), masker),
         decision_log,
         verifier,
         masker,

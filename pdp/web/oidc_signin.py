@@ -61,7 +61,10 @@ class OidcSignIn:
             for name, value in (
                 ("PDP_CONSOLE_OIDC_ISSUER", settings.console_oidc_issuer),
                 ("PDP_CONSOLE_OIDC_CLIENT_ID", settings.console_oidc_client_id),
-                ("PDP_CONSOLE_OIDC_CLIENT_SECRET", settings.console_oidc_client_secret),
+                (
+                    "PDP_CONSOLE_OIDC_CLIENT_SECRET",
+                    settings.console_oidc_client_secret.get_secret_value(),
+                ),
             )
             if not value
         ]
@@ -83,7 +86,7 @@ class OidcSignIn:
         client = oauth.register(
             NAME,
             client_id=settings.console_oidc_client_id,
-            client_secret=settings.console_oidc_client_secret,
+            client_secret=settings.console_oidc_client_secret.get_secret_value(),
             server_metadata_url=f"{issuer.rstrip('/')}/.well-known/openid-configuration",
             client_kwargs={
                 "scope": settings.console_oidc_scopes,

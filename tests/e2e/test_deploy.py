@@ -23,7 +23,6 @@ import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ import yaml
 from flask import Flask
 from sqlalchemy.engine import make_url
 
-from pdp.core.config import Settings, refuse_defaults
+from pdp.core.config import Settings, known_variables, refuse_defaults
 from pdp.core.errors import ConfigurationError
 
 from support.databases import new_database
@@ -207,7 +206,7 @@ def upstreams() -> dict[str, list[str]]:
 
 
 def setting_names() -> set[str]:
-    return {f"PDP_{f.name.upper()}" for f in fields(Settings)} | SERVE_OPTIONS
+    return set(known_variables()) | SERVE_OPTIONS
 
 
 def port(bind: str) -> int:

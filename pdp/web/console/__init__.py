@@ -57,9 +57,9 @@ def session_secret(settings: Settings) -> str:
     building its own app) signs and accepts the same cookies; it is no secret when the JWT
     secret is unset, which is why production wants a real one.
     """
-    if settings.console_secret:
-        return settings.console_secret
-    seed = settings.jwt_secret or settings.database_url
+    if settings.console_secret.get_secret_value():
+        return settings.console_secret.get_secret_value()
+    seed = settings.jwt_secret.get_secret_value() or settings.database_url
     return hmac.new(b"pdp-console-session", seed.encode(), hashlib.sha256).hexdigest()
 
 
