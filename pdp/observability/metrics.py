@@ -349,11 +349,7 @@ def install(app: Flask, on_scrape: Callable[[], object] | None = None) -> None:
     def _observe(response: Response) -> Response:
         started = g.get("pdp_started")
         if started is not None:
-            key = (request.endpoint or "none", response.status_code // 100)
-            observe = _REQUESTS.get(key)
-            if observe is None:
-                observe = _REQUESTS[key] = REQUEST_SECONDS.labels(key[0], f"{key[1]}xx").observe
-            observe(time.perf_counter() - started)
+            observe_request(request.endpoint or "none", response.status_code, started)
         return response
 
     def metrics() -> Response:
@@ -363,6 +359,16 @@ def install(app: Flask, on_scrape: Callable[[], object] | None = None) -> None:
         return Response(exposition(), mimetype=CONTENT_TYPE_LATEST.split(";")[0])
 
     app.add_url_rule("/metrics", ENDPOINT, metrics, methods=["GET"])
+
+
+def observe_request(endpoint: str, status: int, started: float) -> None:
+    """Count a request to ``endpoint`` answered with ``status``, begun at ``started``
+    (``time.perf_counter``), in ``pdp_http_request_duration_seconds``."""
+    key = (endpoint, status // 100)
+    observe = _REQUESTS.get(key)
+    if observe is None:
+        observe = _REQUESTS[key] = REQUEST_SECONDS.labels(endpoint, f"{key[1]}xx").observe
+    observe(time.perf_counter() - started)
 
 
 # -- gunicorn's master -------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from pdp.services.person_file import PersonFiles
 from pdp.services.sessions import SessionStore
 from pdp.services.tokens import TokenVerifier
 from pdp.web import console
-from pdp.web.api import errors, guard
+from pdp.web.api import errors, guard, hot_path
 from pdp.web.api.access import bp as access_bp
 from pdp.web.api.admin_contracts import bp as admin_contracts_bp
 from pdp.web.api.admin_groups import bp as admin_groups_bp
@@ -177,8 +177,6 @@ def create_app(
     if settings.production:
         refuse_demo_key(clients)
 
-    # Behind a trusted reverse proxy, request.remote_addr is the caller nginx saw (R-OPS-1).
-    app.wsgi_app = trust_forwarded(app.wsgi_app, settings)  # type: ignore[method-assign,assignment]
     metrics.build_info(settings.build_commit)
     # First: its timer starts before any other before_request. A scrape checks the database.
     metrics.install(app, lambda: readiness(engine, clients, db))
@@ -187,11 +185,14 @@ def create_app(
         tracing.instrument_app(app, tracer)
         tracing.instrument_store(db, tracer)
         decisions.tracer = tracer
+    else:  # the checks' lean path (its spans would be Flask hooks: all through Flask then)
+        hot_path.install(app)
+    # Behind a trusted reverse proxy, request.remote_addr is the caller nginx saw (R-OPS-1).
+    app.wsgi_app = trust_forwarded(app.wsgi_app, settings)  # type: ignore[method-assign,assignment]
 
     @app.before_request
     def _request_context() -> None:
-        context.request_id.set(context.accept_request_id(request.headers.get("X-Request-Id")))
-        context.client.set(request.remote_addr or "unknown")
+        context.begin(request.headers.get("X-Request-Id"), request.remote_addr)
         if b"dry_run" in request.query_string:  # a preview of a write (bytes test: no parsing
             previewing.set(_dry_run(request.args.get("dry_run")))  # on the checks' path)
 
@@ -202,10 +203,8 @@ def create_app(
 
     @app.teardown_request
     def _forget_request_id(_exc: BaseException | None) -> None:
-        # The worker's thread keeps its context: a log line between two requests must not
-        # carry the last one's id (pdp.observability.logs), nor a preview the next write.
-        context.request_id.set(None)
-        previewing.set(False)
+        context.end()
+        previewing.set(False)  # a preview must not carry over to the next write either
 
     errors.install(app)
     limiter = guard.install(app, clients, verifier, settings)

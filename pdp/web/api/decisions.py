@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 
 from pdp.core.errors import BadRequest, PayloadTooLarge, PdpError
 from pdp.engine.decision import Query
+from pdp.services.api_keys import ApiClient
 from pdp.services.decisions import Checked, grant_json
-from pdp.web.api.errors import validation_error
-from pdp.web.api.guard import client, page_limit, path_value, require_service
+from pdp.web.api.errors import error_json, validation_error
+from pdp.web.api.guard import check_service, client, page_limit, path_value, require_service
 from pdp.web.api.openapi import route
 from pdp.web.api.schemas import (
     BatchRequest,
@@ -23,7 +24,7 @@ from pdp.web.api.schemas import (
     ServiceUsersQuery,
     ServiceUsersResponse,
 )
-from pdp.web.container import services
+from pdp.web.container import Services, services
 
 bp = Blueprint("decisions", __name__, url_prefix="/v1")
 
@@ -51,27 +52,29 @@ def read_body() -> bytes:
     Content-Length was sent (a chunked body must not be silently cut)."""
     limit = services().settings.max_body_bytes
     length = request.content_length
-    if length is not None and length > limit:
-        raise PayloadTooLarge(_TOO_LARGE)
     if length is not None:
         # The common case, read straight from the server's input: Werkzeug's stream wrappers
         # cost more than the decision itself (bench/README.md, "Where the time went").
-        data: bytes = request.environ["wsgi.input"].read(length)
-        return data
+        return read_sized(request.environ["wsgi.input"], length, limit)
     data = request.stream.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(_TOO_LARGE)
     return data
 
 
+def read_sized(stream: IO[bytes], length: int, limit: int) -> bytes:
+    """A body of ``length`` bytes (its Content-Length) from ``stream``, refused with 413 above
+    ``limit``."""
+    if length > limit:
+        raise PayloadTooLarge(_TOO_LARGE)
+    return stream.read(length)
+
+
 _TOO_LARGE = "Corps de requête trop volumineux."
 
 
 def _error_json(err: PdpError) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": err.code, "message": err.message}
-    if err.details is not None:
-        body["details"] = err.details
-    return {"error": body}
+    return error_json(err.code, err.message, err.details)
 
 
 @route(
@@ -86,10 +89,16 @@ def _error_json(err: PdpError) -> dict[str, Any]:
 )
 def check() -> Response:
     """Decide one check (R-DEC-1)."""
-    body = CheckRequest.model_validate_json(read_body())
-    require_service(body.service)
-    _fresh_enough(body.min_revision)
-    return jsonify(_checked_json(services().decisions.check(_query(body))))
+    return jsonify(answer_check(services(), client(), read_body()))
+
+
+def answer_check(found: Services, caller: ApiClient | None, data: bytes) -> dict[str, Any]:
+    """The answer to ``POST /v1/check`` with body ``data`` from ``caller``: this view's and the
+    lean path's (``pdp.web.api.hot_path``) one definition."""
+    body = CheckRequest.model_validate_json(data)
+    check_service(caller, body.service, found.decisions.catalogue)
+    _fresh_enough(found, body.min_revision)
+    return _checked_json(found.decisions.check(_query(body)))
 
 
 @route(
@@ -104,10 +113,16 @@ def check() -> Response:
 )
 def check_batch() -> Response:
     """Decide up to ``batch_max`` checks; a bad item answers its own error."""
-    body = BatchRequest.model_validate_json(read_body())
-    cap = services().settings.batch_max
+    return jsonify(answer_batch(services(), client(), read_body()))
+
+
+def answer_batch(found: Services, caller: ApiClient | None, data: bytes) -> dict[str, Any]:
+    """The answer to ``POST /v1/check/batch`` (as ``answer_check``)."""
+    body = BatchRequest.model_validate_json(data)
+    cap = found.settings.batch_max
     if len(body.checks) > cap:
         raise BadRequest(f"Un lot contient au plus {cap} vérifications.", code="BATCH_TOO_LARGE")
+    catalogue = found.decisions.catalogue
     items: list[Query | PdpError] = []
     wanted = body.min_revision
     for raw in body.checks:
@@ -117,7 +132,7 @@ def check_batch() -> Response:
                 if isinstance(raw, dict)
                 else _not_object()
             )
-            require_service(item.service)
+            check_service(caller, item.service, catalogue)
             items.append(_query(item))
             if item.min_revision is not None:  # the whole batch answers from the freshest asked
                 wanted = max(wanted or 0, item.min_revision)
@@ -125,18 +140,18 @@ def check_batch() -> Response:
             items.append(validation_error(exc))
         except PdpError as exc:
             items.append(exc)
-    _fresh_enough(wanted)
+    _fresh_enough(found, wanted)
     results = [
         _error_json(r) if isinstance(r, PdpError) else _checked_json(r)
-        for r in services().decisions.check_many(items)
+        for r in found.decisions.check_many(items)
     ]
-    return jsonify({"results": results})
+    return {"results": results}
 
 
-def _fresh_enough(revision: int | None) -> None:
+def _fresh_enough(found: Services, revision: int | None) -> None:
     """Honour ``min_revision`` (read-your-writes), waiting at most PDP_MIN_REVISION_WAIT."""
     if revision is not None:
-        services().decisions.at_least(revision, services().settings.min_revision_wait)
+        found.decisions.at_least(revision, found.settings.min_revision_wait)
 
 
 def _not_object() -> CheckRequest:
@@ -158,7 +173,7 @@ def permissions(login: str) -> Response:
     may ask about."""
     path_value(login, "login", 120)
     args = PermissionsQuery.model_validate(request.args.to_dict())
-    _fresh_enough(args.min_revision)
+    _fresh_enough(services(), args.min_revision)
     caller = client()
     return jsonify(
         services().decisions.permissions(
@@ -182,7 +197,7 @@ def service_users(service: str) -> Response:
     path_value(service, "service", 40)
     require_service(service)
     args = ServiceUsersQuery.model_validate(request.args.to_dict())
-    _fresh_enough(args.min_revision)
+    _fresh_enough(services(), args.min_revision)
     return jsonify(
         services().decisions.service_users(
             service,

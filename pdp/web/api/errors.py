@@ -25,13 +25,45 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
-    """Build the JSON error answer."""
+_INTERNAL = ("INTERNAL_ERROR", "Erreur interne du service.")
+
+
+def error_json(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The JSON document of an error: ``{"error": {"code", "message"[, "details"]}}``."""
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
-    response = jsonify({"error": body})
+    return {"error": body}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    """Build the JSON error answer."""
+    response = jsonify(error_json(code, message, details))
     response.status_code = status
+    return response
+
+
+def failure(exc: Exception) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+    """What the API answers for ``exc`` raised by a request: status, JSON document and extra
+    headers. A PdpError says its own status and code (``Retry-After`` on a 429), a pydantic
+    error is a BadRequest (``validation_error``), anything else a 500 that tells nothing of its
+    cause (logged here: call it from the ``except`` block). The one translation, used by the
+    app's handlers below and by the decision endpoints' lean path (``pdp.web.api.hot_path``)."""
+    if isinstance(exc, ValidationError):
+        exc = validation_error(exc)
+    if isinstance(exc, PdpError):
+        retry_after = getattr(exc, "retry_after", None)
+        headers = [] if retry_after is None else [("Retry-After", str(retry_after))]
+        return exc.status, error_json(exc.code, exc.message, exc.details), headers
+    log.exception("unexpected error")
+    return 500, error_json(*_INTERNAL), []
+
+
+def _as_response(status: int, document: dict[str, Any], headers: list[tuple[str, str]]) -> Response:
+    response = jsonify(document)
+    response.status_code = status
+    for name, value in headers:
+        response.headers[name] = value
     return response
 
 
@@ -76,13 +108,12 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(PdpError)
     def _pdp(exc: PdpError) -> Response:
-        response = _page(exc.status) or error_response(
-            exc.status, exc.code, exc.message, exc.details
-        )
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            response.headers["Retry-After"] = str(retry_after)
-        return response
+        status, document, headers = failure(exc)
+        page = _page(status)
+        if page is not None:
+            page.headers.extend(headers)
+            return page
+        return _as_response(status, document, headers)
 
     @app.errorhandler(PreviewReady)
     def _preview(exc: PreviewReady) -> Response:
@@ -91,8 +122,7 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError) -> Response:
-        err = validation_error(exc)
-        return error_response(err.status, err.code, err.message, err.details)
+        return _as_response(*failure(exc))
 
     def _page(status: int) -> Response | None:
         # The console (pdp.web.console) answers its own paths with French HTML pages.
@@ -110,5 +140,5 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        log.exception("unexpected error")
-        return _page(500) or error_response(500, "INTERNAL_ERROR", "Erreur interne du service.")
+        status, document, headers = failure(exc)  # logs it
+        return _page(status) or _as_response(status, document, headers)

@@ -28,6 +28,7 @@ from __future__ import annotations
 from flask import Flask, g, request
 
 from pdp.core import context
+from pdp.core.catalogue import Catalogue
 from pdp.core.config import Settings
 from pdp.core.errors import BadRequest, Forbidden, Unauthorized
 from pdp.core.text import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, has_forbidden
@@ -53,12 +54,16 @@ def client() -> ApiClient | None:
 
 
 def require_service(service: str) -> None:
-    """Raise Forbidden unless the calling front-end may ask about ``service``. Names outside
-    the catalogue pass: the decision refuses them as unknown (400), the same for every key."""
-    caller = client()
+    """Raise Forbidden unless the calling front-end may ask about ``service``."""
+    check_service(client(), service, services().decisions.catalogue)
+
+
+def check_service(caller: ApiClient | None, service: str, catalogue: Catalogue) -> None:
+    """Raise Forbidden unless ``caller`` (None: a JWT route's user) may ask about ``service``.
+    Names outside the catalogue pass: the decision refuses them as unknown (400), the same for
+    every key."""
     if caller is None or service in caller.services:
         return
-    catalogue = services().decisions.catalogue
     if service in catalogue.services:
         raise Forbidden(
             f"Ce client ({caller.name}) n'est pas autorisé à interroger le service {service!r}.",
@@ -135,19 +140,25 @@ def install(
         endpoint = request.endpoint
         if endpoint is None or endpoint in public:
             return
-        caller = client()
-        if caller is not None:
-            key = f"client:{caller.name}"
-        else:
-            # A JWT route's user was authenticated just before (_authenticate): not again.
-            login = g.get("pdp_login")
-            key = f"user:{login}" if login else f"addr:{request.remote_addr or 'unknown'}"
-        retry_after = limiter.hit(key)
-        if retry_after is not None:
-            metrics.RATE_LIMITED_BY[KEY_KINDS[key[0]]]()  # only on a refusal: a dict lookup
-            raise RateLimited(retry_after)
+        # A JWT route's user was authenticated just before (_authenticate): not again.
+        count(limiter, client(), g.get("pdp_login"), request.remote_addr)
 
     return limiter
+
+
+def count(
+    limiter: RateLimiter, caller: ApiClient | None, login: str | None, address: str | None
+) -> None:
+    """Count a request against its caller's limit: the key's client, else the JWT's user, else
+    the address; raise RateLimited (429) over it."""
+    if caller is not None:
+        key = f"client:{caller.name}"
+    else:
+        key = f"user:{login}" if login else f"addr:{address or 'unknown'}"
+    retry_after = limiter.hit(key)
+    if retry_after is not None:
+        metrics.RATE_LIMITED_BY[KEY_KINDS[key[0]]]()  # only on a refusal: a dict lookup
+        raise RateLimited(retry_after)
 
 
 def _forbidden_text(name: str) -> BadRequest:

@@ -30,5 +30,9 @@ class OrjsonProvider(JSONProvider):
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         """A JSON response, encoded once straight to bytes."""
-        obj = self._prepare_response_obj(args, kwargs)
-        return Response(orjson.dumps(obj) + b"\n", mimetype=self.mimetype)
+        return Response(encode(self._prepare_response_obj(args, kwargs)), mimetype=self.mimetype)
+
+
+def encode(obj: Any) -> bytes:
+    """An API answer's bytes: ``obj`` in JSON and a newline (the app's and the lean path's)."""
+    return orjson.dumps(obj) + b"\n"
