@@ -74,6 +74,7 @@ def _suite(args: argparse.Namespace) -> None:
             http_duration_s=args.http_duration,
             http_rounds=args.http_rounds,
             writes=not args.no_writes,
+            write_load=not args.no_write_load,
             write_repeats=args.write_repeats,
             postgres_url=args.postgres_url or os.environ.get("PDP_BENCH_POSTGRES_URL"),
             json_path=args.json or str(RESULTS_DIR / f"suite-scale{args.scale:g}.json"),
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     suite.add_argument("--http-rounds", type=int, default=3, help="interleaved wrk runs")
     suite.add_argument("--no-http", action="store_true")
     suite.add_argument("--no-writes", action="store_true")
+    suite.add_argument(
+        "--no-write-load", action="store_true", help="skip checks on 4 workers while writes arrive"
+    )
     suite.add_argument("--write-repeats", type=int, default=20)
     suite.add_argument(
         "--postgres-url",

@@ -129,7 +129,7 @@ def test_the_whole_suite_runs_end_to_end_and_agrees_with_casbin_and_cedar(
     args += ["--http-duration", "1", "--http-rounds", "1", "--write-repeats", "2"]
     args += ["--history-dir", str(tmp_path / "history")]
     if shutil.which("wrk") is None:
-        args.append("--no-http")
+        args += ["--no-http", "--no-write-load"]
     assert main([*args, "--json", str(out)]) == 0
     suite = json.loads(out.read_text())
 
@@ -166,6 +166,10 @@ def test_the_whole_suite_runs_end_to_end_and_agrees_with_casbin_and_cedar(
         shipping = http["shipping"]
         assert shipping["answered"] > 0 and shipping["unshipped_bytes"] == 0, shipping
         assert shipping["rows_added"] >= shipping["answered"], shipping
+        # Checks while writes arrive: the writes went through (each one attaching a user).
+        load = suite["write_load"]
+        assert load["writes"] > 0 and load["write_failed"] == 0, load
+        assert load["quiet_rps"] > 0 and load["loaded_rps"] > 0
     # The run is kept, with its commit and machine, and is one row of the history's table.
     (kept,) = history.load(tmp_path / "history")
     assert kept["commit"] and kept["machine_info"]["cpus"] and kept["runs"] == suite["runs"]
@@ -181,6 +185,7 @@ def test_the_whole_suite_runs_end_to_end_and_agrees_with_casbin_and_cedar(
             "| buffered |",
             "| sync |",
             "log buffered: throughput",
+            "writes/s arrive",
         ):
             assert label in printed, label
 
