@@ -221,7 +221,7 @@ def logs_ship(follow: bool) -> None:
         f"{report.rejected} entries set aside{torn}"
     )
     if not shipper.served:
-        click.echo(f"the shipper of a running server (pid {lock.holder()}) ships its workers'")
+        click.echo(f"the workers' segments are left to the running shipper (pid {lock.holder()})")
     click.echo(_rejected_line(backlog(settings.decision_log_dir)))
 
 
