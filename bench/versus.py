@@ -25,6 +25,7 @@ from typing import Any
 
 from bench.http import (
     QueryRow,
+    _children,
     _pdp_argv,
     _pdp_env,
     bench_key,
@@ -70,23 +71,65 @@ def measure(
             servers[name] = stack.enter_context(running(name, argv[name], server_env, work, 600))
         for _ in range(rounds):
             for name, server in servers.items():
-                runs[name].append(wrk(server.url, script, connections, duration_s, 2))
+                before_cpu = _cpu(server.process.pid)
+                figures = wrk(server.url, script, connections, duration_s, 2)
+                after_cpu = _cpu(server.process.pid)
+                # CPU seconds of each child process during the run, largest first.
+                figures["cpu_s"] = sorted(
+                    (after_cpu[p] - before_cpu.get(p, 0.0) for p in after_cpu), reverse=True
+                )
+                if name != "bare":
+                    shipper = _shipper_pid(work / f"decision-log-{name}")
+                    figures["shipper_cpu_s"] = (
+                        after_cpu.get(shipper, 0.0) - before_cpu.get(shipper, 0.0)
+                        if shipper
+                        else 0.0
+                    )
+                runs[name].append(figures)
         for name in ("before", "after"):
             wait_shipped(work / f"decision-log-{name}", 300)
     return runs
 
 
+def _cpu(master: int) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each child of ``master``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in _children(master):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def _shipper_pid(directory: Path) -> int:
+    """The shipper process's pid, if one holds the directory's shipper.lock (0 otherwise)."""
+    try:
+        text = (directory / "shipper.lock").read_text().strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
 def summary(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """One line per server: the median throughput and latencies, and each round's."""
+    """One line per server: the medians of throughput, latencies and CPU time per request (the
+    shipper process's apart), and each round's throughput."""
     lines = []
     for name, figures in runs.items():
         rps = [f["rps"] for f in figures]
-        lines.append(
+        cpu = statistics.median(sum(f["cpu_s"]) / f["requests"] * 1e6 for f in figures)
+        line = (
             f"{name:6}: median {statistics.median(rps):,.0f} req/s, "
             f"p50 {statistics.median(f['p50_us'] for f in figures) / 1000:.2f} ms, "
-            f"p99 {statistics.median(f['p99_us'] for f in figures) / 1000:.2f} ms; "
-            f"rounds {', '.join(f'{r:,.0f}' for r in rps)}"
+            f"p99 {statistics.median(f['p99_us'] for f in figures) / 1000:.2f} ms, "
+            f"CPU {cpu:,.0f} µs per request"
         )
+        if "shipper_cpu_s" in figures[0]:
+            ship = statistics.median(f["shipper_cpu_s"] / f["requests"] * 1e6 for f in figures)
+            line += f" (shipper process {ship:,.0f})"
+        lines.append(f"{line}; rounds {', '.join(f'{r:,.0f}' for r in rps)}")
     return lines
 
 
@@ -110,6 +153,8 @@ def main() -> None:
         workers=args.workers,
     )
     print(*summary(runs), sep="\n")
+    for name, figures in runs.items():  # how the load spread over the processes
+        print(name, [[round(c, 1) for c in f["cpu_s"]] for f in figures])
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ What is measured (the names are the public contract of dashboards and alerts):
   ``PDP_MAX_STALENESS``;
 - ``pdp_index_load_seconds``: how long each full build of the index took;
 - ``pdp_decision_log_pending_bytes`` / ``pdp_decision_log_lag_seconds``: what is written and
-  not shipped yet (summed over workers), and the age of its oldest entry (the largest of the
-  workers', to within one ship interval); ``pdp_decision_log_shipped_total`` (rows) and
+  not shipped yet, and the age of its oldest entry (to within one ship interval), published by
+  the shipper (under ``pdp serve`` the shipper process, for the whole directory; elsewhere each
+  process's shipper thread, summed); ``pdp_decision_log_shipped_total`` (rows) and
   ``pdp_decision_log_ship_errors_total`` / ``pdp_decision_log_write_errors_total``;
   ``pdp_decision_log_rejected_total{cause}``: entries set aside in ``rejected.jsonl``
   (``unreadable``, or ``refused`` by the database), which every later entry ships past;

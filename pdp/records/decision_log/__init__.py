@@ -46,8 +46,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from pdp.records.decision_log.backlog import Backlog, backlog
 from pdp.records.decision_log.process import ShipperLock, ShipperProcess, follow
-from pdp.records.decision_log.shipper import Backlog, Shipper, ShipReport, backlog
+from pdp.records.decision_log.shipper import Shipper, ShipReport
 from pdp.records.decision_log.syslog import SyslogForwarder
 from pdp.records.decision_log.wal import (
     MODES,

@@ -4,7 +4,6 @@ database refuses set aside in ``rejected.jsonl``, and the backlog that remains."
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import errno
 import fcntl
@@ -23,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from pdp.adapters.sql.models import DecisionRecord
 from pdp.observability import metrics
 from pdp.records.decision_log import files
+from pdp.records.decision_log.backlog import append_rejected, directory_pending
 from pdp.records.decision_log.entry import Row
 from pdp.records.decision_log.syslog import SyslogForwarder
 from pdp.records.decision_log.wal import (
@@ -161,7 +161,7 @@ class Shipper:
         and the age of the oldest unshipped entry (an upper bound: it was written after the last
         successful round started)."""
         if self.served:
-            pending, unforwarded = _directory_pending(self.directory)
+            pending, unforwarded = directory_pending(self.directory)
         elif self.wal is not None:
             pending, unforwarded = self.wal.pending_bytes, self.wal.unforwarded_bytes
         else:
@@ -392,7 +392,7 @@ class Shipper:
         """Append each line to rejected.jsonl with its error, and make it durable (before the
         segment's offset moves past it)."""
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        _append_rejected(
+        append_rejected(
             self.directory,
             b"".join(
                 orjson.dumps(_rejected_record(path, line, exc, cause, now), option=_LINE)
@@ -451,41 +451,6 @@ def _error(exc: BaseException) -> dict[str, str]:
     return {"class": name, "message": str(exc).strip()}
 
 
-def _append_rejected(directory: Path, data: bytes) -> None:
-    """Append whole lines to the directory's rejected.jsonl and fsync it. It stays JSON Lines:
-    a line torn by a crash is cut off first (the entries it held were not set aside yet, so
-    they come again), and so is a write that fails (disk full)."""
-    target = directory / REJECTED
-    created = not target.exists()
-    fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # the shippers of every process append here
-        end = _whole_lines_end(fd)
-        os.ftruncate(fd, end)
-        try:
-            files._write_all(fd, data)
-            os.fsync(fd)
-        except OSError:
-            os.ftruncate(fd, end)
-            raise
-    finally:
-        os.close(fd)  # and with it the lock
-    if created:
-        files._fsync_dir(directory)
-
-
-def _whole_lines_end(fd: int, block: int = 1 << 16) -> int:
-    """The offset just after the last newline of the file (0 if it has none)."""
-    end = os.fstat(fd).st_size
-    while end > 0:
-        start = max(0, end - block)
-        cut = os.pread(fd, end - start, start).rfind(b"\n")
-        if cut >= 0:
-            return start + cut + 1
-        end = start
-    return 0
-
-
 def _rejected_record(
     path: Path, line: _Line, exc: BaseException, cause: str, now: str
 ) -> dict[str, Any]:
@@ -506,50 +471,3 @@ def _rejected_record(
         except UnicodeDecodeError:
             record["line_base64"] = base64.b64encode(line.data).decode()
     return record
-
-
-def _directory_pending(directory: Path) -> tuple[int, int]:
-    """The bytes of the directory's segments not shipped to the database yet, and not
-    delivered to syslog yet."""
-    pending = unforwarded = 0
-    for path in directory.glob(f"*{SEGMENT_SUFFIX}"):
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            continue  # shipped and deleted meanwhile
-        pending += max(0, size - files._read_offset(path))
-        unforwarded += max(0, size - files._read_offset(path, files.FORWARDED))
-    return pending, unforwarded
-
-
-@dataclass
-class Backlog:
-    """What waits in a decision log directory (``pdp logs status``)."""
-
-    segments: int
-    pending_bytes: int
-    rejected_path: Path
-    rejected: int
-    last_rejected: dict[str, Any] | None
-
-
-def backlog(directory: str | Path) -> Backlog:
-    """The segments of ``directory`` not fully shipped (and their bytes left), and the entries
-    set aside in its rejected.jsonl (how many, and the last one)."""
-    directory = Path(directory)
-    pending = []
-    for path in directory.glob(f"*{SEGMENT_SUFFIX}"):
-        try:
-            pending.append(path.stat().st_size - files._read_offset(path))
-        except FileNotFoundError:
-            continue  # shipped and deleted meanwhile
-    target = directory / REJECTED
-    try:
-        records = target.read_bytes().splitlines()
-    except FileNotFoundError:
-        records = []
-    last = None
-    if records:  # a line edited by hand, or being written, is counted, not shown
-        with contextlib.suppress(orjson.JSONDecodeError):
-            last = orjson.loads(records[-1])
-    return Backlog(len(pending), sum(pending), target, len(records), last)
