@@ -70,8 +70,8 @@ class PdpArbiter(Arbiter):  # type: ignore[misc]
         self.log_shipper.spawn()
 
     def _close_in_shipper(self) -> None:
-        # The shipper process never serves: the listening sockets and the master's wake-up
-        # pipe stay with the master and its workers.
+        # The shipper process never serves: the listening sockets stay with the master and
+        # its workers.
         for listener in self.LISTENERS:
             listener.close()
 

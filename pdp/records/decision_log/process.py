@@ -168,15 +168,16 @@ class ShipperProcess:
             return
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            pid, status = self.pid, 0  # reaped elsewhere
+        except ChildProcessError:  # reaped by gunicorn's waitpid(-1): how it ended is lost
+            pid, status = self.pid, -1
         if not pid:
             return
-        how = (
-            f"killed by signal {os.WTERMSIG(status)}"
-            if os.WIFSIGNALED(status)
-            else f"exited with status {os.waitstatus_to_exitcode(status)}"
-        )
+        if status == -1:
+            how = "exited"
+        elif os.WIFSIGNALED(status):
+            how = f"killed by signal {os.WTERMSIG(status)}"
+        else:
+            how = f"exited with status {os.waitstatus_to_exitcode(status)}"
         log.error("decision log shipper process (pid %s) %s; starting another", pid, how)
         self._forget()
 
