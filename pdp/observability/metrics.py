@@ -226,6 +226,19 @@ def after_fork() -> None:
         POLICY_FRESH.set(_policy[1])
 
 
+def not_a_worker() -> None:
+    """In a process forked from the master that serves no policy (the decision log's shipper
+    process): publish none of the workers' policy gauges. At a forked process's first use of any
+    metric, prometheus_client writes a zero of every gauge into files of its own: the revision
+    (``liveall``) and the freshness (``livemin``) would show a process on revision 0 whose
+    policy was never confirmed. Those two files hold nothing else: they go."""
+    if MULTIPROC_DIR is None:
+        return
+    LOG_SHIPPED.inc(0)  # the first use: the process's files made now, not later
+    for mode in ("liveall", "livemin"):
+        Path(MULTIPROC_DIR, f"gauge_{mode}_{os.getpid()}.db").unlink(missing_ok=True)
+
+
 # -- the decision log --------------------------------------------------------------------------
 
 LOG_PENDING_BYTES = Gauge(

@@ -62,9 +62,10 @@ def decide(server: Server) -> set[str]:
 
 
 def shipper_pid(env: dict[str, str], cwd: Path) -> int | None:
-    """The shipper's pid as ``pdp logs status`` shows it."""
+    """The shipper's pid as ``pdp logs status`` shows it (run outside the server's metrics)."""
+    alone = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     found = re.search(
-        r"^shipper: running \(pid (\d+)\)$", run_pdp(["logs", "status"], env, cwd), re.M
+        r"^shipper: running \(pid (\d+)\)$", run_pdp(["logs", "status"], alone, cwd), re.M
     )
     return int(found.group(1)) if found else None
 
@@ -81,16 +82,19 @@ def dump_of(server: Server, pid: int, exited: str) -> str:
     return dump
 
 
-def metrics(server: Server) -> dict[str, float]:
-    """The samples of /metrics, summed by name."""
+def metrics(server: Server) -> tuple[dict[str, float], set[int]]:
+    """The samples of /metrics, summed by name, and the pids that publish a policy revision."""
     request = urllib.request.Request(server.base_url + "/metrics", headers={"X-Api-Key": API_KEY})
     with opener.open(request, timeout=10) as response:
         text = response.read().decode()
     sums: dict[str, float] = {}
+    revisions = set()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
-    return sums
+            if sample.name == "pdp_policy_revision":
+                revisions.add(int(sample.labels["pid"]))
+    return sums, revisions
 
 
 def log_env(tmp_path: Path, db_url: str, **settings: str) -> dict[str, Any]:
@@ -123,8 +127,10 @@ def test_one_shipper_process_ships_what_the_workers_answer(demo_db: str, tmp_pat
         wait_until(lambda: answered <= shipped(demo_db), "the decisions shipped", server)
         segments = [p.name for p in log_dir.glob("*.log")]
         assert segments and all(name.endswith(".served.log") for name in segments), segments
-        sums = metrics(server)
-        assert sums["pdp_decision_log_shipped_total"] >= len(answered)
+        sums, revisions = metrics(server)
+        assert sums["pdp_decision_log_shipped_total"] >= len(answered)  # the shipper's counter
+        assert revisions == workers  # the shipper serves no policy: no revision of its own
+        assert time.time() - sums["pdp_policy_fresh_timestamp_seconds"] < 60  # nor a stale one
         assert "pdp_decision_log_pending_bytes" in sums
         assert "pdp_decision_log_lag_seconds" in sums
 

@@ -146,7 +146,7 @@ class ShipperProcess:
         for number in (signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(number, signal.SIG_DFL)
         self.in_child()
-        metrics.after_fork()
+        metrics.not_a_worker()  # the policy's revision and freshness are the workers'
         self.shipper.db.dispose(close=False)  # connections must not cross a fork
 
         def stopping(timeout: float) -> bool:
