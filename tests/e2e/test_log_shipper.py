@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from pdp.adapters.sql.database import make_engine
-from pdp.adapters.sql.models import DecisionRecord
+from pdp.adapters.sql.models import DecisionRecord, LastUse
 
 from support.constants import API_KEY
 from support.servers import Server, answers_from_every_worker, opener, run_pdp, running, server_env
@@ -45,6 +45,16 @@ def shipped(db_url: str) -> set[str]:
     try:
         with db.connect() as conn:
             return set(conn.execute(select(DecisionRecord.decision_id)).scalars())
+    finally:
+        db.dispose()
+
+
+def last_uses(db_url: str) -> set[tuple[str, str, str]]:
+    db = make_engine(db_url)
+    try:
+        with db.connect() as conn:
+            rows = conn.execute(select(LastUse.login, LastUse.service, LastUse.role))
+            return {(r.login, r.service, r.role) for r in rows}
     finally:
         db.dispose()
 
@@ -125,6 +135,8 @@ def test_one_shipper_process_ships_what_the_workers_answer(demo_db: str, tmp_pat
         # The workers' decisions reach the table, through the shipper process.
         answered = decide(server)
         wait_until(lambda: answered <= shipped(demo_db), "the decisions shipped", server)
+        # With them, the day the right was used (R-CNIL-1), upserted by the shipper process.
+        assert ("bruno.petit", "cdap", "T18") in last_uses(demo_db)
         segments = [p.name for p in log_dir.glob("*.log")]
         assert segments and all(name.endswith(".served.log") for name in segments), segments
         sums, revisions = metrics(server)
