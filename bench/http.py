@@ -20,6 +20,7 @@ run pays for the shipping of the one before.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -153,15 +154,23 @@ def process_memory(pid: int) -> dict[str, float]:
     }
 
 
-def server_memory(pid: int) -> dict[str, Any]:
-    """The master's and each worker's memory, and the whole server's PSS."""
+def server_memory(pid: int, log_dir: Path | None = None) -> dict[str, Any]:
+    """The master's, each worker's and the decision log shipper process's memory (the process
+    holding ``log_dir``'s shipper.lock), and the whole server's PSS."""
+    shipper = 0
+    if log_dir is not None:
+        with contextlib.suppress(OSError, ValueError):
+            shipper = int((log_dir / "shipper.lock").read_text())
     master = process_memory(pid)
-    workers = [process_memory(child) for child in _children(pid)]
-    return {
-        "master": master,
-        "workers": workers,
-        "total_pss_mib": master["pss_mib"] + sum(w["pss_mib"] for w in workers),
-    }
+    children = _children(pid)
+    workers = [process_memory(child) for child in children if child != shipper]
+    figures: dict[str, Any] = {"master": master, "workers": workers}
+    total = master["pss_mib"] + sum(w["pss_mib"] for w in workers)
+    if shipper in children:
+        figures["shipper"] = process_memory(shipper)
+        total += figures["shipper"]["pss_mib"]
+    figures["total_pss_mib"] = total
+    return figures
 
 
 @dataclass
@@ -460,7 +469,7 @@ def measure_http(opts: HttpOptions, out: Any = print) -> dict[str, Any]:
                 ]
                 figures["batch"].append(_median_run(runs_))
                 answered += sum(_decisions(r, 1000) for r in runs_)
-            figures["memory_production"] = server_memory(pdp.process.pid)
+            figures["memory_production"] = server_memory(pdp.process.pid, work / "decision-log-pdp")
             # Before stopping it: gunicorn gives a worker graceful_timeout (30 s) to exit, and a
             # backlog cut short there waits on disk for the next start, not in the table.
             figures["shipped_after_s"] = wait_shipped(
@@ -470,11 +479,11 @@ def measure_http(opts: HttpOptions, out: Any = print) -> dict[str, Any]:
         mem_env = _pdp_env(env, work, "mem", "buffered")
         with running("pdp-mem", argv, mem_env, work, opts.start_timeout_s) as small:
             out(f"pdp serve ({opts.memory_workers} workers) ready in {small.ready_s:.1f} s")
-            figures["memory_idle"] = server_memory(small.process.pid)
+            figures["memory_idle"] = server_memory(small.process.pid, work / "decision-log-mem")
             answered += _decisions(
                 wrk(small.url, single, 16, min(5, opts.duration_s), opts.wrk_threads), 1
             )
-            figures["memory"] = server_memory(small.process.pid)
+            figures["memory"] = server_memory(small.process.pid, work / "decision-log-mem")
             figures["memory_ready_s"] = small.ready_s
             wait_shipped(work / "decision-log-mem", opts.ship_timeout_s)
         if opts.log_cost:
@@ -536,6 +545,14 @@ def http_rows(f: dict[str, Any]) -> list[tuple[str, str]]:
             " · ".join(f"{w['rss_mib']:.0f} / {w['private_mib']:.0f} MiB" for w in workers),
         )
     )
+    if "shipper" in mem:
+        shipper = mem["shipper"]
+        out.append(
+            (
+                "memory, the decision log's shipper process (RSS / private)",
+                f"{shipper['rss_mib']:.0f} / {shipper['private_mib']:.0f} MiB",
+            )
+        )
     prod = f["memory_production"]
     out.append(
         (

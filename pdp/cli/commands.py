@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -187,24 +188,59 @@ def logs() -> None:
 
 
 @logs.command("ship")
-def logs_ship() -> None:
-    """Ship to the database every segment no running process holds (after a crash)."""
-    from pdp.records.decision_log import Shipper, backlog
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Ship every PDP_DECISION_LOG_SHIP_INTERVAL until stopped (SIGTERM, ^C), as the "
+    "shipper of an instance whose server does not run one.",
+)
+def logs_ship(follow: bool) -> None:
+    """Ship to the database every segment no running process holds (after a crash); with
+    --follow, be the directory's shipper until stopped."""
+    from pdp.records.decision_log import ShipperLock, backlog, open_shipper
+    from pdp.records.decision_log import follow as follow_log
 
     settings = _settings()
-    report = Shipper(settings.decision_log_dir, make_engine(settings.database_url)).ship_once()
+    shipper = open_shipper(settings, make_engine(settings.database_url))
+    if follow:
+        service_logs.configure(settings.log_format_of(serving=True))
+        logging.getLogger("pdp").setLevel(logging.INFO)
+        follow_log(shipper, _stop_event())
+        click.echo(_rejected_line(backlog(settings.decision_log_dir)))
+        return
+    lock = ShipperLock(settings.decision_log_dir)
+    # The segments of a server's workers: only under the lock, which its shipper holds.
+    shipper.served = lock.acquire()
+    try:
+        report = shipper.ship_once()
+    finally:
+        lock.release()
     torn = f", {report.torn} torn last lines dropped" if report.torn else ""
     click.echo(
         f"shipped {report.shipped} decisions from {report.orphans} segments; "
         f"{report.rejected} entries set aside{torn}"
     )
+    if not shipper.served:
+        click.echo(f"the workers' segments are left to the running shipper (pid {lock.holder()})")
     click.echo(_rejected_line(backlog(settings.decision_log_dir)))
+
+
+def _stop_event() -> Callable[[float], bool]:
+    """``stopping(timeout)`` for a loop stopped by SIGTERM or SIGINT (^C)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda signum, frame: stop.set())
+    return stop.wait
 
 
 @logs.command("status")
 def logs_status() -> None:
-    """Show what waits to be shipped and the entries set aside in rejected.jsonl."""
-    from pdp.records.decision_log import backlog
+    """Show what waits to be shipped, the entries set aside in rejected.jsonl, and the shipper
+    that runs (pdp serve's, or pdp logs ship --follow), if any."""
+    from pdp.records.decision_log import ShipperLock, backlog
 
     waiting = backlog(_settings().decision_log_dir)
     click.echo(
@@ -213,6 +249,9 @@ def logs_status() -> None:
         else "segments: none waiting"
     )
     click.echo(_rejected_line(waiting))
+    holder = ShipperLock(_settings().decision_log_dir).holder()
+    if holder is not None:
+        click.echo(f"shipper: running (pid {holder})")
 
 
 def _rejected_line(waiting: Backlog) -> str:

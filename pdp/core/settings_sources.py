@@ -39,9 +39,10 @@ OTHER_VARIABLES = (
     (
         "PROMETHEUS_MULTIPROC_DIR",
         "(none)",
-        "an empty, writable directory (a tmpfs) where each `pdp serve` worker keeps its "
-        "metrics, so that `/metrics` sums every worker; emptied when the server starts. Without "
-        "it, `/metrics` shows only the worker that answers the scrape",
+        "an empty, writable directory (a tmpfs) where each `pdp serve` process (the workers, "
+        "the decision log's shipper) keeps its metrics, so that `/metrics` sums them; emptied "
+        "when the server starts. Without it, `/metrics` shows only the worker that answers the "
+        "scrape, and none of the shipper's figures (`pdp_decision_log_shipped_total`, backlog)",
     ),
 )
 OTHER_NAMES = frozenset(

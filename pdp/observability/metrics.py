@@ -20,8 +20,9 @@ What is measured (the names are the public contract of dashboards and alerts):
   ``PDP_MAX_STALENESS``;
 - ``pdp_index_load_seconds``: how long each full build of the index took;
 - ``pdp_decision_log_pending_bytes`` / ``pdp_decision_log_lag_seconds``: what is written and
-  not shipped yet (summed over workers), and the age of its oldest entry (the largest of the
-  workers', to within one ship interval); ``pdp_decision_log_shipped_total`` (rows) and
+  not shipped yet, and the age of its oldest entry (to within one ship interval), published by
+  the shipper (under ``pdp serve`` the shipper process, for the whole directory; elsewhere each
+  process's shipper thread, summed); ``pdp_decision_log_shipped_total`` (rows) and
   ``pdp_decision_log_ship_errors_total`` / ``pdp_decision_log_write_errors_total``;
   ``pdp_decision_log_rejected_total{cause}``: entries set aside in ``rejected.jsonl``
   (``unreadable``, or ``refused`` by the database), which every later entry ships past;
@@ -223,6 +224,19 @@ def after_fork() -> None:
     if _policy is not None:
         POLICY_REVISION.set(_policy[0])
         POLICY_FRESH.set(_policy[1])
+
+
+def not_a_worker() -> None:
+    """In a process forked from the master that serves no policy (the decision log's shipper
+    process): publish none of the workers' policy gauges. At a forked process's first use of any
+    metric, prometheus_client writes a zero of every gauge into files of its own: the revision
+    (``liveall``) and the freshness (``livemin``) would show a process on revision 0 whose
+    policy was never confirmed. Those two files hold nothing else: they go."""
+    if MULTIPROC_DIR is None:
+        return
+    LOG_SHIPPED.inc(0)  # the first use: the process's files made now, not later
+    for mode in ("liveall", "livemin"):
+        Path(MULTIPROC_DIR, f"gauge_{mode}_{os.getpid()}.db").unlink(missing_ok=True)
 
 
 # -- the decision log --------------------------------------------------------------------------

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import queue
 import signal
+import sys
 from typing import Any
 
 import orjson
 from flask import Flask
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from pdp.core.config import DEFAULT_BIND, default_workers
 from pdp.observability import logs, metrics
+from pdp.records.decision_log import ShipperProcess, WalLog, open_shipper
 from pdp.web.container import EXTENSION, Services, services
 
 __all__ = ["DEFAULT_BIND", "default_workers", "serve"]
@@ -36,6 +39,63 @@ class PdpServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Flask:
         """Return the WSGI app."""
         return self.application
+
+    def run(self) -> None:
+        """Serve until stopped, under ``PdpArbiter``."""
+        try:
+            PdpArbiter(self).run()
+        except RuntimeError as exc:  # gunicorn's own way to report a configuration error
+            print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
+            sys.exit(1)
+
+
+class PdpArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's master, which also runs the decision log's shipper process: the workers only
+    append to their segments (``WalLog.hand_over``), one process ships them all
+    (``pdp.records.decision_log.process``). Started before the workers, started again if it
+    dies, stopped after them, once it has shipped what they left."""
+
+    log_shipper: ShipperProcess | None = None
+
+    def start(self) -> None:
+        """gunicorn's start (sockets, ``on_starting``, ``when_ready``), then the shipper."""
+        super().start()
+        found = _built(self.app.application)
+        if found is None or found.shipper is None or not isinstance(found.decision_log, WalLog):
+            return  # no decision log to ship (off, or another WSGI app)
+        found.decision_log.hand_over()
+        self.log_shipper = ShipperProcess(
+            open_shipper(found.settings, found.db), self._close_in_shipper
+        )
+        self.log_shipper.spawn()
+
+    def _close_in_shipper(self) -> None:
+        # The shipper process never serves: the listening sockets stay with the master and
+        # its workers.
+        for listener in self.LISTENERS:
+            listener.close()
+
+    def handle_chld(self) -> None:
+        """Reap the shipper process first (by its pid), then the workers."""
+        if self.log_shipper is not None:
+            self.log_shipper.reap()
+        super().handle_chld()
+
+    handle_cld = handle_chld  # the name gunicorn may look SIGCHLD's handler up by
+
+    def manage_workers(self) -> None:
+        """Keep the workers' number, and the shipper process running (also if gunicorn's
+        ``waitpid(-1)`` reaped it first: then ``reap`` finds it gone)."""
+        super().manage_workers()
+        if self.log_shipper is not None:
+            self.log_shipper.reap()
+            self.log_shipper.keep_alive()
+
+    def stop(self, graceful: bool = True) -> None:
+        """Stop the workers, then the shipper process once it has shipped what they left."""
+        super().stop(graceful)
+        if self.log_shipper is not None:
+            self.log_shipper.stop(timeout=float(self.cfg.graceful_timeout))
 
 
 def _stop_on_early_signal(server: Any, worker: Any) -> None:
@@ -86,10 +146,9 @@ def _post_fork(server: Any, worker: Any) -> None:
     # a crash, max_requests) reads them again before serving; if the database is down, it
     # keeps the master's copy (pdp.services.api_keys).
     found.api_keys.load()
-    # Each worker ships the decision log from the start, not from its first decision: a server
-    # restarted after a crash ships what the dead one left even if no request comes.
-    if found.shipper is not None:
-        found.shipper.start()
+    # The workers only append to the decision log: the master's shipper process ships it.
+    if isinstance(server, PdpArbiter) and server.log_shipper is not None:
+        server.log_shipper.close_in_worker()
     # Each worker listens for other instances' writes (pdp.adapters.watcher).
     if found.watcher is not None:
         found.watcher.start()
@@ -106,8 +165,8 @@ def _post_fork(server: Any, worker: Any) -> None:
 
 def _worker_exit(server: Any, worker: Any) -> None:
     # A worker stopping (graceful shutdown, max requests, reload) flushes its decision log and
-    # ships what it can; whatever it cannot ship waits on disk for the next shipper. A log given
-    # by a test may have nothing to close.
+    # lets go of its segments: the shipper process ships them to their end. A log given by a
+    # test may have nothing to close.
     found = _built(worker.app.application)
     close = None if found is None else getattr(found.decision_log, "close", None)
     if close is not None:

@@ -284,6 +284,15 @@ def test_each_instance_has_a_decision_log_volume_of_its_own() -> None:
         seen[volume] = name
 
 
+def test_each_instance_sums_the_metrics_of_its_processes() -> None:
+    # The decision log's shipper is a process of its own: its figures reach /metrics only
+    # through the multiprocess directory, a tmpfs of the instance's.
+    for name, service in instances().items():
+        directory = environment(service).get("PROMETHEUS_MULTIPROC_DIR")
+        assert directory, name
+        assert directory in service.get("tmpfs", []), name
+
+
 def test_nginx_balances_exactly_the_instances_of_compose() -> None:
     found = upstreams()
     text = NGINX.read_text(encoding="utf-8")
@@ -429,9 +438,12 @@ def instance_env(database_url: str, tmp_path: Path) -> dict[str, str]:
     for name in ("PDP_DECISION_LOG", "PDP_RATE_LIMIT"):
         env.pop(name, None)
     env.update(resolved(instances()["pdp1"], generated()))
+    metrics = tmp_path / "metrics"  # the container's tmpfs
+    metrics.mkdir()
     env.update(
         PDP_DATABASE_URL=database_url,
         PDP_DECISION_LOG_DIR=str(tmp_path / "decision-log"),
+        PROMETHEUS_MULTIPROC_DIR=str(metrics),
     )
     shared = redis_url()
     if shared:

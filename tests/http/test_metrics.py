@@ -413,7 +413,7 @@ def test_sigterm_drains_requests_and_ships_every_answered_decision(
         PDP_DATABASE_URL=demo_db,
         PDP_DECISION_LOG="buffered",
         PDP_DECISION_LOG_DIR=str(log_dir),
-        PDP_DECISION_LOG_SHIP_INTERVAL="3600",  # only the workers' last shipping, at exit
+        PDP_DECISION_LOG_SHIP_INTERVAL="3600",  # only the shipper process's last round, at exit
     )
     with running(["serve", "--workers", "2"], env, tmp_path) as server:
         load = Load(server.base_url)

@@ -192,6 +192,39 @@ def test_an_orphan_goes_to_syslog_before_it_is_deleted(
     assert delivered(receiver) == [e["decision_id"] for e in entries]
 
 
+def test_the_instance_shipper_delivers_the_workers_segments_too(
+    tmp_path: Path, db: Engine, receiver: Receiver
+) -> None:
+    """Under pdp serve (a worker's log handed over, one shipper for the instance): every
+    entry of the live and the sealed segments reaches syslog, in order; a sealed segment
+    leaves the disk only once syslog has it too."""
+    wal = WalLog(tmp_path / "log", "buffered", flush_interval=0.02, segment_bytes=4096)
+    wal.hand_over()
+    shipper = Shipper(wal.directory, db, forwarder=SyslogForwarder(receiver.url), served=True)
+    try:
+        receiver.stop()
+        entries = [entry() for _ in range(100)]
+        for e in entries:
+            wal.record(e)
+        assert wait_until(lambda: len(wal.segments()) == 1)  # the sealed ones let go
+        every = sorted(wal.directory.glob("*.log"))
+        assert len(every) > 2
+        report = shipper.ship_once()
+        assert (report.shipped, report.forwarded, report.orphans) == (100, 0, 0)
+        assert sorted(wal.directory.glob("*.log")) == every  # kept until syslog has them
+        receiver.start()
+        assert shipper.ship_once().forwarded == 100
+        time.sleep(0.2)
+        report = shipper.ship_once()  # confirmed: the sealed ones go, the live one stays
+        assert (report.forwarded, report.orphans) == (0, len(every) - 1)
+        assert sorted(wal.directory.glob("*.log")) == every[-1:]
+        assert wait_until(lambda: len(receiver.messages()) >= 100)
+        assert delivered(receiver) == [e["decision_id"] for e in entries]
+        assert stored(db) == {e["decision_id"] for e in entries}
+    finally:
+        wal.close()
+
+
 def test_a_bad_address_stops_the_start() -> None:
     for url in ("udp://127.0.0.1:514", "tcp://127.0.0.1", "siem.example:6514"):
         with pytest.raises(ConfigurationError, match="PDP_DECISION_LOG_SYSLOG"):

@@ -4,7 +4,6 @@ database refuses set aside in ``rejected.jsonl``, and the backlog that remains."
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import errno
 import fcntl
@@ -23,12 +22,14 @@ from sqlalchemy.exc import DBAPIError
 from pdp.adapters.sql.models import DecisionRecord
 from pdp.observability import metrics
 from pdp.records.decision_log import files
+from pdp.records.decision_log.backlog import append_rejected, directory_pending
 from pdp.records.decision_log.entry import Row
 from pdp.records.decision_log.syslog import SyslogForwarder
 from pdp.records.decision_log.wal import (
     _LINE,
     REJECTED,
     SEGMENT_SUFFIX,
+    SERVED_SUFFIX,
     Segment,
     WalLog,
     new_decision_id,
@@ -71,6 +72,12 @@ class Shipper:
     ``ship_once`` ships this process's segments (from the ``WalLog`` given, if any) and every
     segment of the directory that no live process holds. ``start`` runs it every ``interval``
     seconds on a thread of the calling process.
+
+    With ``served``, it is the instance's shipper (``pdp serve``'s shipper process, or
+    ``pdp logs ship --follow``; the caller holds ``ShipperLock``): it also ships the segments
+    of the workers that are alive, up to their last complete line, and only it ships a
+    ``*.served.log`` segment. A worker writes a line in one ``write``; the shipper reads only
+    what precedes the file's last newline.
     """
 
     def __init__(
@@ -82,8 +89,10 @@ class Shipper:
         interval: float = 1.0,
         chunk_bytes: int = 4 << 20,
         forwarder: SyslogForwarder | None = None,
+        served: bool = False,
     ) -> None:
         self.directory = Path(directory)
+        self.served = served
         self.db = db
         self.wal = wal
         # PDP_DECISION_LOG_SYSLOG: the entries also go to syslog, each segment with a second
@@ -122,21 +131,44 @@ class Shipper:
     def _ship_forever(self) -> None:
         while True:
             time.sleep(self.interval)
-            try:
+            self.round()
+
+    def round(self) -> None:
+        """One ``ship_once`` that never raises (a failure is counted and logged: the files
+        wait on disk for the next round), then the backlog published."""
+        try:
+            self.ship_once()
+        except Exception as exc:  # the database is down: the files wait on disk
+            self.failures += 1
+            metrics.LOG_SHIP_ERRORS.inc()
+            log.warning("decision log shipping failed, will retry: %s", exc)
+        self.report_backlog()
+
+    def last_round(self) -> None:
+        """Ship what remains before stopping (twice with syslog: a moment, then confirm what
+        was sent); a failure leaves the files on disk for the next shipper."""
+        try:
+            self.ship_once()
+            if self.forwarder is not None:
+                time.sleep(0.2)
                 self.ship_once()
-            except Exception as exc:  # the database is down: the files wait on disk
-                self.failures += 1
-                metrics.LOG_SHIP_ERRORS.inc()
-                log.warning("decision log shipping failed, will retry: %s", exc)
-            self.report_backlog()
+        except Exception as exc:
+            metrics.LOG_SHIP_ERRORS.inc()
+            log.warning("decision log: last shipping failed, the files wait on disk: %s", exc)
 
     def report_backlog(self) -> None:
-        """Publish this process's unshipped bytes and the age of its oldest unshipped entry
-        (an upper bound: it was written after the last successful round started)."""
-        pending = self.wal.pending_bytes if self.wal is not None else 0
+        """Publish the unshipped bytes (this process's; the whole directory's when ``served``)
+        and the age of the oldest unshipped entry (an upper bound: it was written after the last
+        successful round started)."""
+        if self.served:
+            pending, unforwarded = directory_pending(self.directory)
+        elif self.wal is not None:
+            pending, unforwarded = self.wal.pending_bytes, self.wal.unforwarded_bytes
+        else:
+            pending = unforwarded = 0
         metrics.LOG_PENDING_BYTES.set(pending)
-        if self.forwarder is not None and self.wal is not None:
-            metrics.LOG_FORWARD_PENDING_BYTES.set(self.wal.unforwarded_bytes)
+        if self.forwarder is not None:
+            metrics.LOG_FORWARD_PENDING_BYTES.set(unforwarded)
         metrics.LOG_LAG_SECONDS.set(time.time() - self.shipped_through if pending else 0.0)
 
     def ship_once(self) -> ShipReport:
@@ -149,7 +181,7 @@ class Shipper:
             if self.wal is not None:
                 for segment in self.wal.segments():
                     self._ship_own(segment, report)
-            self._ship_orphans(report)
+            self._ship_others(report)
         self.shipped_total += report.shipped
         self.last_success = time.time()
         self.shipped_through = started
@@ -203,10 +235,12 @@ class Shipper:
             )
         return confirmed
 
-    def _ship_orphans(self, report: ShipReport) -> None:
+    def _ship_others(self, report: ShipReport) -> None:
+        """Ship the segments of the directory that are not this process's own: every one no
+        live process holds (then deleted), and, when ``served``, the live workers' too."""
         own = {s.path for s in self.wal.segments()} if self.wal is not None else set()
         for path in sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}")):
-            if path in own:
+            if path in own or (path.name.endswith(SERVED_SUFFIX) and not self.served):
                 continue
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -216,36 +250,57 @@ class Shipper:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError as exc:
-                    if exc.errno in (errno.EAGAIN, errno.EACCES):
-                        continue  # a live process holds it
-                    raise
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if self.served and path.name.endswith(SERVED_SUFFIX):
+                        self._ship_live(path, fd, report)
+                    continue  # a live process holds it
                 if not path.exists():
                     continue  # deleted between our open and our lock
-                size = os.fstat(fd).st_size
-                forwarded = size
-                if self.forwarder is not None:
-                    start = files._read_offset(path, files.FORWARDED)
-                    forwarded = self._forward(path, start, size, report)
-                offset = files._read_offset(path)
-                while offset < size:
-                    done = self._ship_range(path, offset, size, report)
-                    if done == offset:  # only a torn last line is left
-                        report.torn += 1
-                        log.warning(
-                            "decision log %s: %s bytes of a torn last line dropped (never "
-                            "answered: its write did not complete)",
-                            path.name,
-                            size - offset,
-                        )
-                        break
-                    offset = done
-                    files._write_offset(path, offset)
-                if forwarded < size:
-                    continue  # in the database; kept on disk until syslog has it too
-                files._delete(path)
-                report.orphans += 1
+                self._ship_orphan(path, fd, report)
             finally:
                 os.close(fd)
+
+    def _ship_live(self, path: Path, fd: int, report: ShipReport) -> None:
+        """Ship a live worker's segment up to its last complete line (the line after it is
+        being written); its worker, or the next round, does the rest."""
+        size = os.fstat(fd).st_size
+        if self.forwarder is not None:
+            self._forward(path, files._read_offset(path, files.FORWARDED), size, report)
+        offset = files._read_offset(path)
+        while offset < size:
+            done = self._ship_range(path, offset, size, report)
+            if done == offset:
+                break
+            offset = done
+            files._write_offset(path, offset)
+
+    def _ship_orphan(self, path: Path, fd: int, report: ShipReport) -> None:
+        """Ship a segment no live process holds (``fd`` holds its lock) to its end, then delete
+        it; a torn last line (its write never completed: never answered) is dropped."""
+        size = os.fstat(fd).st_size
+        forwarded = size
+        if self.forwarder is not None:
+            start = files._read_offset(path, files.FORWARDED)
+            forwarded = self._forward(path, start, size, report)
+        offset = files._read_offset(path)
+        while offset < size:
+            done = self._ship_range(path, offset, size, report)
+            if done == offset:  # only a torn last line is left
+                report.torn += 1
+                log.warning(
+                    "decision log %s: %s bytes of a torn last line dropped (never "
+                    "answered: its write did not complete)",
+                    path.name,
+                    size - offset,
+                )
+                break
+            offset = done
+            files._write_offset(path, offset)
+        if forwarded < size:
+            return  # in the database; kept on disk until syslog has it too
+        files._delete(path)
+        report.orphans += 1
 
     def _ship_range(self, path: Path, start: int, end: int, report: ShipReport) -> int:
         """Ship the complete lines of ``path`` in [start, end); return the offset reached.
@@ -337,7 +392,7 @@ class Shipper:
         """Append each line to rejected.jsonl with its error, and make it durable (before the
         segment's offset moves past it)."""
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        _append_rejected(
+        append_rejected(
             self.directory,
             b"".join(
                 orjson.dumps(_rejected_record(path, line, exc, cause, now), option=_LINE)
@@ -396,41 +451,6 @@ def _error(exc: BaseException) -> dict[str, str]:
     return {"class": name, "message": str(exc).strip()}
 
 
-def _append_rejected(directory: Path, data: bytes) -> None:
-    """Append whole lines to the directory's rejected.jsonl and fsync it. It stays JSON Lines:
-    a line torn by a crash is cut off first (the entries it held were not set aside yet, so
-    they come again), and so is a write that fails (disk full)."""
-    target = directory / REJECTED
-    created = not target.exists()
-    fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # the shippers of every process append here
-        end = _whole_lines_end(fd)
-        os.ftruncate(fd, end)
-        try:
-            files._write_all(fd, data)
-            os.fsync(fd)
-        except OSError:
-            os.ftruncate(fd, end)
-            raise
-    finally:
-        os.close(fd)  # and with it the lock
-    if created:
-        files._fsync_dir(directory)
-
-
-def _whole_lines_end(fd: int, block: int = 1 << 16) -> int:
-    """The offset just after the last newline of the file (0 if it has none)."""
-    end = os.fstat(fd).st_size
-    while end > 0:
-        start = max(0, end - block)
-        cut = os.pread(fd, end - start, start).rfind(b"\n")
-        if cut >= 0:
-            return start + cut + 1
-        end = start
-    return 0
-
-
 def _rejected_record(
     path: Path, line: _Line, exc: BaseException, cause: str, now: str
 ) -> dict[str, Any]:
@@ -451,36 +471,3 @@ def _rejected_record(
         except UnicodeDecodeError:
             record["line_base64"] = base64.b64encode(line.data).decode()
     return record
-
-
-@dataclass
-class Backlog:
-    """What waits in a decision log directory (``pdp logs status``)."""
-
-    segments: int
-    pending_bytes: int
-    rejected_path: Path
-    rejected: int
-    last_rejected: dict[str, Any] | None
-
-
-def backlog(directory: str | Path) -> Backlog:
-    """The segments of ``directory`` not fully shipped (and their bytes left), and the entries
-    set aside in its rejected.jsonl (how many, and the last one)."""
-    directory = Path(directory)
-    pending = []
-    for path in directory.glob(f"*{SEGMENT_SUFFIX}"):
-        try:
-            pending.append(path.stat().st_size - files._read_offset(path))
-        except FileNotFoundError:
-            continue  # shipped and deleted meanwhile
-    target = directory / REJECTED
-    try:
-        records = target.read_bytes().splitlines()
-    except FileNotFoundError:
-        records = []
-    last = None
-    if records:  # a line edited by hand, or being written, is counted, not shown
-        with contextlib.suppress(orjson.JSONDecodeError):
-            last = orjson.loads(records[-1])
-    return Backlog(len(pending), sum(pending), target, len(records), last)

@@ -26,6 +26,9 @@ log = logging.getLogger("pdp.decisions")
 MODES = ("buffered", "sync", "off")
 SEGMENT_SUFFIX = ".log"
 REJECTED = "rejected.jsonl"  # in the log's directory: the entries set aside
+# The segments of pdp serve's workers end so: the instance's shipper process ships them, live
+# ones included (the other shippers leave them alone).
+SERVED_SUFFIX = ".served" + SEGMENT_SUFFIX
 _LINE = orjson.OPT_APPEND_NEWLINE
 
 
@@ -119,6 +122,8 @@ class WalLog:
         self.sync_timeout = sync_timeout
         self.failures = 0
         self.forwarding = False  # set when the entries also go to syslog (a second offset)
+        self.served = False  # set by hand_over: another process ships the segments
+        self._seal = False  # after a failed write (served): the next write opens a new segment
         self._sync = mode == "sync"
         self._cond = threading.Condition()
         self._pid: int | None = None
@@ -146,13 +151,17 @@ class WalLog:
         with self._cond:
             segment = self._segments[-1]
             try:
-                if segment.size and segment.size + len(data) > self.segment_bytes:
+                if self._seal or (segment.size and segment.size + len(data) > self.segment_bytes):
                     segment = self._rotate()
+                    self._seal = False
                 files._write_all(segment.fd, data)
             except OSError as exc:
                 self.failures += 1
                 metrics.LOG_WRITE_ERRORS.inc()
                 _truncate(segment)
+                # The shipper process may have read complete lines of the failed write: the
+                # next entries go to a new segment, never over an offset it has passed.
+                self._seal = self.served
                 log.error("decision log write failed: %s", exc)
                 raise LogUnavailable(
                     "Journal des décisions indisponible : décision non rendue."
@@ -172,6 +181,15 @@ class WalLog:
 
     # -- the process's files and threads -------------------------------------------------------
 
+    def hand_over(self) -> None:
+        """Leave the shipping to the instance's shipper process (``pdp serve``): no shipper in
+        the processes that log, segments named ``*.served.log``, and a sealed segment's lock let
+        go (the shipper then ships it to its end and deletes it). Call before the processes
+        that log fork."""
+        self.served = True
+        self._on_start.clear()
+        self._on_close.clear()
+
     def on_start(self, callback: Any) -> None:
         """Call ``callback(self)`` in each process that starts logging (to start a shipper)."""
         self._on_start.append(callback)
@@ -183,6 +201,7 @@ class WalLog:
                 return
             self._segments = [self._new_segment()]
             self._written = self._durable = 0
+            self._seal = False
             self._pid = os.getpid()
         threading.Thread(target=self._flush_forever, name="pdp-log-flush", daemon=True).start()
         for callback in self._on_start:
@@ -196,7 +215,7 @@ class WalLog:
         tmp = self.directory / f".{name}.new"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        path = self.directory / f"{name}{SEGMENT_SUFFIX}"
+        path = self.directory / f"{name}{SERVED_SUFFIX if self.served else SEGMENT_SUFFIX}"
         os.replace(tmp, path)
         files._fsync_dir(self.directory)
         return Segment(path, fd, forwarded=0 if self.forwarding else None)
@@ -220,11 +239,20 @@ class WalLog:
                     self._cond.wait(self.flush_interval)
                 if self._pid != pid:
                     return  # closed
+                if self.served and len(self._segments) > 1 and not self._syncing:
+                    self._let_go_sealed()
                 target, fd = self._written, self._segments[-1].fd
                 if target <= self._durable:
                     continue
                 self._syncing += 1
             self._sync_to(fd, target)
+
+    def _let_go_sealed(self) -> None:
+        """Close the sealed segments (made durable when sealed), which drops their locks: the
+        shipper process takes them as a dead process's. Caller holds the lock; nobody syncs."""
+        sealed, self._segments = self._segments[:-1], self._segments[-1:]
+        for segment in sealed:
+            os.close(segment.fd)
 
     def _sync_to(self, fd: int, target: int) -> None:
         """fdatasync ``fd`` (the caller counted itself in ``_syncing``, so that no segment is
