@@ -84,7 +84,9 @@ class Outcome(NamedTuple):
 
 
 class Index:
-    """Users and organisation partitions at one revision. Replaced, never mutated, once built."""
+    """Users and organisation partitions at one revision. Built whole by ``build``; changed in
+    place afterwards only by the engine's refresh (``pdp.engine.index_delta``), on the thread
+    that answers requests, between two answers (see ``pdp.engine.policy``)."""
 
     __slots__ = ("_sorted_orgs", "org_by_code", "orgs", "revision", "users")
 
@@ -107,24 +109,6 @@ class Index:
         index = cls(snap.revision)
         index._absorb(snap)
         return index
-
-    def with_partitions(self, snap: Snapshot) -> Index:
-        """Return a new index where the organisations of ``snap`` are replaced by its rows.
-
-        The dictionaries are copied shallowly: untouched partitions and users are shared.
-        """
-        assert snap.organisation_ids is not None
-        new = Index(snap.revision)
-        gone = snap.organisation_ids
-        new.orgs = {k: v for k, v in self.orgs.items() if k not in gone}
-        new.users = dict(self.users)
-        for org_id in gone:
-            old = self.orgs.get(org_id)
-            if old is not None:
-                for login in old.logins:
-                    new.users.pop(login, None)
-        new._absorb(snap)
-        return new
 
     def _absorb(self, snap: Snapshot) -> None:
         # Interned: every day ordinal, service, role and Caf code is one shared object, so a

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine as SqlEngine
@@ -57,9 +58,12 @@ class CountingSource:
             hook()
         return self.real.load(ids)
 
-    def changes_since(self, revision: int) -> list[tuple[int, int | None]]:
+    def changes_since(self, revision: int) -> list[Any]:
         self.polls += 1
         return self.real.changes_since(revision)
+
+    def load_delta(self, user_ids: Iterable[int], organisation_ids: Iterable[int]) -> Any:
+        return self.real.load_delta(user_ids, organisation_ids)
 
 
 @pytest.fixture

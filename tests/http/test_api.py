@@ -235,10 +235,15 @@ class UnreachableStore:
             raise ConnectionError("store unreachable")
         return self.real.load(organisation_ids)
 
-    def changes_since(self, revision: int) -> list[tuple[int, int | None]]:
+    def changes_since(self, revision: int) -> list[Any]:
         if self.down:
             raise ConnectionError("store unreachable")
         return self.real.changes_since(revision)
+
+    def load_delta(self, user_ids: Iterable[int], organisation_ids: Iterable[int]) -> Any:
+        if self.down:
+            raise ConnectionError("store unreachable")
+        return self.real.load_delta(user_ids, organisation_ids)
 
 
 @pytest.fixture

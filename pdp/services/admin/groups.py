@@ -18,6 +18,7 @@ from pdp.adapters.sql.models import (
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import AdminReason, Target
+from pdp.engine.snapshot import STRUCTURE, USER
 from pdp.services import paging
 from pdp.services.admin import store
 from pdp.services.admin.group_tree import (
@@ -131,6 +132,7 @@ def create_group(svc: AdminService, actor: str, org_code: str, data: GroupNew) -
             out.model_dump(mode="json"),
             org.id,
             related=f"user:{manager.login}",
+            scope=(STRUCTURE, None),
         )
     return GroupWritten(group=out, revision=tx.revision)
 
@@ -467,10 +469,17 @@ def _close_group(tx: Tx, org: Organisation, grp: Group, day: dt.date) -> list[st
             ):
                 m.closes_on = day
                 ended.append(login)
+                tx.write.changed(org.id, USER, m.user_id)
             # The audit record names the members the closing detached.
             after = store.group_out(g, org.code, None).model_dump(mode="json")
             after["members_detached"] = sorted(ended)
             tx.record(
-                f"group:{org.code}/{g.code}", org.code, before, after, org.id, Action.GROUP_CLOSE
+                f"group:{org.code}/{g.code}",
+                org.code,
+                before,
+                after,
+                org.id,
+                Action.GROUP_CLOSE,
+                scope=(STRUCTURE, None),
             )
     return closed
