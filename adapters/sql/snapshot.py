@@ -184,7 +184,9 @@ def _structure(conn: Connection, snap: Snapshot, ids: Sequence[int] | None) -> N
 
 def _people(conn: Connection, snap: Snapshot, column: Any, ids: Sequence[int] | None) -> None:
     """Users (restricted by ``column IN ids``: User.organisation_id or User.id), their
-    memberships, Afas profiles and operator flags."""
+    memberships, Afas profiles and operator flags. By user id, the rows are found through their
+    own ``user_id`` index, without the join to users (SQLite planned that join as a scan)."""
+    by_user = column is User.id
     users = select(
         User.id, User.login, User.organisation_id, User.opens_on, User.closes_on, User.is_operator
     )
@@ -194,17 +196,23 @@ def _people(conn: Connection, snap: Snapshot, column: Any, ids: Sequence[int] | 
             snap.operators.append(uid)
     members = select(
         Membership.user_id, Membership.group_id, Membership.opens_on, Membership.closes_on
-    ).join(User, Membership.user_id == User.id)
+    )
+    if not by_user:
+        members = members.join(User, Membership.user_id == User.id)
     snap.memberships = [
         (uid, gid, s.toordinal(), ordinal_end(e))
-        for uid, gid, s, e in _rows(conn, members, column, ids)
+        for uid, gid, s, e in _rows(conn, members, Membership.user_id if by_user else column, ids)
     ]
     profiles = select(
         AfasProfile.user_id, AfasProfile.profile, AfasProfile.opens_on, AfasProfile.closes_on
-    ).join(User, AfasProfile.user_id == User.id)
+    )
+    if not by_user:
+        profiles = profiles.join(User, AfasProfile.user_id == User.id)
     snap.afas_profiles = [
         (uid, prof, s.toordinal(), ordinal_end(e))
-        for uid, prof, s, e in _rows(conn, profiles, column, ids)
+        for uid, prof, s, e in _rows(
+            conn, profiles, AfasProfile.user_id if by_user else column, ids
+        )
     ]
 
 
@@ -212,7 +220,9 @@ def _managers(conn: Connection, column: Any, ids: Sequence[int] | None) -> list[
     """Group managers, restricted by ``column IN ids`` (Group.organisation_id or user_id)."""
     managers = select(
         GroupManager.group_id, GroupManager.user_id, GroupManager.opens_on, GroupManager.closes_on
-    ).join(Group, GroupManager.group_id == Group.id)
+    )
+    if column is not GroupManager.user_id:
+        managers = managers.join(Group, GroupManager.group_id == Group.id)
     return [
         (gid, uid, s.toordinal(), ordinal_end(e))
         for gid, uid, s, e in _rows(conn, managers, column, ids)
