@@ -82,9 +82,11 @@ class _TimedSource:
         """Delegate to the wrapped source."""
         return self.inner.changes_since(revision)
 
-    def load_delta(self, user_ids: Iterable[int], organisation_ids: Iterable[int]) -> Delta:
+    def load_delta(
+        self, user_ids: Iterable[int], organisation_ids: Iterable[int], group_ids: Iterable[int]
+    ) -> Delta:
         """Delegate to the wrapped source."""
-        return self.inner.load_delta(user_ids, organisation_ids)
+        return self.inner.load_delta(user_ids, organisation_ids, group_ids)
 
 
 # -- measuring -------------------------------------------------------------------------------

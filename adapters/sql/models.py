@@ -188,7 +188,8 @@ class PolicyRevision(Base):
 class PolicyChange(Base):
     """One committed write: its number is the policy revision it produced. ``scope`` None: the
     whole organisation (or every one, with no organisation); "user": the user ``subject_id``
-    (their row, memberships, Afas profiles); "structure": the organisation's own rows (itself,
+    (their row, memberships, Afas profiles); "group": the group ``subject_id`` (its row, roles,
+    managers); "structure": the organisation's own rows (itself,
     subscriptions, partner admins, groups, roles, managers), not its users (migration 0011)."""
 
     __tablename__ = "policy_changes"

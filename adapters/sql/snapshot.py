@@ -95,11 +95,18 @@ def load_snapshot(conn: Connection, organisation_ids: Iterable[int] | None = Non
     return snap
 
 
-def load_delta(conn: Connection, user_ids: Iterable[int], organisation_ids: Iterable[int]) -> Delta:
+def load_delta(
+    conn: Connection,
+    user_ids: Iterable[int],
+    organisation_ids: Iterable[int],
+    group_ids: Iterable[int] = (),
+) -> Delta:
     """Read the rows of the given users (row, memberships, Afas profiles, operator flag, the
-    groups they manage) and the structure of the given organisations (``Delta``)."""
+    groups they manage), of the given groups (row, roles, managers) and the structure of the
+    given organisations (``Delta``)."""
     uids = sorted(set(user_ids))
     oids = sorted(set(organisation_ids))
+    gids = sorted(set(group_ids))
     revision = current_revision(conn)
     people = Snapshot(revision)
     if uids:
@@ -109,7 +116,11 @@ def load_delta(conn: Connection, user_ids: Iterable[int], organisation_ids: Iter
     if oids:
         _structure(conn, structure, oids)
         structure.group_managers = _managers(conn, Group.organisation_id, oids)
-    return Delta(frozenset(uids), people, structure)
+    groups = Snapshot(revision)
+    if gids:
+        _groups(conn, groups, Group.id, gids)
+        groups.group_managers = _managers(conn, GroupManager.group_id, gids)
+    return Delta(frozenset(uids), people, structure, groups)
 
 
 def _structure(conn: Connection, snap: Snapshot, ids: Sequence[int] | None) -> None:
@@ -156,6 +167,12 @@ def _structure(conn: Connection, snap: Snapshot, ids: Sequence[int] | None) -> N
         (org, uid, s.toordinal(), ordinal_end(e))
         for org, uid, s, e in _rows(conn, admins, PartnerAdmin.organisation_id, ids)
     ]
+    _groups(conn, snap, Group.organisation_id, ids)
+
+
+def _groups(conn: Connection, snap: Snapshot, column: Any, ids: Sequence[int] | None) -> None:
+    """Groups and their roles, restricted by ``column IN ids`` (Group.organisation_id or
+    Group.id)."""
     groups = select(
         Group.id,
         Group.organisation_id,
@@ -167,7 +184,7 @@ def _structure(conn: Connection, snap: Snapshot, ids: Sequence[int] | None) -> N
     )
     snap.groups = [
         (gid, org, parent, code, label, s.toordinal(), ordinal_end(e))
-        for gid, org, parent, code, label, s, e in _rows(conn, groups, Group.organisation_id, ids)
+        for gid, org, parent, code, label, s, e in _rows(conn, groups, column, ids)
     ]
     roles = select(
         GroupRole.group_id,
@@ -175,10 +192,14 @@ def _structure(conn: Connection, snap: Snapshot, ids: Sequence[int] | None) -> N
         GroupRole.role,
         GroupRole.opens_on,
         GroupRole.closes_on,
-    ).join(Group, GroupRole.group_id == Group.id)
+    )
+    if column is Group.id:  # by group: through the roles' own group_id index, no join
+        column = GroupRole.group_id
+    else:
+        roles = roles.join(Group, GroupRole.group_id == Group.id)
     snap.group_roles = [
         (gid, svc, role, s.toordinal(), ordinal_end(e))
-        for gid, svc, role, s, e in _rows(conn, roles, Group.organisation_id, ids)
+        for gid, svc, role, s, e in _rows(conn, roles, column, ids)
     ]
 
 
@@ -221,7 +242,7 @@ def _managers(conn: Connection, column: Any, ids: Sequence[int] | None) -> list[
     managers = select(
         GroupManager.group_id, GroupManager.user_id, GroupManager.opens_on, GroupManager.closes_on
     )
-    if column is not GroupManager.user_id:
+    if column is not GroupManager.user_id and column is not GroupManager.group_id:
         managers = managers.join(Group, GroupManager.group_id == Group.id)
     return [
         (gid, uid, s.toordinal(), ordinal_end(e))
@@ -248,11 +269,16 @@ class SqlSnapshotSource:
         with self._engine.connect() as conn:
             return changes_since(conn, revision)
 
-    def load_delta(self, user_ids: Iterable[int], organisation_ids: Iterable[int]) -> Delta:
-        """Read some users' rows and some organisations' structure (one transaction, REPEATABLE
-        READ where supported, as ``load``)."""
+    def load_delta(
+        self,
+        user_ids: Iterable[int],
+        organisation_ids: Iterable[int],
+        group_ids: Iterable[int] = (),
+    ) -> Delta:
+        """Read some users' and groups' rows and some organisations' structure (one
+        transaction, REPEATABLE READ where supported, as ``load``)."""
         conn_engine: Engine = self._engine
         if self._engine.dialect.name == "postgresql":
             conn_engine = self._engine.execution_options(isolation_level="REPEATABLE READ")
         with conn_engine.connect() as conn, conn.begin():
-            return load_delta(conn, user_ids, organisation_ids)
+            return load_delta(conn, user_ids, organisation_ids, group_ids)

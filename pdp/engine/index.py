@@ -23,7 +23,9 @@ GrantEntry = tuple[int, int, str, Grant]  # (start, end, role, the grant path)
 
 @dataclass(slots=True)
 class GroupEntry:
-    """A group with its effective window (itself ∩ every ancestor) and its dated roles."""
+    """A group with its effective window (itself ∩ every ancestor), its dated roles, and its
+    own window (kept so that a change to one group recomputes the effective windows in memory,
+    ``pdp.engine.index_delta``)."""
 
     id: int
     code: str
@@ -32,6 +34,8 @@ class GroupEntry:
     start: int
     end: int
     roles: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+    own_start: int = 0
+    own_end: int = 0
 
 
 @dataclass(slots=True)
@@ -123,12 +127,12 @@ class Index:
                 )
         entries: dict[int, GroupEntry] = {}
         windows = _effective_windows(snap)
-        for gid, org_id, parent, code, label, _s, _e in snap.groups:
+        for gid, org_id, parent, code, label, own_start, own_end in snap.groups:
             org = orgs.get(org_id)
             if org is not None:
                 start, end = windows[gid]
                 entries[gid] = org.groups[gid] = GroupEntry(
-                    gid, code, label, parent, day(start), day(end)
+                    gid, code, label, parent, day(start), day(end), {}, day(own_start), day(own_end)
                 )
                 org.group_by_code[code] = gid
         for gid, service, role, start, end in snap.group_roles:

@@ -11,6 +11,10 @@ Three sizes of change, read from the change log (``pdp.engine.snapshot.Change``)
   roles, managers): its partition object is kept (users point to it) and its contents replaced
   from ``Delta.structure``; the users whose grants may differ (a membership of a group whose
   window, code, parent or roles changed) are recomputed, the others keep theirs;
+- groups (``GROUP``): their entries are rebuilt from their rows (``Delta.groups``), the
+  effective windows of their organisation recomputed in memory from every group's own window,
+  and the grants recomputed for the members of the groups whose window, code, parent or roles
+  changed; the managers of those groups are brought in line;
 - a whole organisation (``replace_partitions``): its partition and users are replaced, as the
   full build makes them; no other user is copied.
 
@@ -68,11 +72,11 @@ def apply_structure(index: Index, snap: Snapshot) -> set[int]:
                 (intern(caf), day(start), day(end))
             )
     entries: dict[int, GroupEntry] = {}
-    for gid, org_id, parent, code, label, _s, _e in snap.groups:
+    for gid, org_id, parent, code, label, own_start, own_end in snap.groups:
         if org_id in fresh:
             start, end = windows[gid]
             entries[gid] = fresh[org_id].groups[gid] = GroupEntry(
-                gid, code, label, parent, day(start), day(end)
+                gid, code, label, parent, day(start), day(end), {}, day(own_start), day(own_end)
             )
             fresh[org_id].group_by_code[code] = gid
     for gid, service, role, start, end in snap.group_roles:
@@ -121,6 +125,80 @@ def _swap_structure(
         elif user.managed:
             user.managed = ()
         if changed and any(gid in changed for gid, _s, _e in user.memberships):
+            user.grants = {}
+            _precompute_grants(user, flat)
+
+
+def apply_groups(index: Index, snap: Snapshot, noted: dict[int, set[int]]) -> set[int | None]:
+    """Rebuild the groups ``noted`` (group id -> the organisations the change log named them
+    in) from ``snap`` (``Delta.groups``); return the organisations to reload instead (a group
+    gone, moved, or in an organisation the index does not have)."""
+    day, intern = _shared_day, sys.intern
+    rows = {row[0]: row for row in snap.groups}
+    roles: dict[int, dict[str, list[tuple[str, int, int]]]] = {}
+    for gid, service, role, start, end in snap.group_roles:
+        if start < end:
+            roles.setdefault(gid, {}).setdefault(intern(service), []).append(
+                (intern(role), day(start), day(end))
+            )
+    managers: dict[int, list[tuple[int, int, int]]] = {}  # user id -> (group, start, end)
+    for gid, uid, start, end in snap.group_managers:
+        if start < end:
+            managers.setdefault(uid, []).append((gid, start, end))
+    reload: set[int | None] = set()
+    by_org: dict[int, list[int]] = {}
+    for gid in sorted(noted):
+        row = rows.get(gid)
+        if row is None or noted[gid] != {row[1]} or row[1] not in index.orgs:
+            reload.update(noted[gid] | ({row[1]} if row is not None else set()))
+            continue
+        by_org.setdefault(row[1], []).append(gid)
+    for oid, gids in by_org.items():
+        if oid in reload:
+            continue
+        org = index.orgs[oid]
+        for gid in gids:
+            _, _, parent, code, label, own_start, own_end = rows[gid]
+            old = org.groups.get(gid)
+            if old is not None and org.group_by_code.get(old.code) == gid:
+                del org.group_by_code[old.code]
+            # Its effective window is set below, with every other group's.
+            org.groups[gid] = GroupEntry(
+                gid, code, label, parent, 0, 0, roles.get(gid, {}), day(own_start), day(own_end)
+            )
+            org.group_by_code[code] = gid
+        _settle(index, org, set(gids), managers)
+    return reload
+
+
+def _settle(
+    index: Index,
+    org: OrgPartition,
+    rebuilt: set[int],
+    managers: dict[int, list[tuple[int, int, int]]],
+) -> None:
+    """After the groups ``rebuilt`` were replaced in ``org``: recompute every effective window,
+    then the managed groups and grants of the users they concern."""
+    before = {gid: (g.start, g.end) for gid, g in org.groups.items()}
+    rows = Snapshot(0)
+    rows.groups = [
+        (g.id, org.id, g.parent_id, g.code, g.label, g.own_start, g.own_end)
+        for g in org.groups.values()
+    ]
+    changed = set(rebuilt)
+    for gid, (start, end) in _effective_windows(rows).items():
+        group = org.groups[gid]
+        if (start, end) != before[gid] or gid in rebuilt:
+            group.start, group.end = _shared_day(start), _shared_day(end)
+            changed.add(gid)
+    flat = _group_grants(org)
+    for login in org.logins:
+        user = index.users[login]
+        mine = [m for m in user.managed if m[0] not in rebuilt]
+        mine += managers.get(user.id, [])
+        if mine != list(user.managed):
+            user.managed = mine or ()
+        if any(gid in changed for gid, _s, _e in user.memberships):
             user.grants = {}
             _precompute_grants(user, flat)
 

@@ -38,9 +38,9 @@ from pdp.engine.actions import Action
 from pdp.engine.casbin_model import ReferenceEnforcer, sample_queries
 from pdp.engine.decision import MESSAGES, Decision, Grant, Query, Reason
 from pdp.engine.index import Index
-from pdp.engine.index_delta import apply_structure, apply_users, replace_partitions
+from pdp.engine.index_delta import apply_groups, apply_structure, apply_users, replace_partitions
 from pdp.engine.rules import AdminReason, Rights, Target, authorise, load_rights
-from pdp.engine.snapshot import STRUCTURE, USER, Change, Delta, Snapshot
+from pdp.engine.snapshot import GROUP, STRUCTURE, USER, Change, Delta, Snapshot
 
 log = logging.getLogger("pdp.engine")
 
@@ -54,8 +54,11 @@ class SnapshotSource(Protocol):
     def changes_since(self, revision: int) -> list[Change]:
         """Return the changes after ``revision``, oldest first."""
 
-    def load_delta(self, user_ids: Iterable[int], organisation_ids: Iterable[int]) -> Delta:
-        """Return the rows of some users and the structure of some organisations (``Delta``)."""
+    def load_delta(
+        self, user_ids: Iterable[int], organisation_ids: Iterable[int], group_ids: Iterable[int]
+    ) -> Delta:
+        """Return the rows of some users and groups, and the structure of some organisations
+        (``Delta``)."""
 
 
 class EngineObserver(Protocol):
@@ -170,25 +173,32 @@ class PolicyEngine:
         if None in orgs or len(orgs) > self.full_reload_threshold:
             self.load()
             return
-        whole = {c.organisation_id for c in changes if c.scope not in (USER, STRUCTURE)}
+        whole = {c.organisation_id for c in changes if c.scope not in (USER, GROUP, STRUCTURE)}
+        whole |= {
+            c.organisation_id for c in changes if c.scope != STRUCTURE and c.subject_id is None
+        }
         users: dict[int, set[int]] = {}
-        structures: set[int] = set()
+        groups: dict[int, set[int]] = {}
+        structures = {c.organisation_id for c in changes if c.scope == STRUCTURE} - whole
         for c in changes:
-            if c.organisation_id is None or c.organisation_id in whole:
+            org = c.organisation_id
+            if org is None or org in whole or c.subject_id is None:
                 continue
-            if c.scope == STRUCTURE:
-                structures.add(c.organisation_id)
-            elif c.subject_id is not None:
-                users.setdefault(c.subject_id, set()).add(c.organisation_id)
-            else:  # a user change that names no user: the organisation is reloaded
-                whole.add(c.organisation_id)
+            if c.scope == USER:
+                users.setdefault(c.subject_id, set()).add(org)
+            elif c.scope == GROUP and org not in structures:  # a structure holds its groups
+                groups.setdefault(c.subject_id, set()).add(org)
         # The rows may be newer than the changes read: a change committed meanwhile is applied
         # again at the next poll. Claim only the revisions actually read.
         revision = max(c.revision for c in changes)
         snap = self.source.load(o for o in whole if o is not None) if whole else None
-        delta = self.source.load_delta(users, structures) if users or structures else None
+        delta = (
+            self.source.load_delta(users, {o for o in structures if o is not None}, groups)
+            if users or structures or groups
+            else None
+        )
         try:
-            self._change(snap, delta, users)
+            self._change(snap, delta, users, groups)
         except Exception:
             log.exception("applying changes failed midway; rebuilding the whole index")
             self._fresh_at = float("-inf")  # checks deny until the rebuild succeeds
@@ -198,10 +208,14 @@ class PolicyEngine:
         self.index.revision = max(self.index.revision, revision)
 
     def _change(
-        self, snap: Snapshot | None, delta: Delta | None, users: dict[int, set[int]]
+        self,
+        snap: Snapshot | None,
+        delta: Delta | None,
+        users: dict[int, set[int]],
+        groups: dict[int, set[int]],
     ) -> None:
-        """Change the index in place with rows already read; a user or structure that cannot
-        be applied alone (moved, new or gone) reloads its partitions, or everything."""
+        """Change the index in place with rows already read; a user or group that cannot be
+        applied alone (moved or gone) reloads its partitions, or everything."""
         # As in load(): no collection while the new objects are made (at national scale it
         # halved a partition's rebuild, 72 → 39 ms).
         gc.disable()
@@ -211,6 +225,7 @@ class PolicyEngine:
             more: set[int | None] = set()
             if delta is not None:
                 more |= apply_structure(self.index, delta.structure)
+                more |= apply_groups(self.index, delta.groups, groups)
                 more |= apply_users(self.index, delta.users, users)
             if None in more:
                 self.load()

@@ -13,6 +13,7 @@ from typing import NamedTuple
 USER = "user"  # one user (``Change.subject_id``): their row, memberships, Afas profiles
 STRUCTURE = "structure"  # the organisation's own rows: itself, subscriptions, partner admins,
 # groups, their roles and managers; not its users
+GROUP = "group"  # one group (``Change.subject_id``): its row, roles and managers
 
 # (id, code, name)
 OrgRow = tuple[int, str, str]
@@ -64,11 +65,13 @@ class Change(NamedTuple):
 
 @dataclass
 class Delta:
-    """Rows of some users (by id) and of some organisations' structure (no users), read after
-    the changes that named them: ``users`` holds the users' rows, memberships, Afas profiles,
-    operator flags and managed groups; ``structure`` the organisations' rows, subscriptions,
-    groups, group roles, partner admins and every manager of their groups."""
+    """Rows of some users (by id), groups (by id) and organisations' structure (no users),
+    read after the changes that named them: ``users`` holds the users' rows, memberships, Afas
+    profiles, operator flags and managed groups; ``groups`` the groups' rows, roles and
+    managers; ``structure`` the organisations' rows, subscriptions, groups, group roles, partner
+    admins and every manager of their groups."""
 
     user_ids: frozenset[int]
     users: Snapshot
     structure: Snapshot
+    groups: Snapshot = field(default_factory=lambda: Snapshot(0))

@@ -5,12 +5,13 @@ organisation's structure) equals the reference, ``Index.build`` over a full snap
 Random write sequences (seeded) run through the real administration service, acting as an open
 partner admin of the organisation (R-ADM-1), on the bench generator's data at a tiny scale, on
 SQLite and PostgreSQL: attach (R-MEM-1) and detach (R-MEM-2), assign and remove roles (R-GRP-4),
-create sub-groups with a manager (R-ADM-3), close groups with their sub-groups and members
-(R-GRP-2), replace managers (R-ADM-3) and create users (R-USR-1). Writes the rules refuse are
-part of the sequence: they must leave the index as it was. The comparison is of a canonical
-dump (users with windows, memberships, profiles, managed groups and grants; organisations with
-groups, roles, subscriptions, admins and the order of logins), so that no difference hides
-behind an order the index does not promise.
+create groups with a manager (R-ADM-3), some opening later, edit them (label, a later opening:
+their sub-groups' effective windows move with it; a closing day), close groups with their
+sub-groups and members (R-GRP-2), replace managers (R-ADM-3) and create users (R-USR-1).
+Writes the rules refuse are part of the sequence: they must leave the index as it was. The
+comparison is of a canonical dump (users with windows, memberships, profiles, managed groups
+and grants; organisations with groups, roles, subscriptions, admins and the order of logins),
+so that no difference hides behind an order the index does not promise.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.core.errors import PdpError
 from pdp.engine.index import Index
 from pdp.engine.policy import PolicyEngine
-from pdp.engine.snapshot import STRUCTURE, USER
+from pdp.engine.snapshot import GROUP, USER
 from pdp.records.audit_trail import AuditChain
 from pdp.records.decision_log import MemoryLog
 from pdp.services.admin import grants, groups, managers, users
 from pdp.services.admin.requests import (
+    GroupEdit,
     GroupNew,
     ManagerSet,
     MembershipEdit,
@@ -51,7 +53,7 @@ SEEDS = (7, 8)
 STEPS = 60
 # Attach and assign twice as often: they are most of an administrator's writes.
 OPS = ("attach", "attach", "detach", "assign", "assign", "remove", "create", "close")
-OPS += ("manager", "user")
+OPS += ("manager", "user", "edit", "edit")
 
 
 def dump(index: Index) -> dict[str, Any]:
@@ -175,7 +177,17 @@ class Writer:
                 )
                 if rng.random() < 0.3:
                     data = self._top(data, org.id)
+                later = [g for g in org.groups.values() if g.own_start > self.day < g.end]
+                if later and rng.random() < 0.5:  # under a group opening later, from then
+                    parent = rng.choice(sorted(later, key=lambda g: g.code))
+                    update = {"parent": parent.code, "opens_on": dt.date.fromordinal(parent.start)}
+                    data = data.model_copy(update=update)
+                elif rng.random() < 0.4:  # opening later: its opening may be moved (R-GRP-2)
+                    day = TODAY + dt.timedelta(days=rng.randint(1, 30))
+                    data = data.model_copy(update={"opens_on": day})
                 groups.create_group(svc, admin, code, data)
+            elif op == "edit":
+                self._edit(admin, code, org)
             elif op == "close":
                 groups.close_group(svc, admin, code, rng.choice(groups_open))
             elif op == "manager":
@@ -200,9 +212,32 @@ class Writer:
                     email=f"n{self.made}@example.fr",
                 )
                 users.create_user(svc, admin, code, new)
-        except PdpError:
-            return f"{op} (refused)"
+        except PdpError as exc:
+            return f"{op} (refused {exc.code})"
         return op
+
+    def _edit(self, admin: str, code: str, org: Any) -> None:
+        """Relabel a group, move a future group's opening, or close one on a later day: the
+        members of it and of its sub-groups see their grants' windows change (R-GRP-2)."""
+        rng = self.rng
+        parents = {g.parent_id for g in org.groups.values()}
+        # Groups opening later, those with sub-groups first: moving their opening moves their
+        # sub-groups' effective windows, which the change does not name.
+        later = [g.code for g in org.groups.values() if g.own_start > self.day and g.id in parents]
+        later = later or [g.code for g in org.groups.values() if g.own_start > self.day]
+        group = rng.choice(sorted(later) if later and rng.random() < 0.6 else self._all(org))
+        day = TODAY + dt.timedelta(days=rng.randint(1, 40))
+        data = rng.choice(
+            [
+                GroupEdit(label=f"relabelled {self.made}"),
+                GroupEdit(opens_on=day),
+                GroupEdit(closes_on=day + dt.timedelta(days=rng.randint(0, 60))),
+            ]
+        )
+        groups.edit_group(self.svc, admin, code, group, data)
+
+    def _all(self, org: Any) -> list[str]:
+        return sorted(g.code for g in org.groups.values()) or ["NONE"]
 
     def _top(self, data: GroupNew, org_id: int) -> GroupNew:
         """The same group at the top, under one of the organisation's conventions."""
@@ -241,4 +276,27 @@ def test_incremental_refresh_matches_a_full_build(db: Engine, seed: int) -> None
     assert observer.loads == 1, "a write fell back to a whole load"
     with Session(db) as s:
         scopes = set(s.scalars(select(PolicyChange.scope)))
-    assert {USER, STRUCTURE} <= scopes  # the fine-grained path was taken
+    assert {USER, GROUP} <= scopes  # the fine-grained path was taken
+
+
+def test_moving_a_groups_opening_moves_its_sub_groups_windows(db: Engine) -> None:
+    """R-GRP-2: a sub-group is open only while its parent is. Moving the opening of a group
+    that opens later moves the effective window of its sub-group, which the change does not
+    name: the engine recomputes it in memory, as the full build does."""
+    catalogue = load_catalogue()
+    generate(db, SCALE, SEEDS[0], today=TODAY, catalogue=catalogue)
+    source = SqlSnapshotSource(db)
+    engine = PolicyEngine(source, catalogue, clock=lambda: TODAY)
+    engine.load()
+    svc = AdminService(db, engine, catalogue, AuditChain(), MemoryLog(), None)
+    code, admin, org = Writer(svc, random.Random(0), catalogue)._org()
+    top = sorted(g.code for g in org.groups.values() if g.start <= TODAY.toordinal() < g.end)[0]
+    soon, later = TODAY + dt.timedelta(days=5), TODAY + dt.timedelta(days=12)
+    manager = UserRef(login=admin)
+    for child, parent in (("LATER", top), ("LATER.SUB", "LATER")):
+        data = GroupNew(code=child, label=child, parent=parent, manager=manager, opens_on=soon)
+        groups.create_group(svc, admin, code, data)
+    groups.edit_group(svc, admin, code, "LATER", GroupEdit(opens_on=later))
+    sub = engine.index.orgs[org.id].groups[engine.index.orgs[org.id].group_by_code["LATER.SUB"]]
+    assert sub.start == later.toordinal()  # itself opens on `soon`, its parent later
+    assert dump(engine.index) == dump(Index.build(source.load()))

@@ -240,10 +240,10 @@ class UnreachableStore:
             raise ConnectionError("store unreachable")
         return self.real.changes_since(revision)
 
-    def load_delta(self, user_ids: Iterable[int], organisation_ids: Iterable[int]) -> Any:
+    def load_delta(self, *args: Any) -> Any:
         if self.down:
             raise ConnectionError("store unreachable")
-        return self.real.load_delta(user_ids, organisation_ids)
+        return self.real.load_delta(*args)
 
 
 @pytest.fixture

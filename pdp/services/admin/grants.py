@@ -10,7 +10,7 @@ from pdp.adapters.sql.models import (
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target
-from pdp.engine.snapshot import STRUCTURE
+from pdp.engine.snapshot import GROUP
 from pdp.services.admin import store
 from pdp.services.admin.group_tree import descendants, held_today, not_system, roles_of, subscribed
 from pdp.services.admin.requests import RoleRef
@@ -60,7 +60,7 @@ def _assign(tx: Tx, org: Organisation, grp: Group, service: str, role: str) -> N
         after,
         org.id,
         Action.GROUP_ROLES_EDIT,
-        scope=(STRUCTURE, None),
+        scope=(GROUP, grp.id),
     )
 
 
@@ -83,7 +83,7 @@ def _remove(tx: Tx, org: Organisation, grp: Group, service: str, role: str) -> l
                 store.role_out(r).model_dump(mode="json"),
                 org.id,
                 Action.GROUP_ROLES_EDIT,
-                scope=(STRUCTURE, None),
+                scope=(GROUP, g.id),
             )
         if rows:
             changed.append(g.code)

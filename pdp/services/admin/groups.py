@@ -18,7 +18,7 @@ from pdp.adapters.sql.models import (
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import AdminReason, Target
-from pdp.engine.snapshot import STRUCTURE, USER
+from pdp.engine.snapshot import GROUP, USER
 from pdp.services import paging
 from pdp.services.admin import store
 from pdp.services.admin.group_tree import (
@@ -132,7 +132,7 @@ def create_group(svc: AdminService, actor: str, org_code: str, data: GroupNew) -
             out.model_dump(mode="json"),
             org.id,
             related=f"user:{manager.login}",
-            scope=(STRUCTURE, None),
+            scope=(GROUP, grp.id),
         )
     return GroupWritten(group=out, revision=tx.revision)
 
@@ -372,6 +372,7 @@ def _edit(tx: Tx, org: Organisation, grp: Group, data: GroupEdit, action: Action
         store.group_out(grp, org.code, None).model_dump(mode="json"),
         org.id,
         action,
+        scope=(GROUP, grp.id),
     )
     return changed
 
@@ -480,6 +481,6 @@ def _close_group(tx: Tx, org: Organisation, grp: Group, day: dt.date) -> list[st
                 after,
                 org.id,
                 Action.GROUP_CLOSE,
-                scope=(STRUCTURE, None),
+                scope=(GROUP, g.id),
             )
     return closed

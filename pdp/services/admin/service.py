@@ -108,8 +108,8 @@ class Tx:
         """Note one change for the audit trail, and the domain to reload. ``related`` names a
         second object the change concerns (the group of a membership, the manager of a
         group), so that the history of either finds it. ``scope``: only that part of the
-        domain changed (``pdp.engine.snapshot``: (USER, user id), (STRUCTURE, None)); by
-        default the whole domain is reloaded."""
+        domain changed (``pdp.engine.snapshot``: (USER, user id), (GROUP, group id),
+        (STRUCTURE, None)); by default the whole domain is reloaded."""
         if scope is None:
             self.write.changed(organisation_id)
         else:

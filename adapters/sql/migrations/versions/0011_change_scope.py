@@ -1,8 +1,9 @@
 """The change log names what a change touched within its organisation
 
 A row with a ``scope`` names part of the organisation: "user" (``subject_id`` is the user: their
-row, memberships and Afas profiles) or "structure" (the organisation's own rows: itself, its
-subscriptions, partner admins, groups, their roles and managers; not its users). Rows written
+row, memberships and Afas profiles), "group" (``subject_id`` is the group: its row, roles and
+managers) or "structure" (the organisation's own rows: itself, its subscriptions, partner
+admins, groups, their roles and managers; not its users). Rows written
 before this migration, and rows without a scope, still mean "the whole organisation".
 
 Revision ID: 0011
