@@ -7,7 +7,9 @@ partner admin of the organisation (R-ADM-1), on the bench generator's data at a 
 SQLite and PostgreSQL: attach (R-MEM-1) and detach (R-MEM-2), assign and remove roles (R-GRP-4),
 create groups with a manager (R-ADM-3), some opening later, edit them (label, a later opening:
 their sub-groups' effective windows move with it; a closing day), close groups with their
-sub-groups and members (R-GRP-2), replace managers (R-ADM-3) and create users (R-USR-1).
+sub-groups and members (R-GRP-2), replace managers (R-ADM-3), create users (R-USR-1), give
+and remove Afas profiles (R-AFAS-1); and as an operator (R-CON-4), designate and end partner
+admins (R-ADM-1).
 Writes the rules refuse are part of the sequence: they must leave the index as it was. The
 comparison is of a canonical dump (users with windows, memberships, profiles, managed groups
 and grants; organisations with groups, roles, subscriptions, admins and the order of logins),
@@ -31,11 +33,13 @@ from pdp.core.catalogue import Catalogue, load_catalogue
 from pdp.core.errors import PdpError
 from pdp.engine.index import Index
 from pdp.engine.policy import PolicyEngine
-from pdp.engine.snapshot import GROUP, USER
+from pdp.engine.snapshot import GROUP, STRUCTURE, USER
 from pdp.records.audit_trail import AuditChain
 from pdp.records.decision_log import MemoryLog
-from pdp.services.admin import grants, groups, managers, users
+from pdp.services.admin import afas, contracts, grants, groups, managers, users
 from pdp.services.admin.requests import (
+    AfasProfileNew,
+    DatesEdit,
     GroupEdit,
     GroupNew,
     ManagerSet,
@@ -53,7 +57,7 @@ SEEDS = (7, 8)
 STEPS = 60
 # Attach and assign twice as often: they are most of an administrator's writes.
 OPS = ("attach", "attach", "detach", "assign", "assign", "remove", "create", "close")
-OPS += ("manager", "user", "edit", "edit")
+OPS += ("manager", "user", "edit", "edit", "designate", "end_admin", "afas", "afas_off")
 
 
 def dump(index: Index) -> dict[str, Any]:
@@ -186,6 +190,8 @@ class Writer:
                     day = TODAY + dt.timedelta(days=rng.randint(1, 30))
                     data = data.model_copy(update={"opens_on": day})
                 groups.create_group(svc, admin, code, data)
+            elif op in ("designate", "end_admin", "afas", "afas_off"):
+                self._operator(op, code, login, admin)
             elif op == "edit":
                 self._edit(admin, code, org)
             elif op == "close":
@@ -236,6 +242,28 @@ class Writer:
         )
         groups.edit_group(self.svc, admin, code, group, data)
 
+    def _operator(self, op: str, code: str, login: str, admin: str) -> None:
+        """An operator's write (R-CON-4): designate or end a partner admin (R-ADM-1: the
+        organisation's structure); or the partner admin's: give or remove an Afas profile
+        (R-AFAS-1: the user)."""
+        index, svc = self.svc.engine.index, self.svc
+        operator = next(
+            u.login
+            for u in sorted(index.users.values(), key=lambda u: u.login)
+            if u.is_operator and u.start <= self.day < u.end
+        )
+        if op == "designate":
+            contracts.designate_admin(svc, operator, code, UserRef(login=login))
+        elif op == "end_admin":
+            contracts.end_admin(svc, operator, code, login, DatesEdit())
+        elif op == "afas":
+            profile = self.rng.choice(sorted(self.catalogue.services["afas"].user_profiles))
+            afas.add_profile(svc, admin, code, login, AfasProfileNew(profile=profile))
+        else:
+            held = [p for p, s, e in index.users[login].profiles if s <= self.day < e]
+            if held:
+                afas.remove_profile(svc, admin, code, login, self.rng.choice(sorted(held)))
+
     def _all(self, org: Any) -> list[str]:
         return sorted(g.code for g in org.groups.values()) or ["NONE"]
 
@@ -276,7 +304,7 @@ def test_incremental_refresh_matches_a_full_build(db: Engine, seed: int) -> None
     assert observer.loads == 1, "a write fell back to a whole load"
     with Session(db) as s:
         scopes = set(s.scalars(select(PolicyChange.scope)))
-    assert {USER, GROUP} <= scopes  # the fine-grained path was taken
+    assert {USER, GROUP, STRUCTURE} <= scopes  # the fine-grained path was taken
 
 
 def test_moving_a_groups_opening_moves_its_sub_groups_windows(db: Engine) -> None:
