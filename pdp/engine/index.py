@@ -11,6 +11,7 @@ that they agree.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -242,10 +243,15 @@ class Index:
         return out
 
 
-def _group_grants(org: OrgPartition) -> dict[int, list[tuple[str, int, int, str, Grant]]]:
-    """Per group: (service, start, end, role, grant), the group and role windows intersected."""
+def _group_grants(
+    org: OrgPartition, only: Iterable[int] | None = None
+) -> dict[int, list[tuple[str, int, int, str, Grant]]]:
+    """Per group (of ``only``, when given): (service, start, end, role, grant), the group and
+    role windows intersected."""
     out: dict[int, list[tuple[str, int, int, str, Grant]]] = {}
-    for gid, group in org.groups.items():
+    groups = org.groups
+    chosen = groups.items() if only is None else ((g, groups[g]) for g in only if g in groups)
+    for gid, group in chosen:
         gs, ge = group.start, group.end
         flat = []
         for service, roles in group.roles.items():

@@ -28,7 +28,6 @@ from __future__ import annotations
 import bisect
 import sys
 
-from pdp.engine.decision import Grant
 from pdp.engine.index import (
     GroupEntry,
     Index,
@@ -191,7 +190,7 @@ def _settle(
         if (start, end) != before[gid] or gid in rebuilt:
             group.start, group.end = _shared_day(start), _shared_day(end)
             changed.add(gid)
-    flat = _group_grants(org)
+    affected = []
     for login in org.logins:
         user = index.users[login]
         mine = [m for m in user.managed if m[0] not in rebuilt]
@@ -199,8 +198,11 @@ def _settle(
         if mine != list(user.managed):
             user.managed = mine or ()
         if any(gid in changed for gid, _s, _e in user.memberships):
-            user.grants = {}
-            _precompute_grants(user, flat)
+            affected.append(user)
+    flat = _group_grants(org, {gid for u in affected for gid, _s, _e in u.memberships})
+    for user in affected:
+        user.grants = {}
+        _precompute_grants(user, flat)
 
 
 def _group_key(group: GroupEntry | None) -> object:
@@ -231,8 +233,7 @@ def apply_users(index: Index, snap: Snapshot, noted: dict[int, set[int]]) -> set
             managed.setdefault(uid, []).append((gid, start, end))
     operators = set(snap.operators)
     reload: set[int | None] = set()
-    logins: dict[int, dict[int, str]] = {}  # per organisation: user id -> login, made once
-    flats: dict[int, dict[int, list[tuple[str, int, int, str, Grant]]]] = {}
+    logins: dict[int, dict[int, str]] = {}  # per organisation: user id -> login, made if needed
     for uid in sorted(noted):
         row = rows.get(uid)
         org_id = row[2] if row is not None else None
@@ -243,11 +244,14 @@ def apply_users(index: Index, snap: Snapshot, noted: dict[int, set[int]]) -> set
         if noted[uid] != {org_id}:  # named in another organisation: it moved
             reload.update({org_id, *noted[uid]})
             continue
-        if org_id not in logins:
-            logins[org_id] = {index.users[login].id: login for login in org.logins}
-        old_login = logins[org_id].get(uid)
         _, login, _, start, end = row
         other = index.users.get(login)
+        if other is not None and other.id == uid and other.organisation_id == org_id:
+            old_login: str | None = login  # the usual case: same login, same organisation
+        else:  # a new user, or a renamed one: found by id among the organisation's users
+            if org_id not in logins:
+                logins[org_id] = {index.users[x].id: x for x in org.logins}
+            old_login = logins[org_id].get(uid)
         if old_login is None and other is not None:
             # New to this organisation under a login the index has: it moved (or a login was
             # reused); both partitions are reloaded.
@@ -260,14 +264,13 @@ def apply_users(index: Index, snap: Snapshot, noted: dict[int, set[int]]) -> set
         mine = [m for m in managed.get(uid, ()) if m[0] in org.groups]
         entry.managed = mine or ()
         entry.org = org
-        if org_id not in flats:
-            flats[org_id] = _group_grants(org)
-        _precompute_grants(entry, flats[org_id])
+        _precompute_grants(entry, _group_grants(org, {g for g, _s, _e in entry.memberships}))
         if old_login != login:
             if old_login is not None:
                 del index.users[old_login]
                 org.logins.remove(old_login)
             bisect.insort(org.logins, login)
-            logins[org_id][uid] = login
+            if org_id in logins:
+                logins[org_id][uid] = login
         index.users[login] = entry
     return reload
