@@ -5,8 +5,8 @@ closes, reopens and adds records at dates around today), for many days and rando
 ``Index.decide`` must allow exactly when a plain ``casbin.Enforcer`` over the same model
 (``policies/rbac_with_domains.conf``) and the same day's policy lines allows
 (``ReferenceEnforcer``). Snapshots are read from a real SQLite file through
-``SqlSnapshotSource``. A second test checks that partition reloads (``Index.with_partitions``)
-answer like a full build after random changes.
+``SqlSnapshotSource``. A second test checks that partition reloads
+(``index_delta.replace_partitions``) answer like a full build after random changes.
 """
 
 from __future__ import annotations
