@@ -102,8 +102,8 @@ def load_delta(
     group_ids: Iterable[int] = (),
 ) -> Delta:
     """Read the rows of the given users (row, memberships, Afas profiles, operator flag, the
-    groups they manage), of the given groups (row, roles, managers) and the structure of the
-    given organisations (``Delta``)."""
+    groups they manage), of the given groups (row, roles, managers, memberships) and the
+    structure of the given organisations (``Delta``)."""
     uids = sorted(set(user_ids))
     oids = sorted(set(organisation_ids))
     gids = sorted(set(group_ids))
@@ -120,6 +120,13 @@ def load_delta(
     if gids:
         _groups(conn, groups, Group.id, gids)
         groups.group_managers = _managers(conn, GroupManager.group_id, gids)
+        members = select(
+            Membership.user_id, Membership.group_id, Membership.opens_on, Membership.closes_on
+        )
+        groups.memberships = [
+            (uid, gid, s.toordinal(), ordinal_end(e))
+            for uid, gid, s, e in _rows(conn, members, Membership.group_id, gids)
+        ]
     return Delta(frozenset(uids), people, structure, groups)
 
 

@@ -11,7 +11,8 @@ Three sizes of change, read from the change log (``pdp.engine.snapshot.Change``)
   roles, managers): its partition object is kept (users point to it) and its contents replaced
   from ``Delta.structure``; the users whose grants may differ (a membership of a group whose
   window, code, parent or roles changed) are recomputed, the others keep theirs;
-- groups (``GROUP``): their entries are rebuilt from their rows (``Delta.groups``), the
+- groups (``GROUP``): their entries and their memberships are rebuilt from their rows
+  (``Delta.groups``; closing a group ends its memberships: one change, not one per member), the
   effective windows of their organisation recomputed in memory from every group's own window,
   and the grants recomputed for the members of the groups whose window, code, parent or roles
   changed; the managers of those groups are brought in line;
@@ -130,8 +131,9 @@ def _swap_structure(
 
 def apply_groups(index: Index, snap: Snapshot, noted: dict[int, set[int]]) -> set[int | None]:
     """Rebuild the groups ``noted`` (group id -> the organisations the change log named them
-    in) from ``snap`` (``Delta.groups``); return the organisations to reload instead (a group
-    gone, moved, or in an organisation the index does not have)."""
+    in) and their members' memberships of them from ``snap`` (``Delta.groups``); return what to
+    reload instead: the organisations of a group gone or moved, or None (everything) for a
+    member who is not a user of the group's organisation."""
     day, intern = _shared_day, sys.intern
     rows = {row[0]: row for row in snap.groups}
     roles: dict[int, dict[str, list[tuple[str, int, int]]]] = {}
@@ -144,6 +146,10 @@ def apply_groups(index: Index, snap: Snapshot, noted: dict[int, set[int]]) -> se
     for gid, uid, start, end in snap.group_managers:
         if start < end:
             managers.setdefault(uid, []).append((gid, start, end))
+    members: dict[int, list[tuple[int, int, int]]] = {}  # group id -> (user, start, end)
+    for uid, gid, start, end in snap.memberships:
+        if start < end:
+            members.setdefault(gid, []).append((uid, day(start), day(end)))
     reload: set[int | None] = set()
     by_org: dict[int, list[int]] = {}
     for gid in sorted(noted):
@@ -166,7 +172,12 @@ def apply_groups(index: Index, snap: Snapshot, noted: dict[int, set[int]]) -> se
                 gid, code, label, parent, 0, 0, roles.get(gid, {}), day(own_start), day(own_end)
             )
             org.group_by_code[code] = gid
-        _settle(index, org, set(gids), managers)
+        of_org: dict[int, list[tuple[int, int, int]]] = {}  # user id -> (group, start, end)
+        for gid in gids:
+            for uid, start, end in members.get(gid, ()):
+                of_org.setdefault(uid, []).append((gid, start, end))
+        if not _settle(index, org, set(gids), managers, of_org):
+            reload.add(None)
     return reload
 
 
@@ -175,9 +186,12 @@ def _settle(
     org: OrgPartition,
     rebuilt: set[int],
     managers: dict[int, list[tuple[int, int, int]]],
-) -> None:
+    members: dict[int, list[tuple[int, int, int]]],
+) -> bool:
     """After the groups ``rebuilt`` were replaced in ``org``: recompute every effective window,
-    then the managed groups and grants of the users they concern."""
+    then the memberships of those groups (``members``: every membership of them, by user), the
+    managed groups and grants of the users they concern. False if a member is not a user of
+    ``org`` (the index is then to be rebuilt)."""
     before = {gid: (g.start, g.end) for gid, g in org.groups.items()}
     rows = Snapshot(0)
     rows.groups = [
@@ -191,18 +205,26 @@ def _settle(
             group.start, group.end = _shared_day(start), _shared_day(end)
             changed.add(gid)
     affected = []
+    seen = 0
     for login in org.logins:
         user = index.users[login]
+        rows_of = members.get(user.id)
+        touched = rows_of is not None or any(g in rebuilt for g, _s, _e in user.memberships)
+        if touched:  # its grants go with the memberships it no longer has, too
+            kept = [m for m in user.memberships if m[0] not in rebuilt]
+            user.memberships = kept + (rows_of or [])
+            seen += rows_of is not None
         mine = [m for m in user.managed if m[0] not in rebuilt]
         mine += managers.get(user.id, [])
         if mine != list(user.managed):
             user.managed = mine or ()
-        if any(gid in changed for gid, _s, _e in user.memberships):
+        if touched or any(gid in changed for gid, _s, _e in user.memberships):
             affected.append(user)
     flat = _group_grants(org, {gid for u in affected for gid, _s, _e in u.memberships})
     for user in affected:
         user.grants = {}
         _precompute_grants(user, flat)
+    return seen == len(members)
 
 
 def _group_key(group: GroupEntry | None) -> object:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 USER = "user"  # one user (``Change.subject_id``): their row, memberships, Afas profiles
 STRUCTURE = "structure"  # the organisation's own rows: itself, subscriptions, partner admins,
 # groups, their roles and managers; not its users
-GROUP = "group"  # one group (``Change.subject_id``): its row, roles and managers
+GROUP = "group"  # one group (``Change.subject_id``): its row, roles, managers, memberships
 
 # (id, code, name)
 OrgRow = tuple[int, str, str]
@@ -67,9 +67,9 @@ class Change(NamedTuple):
 class Delta:
     """Rows of some users (by id), groups (by id) and organisations' structure (no users),
     read after the changes that named them: ``users`` holds the users' rows, memberships, Afas
-    profiles, operator flags and managed groups; ``groups`` the groups' rows, roles and
-    managers; ``structure`` the organisations' rows, subscriptions, groups, group roles, partner
-    admins and every manager of their groups."""
+    profiles, operator flags and managed groups; ``groups`` the groups' rows, roles, managers
+    and memberships; ``structure`` the organisations' rows, subscriptions, groups, group roles,
+    partner admins and every manager of their groups."""
 
     user_ids: frozenset[int]
     users: Snapshot

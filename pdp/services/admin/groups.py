@@ -18,7 +18,7 @@ from pdp.adapters.sql.models import (
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import AdminReason, Target
-from pdp.engine.snapshot import GROUP, USER
+from pdp.engine.snapshot import GROUP
 from pdp.services import paging
 from pdp.services.admin import store
 from pdp.services.admin.group_tree import (
@@ -470,7 +470,6 @@ def _close_group(tx: Tx, org: Organisation, grp: Group, day: dt.date) -> list[st
             ):
                 m.closes_on = day
                 ended.append(login)
-                tx.write.changed(org.id, USER, m.user_id)
             # The audit record names the members the closing detached.
             after = store.group_out(g, org.code, None).model_dump(mode="json")
             after["members_detached"] = sorted(ended)
