@@ -186,7 +186,7 @@ class PolicyEngine:
                 continue
             if c.scope == USER:
                 users.setdefault(c.subject_id, set()).add(org)
-            elif c.scope == GROUP and org not in structures:  # a structure holds its groups
+            elif c.scope == GROUP:  # after a structure too: it does not hold the memberships
                 groups.setdefault(c.subject_id, set()).add(org)
         # The rows may be newer than the changes read: a change committed meanwhile is applied
         # again at the next poll. Claim only the revisions actually read.

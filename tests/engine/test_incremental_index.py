@@ -288,6 +288,8 @@ def test_incremental_refresh_matches_a_full_build(db: Engine, seed: int) -> None
     engine.load()
     other = PolicyEngine(source, catalogue, clock=lambda: TODAY)  # another worker, polling
     other.load()
+    lagging = PolicyEngine(source, catalogue, clock=lambda: TODAY)  # several changes at once
+    lagging.load()
     svc = AdminService(db, engine, catalogue, AuditChain(), MemoryLog(), None)
     writer = Writer(svc, random.Random(seed), catalogue)
     done: list[str] = []
@@ -299,6 +301,10 @@ def test_incremental_refresh_matches_a_full_build(db: Engine, seed: int) -> None
         want = dump(reference)
         assert dump(engine.index) == want, f"after step {step}: {done[-5:]}"
         assert dump(other.index) == want, f"other worker, after step {step}: {done[-5:]}"
+        if step % 4 == 3:
+            lagging.refresh(force=True)
+            assert lagging.revision == reference.revision
+            assert dump(lagging.index) == want, f"four at once, after step {step}: {done[-5:]}"
     applied = [d for d in done if "refused" not in d]
     assert len(applied) >= STEPS // 3, done  # not a sequence of refusals
     assert observer.loads == 1, "a write fell back to a whole load"
@@ -328,3 +334,33 @@ def test_moving_a_groups_opening_moves_its_sub_groups_windows(db: Engine) -> Non
     sub = engine.index.orgs[org.id].groups[engine.index.orgs[org.id].group_by_code["LATER.SUB"]]
     assert sub.start == later.toordinal()  # itself opens on `soon`, its parent later
     assert dump(engine.index) == dump(Index.build(source.load()))
+
+
+def test_a_structure_and_a_group_closing_applied_together(db: Engine) -> None:
+    """A worker that applies, at once, a partner admin's designation (the organisation's
+    structure, R-ADM-1) and the closing of a group with members (R-GRP-2: their memberships end):
+    the structure does not hold the memberships, the group change does."""
+    catalogue = load_catalogue()
+    generate(db, SCALE, SEEDS[1], today=TODAY, catalogue=catalogue)
+    source = SqlSnapshotSource(db)
+    engine = PolicyEngine(source, catalogue, clock=lambda: TODAY)
+    engine.load()
+    lagging = PolicyEngine(source, catalogue, clock=lambda: TODAY)
+    lagging.load()
+    svc = AdminService(db, engine, catalogue, AuditChain(), MemoryLog(), None)
+    writer = Writer(svc, random.Random(1), catalogue)
+    code, admin, org = writer._org()
+    day = TODAY.toordinal()
+    members = {
+        gid
+        for login in org.logins
+        for gid, s, e in engine.index.users[login].memberships
+        if s <= day < e and gid in org.groups and org.groups[gid].start <= day
+    }
+    group = org.groups[min(members)].code
+    candidate = next(x for x in org.logins if x != admin and engine.index.users[x].end > day)
+    writer._operator("designate", code, candidate, admin)
+    groups.close_group(svc, admin, code, group)
+    lagging.refresh(force=True)
+    assert lagging.revision == engine.revision
+    assert dump(lagging.index) == dump(Index.build(source.load())) == dump(engine.index)
