@@ -2,16 +2,16 @@
 
 Freshness: at most every ``refresh_interval`` seconds (and at once after a local write), the
 engine reads the change log after its revision. A change that names a part of an organisation
-(a user, its structure: ``pdp.engine.snapshot.Change``) makes it read just those rows and apply
-them (``pdp.engine.index_delta``), recomputing only the grants that may change; a change that
-names a whole organisation (or a scope it does not know) reloads that partition; a change with
-no organisation, or too many organisations at once, reloads everything, built aside and swapped
-in by reference.
+(a user, a group, its structure: ``pdp.engine.snapshot.Change``) makes it read just those rows
+and apply them (``pdp.engine.index_delta``), recomputing only the grants that may change; a
+change that names a whole organisation (or a scope it does not know) replaces that partition; a
+change with no organisation, or too many organisations at once, reloads everything, built aside
+and swapped in by reference.
 
 The invariant that replaces "an index is never mutated": the index is changed in place only by
 ``refresh``, on the one thread that answers requests (workers are single-threaded processes:
 pycasbin is not thread-safe, and a reload during checks gave false denials), between two
-answers and only once every row it needs has been read. A reader that holds ``engine.index``
+answers, after the rows the changes name have been read. A reader that holds ``engine.index``
 for the length of one answer (a listing, a preview's "before") therefore never sees half a
 change, and the read path takes no lock. Other threads (the watcher) only raise the shared
 revision (``observe``). If applying a change fails midway, the whole index is rebuilt; if that
