@@ -35,7 +35,7 @@ from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Query, Reason
 from pdp.engine.index import Index
 from pdp.engine.policy import PolicyEngine
-from pdp.engine.snapshot import Snapshot
+from pdp.engine.snapshot import Change, Delta, Snapshot
 from pdp.records.decision_log import OffLog, WalLog
 from pdp.services.decisions import DecisionService
 
@@ -78,9 +78,15 @@ class _TimedSource:
         self.last_load_s = time.perf_counter() - started
         return snap
 
-    def changes_since(self, revision: int) -> list[tuple[int, int | None]]:
+    def changes_since(self, revision: int) -> list[Change]:
         """Delegate to the wrapped source."""
         return self.inner.changes_since(revision)
+
+    def load_delta(
+        self, user_ids: Iterable[int], organisation_ids: Iterable[int], group_ids: Iterable[int]
+    ) -> Delta:
+        """Delegate to the wrapped source."""
+        return self.inner.load_delta(user_ids, organisation_ids, group_ids)
 
 
 # -- measuring -------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ The writes run through the real code path minus HTTP: ``pdp.services.admin.users
 ``pdp.web.app.create_app`` builds it, acting as an open partner admin of the organisation, so that
 authorisation by the engine (R-ADM-7), the transaction, the commit and the synchronous
 ``PolicyEngine.notify`` refresh all run. The engine is the real ``PolicyEngine`` with only
-``notify`` timed
-(``_TimedEngine``): "of which engine refresh" is that call, i.e. the part after the commit.
+``notify`` timed (``_TimedEngine``): "of which engine refresh" is that call, i.e. the part after
+the commit, in which the engine reads and applies just what the change log names (a user, a
+group: ``pdp.engine.index_delta``).
 
 Fixtures are not timed. Groups, sub-groups and roles are made by the partner admin through the
 same service; the members of each group to close are inserted in one transaction with

@@ -141,12 +141,30 @@ def bump_revision(session: Session) -> int:
 
 
 def log_changes(
-    session: Session, revision: int, organisation_ids: Iterable[int | None], reason: str
+    session: Session,
+    revision: int,
+    organisation_ids: Iterable[int | None],
+    reason: str,
+    parts: Iterable[tuple[int, str, int | None]] = (),
 ) -> None:
-    """Log which domains revision ``revision`` touched (None: every domain)."""
-    rows = [
+    """Log what revision ``revision`` touched: whole domains (``organisation_ids``, None: every
+    domain) and parts of others (``parts``: (organisation, scope, subject id), migration 0011).
+    A part of a domain also logged whole is left out: the whole covers it."""
+    whole = set(organisation_ids)
+    rows: list[dict[str, object]] = [
         {"revision": revision, "organisation_id": org, "reason": reason}
-        for org in sorted(set(organisation_ids), key=lambda o: -1 if o is None else o)
+        for org in sorted(whole, key=lambda o: -1 if o is None else o)
+    ]
+    rows += [
+        {
+            "revision": revision,
+            "organisation_id": org,
+            "reason": reason,
+            "scope": scope,
+            "subject_id": subject,
+        }
+        for org, scope, subject in sorted(set(parts), key=lambda p: (p[0], p[1], p[2] or 0))
+        if org not in whole and None not in whole
     ]
     session.execute(insert(PolicyChange), rows or [{"revision": revision, "reason": reason}])
 

@@ -186,7 +186,11 @@ class PolicyRevision(Base):
 
 
 class PolicyChange(Base):
-    """One committed write: its number is the policy revision it produced."""
+    """One committed write: its number is the policy revision it produced. ``scope`` None: the
+    whole organisation (or every one, with no organisation); "user": the user ``subject_id``
+    (their row, memberships, Afas profiles); "group": the group ``subject_id`` (its row, roles,
+    managers); "structure": the organisation's own rows (itself,
+    subscriptions, partner admins, groups, roles, managers), not its users (migration 0011)."""
 
     __tablename__ = "policy_changes"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -198,6 +202,8 @@ class PolicyChange(Base):
     changed_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+    scope: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    subject_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 Index("ix_group_roles_group_service", GroupRole.group_id, GroupRole.service)

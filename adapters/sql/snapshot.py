@@ -28,9 +28,7 @@ from pdp.adapters.sql.models import (
     User,
 )
 from pdp.core.clock import ordinal_end
-from pdp.engine.snapshot import (
-    Snapshot,
-)
+from pdp.engine.snapshot import Change, Delta, Snapshot
 
 _CHUNK = 500
 
@@ -42,21 +40,27 @@ def current_revision(conn: Connection) -> int:
     )
 
 
-def changes_since(conn: Connection, revision: int) -> list[tuple[int, int | None]]:
-    """Return (revision, organisation id or None) of every change after ``revision``, in order.
+def changes_since(conn: Connection, revision: int) -> list[Change]:
+    """Return every change after ``revision``, in order (``Change``: the revision, the
+    organisation or None, and what of it changed).
 
     If the store is behind ``revision`` (restored from a backup, or a failover that lost the
     last commits), the answer is one change (current revision, None): reload everything.
     """
     current = current_revision(conn)
     if current < revision:
-        return [(current, None)]
+        return [Change(current, None)]
     stmt = (
-        select(PolicyChange.revision, PolicyChange.organisation_id)
+        select(
+            PolicyChange.revision,
+            PolicyChange.organisation_id,
+            PolicyChange.scope,
+            PolicyChange.subject_id,
+        )
         .where(PolicyChange.revision > revision)
         .order_by(PolicyChange.revision)
     )
-    return [(int(r), o) for r, o in conn.execute(stmt)]
+    return [Change(int(r), o, scope, subject) for r, o, scope, subject in conn.execute(stmt)]
 
 
 def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
@@ -85,6 +89,49 @@ def load_snapshot(conn: Connection, organisation_ids: Iterable[int] | None = Non
         revision=current_revision(conn),
         organisation_ids=None if ids is None else frozenset(ids),
     )
+    _structure(conn, snap, ids)
+    _people(conn, snap, User.organisation_id, ids)
+    snap.group_managers = _managers(conn, Group.organisation_id, ids)
+    return snap
+
+
+def load_delta(
+    conn: Connection,
+    user_ids: Iterable[int],
+    organisation_ids: Iterable[int],
+    group_ids: Iterable[int] = (),
+) -> Delta:
+    """Read the rows of the given users (row, memberships, Afas profiles, operator flag, the
+    groups they manage), of the given groups (row, roles, managers, memberships) and the
+    structure of the given organisations (``Delta``)."""
+    uids = sorted(set(user_ids))
+    oids = sorted(set(organisation_ids))
+    gids = sorted(set(group_ids))
+    revision = current_revision(conn)
+    people = Snapshot(revision)
+    if uids:
+        _people(conn, people, User.id, uids)
+        people.group_managers = _managers(conn, GroupManager.user_id, uids)
+    structure = Snapshot(revision, organisation_ids=frozenset(oids))
+    if oids:
+        _structure(conn, structure, oids)
+        structure.group_managers = _managers(conn, Group.organisation_id, oids)
+    groups = Snapshot(revision)
+    if gids:
+        _groups(conn, groups, Group.id, gids)
+        groups.group_managers = _managers(conn, GroupManager.group_id, gids)
+        members = select(
+            Membership.user_id, Membership.group_id, Membership.opens_on, Membership.closes_on
+        )
+        groups.memberships = [
+            (uid, gid, s.toordinal(), ordinal_end(e))
+            for uid, gid, s, e in _rows(conn, members, Membership.group_id, gids)
+        ]
+    return Delta(frozenset(uids), people, structure, groups)
+
+
+def _structure(conn: Connection, snap: Snapshot, ids: Sequence[int] | None) -> None:
+    """The organisations' own rows: themselves, subscriptions, partner admins, groups, roles."""
     snap.organisations = [
         (int(i), str(c), str(n))
         for i, c, n in _rows(
@@ -117,13 +164,6 @@ def load_snapshot(conn: Connection, organisation_ids: Iterable[int] | None = Non
         end = min(ordinal_end(e1), ordinal_end(e2), ordinal_end(e3))
         snap.subscriptions.append((org, service, caf, start, end))
 
-    users = select(
-        User.id, User.login, User.organisation_id, User.opens_on, User.closes_on, User.is_operator
-    )
-    for uid, login, org, s, e, operator in _rows(conn, users, User.organisation_id, ids):
-        snap.users.append((uid, login, org, s.toordinal(), ordinal_end(e)))
-        if operator:
-            snap.operators.append(uid)
     admins = select(
         PartnerAdmin.organisation_id,
         PartnerAdmin.user_id,
@@ -134,13 +174,12 @@ def load_snapshot(conn: Connection, organisation_ids: Iterable[int] | None = Non
         (org, uid, s.toordinal(), ordinal_end(e))
         for org, uid, s, e in _rows(conn, admins, PartnerAdmin.organisation_id, ids)
     ]
-    managers = select(
-        GroupManager.group_id, GroupManager.user_id, GroupManager.opens_on, GroupManager.closes_on
-    ).join(Group, GroupManager.group_id == Group.id)
-    snap.group_managers = [
-        (gid, uid, s.toordinal(), ordinal_end(e))
-        for gid, uid, s, e in _rows(conn, managers, Group.organisation_id, ids)
-    ]
+    _groups(conn, snap, Group.organisation_id, ids)
+
+
+def _groups(conn: Connection, snap: Snapshot, column: Any, ids: Sequence[int] | None) -> None:
+    """Groups and their roles, restricted by ``column IN ids`` (Group.organisation_id or
+    Group.id)."""
     groups = select(
         Group.id,
         Group.organisation_id,
@@ -152,7 +191,7 @@ def load_snapshot(conn: Connection, organisation_ids: Iterable[int] | None = Non
     )
     snap.groups = [
         (gid, org, parent, code, label, s.toordinal(), ordinal_end(e))
-        for gid, org, parent, code, label, s, e in _rows(conn, groups, Group.organisation_id, ids)
+        for gid, org, parent, code, label, s, e in _rows(conn, groups, column, ids)
     ]
     roles = select(
         GroupRole.group_id,
@@ -160,26 +199,62 @@ def load_snapshot(conn: Connection, organisation_ids: Iterable[int] | None = Non
         GroupRole.role,
         GroupRole.opens_on,
         GroupRole.closes_on,
-    ).join(Group, GroupRole.group_id == Group.id)
+    )
+    if column is Group.id:  # by group: through the roles' own group_id index, no join
+        column = GroupRole.group_id
+    else:
+        roles = roles.join(Group, GroupRole.group_id == Group.id)
     snap.group_roles = [
         (gid, svc, role, s.toordinal(), ordinal_end(e))
-        for gid, svc, role, s, e in _rows(conn, roles, Group.organisation_id, ids)
+        for gid, svc, role, s, e in _rows(conn, roles, column, ids)
     ]
+
+
+def _people(conn: Connection, snap: Snapshot, column: Any, ids: Sequence[int] | None) -> None:
+    """Users (restricted by ``column IN ids``: User.organisation_id or User.id), their
+    memberships, Afas profiles and operator flags. By user id, the rows are found through their
+    own ``user_id`` index, without the join to users (SQLite planned that join as a scan)."""
+    by_user = column is User.id
+    users = select(
+        User.id, User.login, User.organisation_id, User.opens_on, User.closes_on, User.is_operator
+    )
+    for uid, login, org, s, e, operator in _rows(conn, users, column, ids):
+        snap.users.append((uid, login, org, s.toordinal(), ordinal_end(e)))
+        if operator:
+            snap.operators.append(uid)
     members = select(
         Membership.user_id, Membership.group_id, Membership.opens_on, Membership.closes_on
-    ).join(User, Membership.user_id == User.id)
+    )
+    if not by_user:
+        members = members.join(User, Membership.user_id == User.id)
     snap.memberships = [
         (uid, gid, s.toordinal(), ordinal_end(e))
-        for uid, gid, s, e in _rows(conn, members, User.organisation_id, ids)
+        for uid, gid, s, e in _rows(conn, members, Membership.user_id if by_user else column, ids)
     ]
     profiles = select(
         AfasProfile.user_id, AfasProfile.profile, AfasProfile.opens_on, AfasProfile.closes_on
-    ).join(User, AfasProfile.user_id == User.id)
+    )
+    if not by_user:
+        profiles = profiles.join(User, AfasProfile.user_id == User.id)
     snap.afas_profiles = [
         (uid, prof, s.toordinal(), ordinal_end(e))
-        for uid, prof, s, e in _rows(conn, profiles, User.organisation_id, ids)
+        for uid, prof, s, e in _rows(
+            conn, profiles, AfasProfile.user_id if by_user else column, ids
+        )
     ]
-    return snap
+
+
+def _managers(conn: Connection, column: Any, ids: Sequence[int] | None) -> list[Any]:
+    """Group managers, restricted by ``column IN ids`` (Group.organisation_id or user_id)."""
+    managers = select(
+        GroupManager.group_id, GroupManager.user_id, GroupManager.opens_on, GroupManager.closes_on
+    )
+    if column is not GroupManager.user_id and column is not GroupManager.group_id:
+        managers = managers.join(Group, GroupManager.group_id == Group.id)
+    return [
+        (gid, uid, s.toordinal(), ordinal_end(e))
+        for gid, uid, s, e in _rows(conn, managers, column, ids)
+    ]
 
 
 class SqlSnapshotSource:
@@ -196,7 +271,21 @@ class SqlSnapshotSource:
         with conn_engine.connect() as conn, conn.begin():
             return load_snapshot(conn, organisation_ids)
 
-    def changes_since(self, revision: int) -> list[tuple[int, int | None]]:
+    def changes_since(self, revision: int) -> list[Change]:
         """Return the changes after ``revision``, oldest first."""
         with self._engine.connect() as conn:
             return changes_since(conn, revision)
+
+    def load_delta(
+        self,
+        user_ids: Iterable[int],
+        organisation_ids: Iterable[int],
+        group_ids: Iterable[int] = (),
+    ) -> Delta:
+        """Read some users' and groups' rows and some organisations' structure (one
+        transaction, REPEATABLE READ where supported, as ``load``)."""
+        conn_engine: Engine = self._engine
+        if self._engine.dialect.name == "postgresql":
+            conn_engine = self._engine.execution_options(isolation_level="REPEATABLE READ")
+        with conn_engine.connect() as conn, conn.begin():
+            return load_delta(conn, user_ids, organisation_ids, group_ids)

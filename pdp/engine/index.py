@@ -11,6 +11,7 @@ that they agree.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -23,7 +24,9 @@ GrantEntry = tuple[int, int, str, Grant]  # (start, end, role, the grant path)
 
 @dataclass(slots=True)
 class GroupEntry:
-    """A group with its effective window (itself ∩ every ancestor) and its dated roles."""
+    """A group with its effective window (itself ∩ every ancestor), its dated roles, and its
+    own window (kept so that a change to one group recomputes the effective windows in memory,
+    ``pdp.engine.index_delta``)."""
 
     id: int
     code: str
@@ -32,6 +35,8 @@ class GroupEntry:
     start: int
     end: int
     roles: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+    own_start: int = 0
+    own_end: int = 0
 
 
 @dataclass(slots=True)
@@ -84,7 +89,9 @@ class Outcome(NamedTuple):
 
 
 class Index:
-    """Users and organisation partitions at one revision. Replaced, never mutated, once built."""
+    """Users and organisation partitions at one revision. Built whole by ``build``; changed in
+    place afterwards only by the engine's refresh (``pdp.engine.index_delta``), on the thread
+    that answers requests, between two answers (see ``pdp.engine.policy``)."""
 
     __slots__ = ("_sorted_orgs", "org_by_code", "orgs", "revision", "users")
 
@@ -108,24 +115,6 @@ class Index:
         index._absorb(snap)
         return index
 
-    def with_partitions(self, snap: Snapshot) -> Index:
-        """Return a new index where the organisations of ``snap`` are replaced by its rows.
-
-        The dictionaries are copied shallowly: untouched partitions and users are shared.
-        """
-        assert snap.organisation_ids is not None
-        new = Index(snap.revision)
-        gone = snap.organisation_ids
-        new.orgs = {k: v for k, v in self.orgs.items() if k not in gone}
-        new.users = dict(self.users)
-        for org_id in gone:
-            old = self.orgs.get(org_id)
-            if old is not None:
-                for login in old.logins:
-                    new.users.pop(login, None)
-        new._absorb(snap)
-        return new
-
     def _absorb(self, snap: Snapshot) -> None:
         # Interned: every day ordinal, service, role and Caf code is one shared object, so a
         # check compares against objects already in the CPU cache instead of one copy per row
@@ -139,12 +128,12 @@ class Index:
                 )
         entries: dict[int, GroupEntry] = {}
         windows = _effective_windows(snap)
-        for gid, org_id, parent, code, label, _s, _e in snap.groups:
+        for gid, org_id, parent, code, label, own_start, own_end in snap.groups:
             org = orgs.get(org_id)
             if org is not None:
                 start, end = windows[gid]
                 entries[gid] = org.groups[gid] = GroupEntry(
-                    gid, code, label, parent, day(start), day(end)
+                    gid, code, label, parent, day(start), day(end), {}, day(own_start), day(own_end)
                 )
                 org.group_by_code[code] = gid
         for gid, service, role, start, end in snap.group_roles:
@@ -254,10 +243,15 @@ class Index:
         return out
 
 
-def _group_grants(org: OrgPartition) -> dict[int, list[tuple[str, int, int, str, Grant]]]:
-    """Per group: (service, start, end, role, grant), the group and role windows intersected."""
+def _group_grants(
+    org: OrgPartition, only: Iterable[int] | None = None
+) -> dict[int, list[tuple[str, int, int, str, Grant]]]:
+    """Per group (of ``only``, when given): (service, start, end, role, grant), the group and
+    role windows intersected."""
     out: dict[int, list[tuple[str, int, int, str, Grant]]] = {}
-    for gid, group in org.groups.items():
+    groups = org.groups
+    chosen = groups.items() if only is None else ((g, groups[g]) for g in only if g in groups)
+    for gid, group in chosen:
         gs, ge = group.start, group.end
         flat = []
         for service, roles in group.roles.items():

@@ -7,6 +7,13 @@ compares integers only. The SQL adapter (``pdp.adapters.sql.snapshot``) fills th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+# What a change touched within its organisation (``Change.scope``); None: all of it.
+USER = "user"  # one user (``Change.subject_id``): their row, memberships, Afas profiles
+STRUCTURE = "structure"  # the organisation's own rows: itself, subscriptions, partner admins,
+# groups, their roles and managers; not its users
+GROUP = "group"  # one group (``Change.subject_id``): its row, roles, managers, memberships
 
 # (id, code, name)
 OrgRow = tuple[int, str, str]
@@ -44,3 +51,27 @@ class Snapshot:
     operators: list[int] = field(default_factory=list)
     partner_admins: list[AdminRow] = field(default_factory=list)
     group_managers: list[ManagerRow] = field(default_factory=list)
+
+
+class Change(NamedTuple):
+    """One entry of the change log: the revision, the organisation (None: every one) and what
+    of it changed (``scope`` None: all of it; ``USER`` with the user's id; ``STRUCTURE``)."""
+
+    revision: int
+    organisation_id: int | None
+    scope: str | None = None
+    subject_id: int | None = None
+
+
+@dataclass
+class Delta:
+    """Rows of some users (by id), groups (by id) and organisations' structure (no users),
+    read after the changes that named them: ``users`` holds the users' rows, memberships, Afas
+    profiles, operator flags and managed groups; ``groups`` the groups' rows, roles, managers
+    and memberships; ``structure`` the organisations' rows, subscriptions, groups, group roles,
+    partner admins and every manager of their groups."""
+
+    user_ids: frozenset[int]
+    users: Snapshot
+    structure: Snapshot
+    groups: Snapshot = field(default_factory=lambda: Snapshot(0))

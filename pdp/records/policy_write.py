@@ -6,7 +6,8 @@ Writers (the administration verbs through ``AdminService.write``, the API keys'
 ``ClientStore``) open a ``PolicyWriter.write``, change rows through its session, and note what
 they did (``PolicyWrite.record``, ``PolicyWrite.changed``). The lock serialises writers: what a
 writer reads after taking it is the latest committed state. A write that takes a new revision
-logs the domains it touched, so that every engine reloads them; one that does not (an API key)
+logs the domains it touched, or the parts of them (a user, an organisation's groups), so that
+every engine reloads them; one that does not (an API key)
 records the current revision in its audit records. The audit records are appended to the chain
 in the same transaction, just before the commit: no change without its record, no record of a
 change that did not happen.
@@ -33,10 +34,22 @@ class PolicyWrite:
     new_revision: bool = True
     organisations: set[int | None] = field(default_factory=set)
     events: list[AuditEvent] = field(default_factory=list)
+    # Parts of domains touched: (organisation, scope, subject id) (``pdp.engine.snapshot``).
+    parts: set[tuple[int, str, int | None]] = field(default_factory=set)
 
-    def changed(self, organisation_id: int | None) -> None:
-        """Note a domain to reload (None: every domain)."""
-        self.organisations.add(organisation_id)
+    def changed(
+        self, organisation_id: int | None, scope: str | None = None, subject: int | None = None
+    ) -> None:
+        """Note a domain to reload (None: every domain), or only a part of it: ``scope``
+        ``USER`` (the user ``subject``) or ``STRUCTURE`` (see ``pdp.engine.snapshot``)."""
+        if scope is None or organisation_id is None:
+            self.organisations.add(organisation_id)
+        else:
+            self.parts.add((organisation_id, scope, subject))
+
+    def touched(self) -> set[int | None]:
+        """Every domain touched, wholly or in part."""
+        return self.organisations | {org for org, _, _ in self.parts}
 
     def record(self, event: AuditEvent) -> None:
         """Note one change for the audit trail."""
@@ -76,5 +89,6 @@ def finish(
     """Log the domains a new revision touched and append the write's audit records, in its
     transaction (the caller commits it)."""
     if write.new_revision:
-        log_changes(write.session, write.revision, write.organisations or {None}, reason)
+        whole = write.organisations or (set() if write.parts else {None})
+        log_changes(write.session, write.revision, whole, reason, write.parts)
     audit.append(write.session, write.events, request_id)

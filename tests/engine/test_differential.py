@@ -5,8 +5,8 @@ closes, reopens and adds records at dates around today), for many days and rando
 ``Index.decide`` must allow exactly when a plain ``casbin.Enforcer`` over the same model
 (``policies/rbac_with_domains.conf``) and the same day's policy lines allows
 (``ReferenceEnforcer``). Snapshots are read from a real SQLite file through
-``SqlSnapshotSource``. A second test checks that partition reloads (``Index.with_partitions``)
-answer like a full build after random changes.
+``SqlSnapshotSource``. A second test checks that partition reloads
+(``index_delta.replace_partitions``) answer like a full build after random changes.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pdp.core.clock import FOREVER
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Reason
 from pdp.engine.index import Index, Outcome
+from pdp.engine.index_delta import replace_partitions
 from pdp.engine.policy import PolicyEngine as PdpEngine
 from pdp.engine.snapshot import Snapshot
 
@@ -529,9 +530,11 @@ def test_partition_reloads_match_a_full_build(
     mutator = Mutator(db, rng, catalogue)
     for steps in _rounds(rng, 5):
         touched = mutator.run(steps)
-        changed = {org for _, org in source.changes_since(index.revision)}
+        changed = {c.organisation_id for c in source.changes_since(index.revision)}
         assert changed == touched and None not in changed  # exact invalidation by domain
-        index = index.with_partitions(source.load(changed))
+        partial = source.load(changed)
+        replace_partitions(index, partial)
+        index.revision = partial.revision
         engine.refresh(force=True)  # the engine's own path: partitions, not a full load
         full_snap = source.load()
         full = Index.build(full_snap)

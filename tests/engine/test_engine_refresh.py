@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine as SqlEngine
@@ -57,9 +58,12 @@ class CountingSource:
             hook()
         return self.real.load(ids)
 
-    def changes_since(self, revision: int) -> list[tuple[int, int | None]]:
+    def changes_since(self, revision: int) -> list[Any]:
         self.polls += 1
         return self.real.changes_since(revision)
+
+    def load_delta(self, *args: Any) -> Any:
+        return self.real.load_delta(*args)
 
 
 @pytest.fixture
@@ -115,6 +119,14 @@ def decide(
     return engine.check(Query(login, service, role, None, at)).reason
 
 
+def before(index: Index) -> Index:
+    """The index's partitions and users as they are now: a refresh changes the index in place
+    (``pdp.engine.index_delta``), replacing the objects of what changed."""
+    copy = Index(index.revision)
+    copy.orgs, copy.users = dict(index.orgs), dict(index.users)
+    return copy
+
+
 def shared(old: Index, new: Index) -> set[str]:
     """Codes of the organisations whose partition object the two indexes share."""
     return {new.orgs[oid].code for oid in new.orgs if old.orgs.get(oid) is new.orgs[oid]}
@@ -128,7 +140,7 @@ def test_a_new_membership_shows_after_refresh_and_rebuilds_only_its_organisation
 ) -> None:
     # chloe (CCAS-ACCUEIL: cdap T1) is attached to CCAS-INSTRUCTION (T1, T18) from today.
     assert decide(engine, "chloe.roux", "cdap", "T18") is Reason.ROLE_NOT_GRANTED
-    old = engine.index
+    old = before(engine.index)
     with uow.begin() as session:
         mairie = org_id(session, "mairie-montreuil")
         instruction = group(session, mairie, "CCAS-INSTRUCTION")
@@ -170,7 +182,7 @@ def test_closing_a_group_shows_after_refresh(
 ) -> None:
     # R-GRP-2: closing = closing date today; effective at once, history kept.
     assert decide(engine, "chloe.roux", "cdap", "T1") is Reason.ALLOWED
-    old = engine.index
+    old = before(engine.index)
     with uow.begin() as session:
         mairie = org_id(session, "mairie-montreuil")
         group(session, mairie, "CCAS-ACCUEIL").closes_on = today
@@ -232,7 +244,7 @@ def test_a_new_organisation_gets_its_own_partition(
 ) -> None:
     # R-CON-4: an operator registers an organisation, convention and subscription; it is one
     # more domain: nothing else is rebuilt.
-    old = engine.index
+    old = before(engine.index)
     with uow.begin() as session:
         org = Organisation(code="mairie-bobigny", name="Mairie de Bobigny", opens_on=today)
         session.add(org)
@@ -269,7 +281,7 @@ def test_a_change_naming_no_organisation_reloads_everything(
     engine: PolicyEngine, uow: UnitOfWork, source: CountingSource, today: dt.date
 ) -> None:
     # A new operator belongs to no organisation: the change names none.
-    old = engine.index
+    old = before(engine.index)
     with uow.begin() as session:
         session.add(User(login="op.caf931", is_operator=True, opens_on=today))
         assert record_change(session, [None], "new operator") == 2
@@ -305,7 +317,7 @@ def test_revision_increases_and_each_change_rebuilds_its_organisations(
     engine: PolicyEngine, uow: UnitOfWork, db: SqlEngine, source: CountingSource
 ) -> None:
     revisions = []
-    old = engine.index
+    old = before(engine.index)
     for code in ("sip-lyon", "habitat-93", "sip-lyon"):
         with uow.begin() as session:
             revisions.append(record_change(session, [org_id(session, code)], f"touch {code}"))

@@ -23,6 +23,7 @@ from pdp.engine.casbin_lines import policy_lines
 from pdp.engine.casbin_model import ReferenceEnforcer
 from pdp.engine.decision import Query, Reason
 from pdp.engine.index import Index
+from pdp.engine.index_delta import replace_partitions
 from pdp.engine.policy import PolicyEngine
 
 
@@ -99,7 +100,8 @@ def test_a_parent_group_in_another_organisation_grants_nothing(
     assert not reference.allowed("chloe.roux", "mairie-montreuil", "cdap", "T1", None)
     # A partial rebuild of either organisation agrees with the full build.
     org_ids = {org for _, org, *_ in snap.groups}
-    partial = Index.build(snap).with_partitions(SqlSnapshotSource(db).load(org_ids))
+    partial = Index.build(snap)
+    replace_partitions(partial, SqlSnapshotSource(db).load(org_ids))
     assert partial.decide("chloe.roux", "cdap", "T1", None, day).reason is Reason.GROUP_CLOSED
     with uow.begin() as s:
         assert s.execute(select(Membership.id)).first() is not None

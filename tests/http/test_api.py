@@ -235,10 +235,15 @@ class UnreachableStore:
             raise ConnectionError("store unreachable")
         return self.real.load(organisation_ids)
 
-    def changes_since(self, revision: int) -> list[tuple[int, int | None]]:
+    def changes_since(self, revision: int) -> list[Any]:
         if self.down:
             raise ConnectionError("store unreachable")
         return self.real.changes_since(revision)
+
+    def load_delta(self, *args: Any) -> Any:
+        if self.down:
+            raise ConnectionError("store unreachable")
+        return self.real.load_delta(*args)
 
 
 @pytest.fixture

@@ -172,6 +172,19 @@ def test_r_dec_1_a_preview_is_what_the_write_then_does(api: Api, app: Flask, dat
     before_index, before_state = engine.index, written(app)
     dry = api.call(PARTNER_ADMIN, method, path, body, query=DRY)
     assert written(app) == before_state, "a preview wrote something"
+    preview = dry.get_json()
+    today = engine.day(None)
+    days = {today} | {
+        dt.date.fromisoformat(d)
+        for change in (preview["users"] + preview["groups"] if dry.status_code == 200 else [])
+        for d in (change["start"], change["until"])
+        if d is not None
+    }
+    logins = set(org_logins(app))
+    # The engine's refresh changes its index in place: what it answered before, read now.
+    before = {
+        (login, day): access(before_index, login, day, app) for login in logins for day in days
+    }
     real = api.call(PARTNER_ADMIN, method, path, body)
     event(f"{method} answered {real.status_code}")
     if real.status_code >= 400:  # refused: refused the same way by its preview
@@ -179,21 +192,13 @@ def test_r_dec_1_a_preview_is_what_the_write_then_does(api: Api, app: Flask, dat
         assert dry.get_json() == real.get_json()
         return
     assert dry.status_code == 200, dry.get_json()
-    preview = dry.get_json()
     engine.refresh(force=True)
     after_index = engine.index
     event("a change previewed" if preview["users"] or preview["groups"] else "nothing changes")
-    today = engine.day(None)
-    days = {today} | {
-        dt.date.fromisoformat(d)
-        for change in preview["users"] + preview["groups"]
-        for d in (change["start"], change["until"])
-        if d is not None
-    }
-    for login in set(org_logins(app)):
+    for login in logins:
         mine = [c for c in preview["users"] if c["login"] == login]
         for day in sorted(days):
-            was = access(before_index, login, day, app)
+            was = before[login, day]
             now = access(after_index, login, day, app)
             gained = {item_of(c) for c in mine if c["change"] == "gain" and previewed(c, day)}
             lost = {item_of(c) for c in mine if c["change"] == "loss" and previewed(c, day)}

@@ -12,6 +12,7 @@ from pdp.adapters.sql.models import AfasProfile, User
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target
+from pdp.engine.snapshot import USER
 from pdp.services.admin import store
 from pdp.services.admin.requests import AfasProfileNew
 from pdp.services.admin.responses import (
@@ -105,7 +106,14 @@ def add_profile(
         tx.session.add(profile)
         tx.session.flush()
         out = profile_out(profile, login)
-        tx.record(f"user:{login}", org.code, None, out.model_dump(mode="json"), org.id)
+        tx.record(
+            f"user:{login}",
+            org.code,
+            None,
+            out.model_dump(mode="json"),
+            org.id,
+            scope=(USER, user.id),
+        )
     return AfasProfileWritten(profile=out, revision=tx.revision)
 
 
@@ -125,6 +133,6 @@ def remove_profile(
             p.opens_on = min(p.opens_on, tx.today)
             p.closes_on = tx.today
             after = profile_out(p, login).model_dump(mode="json")
-            tx.record(f"user:{login}", org.code, before, after, org.id)
+            tx.record(f"user:{login}", org.code, before, after, org.id, scope=(USER, user.id))
         out = profile_out(found[0], login)
     return AfasProfileWritten(profile=out, revision=tx.revision)

@@ -24,6 +24,7 @@ from pdp.adapters.sql.models import (
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target
+from pdp.engine.snapshot import STRUCTURE
 from pdp.services.admin import store, system_groups
 from pdp.services.admin.contract_results import (
     convention_item,
@@ -274,7 +275,14 @@ def designate_admin(svc: AdminService, actor: str, org_code: str, data: UserRef)
         tx.session.add(designation)
         tx.session.flush()
         out = designation_out(designation, user.login)
-        tx.record(f"user:{user.login}", org.code, None, out.model_dump(mode="json"), org.id)
+        tx.record(
+            f"user:{user.login}",
+            org.code,
+            None,
+            out.model_dump(mode="json"),
+            org.id,
+            scope=(STRUCTURE, None),
+        )
         created = None
         if data.new_user is not None:
             created = store.user_out(user, org.code)
@@ -300,5 +308,12 @@ def end_admin(
         if designation.closes_on is not None:
             system_groups.hand_over(tx, org, user, designation.closes_on)
         out = designation_out(designation, login)
-        tx.record(f"user:{login}", org.code, before, out.model_dump(mode="json"), org.id)
+        tx.record(
+            f"user:{login}",
+            org.code,
+            before,
+            out.model_dump(mode="json"),
+            org.id,
+            scope=(STRUCTURE, None),
+        )
     return AdminEnded(admin=out, revision=tx.revision)

@@ -10,6 +10,7 @@ from pdp.adapters.sql.models import (
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target
+from pdp.engine.snapshot import GROUP
 from pdp.services.admin import store
 from pdp.services.admin.group_tree import descendants, held_today, not_system, roles_of, subscribed
 from pdp.services.admin.requests import RoleRef
@@ -53,7 +54,13 @@ def _assign(tx: Tx, org: Organisation, grp: Group, service: str, role: str) -> N
     s.add(GroupRole(group_id=grp.id, service=service, role=role, opens_on=tx.today))
     after = {"service": service, "role": role, "opens_on": tx.today.isoformat()}
     tx.record(
-        f"group:{org.code}/{grp.code}", org.code, None, after, org.id, Action.GROUP_ROLES_EDIT
+        f"group:{org.code}/{grp.code}",
+        org.code,
+        None,
+        after,
+        org.id,
+        Action.GROUP_ROLES_EDIT,
+        scope=(GROUP, grp.id),
     )
 
 
@@ -76,6 +83,7 @@ def _remove(tx: Tx, org: Organisation, grp: Group, service: str, role: str) -> l
                 store.role_out(r).model_dump(mode="json"),
                 org.id,
                 Action.GROUP_ROLES_EDIT,
+                scope=(GROUP, g.id),
             )
         if rows:
             changed.append(g.code)

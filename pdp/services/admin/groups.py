@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from pdp.adapters.sql.models import (
@@ -18,6 +18,7 @@ from pdp.adapters.sql.models import (
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import AdminReason, Target
+from pdp.engine.snapshot import GROUP
 from pdp.services import paging
 from pdp.services.admin import store
 from pdp.services.admin.group_tree import (
@@ -131,6 +132,7 @@ def create_group(svc: AdminService, actor: str, org_code: str, data: GroupNew) -
             out.model_dump(mode="json"),
             org.id,
             related=f"user:{manager.login}",
+            scope=(GROUP, grp.id),
         )
     return GroupWritten(group=out, revision=tx.revision)
 
@@ -370,6 +372,7 @@ def _edit(tx: Tx, org: Organisation, grp: Group, data: GroupEdit, action: Action
         store.group_out(grp, org.code, None).model_dump(mode="json"),
         org.id,
         action,
+        scope=(GROUP, grp.id),
     )
     return changed
 
@@ -456,21 +459,29 @@ def _close_group(tx: Tx, org: Organisation, grp: Group, day: dt.date) -> list[st
             before = store.group_out(g, org.code, None).model_dump(mode="json")
             g.closes_on = day
             closed.append(g.code)
-            ended = []
-            for m, login in tx.session.execute(
-                select(Membership, User.login)
-                .join(User, User.id == Membership.user_id)
-                .where(
-                    Membership.group_id == g.id,
-                    (Membership.closes_on.is_(None)) | (Membership.closes_on > day),
+            # One UPDATE for every membership still open on the day (hundreds in a large
+            # group: loading and flushing them one by one was most of the write).
+            still_open = (Membership.group_id == g.id) & (
+                Membership.closes_on.is_(None) | (Membership.closes_on > day)
+            )
+            ended = list(
+                tx.session.scalars(
+                    select(User.login)
+                    .join(Membership, Membership.user_id == User.id)
+                    .where(still_open)
                 )
-            ):
-                m.closes_on = day
-                ended.append(login)
+            )
+            tx.session.execute(update(Membership).where(still_open).values(closes_on=day))
             # The audit record names the members the closing detached.
             after = store.group_out(g, org.code, None).model_dump(mode="json")
             after["members_detached"] = sorted(ended)
             tx.record(
-                f"group:{org.code}/{g.code}", org.code, before, after, org.id, Action.GROUP_CLOSE
+                f"group:{org.code}/{g.code}",
+                org.code,
+                before,
+                after,
+                org.id,
+                Action.GROUP_CLOSE,
+                scope=(GROUP, g.id),
             )
     return closed

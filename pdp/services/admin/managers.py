@@ -12,6 +12,7 @@ from pdp.core.errors import Conflict
 from pdp.engine.actions import Action
 from pdp.engine.decision import Query, Reason
 from pdp.engine.rules import Target
+from pdp.engine.snapshot import GROUP
 from pdp.services.admin import store
 from pdp.services.admin.group_tree import current_manager, not_system, open_manager
 from pdp.services.admin.requests import ManagerSet
@@ -64,6 +65,7 @@ def set_manager_in(
         org.id,
         Action.GROUP_MANAGER_SET,
         related=f"user:{manager.login}",
+        scope=(GROUP, grp.id),
     )
     if current_login is not None:
         # engine.check, not index.decide: it never raises (R-DEC-2), so an engine error

@@ -103,11 +103,17 @@ class Tx:
         organisation_id: int | None,
         action: Action | None = None,
         related: str | None = None,
+        scope: tuple[str, int | None] | None = None,
     ) -> None:
         """Note one change for the audit trail, and the domain to reload. ``related`` names a
         second object the change concerns (the group of a membership, the manager of a
-        group), so that the history of either finds it."""
-        self.write.changed(organisation_id)
+        group), so that the history of either finds it. ``scope``: only that part of the
+        domain changed (``pdp.engine.snapshot``: (USER, user id), (GROUP, group id),
+        (STRUCTURE, None)); by default the whole domain is reloaded."""
+        if scope is None:
+            self.write.changed(organisation_id)
+        else:
+            self.write.changed(organisation_id, *scope)
         self.write.record(
             AuditEvent(
                 actor=self.actor,
@@ -312,7 +318,7 @@ class AdminService:
         """The write's consequences, read back from its own transaction and indexed by the
         engine's index, against the engine's index at the revision just before it."""
         before = self.engine.index
-        touched = write.organisations
+        touched = write.touched()
         ids = sorted(before.orgs) if None in touched else sorted(i for i in touched if i)
         write.session.flush()  # the verb's pending rows, into the transaction read below
         after = Index.build(load_snapshot(write.session.connection(), ids))

@@ -13,6 +13,7 @@ from pdp.adapters.sql.models import Convention, Organisation, Subscription
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target
+from pdp.engine.snapshot import STRUCTURE
 from pdp.services.admin import store, system_groups
 from pdp.services.admin.contract_results import subscription_out
 from pdp.services.admin.contract_rules import (
@@ -53,7 +54,14 @@ def add_subscription(
         tx.session.add(sub)
         tx.session.flush()
         out = subscription_out(sub, conv.reference)
-        tx.record(f"organisation:{org.code}", org.code, None, out.model_dump(mode="json"), org.id)
+        tx.record(
+            f"organisation:{org.code}",
+            org.code,
+            None,
+            out.model_dump(mode="json"),
+            org.id,
+            scope=(STRUCTURE, None),
+        )
         system_groups.follow(tx, org, service, svc.catalogue.service(service).system_groups)
     return SubscriptionWritten(subscription=out, revision=tx.revision)
 
@@ -129,6 +137,13 @@ def _edit(
         tx.session, conv, sub.service, sub.opens_on, sub.closes_on, tx.today, exclude=sub.id
     )
     out = subscription_out(sub, conv.reference)
-    tx.record(f"organisation:{org.code}", org.code, before, out.model_dump(mode="json"), org.id)
+    tx.record(
+        f"organisation:{org.code}",
+        org.code,
+        before,
+        out.model_dump(mode="json"),
+        org.id,
+        scope=(STRUCTURE, None),
+    )
     system_groups.follow(tx, org, sub.service, system_groups_of(svc, sub.service))
     return out

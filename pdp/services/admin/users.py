@@ -19,6 +19,7 @@ from pdp.adapters.sql.models import (
 from pdp.core.errors import BadRequest, Conflict, NotFound
 from pdp.engine.actions import Action
 from pdp.engine.rules import Target, is_partner_admin, managed_groups
+from pdp.engine.snapshot import USER
 from pdp.records.last_use import last_uses
 from pdp.services import paging
 from pdp.services.admin import store
@@ -78,6 +79,7 @@ def create_user_in(tx: Tx, org: Organisation, data: NewUser, *, authorise: bool 
         store.user_out(user, org.code).model_dump(mode="json"),
         org.id,
         action=Action.USER_CREATE,
+        scope=(USER, user.id),
     )
     return user
 
@@ -409,6 +411,7 @@ def attach_in(
         org.id,
         action=Action.GROUP_MEMBERS_EDIT,
         related=f"group:{org.code}/{grp.code}",
+        scope=(USER, user.id),
     )
     return after
 
@@ -476,5 +479,6 @@ def edit_membership(
             after.model_dump(mode="json"),
             org.id,
             related=f"group:{org.code}/{grp.code}",
+            scope=(USER, user.id),
         )
     return MembershipWritten(membership=after, revision=tx.revision)
