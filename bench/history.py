@@ -38,7 +38,8 @@ COLUMNS = (
     "attach (write)",
     "seen by another worker",
     "close group",
-    "server PSS",
+    "server PSS (production)",
+    "loss under 10 writes/s",
 )
 
 
@@ -123,7 +124,9 @@ def row(run: dict[str, Any]) -> list[str]:
     batch = max((b["rps"] * 1000 for b in http.get("batch", [])), default=None)
     loss = _get(http, "log_cost", "modes", "buffered", "single", "loss_vs_off")
     writes = run.get("writes") or {}
-    pss = _get(http, "memory", "total_pss_mib")
+    # The production server's (2 workers a core) when measured, else the 2-worker one's.
+    pss = _get(http, "memory_production", "total_pss_mib") or _get(http, "memory", "total_pss_mib")
+    under_writes = _get(run, "write_load", "loss")
     info = run.get("machine_info", {})
     return [
         run["started"][:10],
@@ -146,6 +149,7 @@ def row(run: dict[str, Any]) -> list[str]:
         _us(_get(writes, "visible_other_worker", "attach", "median_us")),
         _us(_get(writes, "close_group_200", "median_us")),
         f"{pss:,.0f} MiB" if pss is not None else "—",
+        f"{under_writes:.1%}" if under_writes is not None else "—",
     ]
 
 
