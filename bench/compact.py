@@ -1,20 +1,18 @@
-"""Would a compact users table keep the workers' memory flat? ``python -m bench.compact``.
+"""Does the users table keep the workers' memory flat? ``python -m bench.compact``.
 
-The index (``pdp.engine.index``) keeps each user as Python objects: a ``UserEntry``, its lists,
-tuples and dicts. gunicorn forks the workers after the index is built, so they share its pages;
-but CPython writes the reference count of every object a check reads, and each page a worker
-touches is copied into that worker (copy-on-write). After enough varied queries every worker
-holds a private copy of most of the users: 4 workers at national scale grew from 0.9 to 2.6 GiB
-of PSS (bench/README.md, "Memory per worker").
+The index held each user as Python objects: a ``UserEntry``, its lists, tuples and dicts.
+gunicorn forks the workers after the index is built, so they share its pages; but CPython
+writes the reference count of every object a check reads, and each page a worker touches is
+copied into that worker (copy-on-write). After enough varied queries every worker held a
+private copy of most of the users: 4 workers at national scale grew from 0.9 to 2.6 GiB of PSS.
 
-This bench measures one alternative on the same data: every user's decision data (window,
-organisation, precomputed grants, memberships, profiles) serialised with ``marshal`` into one
-``bytes`` object, found through a dict of logins to offsets, decoded on each lookup. Reading a
-slice of one big ``bytes`` writes nothing into it, nor does reading an ``array``: only the
-dict's integers (each user's position) are touched.
+The index now holds them in ``pdp.engine.users_table``: one ``marshal`` record per user in a
+single ``bytes``, found through an open-addressing ``array`` of positions, decoded on each
+lookup. Reading a slice of a ``bytes`` or an element of an ``array`` writes nothing into them.
 
-It prints, for the object index and the compact table: the time to find a user and read their
-grants for a service (median over the same queries), and the total PSS of ``--workers``
+This bench measures both layouts on the same data: the objects (every user decoded once into a
+dict, as the index held them before) and the table. It prints the time to find a user and read
+their grants for a service (median over the same queries), and the total PSS of ``--workers``
 processes forked after the build that each look up every user (the worst case: every page
 touched by every worker).
 """
@@ -23,121 +21,25 @@ from __future__ import annotations
 
 import argparse
 import gc
-import marshal
 import os
 import random
 import statistics
 import time
-from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bench.http import process_memory
 from pdp.adapters.sql.database import make_engine
 from pdp.adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue
-from pdp.engine.index import Index, UserEntry
+from pdp.engine.entries import UserEntry
 from pdp.engine.policy import PolicyEngine
 
-Record = tuple[int, int, int, dict[str, list[tuple[int, int, str, str | None, str]]]]
 
-
-def _record(user: UserEntry) -> Record:
-    """What a check reads of a user, as plain values marshal can write."""
-    grants = {
-        service: [(s, e, r, g.group, g.source) for s, e, r, g in found]
-        for service, found in user.grants.items()
-    }
-    return (user.start, user.end, user.org.id if user.org is not None else -1, grants)
-
-
-class CompactUsers:
-    """Every user's record in one ``bytes``; ``offsets[login]`` → (start, end) of its slice."""
-
-    def __init__(self, index: Index) -> None:
-        chunks: list[bytes] = []
-        self.offsets: dict[str, int] = {}
-        position = 0
-        ends = array("q")  # an array, not a list: reading it creates ints, touches none
-        for login, user in index.users.items():
-            data = marshal.dumps(_record(user))
-            self.offsets[login] = len(ends)
-            chunks.append(data)
-            position += len(data)
-            ends.append(position)
-        self.blob = b"".join(chunks)
-        self.ends = ends
-        self.view = memoryview(self.blob)
-
-        # Open addressing without Python objects: slot → user position + 1 (0: empty), the
-        # login's bytes kept beside its record to confirm a hit.
-        size = 1 << (len(ends) * 2).bit_length()
-        self.mask = size - 1
-        self.slots = array("q", bytes(8 * size))
-        names: list[bytes] = []
-        name_ends = array("q")
-        total = 0
-        for login, i in self.offsets.items():
-            slot = hash(login) & self.mask
-            while self.slots[slot]:
-                slot = (slot + 1) & self.mask
-            self.slots[slot] = i + 1
-        for login in self.offsets:
-            raw = login.encode()
-            names.append(raw)
-            total += len(raw)
-            name_ends.append(total)
-        self.names = b"".join(names)
-        self.name_ends = name_ends
-
-    def find(self, login: str) -> Record | None:
-        """``get`` without the dict: the slot table, then the record."""
-        mask, slots, name_ends, names = self.mask, self.slots, self.name_ends, self.names
-        raw = login.encode()
-        slot = hash(login) & mask
-        while True:
-            i = slots[slot] - 1
-            if i < 0:
-                return None
-            a = name_ends[i - 1] if i else 0
-            if names[a : name_ends[i]] == raw:
-                start = self.ends[i - 1] if i else 0
-                found: Record = marshal.loads(self.view[start : self.ends[i]])
-                return found
-            slot = (slot + 1) & mask
-
-    def get(self, login: str) -> Record | None:
-        """The record of ``login``, decoded now."""
-        i = self.offsets.get(login)
-        if i is None:
-            return None
-        start = self.ends[i - 1] if i else 0
-        found: Record = marshal.loads(self.view[start : self.ends[i]])
-        return found
-
-
-def _objects(index: Index) -> Callable[[str, str], Any]:
-    users = index.users
-
+def _reader(users: Mapping[str, UserEntry]) -> Callable[[str, str], Any]:
     def read(login: str, service: str) -> Any:
         user = users.get(login)
         return None if user is None else user.grants.get(service)
-
-    return read
-
-
-def _compact(table: CompactUsers) -> Callable[[str, str], Any]:
-    def read(login: str, service: str) -> Any:
-        record = table.get(login)
-        return None if record is None else record[3].get(service)
-
-    return read
-
-
-def _slots(table: CompactUsers) -> Callable[[str, str], Any]:
-    def read(login: str, service: str) -> Any:
-        record = table.find(login)
-        return None if record is None else record[3].get(service)
 
     return read
 
@@ -183,7 +85,7 @@ def _forked_pss(read: Callable[[str, str], Any], logins: bytes, workers: int) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Build the index, then the compact table, and print both figures."""
+    """Build the index, then a dict of its users as objects, and print both figures."""
     parser = argparse.ArgumentParser(prog="python -m bench.compact", description=__doc__)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--workers", type=int, default=4)
@@ -191,34 +93,23 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     engine = PolicyEngine(SqlSnapshotSource(make_engine(args.database_url)), load_catalogue())
     engine.load()
-    index = engine.index
-    logins = list(index.users)
+    table = engine.index.users
+    logins = list(table)
     rng = random.Random(1)
     queries = [(rng.choice(logins), "cdap") for _ in range(args.queries)]
-    started = time.perf_counter()
-    table = CompactUsers(index)
-    built = time.perf_counter() - started
-    objects, compact, slots = _objects(index), _compact(table), _slots(table)
+    objects = dict(table.items())  # every user decoded once: the former layout
+    readers = (("objects", _reader(objects)), ("table", _reader(table)))
     for login, service in queries[:2000]:  # the same answers
-        mine = compact(login, service)
-        assert slots(login, service) == mine
-        theirs = objects(login, service)
-        assert (mine or None) == (
-            [(s, e, r, g.group, g.source) for s, e, r, g in theirs] if theirs else None
-        ), login
+        assert readers[0][1](login, service) == readers[1][1](login, service), login
     gc.collect()
     gc.freeze()
-    print(
-        f"{len(logins):,} users; compact table: {len(table.blob) / 2**20:,.1f} MiB of records,"
-        f" built in {built:.1f} s"
-    )
-    readers = (("objects", objects), ("compact", compact), ("compact, no dict", slots))
+    print(f"{len(logins):,} users; table: {table.size_bytes() / 2**20:,.1f} MiB")
     for name, read in readers:
         a = _median_ns(read, queries)
         b = _median_ns(read, queries)
         print(f"{name}: find a user and their grants, median {min(a, b) / 1000:.2f} µs")
     base = process_memory(os.getpid())["pss_mib"]
-    print(f"the process before forking: PSS {base:,.0f} MiB")
+    print(f"the process before forking (both layouts in it): PSS {base:,.0f} MiB")
     for name, read in readers:
         pss = _forked_pss(read, "\n".join(logins).encode(), args.workers)
         print(

@@ -12,67 +12,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from pdp.engine.decision import Grant, Reason
+from pdp.engine.entries import GroupEntry, OrgPartition, UserEntry, Window
 from pdp.engine.snapshot import Snapshot
-
-Window = tuple[int, int]  # [start, end) in day ordinals
-GrantEntry = tuple[int, int, str, Grant]  # (start, end, role, the grant path)
-
-
-@dataclass(slots=True)
-class GroupEntry:
-    """A group with its effective window (itself ∩ every ancestor), its dated roles, and its
-    own window (kept so that a change to one group recomputes the effective windows in memory,
-    ``pdp.engine.index_delta``)."""
-
-    id: int
-    code: str
-    label: str
-    parent_id: int | None
-    start: int
-    end: int
-    roles: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
-    own_start: int = 0
-    own_end: int = 0
-
-
-@dataclass(slots=True)
-class UserEntry:
-    """A user, their window, their memberships (group id, start, end) and Afas profiles."""
-
-    id: int
-    login: str
-    organisation_id: int | None
-    start: int
-    end: int
-    memberships: list[tuple[int, int, int]] = field(default_factory=list)
-    profiles: list[tuple[str, int, int]] = field(default_factory=list)
-    org: OrgPartition | None = None
-    is_operator: bool = False
-    # Groups this user manages: (group id, start, end) (R-ADM-3); a list once there is one.
-    managed: list[tuple[int, int, int]] | tuple[()] = ()
-    # Per service: (start, end, role, grant), the membership, group (with its ancestors) and
-    # role windows already intersected, in membership order, then Afas profiles.
-    grants: dict[str, list[GrantEntry]] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class OrgPartition:
-    """Everything of one organisation (one Casbin domain)."""
-
-    id: int
-    code: str
-    name: str
-    groups: dict[int, GroupEntry] = field(default_factory=dict)
-    subscriptions: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
-    logins: list[str] = field(default_factory=list)
-    group_by_code: dict[str, int] = field(default_factory=dict)
-    # Partner admin designations: (user id, start, end) (R-ADM-1).
-    admins: list[tuple[int, int, int]] = field(default_factory=list)
-
+from pdp.engine.users_table import UserTable
 
 _DAYS: dict[int, int] = {}  # day ordinal -> its one shared int object (see Index._absorb)
 
@@ -97,8 +42,10 @@ class Index:
 
     def __init__(self, revision: int = 0) -> None:
         self.revision = revision
-        self.users: dict[str, UserEntry] = {}
         self.orgs: dict[int, OrgPartition] = {}
+        # Flat records shared by the forked workers; a user read from it is a copy (see
+        # ``pdp.engine.users_table``).
+        self.users = UserTable(self.orgs)
         self.org_by_code: dict[str, OrgPartition] = {}
         self._sorted_orgs: list[OrgPartition] | None = None
 
@@ -143,10 +90,10 @@ class Index:
                     (intern(role), day(start), day(end))
                 )
         by_id: dict[int, UserEntry] = {}
+        by_login: dict[str, UserEntry] = {}
         for uid, login, user_org, start, end in snap.users:
             user_entry = UserEntry(uid, login, user_org, day(start), day(end))
-            by_id[uid] = user_entry
-            self.users[login] = user_entry
+            by_id[uid] = by_login[login] = user_entry
             if user_org is not None and user_org in orgs:
                 orgs[user_org].logins.append(login)
         for uid, gid, start, end in snap.memberships:
@@ -179,6 +126,7 @@ class Index:
             org.logins.sort()
         self.orgs.update(orgs)
         self.org_by_code = {org.code: org for org in self.orgs.values()}
+        self.users.add_all(by_login)  # last: a user is encoded as it is now
 
     # -- decisions ---------------------------------------------------------------------------
 

@@ -29,11 +29,9 @@ from __future__ import annotations
 import bisect
 import sys
 
+from pdp.engine.entries import GroupEntry, OrgPartition, UserEntry
 from pdp.engine.index import (
-    GroupEntry,
     Index,
-    OrgPartition,
-    UserEntry,
     _effective_windows,
     _group_grants,
     _precompute_grants,
@@ -118,15 +116,19 @@ def _swap_structure(
     org.subscriptions, org.admins = new.subscriptions, new.admins
     flat = _group_grants(org) if changed else {}
     for login in org.logins:
-        user = index.users[login]
+        user = index.users[login]  # a copy: written back below when it changed
         mine = managed.get(user.id)
-        if mine is not None:
-            user.managed = mine
-        elif user.managed:
-            user.managed = ()
+        dirty = False
+        if mine is not None and mine != user.managed:
+            user.managed, dirty = mine, True
+        elif mine is None and user.managed:
+            user.managed, dirty = (), True
         if changed and any(gid in changed for gid, _s, _e in user.memberships):
             user.grants = {}
             _precompute_grants(user, flat)
+            dirty = True
+        if dirty:
+            index.users[login] = user
 
 
 def apply_groups(index: Index, snap: Snapshot, noted: dict[int, set[int]]) -> set[int | None]:
@@ -207,7 +209,7 @@ def _settle(
     affected = []
     seen = 0
     for login in org.logins:
-        user = index.users[login]
+        user = index.users[login]  # a copy: written back below when it changed
         rows_of = members.get(user.id)
         touched = rows_of is not None or any(g in rebuilt for g, _s, _e in user.memberships)
         if touched:  # its grants go with the memberships it no longer has, too
@@ -216,14 +218,18 @@ def _settle(
             seen += rows_of is not None
         mine = [m for m in user.managed if m[0] not in rebuilt]
         mine += managers.get(user.id, [])
-        if mine != list(user.managed):
+        dirty = mine != list(user.managed)
+        if dirty:
             user.managed = mine or ()
         if touched or any(gid in changed for gid, _s, _e in user.memberships):
             affected.append(user)
+        elif dirty:
+            index.users[login] = user
     flat = _group_grants(org, {gid for u in affected for gid, _s, _e in u.memberships})
     for user in affected:
         user.grants = {}
         _precompute_grants(user, flat)
+        index.users[user.login] = user
     return seen == len(members)
 
 

@@ -29,7 +29,8 @@ from typing import NamedTuple
 from pdp.core.errors import BadRequest, ConfigurationError
 from pdp.engine.actions import Action
 from pdp.engine.decision import Reason
-from pdp.engine.index import Index, OrgPartition, UserEntry
+from pdp.engine.entries import OrgPartition, UserEntry
+from pdp.engine.index import Index
 from pdp.policies import ADMIN_POLICY_PATH
 
 CAPACITIES = ("operator", "partner_admin", "manager", "afas_habiliter")

@@ -32,7 +32,8 @@ import orjson
 from pdp.core.errors import BadRequest, NotFound, Unavailable
 from pdp.engine.actions import Action
 from pdp.engine.decision import MESSAGES, Reason
-from pdp.engine.index import Index, OrgPartition
+from pdp.engine.entries import OrgPartition
+from pdp.engine.index import Index
 from pdp.engine.policy import PolicyEngine
 from pdp.engine.rules import Target
 from pdp.services.admin.service import AdminService

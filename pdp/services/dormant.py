@@ -30,7 +30,8 @@ from pydantic import BaseModel, Field
 from pdp.core.errors import BadRequest, NotFound, Unavailable
 from pdp.engine.actions import Action
 from pdp.engine.decision import MESSAGES, Reason
-from pdp.engine.index import Index, OrgPartition
+from pdp.engine.entries import OrgPartition
+from pdp.engine.index import Index
 from pdp.engine.rules import Target
 from pdp.observability import metrics
 from pdp.records.last_use import last_uses

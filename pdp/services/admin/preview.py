@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pdp.core.catalogue import Catalogue
-from pdp.engine.index import Index, OrgPartition
+from pdp.engine.entries import OrgPartition
+from pdp.engine.index import Index
 
 # Set for the request when it asks for a preview (``?dry_run=true``): AdminService.write then
 # rolls back and raises PreviewReady instead of committing.

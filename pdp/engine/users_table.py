@@ -1,0 +1,203 @@
+"""The index's users, held as flat bytes that forked workers share without copying them.
+
+A server builds its index once, before gunicorn forks the workers, so the workers share its
+memory pages. Python objects do not stay shared: reading one writes its reference count, and
+the page it sits on is then copied into the reader (copy-on-write). With 400,000 users held as
+objects, every worker ended up with a private copy of most of them (measured in
+``bench/compact.py``: +852 MiB over 4 workers at national scale).
+
+Here every user is one ``marshal`` record inside a single ``bytes`` object, found through an
+open-addressing table of positions kept in an ``array``: reading a slice of a ``bytes`` or an
+element of an ``array`` writes nothing into them, so their pages stay shared however many
+checks read them. A lookup decodes the user's record into a fresh ``UserEntry`` (about a
+microsecond); its organisation is the partition object of the index.
+
+The base table is immutable. A change (``pdp.engine.index_delta``) writes the new entry, or the
+removal, into a small per-process overlay that lookups consult first; a full build
+(``Index.build``) makes a new base (``add_all`` on an empty table). An entry read from the table is
+a copy: code that changes a user writes it back (``table[login] = user``).
+"""
+
+from __future__ import annotations
+
+import marshal
+from array import array
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from pdp.engine.decision import Grant
+from pdp.engine.entries import UserEntry
+
+if TYPE_CHECKING:
+    from pdp.engine.entries import OrgPartition
+
+_ABSENT: Any = object()  # not in the overlay (None there: removed)
+
+
+def _encode(user: UserEntry) -> bytes:
+    """One user's record, as plain values (``Grant`` tuples made plain: marshal wants them so)."""
+    grants = {
+        service: [(s, e, r, tuple(g)) for s, e, r, g in found]
+        for service, found in user.grants.items()
+    }
+    return marshal.dumps(
+        (
+            user.id,
+            user.organisation_id,
+            user.start,
+            user.end,
+            user.memberships,
+            user.profiles,
+            user.is_operator,
+            user.managed,
+            grants,
+        )
+    )
+
+
+class UserTable(MutableMapping[str, "UserEntry"]):
+    """Login → ``UserEntry``: a shared, immutable base of records and an overlay of changes."""
+
+    __slots__ = (
+        "_blob",
+        "_count",
+        "_ends",
+        "_mask",
+        "_name_ends",
+        "_names",
+        "_orgs",
+        "_overlay",
+        "_slots",
+        "_view",
+    )
+
+    def __init__(self, orgs: Mapping[int, OrgPartition]) -> None:
+        self._orgs = orgs  # the index's partitions: a decoded user points to theirs
+        self._overlay: dict[str, UserEntry | None] = {}
+        self._count = 0
+        self._fold([])
+
+    # -- the base ----------------------------------------------------------------------------
+
+    def add_all(self, users: dict[str, UserEntry]) -> None:
+        """Add or replace these users: into the base if the table is empty (a full build),
+        else into the overlay."""
+        if self._count or self._overlay:
+            for login, user in users.items():
+                self[login] = user
+        else:
+            self._fold([(login, _encode(user)) for login, user in users.items()])
+
+    def _fold(self, records: list[tuple[str, bytes]]) -> None:
+        count = len(records)
+        size = 1 << max(3, (count * 2).bit_length())  # at most half full: short probes
+        mask = size - 1
+        slots = array("q", bytes(8 * size))  # user position + 1; 0 is an empty slot
+        ends, name_ends = array("q"), array("q")
+        blob, names = bytearray(), bytearray()
+        for position, (login, data) in enumerate(records):
+            blob += data
+            ends.append(len(blob))
+            names += login.encode()
+            name_ends.append(len(names))
+            slot = hash(login) & mask
+            while slots[slot]:
+                slot = (slot + 1) & mask
+            slots[slot] = position + 1
+        self._blob, self._ends = bytes(blob), ends
+        self._view = memoryview(self._blob)
+        self._names, self._name_ends = bytes(names), name_ends
+        self._slots, self._mask = slots, mask
+        self._count = count
+
+    def _position(self, login: str) -> int:
+        """The base position of ``login``, or -1."""
+        mask, slots, name_ends, names = self._mask, self._slots, self._name_ends, self._names
+        raw = login.encode()
+        slot = hash(login) & mask
+        while True:
+            i = slots[slot] - 1
+            if i < 0:
+                return -1
+            if names[name_ends[i - 1] if i else 0 : name_ends[i]] == raw:
+                return i
+            slot = (slot + 1) & mask
+
+    def _decode(self, login: str, i: int) -> UserEntry:
+        ends = self._ends
+        uid, org_id, start, end, memberships, profiles, operator, managed, plain = marshal.loads(
+            self._view[ends[i - 1] if i else 0 : ends[i]]
+        )
+        make = tuple.__new__
+        grants = {
+            service: [(s, e, r, make(Grant, g)) for s, e, r, g in found]
+            for service, found in plain.items()
+        }
+        org = self._orgs.get(org_id) if org_id is not None else None
+        return UserEntry(
+            uid, login, org_id, start, end, memberships, profiles, org, operator, managed, grants
+        )
+
+    # -- the mapping -------------------------------------------------------------------------
+
+    def get(  # type: ignore[override]  # the hot path: no exceptions, no default
+        self, login: str
+    ) -> UserEntry | None:
+        found = self._overlay.get(login, _ABSENT)
+        if found is _ABSENT:
+            i = self._position(login)
+            return None if i < 0 else self._decode(login, i)
+        return found  # type: ignore[no-any-return]
+
+    def __getitem__(self, login: str) -> UserEntry:
+        found: UserEntry | None = self.get(login)
+        if found is None:
+            raise KeyError(login)
+        return found
+
+    def __contains__(self, login: object) -> bool:
+        if not isinstance(login, str):
+            return False
+        found = self._overlay.get(login, _ABSENT)
+        if found is _ABSENT:
+            return self._position(login) >= 0
+        return found is not None
+
+    def __setitem__(self, login: str, user: UserEntry) -> None:
+        if login not in self:
+            self._count += 1
+        self._overlay[login] = user
+
+    def __delitem__(self, login: str) -> None:
+        if login not in self:
+            raise KeyError(login)
+        self._count -= 1
+        if self._position(login) >= 0:
+            self._overlay[login] = None
+        else:
+            del self._overlay[login]
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[str]:
+        """The base's logins in build order, then those added since."""
+        overlay, names, name_ends = self._overlay, self._names, self._name_ends
+        start = 0
+        for end in name_ends:
+            login = names[start:end].decode()
+            start = end
+            if login not in overlay:
+                yield login
+        for login, user in list(overlay.items()):
+            if user is not None:
+                yield login
+
+    def size_bytes(self) -> int:
+        """The base's size: records, logins, positions and slots."""
+        arrays = (self._ends, self._name_ends, self._slots)
+        return len(self._blob) + len(self._names) + sum(a.itemsize * len(a) for a in arrays)
+
+    def changed(self) -> set[str]:
+        """The logins written or removed since the last full build (the overlay's)."""
+        return set(self._overlay)
