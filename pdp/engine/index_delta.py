@@ -116,18 +116,15 @@ def _swap_structure(
     org.subscriptions, org.admins = new.subscriptions, new.admins
     flat = _group_grants(org) if changed else {}
     for login in org.logins:
-        user = index.users[login]  # a copy: written back below when it changed
-        mine = managed.get(user.id)
-        dirty = False
-        if mine is not None and mine != user.managed:
-            user.managed, dirty = mine, True
-        elif mine is None and user.managed:
-            user.managed, dirty = (), True
-        if changed and any(gid in changed for gid, _s, _e in user.memberships):
-            user.grants = {}
-            _precompute_grants(user, flat)
-            dirty = True
-        if dirty:
+        uid, memberships, held = index.users.links(login)
+        new_managed = managed.get(uid) or ()
+        regrant = changed and any(gid in changed for gid, _s, _e in memberships)
+        if regrant or new_managed != held:
+            user = index.users[login]  # a copy: written back
+            user.managed = new_managed
+            if regrant:
+                user.grants = {}
+                _precompute_grants(user, flat)
             index.users[login] = user
 
 
@@ -209,9 +206,17 @@ def _settle(
     affected = []
     seen = 0
     for login in org.logins:
+        uid, memberships, held = index.users.links(login)
+        rows_of = members.get(uid)
+        touched = rows_of is not None or any(g in rebuilt for g, _s, _e in memberships)
+        if not (
+            touched
+            or any(m[0] in rebuilt for m in held)
+            or uid in managers
+            or any(gid in changed for gid, _s, _e in memberships)
+        ):
+            continue  # nothing of theirs changed: not even decoded
         user = index.users[login]  # a copy: written back below when it changed
-        rows_of = members.get(user.id)
-        touched = rows_of is not None or any(g in rebuilt for g, _s, _e in user.memberships)
         if touched:  # its grants go with the memberships it no longer has, too
             kept = [m for m in user.memberships if m[0] not in rebuilt]
             user.memberships = kept + (rows_of or [])

@@ -138,6 +138,22 @@ class UserTable(MutableMapping[str, "UserEntry"]):
             uid, login, org_id, start, end, memberships, profiles, org, operator, managed, grants
         )
 
+    def links(self, login: str) -> tuple[int, list[tuple[int, int, int]], Any]:
+        """A user's id, memberships and managed groups, without the rest of their entry (what
+        a change to an organisation's groups reads of each of its users to find those it
+        concerns); KeyError if there is no such user."""
+        found = self._overlay.get(login, _ABSENT)
+        if found is _ABSENT:
+            i = self._position(login)
+            if i < 0:
+                raise KeyError(login)
+            ends = self._ends
+            record = marshal.loads(self._view[ends[i - 1] if i else 0 : ends[i]])
+            return record[0], record[4], record[7]
+        if found is None:
+            raise KeyError(login)
+        return found.id, found.memberships, found.managed
+
     # -- the mapping -------------------------------------------------------------------------
 
     def get(  # type: ignore[override]  # the hot path: no exceptions, no default
