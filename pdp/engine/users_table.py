@@ -15,7 +15,8 @@ microsecond); its organisation is the partition object of the index.
 The base table is immutable. A change (``pdp.engine.index_delta``) writes the new entry, or the
 removal, into a small per-process overlay that lookups consult first; a full build
 (``Index.build``) makes a new base (``add_all`` on an empty table). An entry read from the table is
-a copy: code that changes a user writes it back (``table[login] = user``).
+a copy, that the next read of the same user may return again: code that changes a user writes
+it back at once (``table[login] = user``), as ``pdp.engine.index_delta`` does.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class UserTable(MutableMapping[str, "UserEntry"]):
         "_names",
         "_orgs",
         "_overlay",
+        "_recent",
         "_slots",
         "_view",
     )
@@ -74,6 +76,9 @@ class UserTable(MutableMapping[str, "UserEntry"]):
     def __init__(self, orgs: Mapping[int, OrgPartition]) -> None:
         self._orgs = orgs  # the index's partitions: a decoded user points to theirs
         self._overlay: dict[str, UserEntry | None] = {}
+        # The last user decoded: a check reads its user twice (the decision, then the log
+        # entry's organisation). Forgotten at every write.
+        self._recent: tuple[str, UserEntry] | None = None
         self._count = 0
         self._fold([])
 
@@ -89,6 +94,7 @@ class UserTable(MutableMapping[str, "UserEntry"]):
             self._fold([(login, _encode(user)) for login, user in users.items()])
 
     def _fold(self, records: list[tuple[str, bytes]]) -> None:
+        self._recent = None
         count = len(records)
         size = 1 << max(3, (count * 2).bit_length())  # at most half full: short probes
         mask = size - 1
@@ -159,10 +165,17 @@ class UserTable(MutableMapping[str, "UserEntry"]):
     def get(  # type: ignore[override]  # the hot path: no exceptions, no default
         self, login: str
     ) -> UserEntry | None:
+        recent = self._recent
+        if recent is not None and recent[0] == login:
+            return recent[1]
         found = self._overlay.get(login, _ABSENT)
         if found is _ABSENT:
             i = self._position(login)
-            return None if i < 0 else self._decode(login, i)
+            if i < 0:
+                return None
+            user = self._decode(login, i)
+            self._recent = (login, user)
+            return user
         return found  # type: ignore[no-any-return]
 
     def __getitem__(self, login: str) -> UserEntry:
@@ -180,11 +193,13 @@ class UserTable(MutableMapping[str, "UserEntry"]):
         return found is not None
 
     def __setitem__(self, login: str, user: UserEntry) -> None:
+        self._recent = None
         if login not in self:
             self._count += 1
         self._overlay[login] = user
 
     def __delitem__(self, login: str) -> None:
+        self._recent = None
         if login not in self:
             raise KeyError(login)
         self._count -= 1
