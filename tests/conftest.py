@@ -10,7 +10,7 @@ Databases (one suite, run on every driver):
 - ``postgres``: only when ``PDP_TEST_POSTGRES_URL`` is set (otherwise skipped, with the reason).
   One database ``pdp_test_<random>`` is created per session through the server's ``postgres``
   maintenance database, upgraded once and dropped at the end; before each test every domain table
-  is truncated and the revision reset to 0. An unreachable server fails the tests: a CI run that
+  is emptied and the revision reset to 0. An unreachable server fails the tests: a CI run that
   asked for PostgreSQL must not pass without it.
 
 What the fixtures do to a database (empty it, load the demo, add the tests' API key) is in

@@ -62,7 +62,16 @@ def k2() -> SigningKey:
 
 @pytest.fixture
 def provider(tmp_path: Path, k1: SigningKey) -> Iterator[Provider]:
+    """A provider of this test's own, signing with k1: for the tests that restart or stop it."""
     with running_provider(tmp_path, k1) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def steady(tmp_path_factory: pytest.TempPathFactory, k1: SigningKey) -> Iterator[Provider]:
+    """One provider signing with k1 for the module's tests that only read from it (tokens,
+    discovery, key set): never restarted nor stopped, so starting it once is enough."""
+    with running_provider(tmp_path_factory.mktemp("steady-provider"), k1) as started:
         yield started
 
 
@@ -94,12 +103,10 @@ def kid(token: str) -> str:
 
 
 @pytest.mark.parametrize("by", ["discovery", "jwks-url"])
-def test_a_token_of_the_provider_is_accepted(
-    make_app: MakeApp, provider: Provider, by: str
-) -> None:
-    settings = {"jwt_jwks_url": provider.discovery()["jwks_uri"]} if by == "jwks-url" else {}
-    app = provider_app(make_app, provider, **settings)
-    token = provider.token("alice.martin")
+def test_a_token_of_the_provider_is_accepted(make_app: MakeApp, steady: Provider, by: str) -> None:
+    settings = {"jwt_jwks_url": steady.discovery()["jwks_uri"]} if by == "jwks-url" else {}
+    app = provider_app(make_app, steady, **settings)
+    token = steady.token("alice.martin")
     assert jwt.decode(token, options={"verify_signature": False})["sub"] == "alice.martin"
     assert ask(app, token) == (200, None)
 
@@ -166,12 +173,12 @@ def test_tokens_through_a_real_server_with_two_workers(
         assert status_with(forged) == (503, "IDENTITY_PROVIDER_UNAVAILABLE")
 
 
-def test_the_login_is_read_from_the_configured_claim(make_app: MakeApp, provider: Provider) -> None:
+def test_the_login_is_read_from_the_configured_claim(make_app: MakeApp, steady: Provider) -> None:
     """PDP_JWT_LOGIN_CLAIM=client_id: the login is the client's id, a login the demo does not
     know (R-USR-4: unknown actor), whereas ``sub`` names alice.martin."""
-    app = provider_app(make_app, provider, jwt_login_claim="client_id")
+    app = provider_app(make_app, steady, jwt_login_claim="client_id")
     answer = app.test_client().get(
-        USERS, headers={"Authorization": f"Bearer {provider.token('alice.martin')}"}
+        USERS, headers={"Authorization": f"Bearer {steady.token('alice.martin')}"}
     )
     assert answer.status_code == 401
     assert answer.json["error"]["code"] == "UNKNOWN_ACTOR"
@@ -179,37 +186,37 @@ def test_the_login_is_read_from_the_configured_claim(make_app: MakeApp, provider
 
 
 def test_a_discovery_document_naming_another_issuer_is_refused_at_start_up(
-    make_app: MakeApp, provider: Provider
+    make_app: MakeApp, steady: Provider
 ) -> None:
     with pytest.raises(ConfigurationError, match="discovery document names"):
-        provider_app(make_app, provider, jwt_issuer=provider.issuer + "/")
+        provider_app(make_app, steady, jwt_issuer=steady.issuer + "/")
 
 
 # -- refused -----------------------------------------------------------------------------------
 
 
-def test_a_token_for_another_audience_is_refused(make_app: MakeApp, provider: Provider) -> None:
-    app = provider_app(make_app, provider)
-    token = provider.token("alice.martin", resource=OTHER_RESOURCE)
+def test_a_token_for_another_audience_is_refused(make_app: MakeApp, steady: Provider) -> None:
+    app = provider_app(make_app, steady)
+    token = steady.token("alice.martin", resource=OTHER_RESOURCE)
     assert jwt.decode(token, options={"verify_signature": False})["aud"] == "other-api"
     assert ask(app, token) == (401, "INVALID_TOKEN")
 
 
 def test_a_token_of_another_issuer_signed_by_a_known_key_is_refused(
-    make_app: MakeApp, provider: Provider, k1: SigningKey, tmp_path: Path
+    make_app: MakeApp, steady: Provider, k1: SigningKey, tmp_path: Path
 ) -> None:
     """Another provider holding the same key: signature good, issuer wrong."""
-    app = provider_app(make_app, provider)
+    app = provider_app(make_app, steady)
     with running_provider(tmp_path, k1) as other:
         token = other.token("alice.martin")
     assert kid(token) == "k1"
     assert ask(app, token) == (401, "INVALID_TOKEN")
-    assert ask(app, provider.token("alice.martin")) == (200, None)
+    assert ask(app, steady.token("alice.martin")) == (200, None)
 
 
-def test_an_expired_token_is_refused(make_app: MakeApp, provider: Provider) -> None:
-    app = provider_app(make_app, provider)
-    token = provider.token("alice.martin", resource=SHORT_RESOURCE)  # lives 2 seconds
+def test_an_expired_token_is_refused(make_app: MakeApp, steady: Provider) -> None:
+    app = provider_app(make_app, steady)
+    token = steady.token("alice.martin", resource=SHORT_RESOURCE)  # lives 2 seconds
     assert ask(app, token) == (200, None)
     expiry = jwt.decode(token, options={"verify_signature": False})["exp"]
     assert expiry - time.time() <= 3
@@ -221,17 +228,17 @@ def test_an_expired_token_is_refused(make_app: MakeApp, provider: Provider) -> N
 
 
 def test_a_known_key_is_never_fetched_again_and_unknown_kids_are_rate_limited(
-    make_app: MakeApp, provider: Provider
+    make_app: MakeApp, steady: Provider
 ) -> None:
     """Tokens with a cached key cost no call to the provider; tokens naming made-up key ids
     (here signed by a key of the test's own) cost one read of the key set per
     PDP_JWT_JWKS_MIN_INTERVAL, however many come."""
-    app = provider_app(make_app, provider, jwt_jwks_min_interval=2.0, jwt_jwks_refresh=3600.0)
-    token = provider.token("alice.martin")
-    reads = provider.jwks_reads()
+    app = provider_app(make_app, steady, jwt_jwks_min_interval=2.0, jwt_jwks_refresh=3600.0)
+    token = steady.token("alice.martin")
+    reads = steady.jwks_reads()
     for _ in range(30):
         assert ask(app, token) == (200, None)
-    assert provider.jwks_reads() == reads
+    assert steady.jwks_reads() == reads
 
     forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     claims = jwt.decode(token, options={"verify_signature": False})
@@ -242,7 +249,7 @@ def test_a_known_key_is_never_fetched_again_and_unknown_kids_are_rate_limited(
     time.sleep(2.1)  # past the interval since the start-up read: the first one may ask
     for one in forged:
         assert ask(app, one) == (401, "UNKNOWN_SIGNING_KEY")
-    assert provider.jwks_reads() == reads + 1
+    assert steady.jwks_reads() == reads + 1
     assert ask(app, token) == (200, None)
 
 

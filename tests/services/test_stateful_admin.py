@@ -33,7 +33,11 @@ usable without an open subscription (R-CON-2, R-DEC-1), through ``POST /v1/check
 Counts: every write is counted by kind and outcome (committed / refused); they are exposed as
 ``hypothesis.event`` (``--hypothesis-show-statistics``) and printed at the end (``-s``), and the
 test fails if some main kind was never committed or never refused (it must not pass vacuously).
-Size: ``PDP_STATEFUL_EXAMPLES`` / ``PDP_STATEFUL_STEPS`` override the CI defaults.
+Size: ``PDP_STATEFUL_EXAMPLES`` / ``PDP_STATEFUL_STEPS`` override the CI defaults. The rules are
+explored on SQLite with ``EXAMPLES`` sequences; PostgreSQL runs the same machine, with the same
+checks and the same not-vacuous assertion, on ``PG_EXAMPLES`` sequences (a reset of PostgreSQL
+and the demo's reload cost more than a file copy): enough to show the driver keeps the rules
+alike (``PDP_STATEFUL_PG_EXAMPLES`` raises it).
 The sequences are the same on every run unless ``PDP_STATEFUL_RANDOM=1`` asks for new ones.
 """
 
@@ -56,6 +60,7 @@ from support.admin_machine_users import UserRules
 from support.constants import MakeApp
 
 EXAMPLES = int(os.environ.get("PDP_STATEFUL_EXAMPLES", "20"))
+PG_EXAMPLES = int(os.environ.get("PDP_STATEFUL_PG_EXAMPLES", str(min(EXAMPLES, 8))))
 STEPS = int(os.environ.get("PDP_STATEFUL_STEPS", "80"))
 # PDP_STATEFUL_SHRINK=0: report the first failure as found (shrinking a long run takes minutes).
 PHASES = (
@@ -105,7 +110,7 @@ def test_random_administration_keeps_the_rules(
         run_state_machine_as_test(
             lambda: AdminMachine(harness),
             settings=settings(
-                max_examples=EXAMPLES,
+                max_examples=EXAMPLES if backend == "sqlite" else PG_EXAMPLES,
                 stateful_step_count=STEPS,
                 deadline=None,
                 database=None,  # no example database written into the tree

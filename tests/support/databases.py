@@ -41,12 +41,33 @@ APP_DEFAULTS: dict[str, Any] = {
 }
 
 
+# Restarts the sequences of the domain tables' identity and serial columns (what ALTER SEQUENCE
+# ... RESTART does, without making a new file for each): the next value is the start value.
+_RESTART_SEQUENCES = text(
+    "SELECT s.oid::regclass::text, setval(s.oid, q.seqstart, false) FROM pg_class s"
+    " JOIN pg_sequence q ON q.seqrelid = s.oid"
+    " JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid"
+    " AND d.deptype IN ('a', 'i')"
+    " JOIN pg_class t ON t.oid = d.refobjid"
+    " WHERE s.relkind = 'S' AND t.relname = ANY(:tables)"
+    " AND t.relnamespace = current_schema()::regnamespace"
+)
+
+
 def reset_postgres(url: str) -> None:
-    """Empty every domain table and set the revision back to 0."""
+    """Empty every domain table and set the revision back to 0.
+
+    DELETE, children first, and the tables' sequences restarted: what ``TRUNCATE ... RESTART
+    IDENTITY`` does, at a few milliseconds instead of a few hundred (TRUNCATE makes new files
+    for every table and index); a reset runs before every PostgreSQL test.
+    """
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {', '.join(DOMAIN_TABLES)} RESTART IDENTITY CASCADE"))
+            for name in DOMAIN_TABLES:
+                conn.execute(text(f'DELETE FROM "{name}"'))
+            restarted = conn.execute(_RESTART_SEQUENCES, {"tables": DOMAIN_TABLES}).all()
+            assert restarted, "no sequence of the domain tables found"
             conn.execute(
                 update(PolicyRevision)
                 .where(PolicyRevision.id == 1)
