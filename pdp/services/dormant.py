@@ -73,10 +73,11 @@ class DormantReport(BaseModel):
     users: list[DormantUser]
 
 
-def parse_days(raw: str | None) -> int:
-    """The ``days`` asked (default 90); BadRequest INVALID_DAYS unless a whole number of days
-    from 1 to ``MAX_DAYS`` (R-CNIL-4)."""
-    if raw is None or raw == "":
+def parse_days(raw: str | None, *, blank: bool = False) -> int:
+    """The ``days`` asked (default 90 when absent, or empty with ``blank``: a form's empty
+    field); BadRequest INVALID_DAYS unless a whole number of days from 1 to ``MAX_DAYS``
+    (R-CNIL-4)."""
+    if raw is None or (blank and raw == ""):
         return DEFAULT_DAYS
     text = raw.strip()
     if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:

@@ -229,7 +229,7 @@ def test_no_token_no_report(api: Api) -> None:
 # -- R-CNIL-4: the number of days -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("days", ["0", "-1", "abc", "3661", "1.5", " ", "٣", "9" * 40])
+@pytest.mark.parametrize("days", ["0", "-1", "abc", "3661", "1.5", " ", "", "٣", "9" * 40])
 def test_days_must_be_a_whole_number_from_1_to_3660_R_CNIL_4(api: Api, days: str) -> None:
     body = api.get(OPERATOR, DORMANT, 400, days=days)
     assert body["error"]["code"] == "INVALID_DAYS"

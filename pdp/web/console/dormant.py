@@ -37,7 +37,7 @@ def dormant_rights(org: str) -> Response:
     invalid number is refused on the form (400), nothing listed."""
     raw = request.args.get("jours")
     try:
-        days = dormant.parse_days(raw)
+        days = dormant.parse_days(raw, blank=True)
     except PdpError as exc:
         services().admin.require(actor(), Action.ACCESS_READ, Target("organisation", org))
         return page("dormant.html", exc.status, org=org, report=None, days=raw, error=exc.message)
