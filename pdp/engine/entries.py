@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pdp.engine.decision import Grant
-
 Window = tuple[int, int]  # [start, end) in day ordinals
-GrantEntry = tuple[int, int, str, Grant]  # (start, end, role, the grant path)
+# A grant path's fields (service, role, group, source): a ``Grant``, or the plain tuple a user
+# decoded from the users table holds (``pdp.engine.users_table``); made a ``Grant`` where an
+# answer carries it (``tuple.__new__(Grant, path)``), so a check builds only those it returns.
+GrantPath = tuple[str, str, str | None, str]
+GrantEntry = tuple[int, int, str, GrantPath]  # (start, end, role, the grant path)
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from pdp.engine.decision import Grant, Reason
-from pdp.engine.entries import GroupEntry, OrgPartition, UserEntry, Window
+from pdp.engine.entries import GrantEntry, GroupEntry, OrgPartition, UserEntry, Window
 from pdp.engine.snapshot import Snapshot
 from pdp.engine.users_table import UserTable
 
@@ -171,9 +171,16 @@ class Index:
         if opening is not None:
             return _by_feature(user, org, service, entries, opening, day)
         if entries:
-            found = [g for s, e, r, g in entries if s <= day < e and (role is None or r == role)]
+            make = tuple.__new__
+            found = tuple(
+                [
+                    make(Grant, g)
+                    for s, e, r, g in entries
+                    if s <= day < e and (role is None or r == role)
+                ]
+            )
             if found:
-                return tuple.__new__(Outcome, (Reason.ALLOWED, tuple(found)))
+                return make(Outcome, (Reason.ALLOWED, found))
         return _DENIED[_why_not(user, org, service, role, day)]
 
     def permissions(self, login: str, day: int) -> dict[str, tuple[list[Grant], list[str]]]:
@@ -185,7 +192,9 @@ class Index:
         subscriptions = user.org.subscriptions
         for service in sorted(user.grants):
             cafs = sorted({c for c, s, e in subscriptions.get(service, ()) if s <= day < e})
-            grants = [g for s, e, _r, g in user.grants[service] if s <= day < e]
+            grants = [
+                tuple.__new__(Grant, g) for s, e, _r, g in user.grants[service] if s <= day < e
+            ]
             if cafs and grants:
                 out[service] = (grants, cafs)
         return out
@@ -242,7 +251,7 @@ def _by_feature(
     user: UserEntry,
     org: OrgPartition,
     service: str,
-    entries: list[tuple[int, int, str, Grant]] | None,
+    entries: list[GrantEntry] | None,
     opening: frozenset[str],
     day: int,
 ) -> Outcome:
@@ -250,7 +259,7 @@ def _by_feature(
     grants whose role opens it; denied FEATURE_NOT_GRANTED when the user may use the service
     but with no such role, else for the reason the service itself is denied."""
     held = [(r, g) for s, e, r, g in entries or () if s <= day < e]
-    found = tuple(g for r, g in held if r in opening)
+    found = tuple([tuple.__new__(Grant, g) for r, g in held if r in opening])
     if found:
         return Outcome(Reason.ALLOWED, found)
     if held:

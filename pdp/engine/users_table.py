@@ -26,7 +26,6 @@ from array import array
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from pdp.engine.decision import Grant
 from pdp.engine.entries import UserEntry
 
 if TYPE_CHECKING:
@@ -36,7 +35,8 @@ _ABSENT: Any = object()  # not in the overlay (None there: removed)
 
 
 def _encode(user: UserEntry) -> bytes:
-    """One user's record, as plain values (``Grant`` tuples made plain: marshal wants them so)."""
+    """One user's record, as plain values (grant paths as plain tuples: marshal wants them so,
+    and a check makes ``Grant``s only of those it answers with)."""
     grants = {
         service: [(s, e, r, tuple(g)) for s, e, r, g in found]
         for service, found in user.grants.items()
@@ -131,14 +131,9 @@ class UserTable(MutableMapping[str, "UserEntry"]):
 
     def _decode(self, login: str, i: int) -> UserEntry:
         ends = self._ends
-        uid, org_id, start, end, memberships, profiles, operator, managed, plain = marshal.loads(
+        uid, org_id, start, end, memberships, profiles, operator, managed, grants = marshal.loads(
             self._view[ends[i - 1] if i else 0 : ends[i]]
         )
-        make = tuple.__new__
-        grants = {
-            service: [(s, e, r, make(Grant, g)) for s, e, r, g in found]
-            for service, found in plain.items()
-        }
         org = self._orgs.get(org_id) if org_id is not None else None
         return UserEntry(
             uid, login, org_id, start, end, memberships, profiles, org, operator, managed, grants

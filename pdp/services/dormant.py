@@ -197,15 +197,15 @@ def held_rights(
                 opened_on = subscribed.get(service)
                 if opened_on is None:
                     continue
-                for start, end, role, grant in entries:
-                    if grant.source != "group" or not start <= day < end:
+                for start, end, role, (_service, _role, group, source) in entries:
+                    if source != "group" or not start <= day < end:
                         continue
                     since = start if start > opened_on else opened_on
                     known = rights.get((service, role))
                     if known is None:
-                        rights[(service, role)] = (since, {grant.group or ""})
+                        rights[(service, role)] = (since, {group or ""})
                     else:
-                        known[1].add(grant.group or "")
+                        known[1].add(group or "")
                         if since < known[0]:
                             rights[(service, role)] = (since, known[1])
             for key in [k for k, v in rights.items() if v[0] > cutoff]:

@@ -65,7 +65,12 @@ def dump(index: Index) -> dict[str, Any]:
     out_users = {}
     for login, u in index.users.items():
         assert u.org is (index.orgs.get(u.organisation_id) if u.organisation_id else None)
-        grants_ = {s: sorted(g, key=repr) for s, g in u.grants.items() if g}
+        # A grant path is a Grant or, decoded from the users table, the same plain tuple.
+        grants_ = {
+            s: sorted(((a, b, r, tuple(path)) for a, b, r, path in g), key=repr)
+            for s, g in u.grants.items()
+            if g
+        }
         out_users[login] = (
             u.id,
             u.organisation_id,
