@@ -125,6 +125,16 @@ def make_database(request: pytest.FixtureRequest) -> Callable[[str, Path], str]:
     return lambda backend, directory: new_database(request, backend, directory)
 
 
+@pytest.fixture(params=["objects", "flat"])
+def users_layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both layouts of the index's users (``pdp.engine.users_table``): at the tests' small
+    sizes a full build keeps the entries themselves; "flat" makes every build encode them, as
+    national scale does."""
+    if request.param == "flat":
+        monkeypatch.setattr("pdp.engine.users_table.COMPACT_FROM", 0)
+    return str(request.param)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """The database driver under test: "sqlite", or "postgres" when PDP_TEST_POSTGRES_URL is set."""

@@ -3,20 +3,21 @@
 A server builds its index once, before gunicorn forks the workers, so the workers share its
 memory pages. Python objects do not stay shared: reading one writes its reference count, and
 the page it sits on is then copied into the reader (copy-on-write). With 400,000 users held as
-objects, every worker ended up with a private copy of most of them (measured in
-``bench/compact.py``: +852 MiB over 4 workers at national scale).
+objects, every worker ended up with a private copy of most of them (+1.3 GiB over 4 workers
+at national scale, ``bench/compact.py``).
 
-Here every user is one ``marshal`` record inside a single ``bytes`` object, found through an
-open-addressing table of positions kept in an ``array``: reading a slice of a ``bytes`` or an
-element of an ``array`` writes nothing into them, so their pages stay shared however many
-checks read them. A lookup decodes the user's record into a fresh ``UserEntry`` (about a
-microsecond); its organisation is the partition object of the index.
+From ``COMPACT_FROM`` users, every user is one ``marshal`` record inside a single ``bytes``
+object, found through an open-addressing table of positions kept in an ``array``: reading a
+slice of a ``bytes`` or an element of an ``array`` writes nothing into them, so their pages stay
+shared however many checks read them. A lookup decodes the user's record into a fresh
+``UserEntry`` (about 3 µs); its organisation is the partition object of the index. Below that
+size the base is a dict of the entries themselves.
 
-The base table is immutable. A change (``pdp.engine.index_delta``) writes the new entry, or the
+The base is never written. A change (``pdp.engine.index_delta``) writes the new entry, or the
 removal, into a small per-process overlay that lookups consult first; a full build
-(``Index.build``) makes a new base (``add_all`` on an empty table). An entry read from the table is
-a copy, that the next read of the same user may return again: code that changes a user writes
-it back at once (``table[login] = user``), as ``pdp.engine.index_delta`` does.
+(``Index.build``) makes a new base (``add_all`` on an empty table). Code that changes a user it
+read writes it back at once (``table[login] = user``), as ``pdp.engine.index_delta`` does: the
+entry read may be the base's own (objects) or one the next read returns again (flat records).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ if TYPE_CHECKING:
     from pdp.engine.entries import OrgPartition
 
 _ABSENT: Any = object()  # not in the overlay (None there: removed)
+
+# From how many users a full build makes the flat base. Below, the base is a dict of the
+# entries themselves: a small index costs little memory even copied into every worker, and a
+# lookup then decodes nothing (about 3 µs less a check). National scale is 400,000 users.
+COMPACT_FROM = 50_000
 
 
 def _encode(user: UserEntry) -> bytes:
@@ -61,11 +67,13 @@ class UserTable(MutableMapping[str, "UserEntry"]):
 
     __slots__ = (
         "_blob",
+        "_compact_from",
         "_count",
         "_ends",
         "_mask",
         "_name_ends",
         "_names",
+        "_objects",
         "_orgs",
         "_overlay",
         "_recent",
@@ -73,8 +81,10 @@ class UserTable(MutableMapping[str, "UserEntry"]):
         "_view",
     )
 
-    def __init__(self, orgs: Mapping[int, OrgPartition]) -> None:
+    def __init__(self, orgs: Mapping[int, OrgPartition], compact_from: int | None = None) -> None:
         self._orgs = orgs  # the index's partitions: a decoded user points to theirs
+        self._compact_from = COMPACT_FROM if compact_from is None else compact_from
+        self._objects: dict[str, UserEntry] | None = None  # the base, when it is objects
         self._overlay: dict[str, UserEntry | None] = {}
         # The last user decoded: a check reads its user twice (the decision, then the log
         # entry's organisation). Forgotten at every write.
@@ -85,16 +95,20 @@ class UserTable(MutableMapping[str, "UserEntry"]):
     # -- the base ----------------------------------------------------------------------------
 
     def add_all(self, users: dict[str, UserEntry]) -> None:
-        """Add or replace these users: into the base if the table is empty (a full build),
-        else into the overlay."""
+        """Add or replace these users: into the base if the table is empty (a full build:
+        flat records from ``COMPACT_FROM`` users, else the entries themselves), else into the
+        overlay."""
         if self._count or self._overlay:
             for login, user in users.items():
                 self[login] = user
-        else:
+        elif len(users) >= self._compact_from:
             self._fold([(login, _encode(user)) for login, user in users.items()])
+        else:
+            self._objects = dict(users)
+            self._count = len(users)
 
     def _fold(self, records: list[tuple[str, bytes]]) -> None:
-        self._recent = None
+        self._recent = self._objects = None
         count = len(records)
         size = 1 << max(3, (count * 2).bit_length())  # at most half full: short probes
         mask = size - 1
@@ -144,6 +158,8 @@ class UserTable(MutableMapping[str, "UserEntry"]):
         a change to an organisation's groups reads of each of its users to find those it
         concerns); KeyError if there is no such user."""
         found = self._overlay.get(login, _ABSENT)
+        if found is _ABSENT and self._objects is not None:
+            found = self._objects[login]
         if found is _ABSENT:
             i = self._position(login)
             if i < 0:
@@ -160,11 +176,14 @@ class UserTable(MutableMapping[str, "UserEntry"]):
     def get(  # type: ignore[override]  # the hot path: no exceptions, no default
         self, login: str
     ) -> UserEntry | None:
-        recent = self._recent
-        if recent is not None and recent[0] == login:
-            return recent[1]
         found = self._overlay.get(login, _ABSENT)
         if found is _ABSENT:
+            objects = self._objects
+            if objects is not None:
+                return objects.get(login)
+            recent = self._recent
+            if recent is not None and recent[0] == login:
+                return recent[1]
             i = self._position(login)
             if i < 0:
                 return None
@@ -184,8 +203,13 @@ class UserTable(MutableMapping[str, "UserEntry"]):
             return False
         found = self._overlay.get(login, _ABSENT)
         if found is _ABSENT:
-            return self._position(login) >= 0
+            return self._in_base(login)
         return found is not None
+
+    def _in_base(self, login: str) -> bool:
+        if self._objects is not None:
+            return login in self._objects
+        return self._position(login) >= 0
 
     def __setitem__(self, login: str, user: UserEntry) -> None:
         self._recent = None
@@ -198,7 +222,7 @@ class UserTable(MutableMapping[str, "UserEntry"]):
         if login not in self:
             raise KeyError(login)
         self._count -= 1
-        if self._position(login) >= 0:
+        if self._in_base(login):
             self._overlay[login] = None
         else:
             del self._overlay[login]
@@ -209,6 +233,9 @@ class UserTable(MutableMapping[str, "UserEntry"]):
     def __iter__(self) -> Iterator[str]:
         """The base's logins in build order, then those added since."""
         overlay, names, name_ends = self._overlay, self._names, self._name_ends
+        for login in list(self._objects or ()):
+            if login not in overlay:
+                yield login
         start = 0
         for end in name_ends:
             login = names[start:end].decode()
@@ -220,7 +247,9 @@ class UserTable(MutableMapping[str, "UserEntry"]):
                 yield login
 
     def size_bytes(self) -> int:
-        """The base's size: records, logins, positions and slots."""
+        """The flat base's size: records, logins, positions and slots (0: the base is objects)."""
+        if self._objects is not None:
+            return 0
         arrays = (self._ends, self._name_ends, self._slots)
         return len(self._blob) + len(self._names) + sum(a.itemsize * len(a) for a in arrays)
 

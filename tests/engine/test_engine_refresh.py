@@ -35,6 +35,9 @@ from pdp.engine.snapshot import Snapshot
 
 CATALOGUE = load_catalogue()
 
+# Every test here runs with the index's users kept as objects and as flat records.
+pytestmark = pytest.mark.usefixtures("users_layout")
+
 
 class CountingSource:
     """The real SQL source, counting the calls made to it (a fake that records, not a mock).

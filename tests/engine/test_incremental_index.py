@@ -59,6 +59,9 @@ STEPS = 60
 OPS = ("attach", "attach", "detach", "assign", "assign", "remove", "create", "close")
 OPS += ("manager", "user", "edit", "edit", "designate", "end_admin", "afas", "afas_off")
 
+# Every test here runs with the index's users kept as objects and as flat records.
+pytestmark = pytest.mark.usefixtures("users_layout")
+
 
 def dump(index: Index) -> dict[str, Any]:
     """Everything a decision or a listing reads, in a form two indexes can be compared by."""

@@ -7,11 +7,13 @@ from the table is a copy that points to its organisation's partition of the inde
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdp.engine.decision import Grant
 from pdp.engine.entries import OrgPartition, UserEntry
+from pdp.engine.index import Index
 from pdp.engine.users_table import UserTable
 
 ORGS = {1: OrgPartition(1, "org-1", "Org 1"), 2: OrgPartition(2, "org-2", "Org 2")}
@@ -55,14 +57,21 @@ operation = st.one_of(
 )
 
 
+# 0: every full build makes the flat records; a billion: the base stays the entries themselves.
+LAYOUTS = pytest.mark.parametrize("compact_from", [0, 10**9], ids=["flat", "objects"])
+
+
+@LAYOUTS
 @settings(max_examples=300, deadline=None)
-@given(st.lists(operation, max_size=30))
-def test_the_table_answers_as_a_dict(operations: list[tuple[object, ...]]) -> None:
-    table, reference = UserTable(ORGS), {}
+@given(operations=st.lists(operation, max_size=30))
+def test_the_table_answers_as_a_dict(
+    compact_from: int, operations: list[tuple[object, ...]]
+) -> None:
+    table, reference = UserTable(ORGS, compact_from), {}
     for op in operations:
         match op:
             case ("build", dict() as chosen):
-                table, reference = UserTable(ORGS), {}
+                table, reference = UserTable(ORGS, compact_from), {}
                 users = {login: _user(login, n) for login, n in chosen.items()}
                 table.add_all(users)
                 reference.update({login: _user(login, n) for login, n in chosen.items()})
@@ -95,9 +104,22 @@ def test_the_table_answers_as_a_dict(operations: list[tuple[object, ...]]) -> No
 def test_colliding_logins_are_told_apart() -> None:
     """Thousands of logins in a table at most half full: probes cross other users' slots."""
     users = {f"u{i}": _user(f"u{i}", i) for i in range(5000)}
-    table = UserTable(ORGS)
+    table = UserTable(ORGS, compact_from=0)
     table.add_all(users)
+    assert table.size_bytes() > 0  # flat records
     assert all(table[login] == user for login, user in users.items())
     assert table.get("u5000") is None and "u-1" not in table
     del table["u17"]
     assert "u17" not in table and table.get("u18") == users["u18"] and len(table) == 4999
+
+
+def test_a_full_build_is_flat_from_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``COMPACT_FROM`` users and more: flat records; fewer: the entries themselves."""
+    from pdp.engine import users_table
+
+    for threshold, flat in ((3, True), (4, False)):
+        monkeypatch.setattr(users_table, "COMPACT_FROM", threshold)
+        index = Index()
+        index.users.add_all({f"u{i}": _user(f"u{i}", i) for i in range(3)})
+        assert (index.users.size_bytes() > 0) is flat
+        assert sorted(index.users) == ["u0", "u1", "u2"]
