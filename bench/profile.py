@@ -32,6 +32,7 @@ from pdp.adapters.sql.database import make_engine
 from pdp.adapters.sql.snapshot import SqlSnapshotSource
 from pdp.core.catalogue import load_catalogue
 from pdp.engine.policy import PolicyEngine
+from pdp.records.decision_log.process import LOCK
 
 # (part, substrings of a frame "function (file)"), matched in this order.
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -72,7 +73,27 @@ def breakdown(raw: Path) -> dict[str, int]:
     return dict(counts)
 
 
-def profile(database_url: str, seconds: int, connections: int) -> dict[str, object]:
+def _the_worker(master: int, log_dir: Path, shipping: bool) -> int:
+    """The master's child that answers: not the decision log's shipper process when
+    ``shipping`` (its pid is in ``shipper.lock``, written once it has started)."""
+    deadline = time.monotonic() + 30
+    while True:
+        children = subprocess.run(
+            ["pgrep", "-P", str(master)], capture_output=True, text=True
+        ).stdout.split()
+        lock = log_dir / LOCK
+        shipper = lock.read_text().strip() if lock.exists() else ""
+        workers = [pid for pid in children if pid != shipper]
+        if (shipper or not shipping) and len(workers) == 1:
+            return int(workers[0])
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no single worker beside the shipper among {children}")
+        time.sleep(0.2)
+
+
+def profile(
+    database_url: str, seconds: int, connections: int, decision_log: str = "buffered"
+) -> dict[str, object]:
     """Load one worker with wrk for ``seconds`` while py-spy samples it."""
     spy = shutil.which("py-spy")
     if spy is None:
@@ -93,13 +114,13 @@ def profile(database_url: str, seconds: int, connections: int) -> dict[str, obje
             PYTHONPATH=os.pathsep.join([str(Path.cwd()), env.get("PYTHONPATH", "")]),
         )
         script = write_script(work / "single.lua", bodies, "/v1/check", bench_key(database_url))
-        server_env = _pdp_env(env, work, "profile", "buffered")
+        server_env = _pdp_env(env, work, "profile", decision_log)
         with running("pdp", _pdp_argv(1), server_env, work, 600) as server:
-            children = subprocess.run(
-                ["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True
-            ).stdout.split()
+            worker = _the_worker(
+                server.process.pid, work / "decision-log-profile", decision_log != "off"
+            )
             raw = work / "samples.txt"
-            argv = [spy, "record", "-p", children[0], "-d", str(seconds), "-r", "500"]
+            argv = [spy, "record", "-p", str(worker), "-d", str(seconds), "-r", "500"]
             argv += ["--gil", "-f", "raw", "-o", str(raw), "--nonblocking"]
             sampler = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
@@ -114,12 +135,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--seconds", type=int, default=12)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--decision-log", choices=("off", "buffered", "sync"), default="buffered")
     args = parser.parse_args(argv)
-    found = profile(args.database_url, args.seconds, args.connections)
+    found = profile(args.database_url, args.seconds, args.connections, args.decision_log)
     parts: dict[str, int] = found["parts"]  # type: ignore[assignment]
     busy = sum(n for name, n in parts.items() if not name.startswith("idle"))
     rps = float(found["rps"])  # type: ignore[arg-type]
-    print(f"one worker, {args.connections} connections: {rps:,.0f} checks/s")
+    print(
+        f"one worker, {args.connections} connections, decision log {args.decision_log}:"
+        f" {rps:,.0f} checks/s"
+    )
     print("| part | share of busy time | ≈ µs per check |\n|---|---|---|")
     for name, _patterns in (*PARTS, ("other", ())):
         n = parts.get(name, 0)
