@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bench import history
+from bench import history, log_cpu
 from bench.__main__ import main
 from bench.generate import generate
 from bench.run import RunOptions, run, write_json
@@ -195,3 +195,29 @@ def test_the_readme_history_table_is_the_kept_runs() -> None:
     history --write-readme``): it cannot drift from the kept runs."""
     text = history.README.read_text(encoding="utf-8")
     assert history.readme_with(text, history.table(history.load())) == text
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
+)
+def test_the_decision_logs_cpu_per_decision_is_measured_by_process(tmp_path: Path) -> None:
+    """``python -m bench.log_cpu``: a server with the log off and one buffered, loaded in turn;
+    the CPU per decision of the workers, the shipper process and the machine."""
+    url = f"sqlite:///{tmp_path / 'bench.sqlite3'}"
+    db = make_engine(url)
+    generate(db, SCALE, seed=3)
+    db.dispose()
+    printed: list[str] = []
+    figures = log_cpu.measure(url, workers=2, rounds=1, duration_s=1, out=printed.append)
+
+    off, buffered = figures["runs"]["off"][0], figures["runs"]["buffered"][0]
+    for run_ in (off, buffered):
+        assert run_["checks_per_s"] > 0
+        assert 0 < run_["workers_kernel_us"] < run_["workers_us"]
+        assert run_["machine_us"] > 0
+    assert off["shipper_us"] == off["shipper_with_tail_us"] == 0  # no shipper process
+    assert buffered["shipper_with_tail_us"] > 0  # it shipped the run's decisions
+    assert buffered["shipper_with_tail_us"] >= buffered["shipper_us"]
+    assert len(printed) == 2
+    table = log_cpu.table(figures)
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| off", "| buffered"]
