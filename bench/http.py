@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -40,8 +41,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from bench.run import make_queries
 from pdp.adapters.sql.database import make_engine
 from pdp.adapters.sql.models import DecisionRecord
+from pdp.adapters.sql.snapshot import SqlSnapshotSource
+from pdp.core.catalogue import load_catalogue
+from pdp.engine.policy import PolicyEngine
 from pdp.records.decision_log import SEGMENT_SUFFIX
 from pdp.web.server import default_workers
 
@@ -107,6 +112,31 @@ def check_body(q: QueryRow) -> dict[str, str]:
     if caf is not None:
         body["caf"] = caf
     return body
+
+
+def check_bodies(database_url: str, seed: int = 1, n: int = 20_000) -> list[str]:
+    """The JSON bodies of ``n`` single checks drawn from the store (``bench.run.make_queries``)."""
+    catalogue = load_catalogue()
+    db = make_engine(database_url)
+    try:
+        engine = PolicyEngine(SqlSnapshotSource(db), catalogue)
+        engine.load()
+        queries = make_queries(engine.index, catalogue, random.Random(seed), n)
+    finally:
+        db.dispose()
+    return [json.dumps(check_body((q.user, q.service, q.role, q.caf))) for q in queries]
+
+
+def servers_env(database_url: str) -> dict[str, str]:
+    """The environment of the servers a benchmark starts: this source tree, the store, and the
+    limiter on as in production at a limit the load never reaches."""
+    env = dict(os.environ)
+    env.update(
+        PDP_DATABASE_URL=database_url,
+        PDP_RATE_LIMIT="1000000/second",
+        PYTHONPATH=os.pathsep.join([str(Path.cwd()), env.get("PYTHONPATH", "")]),
+    )
+    return env
 
 
 def free_port() -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import tempfile
 import time
@@ -29,17 +28,13 @@ from bench.http import (
     _pdp_argv,
     _pdp_env,
     bench_key,
-    check_body,
+    check_bodies,
     running,
+    servers_env,
     wait_shipped,
     write_script,
     wrk,
 )
-from bench.run import make_queries
-from pdp.adapters.sql.database import make_engine
-from pdp.adapters.sql.snapshot import SqlSnapshotSource
-from pdp.core.catalogue import load_catalogue
-from pdp.engine.policy import PolicyEngine
 from pdp.records.decision_log.process import LOCK
 
 MODES = ("off", "buffered")
@@ -69,23 +64,11 @@ def measure(
     out: Any = print,
 ) -> dict[str, Any]:
     """Interleaved rounds, ``off`` then ``buffered`` (the order alternates); every run's figures."""
-    catalogue = load_catalogue()
-    db = make_engine(database_url)
-    engine = PolicyEngine(SqlSnapshotSource(db), catalogue)
-    engine.load()
-    queries = make_queries(engine.index, catalogue, random.Random(seed), 20_000)
-    del engine
-    db.dispose()
-    bodies = [json.dumps(check_body((q.user, q.service, q.role, q.caf))) for q in queries]
+    bodies = check_bodies(database_url, seed)
     runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory(prefix="pdp-bench-log-cpu-") as tmp:
         work = Path(tmp)
-        env = dict(os.environ)
-        env.update(
-            PDP_DATABASE_URL=database_url,
-            PDP_RATE_LIMIT="1000000/second",
-            PYTHONPATH=os.pathsep.join([str(Path.cwd()), env.get("PYTHONPATH", "")]),
-        )
+        env = servers_env(database_url)
         script = write_script(work / "single.lua", bodies, "/v1/check", bench_key(database_url))
         for r in range(rounds):
             for mode in MODES if r % 2 == 0 else MODES[::-1]:

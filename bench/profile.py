@@ -17,21 +17,22 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
-import os
-import random
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench.http import _pdp_argv, _pdp_env, bench_key, check_body, running, write_script, wrk
-from bench.run import make_queries
-from pdp.adapters.sql.database import make_engine
-from pdp.adapters.sql.snapshot import SqlSnapshotSource
-from pdp.core.catalogue import load_catalogue
-from pdp.engine.policy import PolicyEngine
+from bench.http import (
+    _pdp_argv,
+    _pdp_env,
+    bench_key,
+    check_bodies,
+    running,
+    servers_env,
+    write_script,
+    wrk,
+)
 from pdp.records.decision_log.process import LOCK
 
 # (part, substrings of a frame "function (file)"), matched in this order.
@@ -98,21 +99,10 @@ def profile(
     spy = shutil.which("py-spy")
     if spy is None:
         raise SystemExit("py-spy not found: pip install py-spy (in the dev extra)")
-    catalogue = load_catalogue()
-    db = make_engine(database_url)
-    engine = PolicyEngine(SqlSnapshotSource(db), catalogue)
-    engine.load()
-    queries = make_queries(engine.index, catalogue, random.Random(1), 20_000)
-    db.dispose()
-    bodies = [json.dumps(check_body((q.user, q.service, q.role, q.caf))) for q in queries]
+    bodies = check_bodies(database_url)
     with tempfile.TemporaryDirectory(prefix="pdp-bench-profile-") as tmp:
         work = Path(tmp)
-        env = dict(os.environ)
-        env.update(
-            PDP_DATABASE_URL=database_url,
-            PDP_RATE_LIMIT="1000000/second",
-            PYTHONPATH=os.pathsep.join([str(Path.cwd()), env.get("PYTHONPATH", "")]),
-        )
+        env = servers_env(database_url)
         script = write_script(work / "single.lua", bodies, "/v1/check", bench_key(database_url))
         server_env = _pdp_env(env, work, "profile", decision_log)
         with running("pdp", _pdp_argv(1), server_env, work, 600) as server:
