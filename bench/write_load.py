@@ -70,6 +70,7 @@ def choose_writes(database_url: str, count: int, seed: int) -> list[Write]:
             )
             rng.shuffle(admins)
             found: list[Write] = []
+            chosen: set[tuple[str, str, str]] = set()  # (organisation, user, group)
             for org_id, org_code, admin in admins:
                 users = conn.execute(
                     select(User.id, User.login).where(
@@ -90,7 +91,9 @@ def choose_writes(database_url: str, count: int, seed: int) -> list[Write]:
                 )
                 pairs = [(u, g) for u in users for g in groups if (u[0], g[0]) not in taken]
                 for (_, login), (_, code) in rng.sample(pairs, min(len(pairs), 3)):
-                    found.append((admin, org_code, login, code))
+                    if (org_code, login, code) not in chosen:  # drawn again with its other admin
+                        chosen.add((org_code, login, code))
+                        found.append((admin, org_code, login, code))
                 if len(found) >= count:
                     return found
             return found
