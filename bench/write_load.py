@@ -148,6 +148,7 @@ def measure(
     duration_s: int = 10,
     rate: float = 10.0,
     seed: int = 1,
+    decision_log: str = "buffered",
     out: Any = print,
 ) -> dict[str, Any]:
     """Interleaved rounds with and without writes; return the figures."""
@@ -163,6 +164,7 @@ def measure(
     out(f"{len(writes)} attachments chosen")
     secret = secrets.token_urlsafe(48)
     figures: dict[str, Any] = {"workers": workers, "connections": connections, "rate": rate}
+    figures["decision_log"] = decision_log
     with tempfile.TemporaryDirectory(prefix="pdp-bench-writes-") as tmp:
         work = Path(tmp)
         env = dict(os.environ)
@@ -177,7 +179,7 @@ def measure(
             work / "single.lua", [json.dumps(check_body(q)) for q in queries], "/v1/check", key
         )
         with running(
-            "pdp", _pdp_argv(workers), _pdp_env(env, work, "pdp", "buffered"), work, 900
+            "pdp", _pdp_argv(workers), _pdp_env(env, work, "pdp", decision_log), work, 900
         ) as server:
             out(f"pdp serve ({workers} workers) ready in {server.ready_s:.1f} s")
             quiet: list[float] = []
@@ -218,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rate", type=float, default=10.0)
+    parser.add_argument("--decision-log", choices=("off", "buffered", "sync"), default="buffered")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     f = measure(
@@ -227,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         rounds=args.rounds,
         duration_s=args.duration,
         rate=args.rate,
+        decision_log=args.decision_log,
     )
     p50 = f["write_p50_ms"]
     print(
