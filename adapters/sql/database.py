@@ -45,6 +45,38 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
 
+def leave_checkpoints(engine: Engine) -> None:
+    """SQLite: the connections of ``engine``, in this process and the processes it forks from
+    now on, never checkpoint the WAL when they commit (``wal_autocheckpoint=0``; the pool is
+    emptied so that none opened before is left); whoever calls ``checkpoint`` does. No-op on
+    other databases.
+
+    Under ``pdp serve`` the decision log's shipper writes most of the WAL, and by default the
+    connection whose commit finds the WAL past 1,000 pages copies it all into the database:
+    a worker's administration write then paid for the shipper's pages (a write under load took
+    28 instead of 20 ms, and the checks lost twice what the writes' own work explains; see
+    bench/README.md). The shipper process checkpoints after each round instead."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _no_autocheckpoint(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA wal_autocheckpoint=0")
+        cur.close()
+
+    engine.dispose()
+
+
+def checkpoint(engine: Engine) -> None:
+    """SQLite: copy what the WAL holds into the database, as far as readers allow, without
+    waiting for them (``wal_checkpoint(PASSIVE)``). No-op on other databases."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").close()
+
+
 def alembic_config(engine: Engine) -> Config:
     """Return an Alembic configuration pointing at pdp's migrations."""
     # Alembic is imported when migrations are looked at, not by every command that opens the

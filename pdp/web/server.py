@@ -13,6 +13,7 @@ from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
+from pdp.adapters.sql.database import leave_checkpoints
 from pdp.core.config import DEFAULT_BIND, default_workers
 from pdp.observability import logs, metrics
 from pdp.records.decision_log import ShipperProcess, WalLog, open_shipper
@@ -64,6 +65,7 @@ class PdpArbiter(Arbiter):  # type: ignore[misc]
         if found is None or found.shipper is None or not isinstance(found.decision_log, WalLog):
             return  # no decision log to ship (off, or another WSGI app)
         found.decision_log.hand_over()
+        leave_checkpoints(found.db)  # to the shipper process, which writes most of the WAL
         self.log_shipper = ShipperProcess(
             open_shipper(found.settings, found.db), self._close_in_shipper
         )

@@ -22,9 +22,11 @@ import orjson
 import pytest
 from sqlalchemy import Engine, select
 
+from pdp.adapters.sql.database import leave_checkpoints, make_engine, upgrade
 from pdp.adapters.sql.models import DecisionRecord
 from pdp.records.decision_log import Shipper, ShipperLock, WalLog
 from pdp.records.decision_log import files as module
+from pdp.records.decision_log.process import follow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,6 +130,37 @@ def test_a_sealed_segment_is_let_go_then_shipped_to_its_end_and_deleted(
         assert sorted(shipped_ids(db)) == sorted(e["decision_id"] for e in written)
     finally:
         log.close()
+
+
+def test_the_workers_leave_the_wal_checkpoints_to_the_shipping_process(tmp_path: Path) -> None:
+    # SQLite: under pdp serve no connection checkpoints on commit (leave_checkpoints, set by the
+    # master before it forks); the shipping process copies the WAL into the database after
+    # each round. Without it a worker's commit paid for the shipper's pages.
+    path = tmp_path / "pdp.sqlite3"
+    db = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade(db)
+        leave_checkpoints(db)
+        with db.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").close()
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 0
+        before = path.stat().st_size
+        log = WalLog(tmp_path / "log", "buffered")
+        log.hand_over()
+        try:
+            # Well past SQLite's default threshold of 1,000 pages.
+            log.record_many([entry(n) for n in range(12_000)])
+            assert Shipper(log.directory, db, served=True).ship_once().shipped == 12_000
+            wal = Path(f"{path}-wal").stat().st_size
+            assert wal > 1_000 * 4096 and path.stat().st_size == before  # all in the WAL still
+            log.record_many([entry(n) for n in range(10)])
+            follow(Shipper(log.directory, db), lambda _timeout: True)  # a round, the last one
+        finally:
+            log.close()
+        assert path.stat().st_size > before + 1_000 * 4096  # copied into the database
+        assert len(shipped_ids(db)) == 12_010
+    finally:
+        db.dispose()
 
 
 def pdp(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:

@@ -97,9 +97,11 @@ def follow(shipper: Shipper, stopping: Callable[[float], bool]) -> None:
         shipper.shipped_through = time.time()
         while True:
             shipper.round()
+            shipper.checkpoint()  # the workers leave it to this process (leave_checkpoints)
             if stopping(shipper.interval):
                 break
         shipper.last_round()
+        shipper.checkpoint()
         shipper.report_backlog()
     finally:
         lock.release()

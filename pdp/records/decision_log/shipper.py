@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from pdp.adapters.sql.database import checkpoint
 from pdp.adapters.sql.models import DecisionRecord
 from pdp.observability import metrics
 from pdp.records.decision_log import files
@@ -143,6 +144,14 @@ class Shipper:
             metrics.LOG_SHIP_ERRORS.inc()
             log.warning("decision log shipping failed, will retry: %s", exc)
         self.report_backlog()
+
+    def checkpoint(self) -> None:
+        """Copy SQLite's WAL into the database (``pdp.adapters.sql.database.checkpoint``); never
+        raises: a failure is logged, and the next round's checkpoint does it."""
+        try:
+            checkpoint(self.db)
+        except Exception as exc:
+            log.warning("decision log shipper: checkpoint failed, will retry: %s", exc)
 
     def last_round(self) -> None:
         """Ship what remains before stopping (twice with syslog: a moment, then confirm what
