@@ -8,8 +8,10 @@ its shipper process, and the machine's busy time (``/proc/stat``: wrk and the ke
 threads included), are read before and after the load, and again once the shipper has copied
 every entry of the run into the database ("with the tail"). Divided by the decisions answered,
 they say what a decision costs each part, whatever the machine's noise did to the rate.
+``--batch`` loads it with batches of 1,000 checks instead (``POST /v1/check/batch``).
 
     python -m bench.log_cpu --database-url sqlite:////abs/path/bench-scale1-seed1.sqlite3
+    python -m bench.log_cpu --database-url sqlite:////abs/path/… --batch --connections 2
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from bench.http import (
 from pdp.records.decision_log.process import LOCK
 
 MODES = ("off", "buffered")
+BATCH = 1000  # checks per request with --batch, as the suite's batches
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -60,16 +63,25 @@ def measure(
     connections: int = 16,
     rounds: int = 2,
     duration_s: int = 10,
+    batch: bool = False,
     seed: int = 1,
     out: Any = print,
 ) -> dict[str, Any]:
-    """Interleaved rounds, ``off`` then ``buffered`` (the order alternates); every run's figures."""
+    """Interleaved rounds, ``off`` then ``buffered`` (the order alternates); every run's figures.
+    ``batch``: requests of ``BATCH`` checks to ``/v1/check/batch`` instead of single checks."""
     bodies = check_bodies(database_url, seed)
+    endpoint, per_request = "/v1/check", 1
+    if batch:
+        endpoint, per_request = "/v1/check/batch", BATCH
+        bodies = [
+            '{"checks": [' + ", ".join(bodies[i : i + BATCH]) + "]}"
+            for i in range(0, len(bodies) - BATCH + 1, BATCH)
+        ]
     runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory(prefix="pdp-bench-log-cpu-") as tmp:
         work = Path(tmp)
         env = servers_env(database_url)
-        script = write_script(work / "single.lua", bodies, "/v1/check", bench_key(database_url))
+        script = write_script(work / "load.lua", bodies, endpoint, bench_key(database_url))
         for r in range(rounds):
             for mode in MODES if r % 2 == 0 else MODES[::-1]:
                 name = f"{mode}-{r}"
@@ -77,17 +89,32 @@ def measure(
                 server_env = _pdp_env(env, work, name, mode)
                 with running(name, _pdp_argv(workers), server_env, work, 600) as server:
                     wrk(server.url, script, connections, min(5, duration_s), 2)  # warm: caches
-                    figures = _load(server, script, log_dir, mode != "off", connections, duration_s)
+                    shipping = mode != "off"
+                    figures = _load(
+                        server, script, log_dir, shipping, connections, duration_s, per_request
+                    )
                 runs[mode].append(figures)
                 out(
                     f"round {r + 1}, log {mode}: "
                     + ", ".join(f"{k} {v:,.0f}" for k, v in figures.items())
                 )
-    return {"workers": workers, "connections": connections, "duration_s": duration_s, "runs": runs}
+    return {
+        "workers": workers,
+        "connections": connections,
+        "duration_s": duration_s,
+        "checks_per_request": per_request,
+        "runs": runs,
+    }
 
 
 def _load(
-    server: Any, script: Path, log_dir: Path, shipping: bool, connections: int, duration_s: int
+    server: Any,
+    script: Path,
+    log_dir: Path,
+    shipping: bool,
+    connections: int,
+    duration_s: int,
+    per_request: int,
 ) -> dict[str, float]:
     """One timed load of a warmed server: its rate and CPU per decision (µs) by part."""
     if shipping:
@@ -107,10 +134,10 @@ def _load(
         wait_shipped(log_dir, 300)
         time.sleep(1.5)  # the round that found nothing left has ended
     after, busy_after = sample()
-    decisions = load["rps"] * duration_s
+    decisions = load["rps"] * per_request * duration_s
     per = 1e6 / decisions
     return {
-        "checks_per_s": load["rps"],
+        "checks_per_s": load["rps"] * per_request,
         "workers_us": sum(during[p][0] - before[p][0] for p in workers) * per,
         "workers_kernel_us": sum(during[p][1] - before[p][1] for p in workers) * per,
         "shipper_us": (during[shipper][0] - before[shipper][0]) * per if shipping else 0.0,
@@ -152,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=int, default=10, help="seconds of each timed load")
+    parser.add_argument("--batch", action="store_true", help="batches of 1,000 checks")
     parser.add_argument("--json", default=None, help="write every run's figures to this file")
     args = parser.parse_args(argv)
     figures = measure(
@@ -160,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         connections=args.connections,
         rounds=args.rounds,
         duration_s=args.duration,
+        batch=args.batch,
     )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))

@@ -129,18 +129,25 @@ class UnitOfWork:
 
 
 NOTIFY_CHANNEL = "pdp_policy"
+# Built once: every write runs them, and building them cost more than running them.
+_LOCK_REVISION = (
+    update(PolicyRevision)
+    .where(PolicyRevision.id == 1)
+    .values(revision=PolicyRevision.revision)
+    .returning(PolicyRevision.revision)
+)
+_BUMP_REVISION = (
+    update(PolicyRevision)
+    .where(PolicyRevision.id == 1)
+    .values(revision=PolicyRevision.revision + 1)
+    .returning(PolicyRevision.revision)
+)
+_NOTIFY = text("SELECT pg_notify(:channel, :revision)")
 
 
 def lock_revision(session: Session) -> int:
     """Take the revision row's lock without a new revision; return the current revision."""
-    return int(
-        session.execute(
-            update(PolicyRevision)
-            .where(PolicyRevision.id == 1)
-            .values(revision=PolicyRevision.revision)
-            .returning(PolicyRevision.revision)
-        ).scalar_one()
-    )
+    return int(session.execute(_LOCK_REVISION).scalar_one())
 
 
 def bump_revision(session: Session) -> int:
@@ -151,24 +158,11 @@ def bump_revision(session: Session) -> int:
     the latest committed state (on PostgreSQL at READ COMMITTED, and on SQLite whose write lock
     is taken by this very UPDATE).
     """
-    revision = int(
-        session.execute(
-            update(PolicyRevision)
-            .where(PolicyRevision.id == 1)
-            .values(revision=PolicyRevision.revision + 1)
-            .returning(PolicyRevision.revision)
-        ).scalar_one()
-    )
+    revision = int(session.execute(_BUMP_REVISION).scalar_one())
     if session.get_bind().dialect.name == "postgresql":
         # Delivered to every listener when (and only if) this transaction commits
         # (pdp.adapters.watcher): other instances apply the change within milliseconds.
-        session.execute(
-            text("SELECT pg_notify(:channel, :revision)"),
-            {
-                "channel": NOTIFY_CHANNEL,
-                "revision": str(revision),
-            },
-        )
+        session.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "revision": str(revision)})
     return revision
 
 

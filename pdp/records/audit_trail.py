@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
@@ -107,6 +107,16 @@ _HASHED = (
 )
 
 
+# Built once: every write runs them (see ``append``).
+_HEAD = select(PolicyRevision.audit_seq, PolicyRevision.audit_hash).where(PolicyRevision.id == 1)
+_INSERT = insert(AuditRecord)
+_NEW_HEAD = (
+    update(PolicyRevision)
+    .where(PolicyRevision.id == 1)
+    .values(audit_seq=bindparam("seq"), audit_hash=bindparam("hash"))
+)
+
+
 class AuditChain:
     """Appends records to the chain (inside the caller's transaction) and verifies it."""
 
@@ -119,11 +129,7 @@ class AuditChain:
 
         Must run in the write's transaction, after ``bump_revision`` (which holds the lock).
         """
-        head = session.execute(
-            select(PolicyRevision.audit_seq, PolicyRevision.audit_hash).where(
-                PolicyRevision.id == 1
-            )
-        ).one()
+        head = session.execute(_HEAD).one()
         seq, prev = int(head.audit_seq), str(head.audit_hash)
         rows = []
         mask = self._masker.mask_target
@@ -146,12 +152,8 @@ class AuditChain:
             row["hash"] = prev = record_digest(self._key, row)
             rows.append(row)
         if rows:
-            session.execute(insert(AuditRecord), rows)
-            session.execute(
-                update(PolicyRevision)
-                .where(PolicyRevision.id == 1)
-                .values(audit_seq=seq, audit_hash=prev)
-            )
+            session.execute(_INSERT, rows)
+            session.execute(_NEW_HEAD, {"seq": seq, "hash": prev})
         return seq
 
     def verify(

@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from bench import history, log_cpu
+from bench import history, log_cpu, shipper
 from bench.__main__ import main
 from bench.generate import generate
 from bench.run import RunOptions, run, write_json
@@ -200,15 +200,23 @@ def test_the_readme_history_table_is_the_kept_runs() -> None:
 @pytest.mark.skipif(
     shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
 )
-def test_the_decision_logs_cpu_per_decision_is_measured_by_process(tmp_path: Path) -> None:
-    """``python -m bench.log_cpu``: a server with the log off and one buffered, loaded in turn;
-    the CPU per decision of the workers, the shipper process and the machine."""
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_the_decision_logs_cpu_per_decision_is_measured_by_process(
+    tmp_path: Path, batch: bool
+) -> None:
+    """``python -m bench.log_cpu``: a server with the log off and one buffered, loaded in turn
+    (single checks, or batches of 1,000 with ``--batch``); the CPU per decision of the workers,
+    the shipper process and the machine."""
     url = f"sqlite:///{tmp_path / 'bench.sqlite3'}"
     db = make_engine(url)
     generate(db, SCALE, seed=3)
     db.dispose()
     printed: list[str] = []
-    figures = log_cpu.measure(url, workers=2, rounds=1, duration_s=1, out=printed.append)
+    figures = log_cpu.measure(
+        url, workers=2, rounds=1, duration_s=1, batch=batch, out=printed.append
+    )
+
+    assert figures["checks_per_request"] == (1000 if batch else 1)
 
     off, buffered = figures["runs"]["off"][0], figures["runs"]["buffered"][0]
     for run_ in (off, buffered):
@@ -221,3 +229,40 @@ def test_the_decision_logs_cpu_per_decision_is_measured_by_process(tmp_path: Pat
     assert len(printed) == 2
     table = log_cpu.table(figures)
     assert [line.split(" | ")[0] for line in table[2:]] == ["| off", "| buffered"]
+
+
+@pytest.mark.parametrize("by_user", [False, True], ids=["as-written", "by-user-no-user-indexes"])
+def test_the_shippers_rounds_are_measured_on_a_filled_table(tmp_path: Path, by_user: bool) -> None:
+    """``python -m bench.shipper --rounds-of``: the table filled through the shipper, then each
+    round size shipped in turn, its CPU per entry reported; the rows all arrive."""
+    url = f"sqlite:///{tmp_path / 'rounds.sqlite3'}"
+    printed: list[str] = []
+    figures = shipper.measure_rounds(
+        url,
+        [300, 600],
+        table_rows=2_500,
+        users=200,
+        organisations=20,
+        repeats=2,
+        by_user=by_user,
+        without_user_indexes=by_user,
+        out=printed.append,
+    )
+
+    assert [figures[size]["cpu_us_per_entry"] > 0 for size in ("300", "600")] == [True, True]
+    assert [len(figures[size]["rounds"]) for size in ("300", "600")] == [2, 2]
+    assert len(printed) == 2
+    db = make_engine(url)
+    try:
+        with db.connect() as conn:
+            rows = conn.execute(text("SELECT count(*) FROM decision_log")).scalar_one()
+            indexes = {
+                name
+                for (name,) in conn.execute(
+                    text("SELECT name FROM sqlite_master WHERE tbl_name = 'decision_log'")
+                )
+            }
+    finally:
+        db.dispose()
+    assert rows == 2_500 + 2 * 300 + 2 * 600
+    assert ("ix_decision_log_user_ts" in indexes) is not by_user
