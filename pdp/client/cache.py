@@ -33,14 +33,14 @@ class RevisionCache(Generic[V]):
         max_entries: int = 10_000,
         *,
         clock: Callable[[], float] = time.monotonic,
-        today: Callable[[], str] = paris_today,
+        today: Callable[[], str] | None = None,
     ) -> None:
         if ttl <= 0 or max_entries <= 0:
             raise ValueError("ttl and max_entries must be positive")
         self.ttl = ttl
         self._max = max_entries
         self._clock = clock
-        self._today = today
+        self._today = today or paris_today
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, tuple[V, int, str | None, float]] = OrderedDict()
         self.latest_revision = 0

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -196,7 +197,7 @@ def test_the_readme_runs_as_printed(workdir: Path) -> None:
                         edits.append((block, "\n".join(new_lines).rstrip("\n")))
                 elif block.lang == "pycon":
                     ran["pycon"] += 1
-                    failures = run_doctest(block, settings)
+                    failures = run_doctest(block, settings, day)
                     if failures:
                         problems.append(f"{where}: doctest\n{failures}")
         finally:
@@ -230,8 +231,9 @@ class MaskedChecker(doctest.OutputChecker):
         return super().check_output(mask(want), mask(got), optionflags)
 
 
-def run_doctest(block: Block, settings: dict[str, str]) -> str:
-    """Run a pycon block as a doctest, with the demo's settings in ``os.environ``; the report of
+def run_doctest(block: Block, settings: dict[str, str], day: str) -> str:
+    """Run a pycon block as a doctest, with the demo's settings in ``os.environ`` and the
+    client's "today" on the server's clock (``day``, as PDP_CLOCK_START set it); the report of
     its failures, empty when it passes."""
     saved = {k: os.environ.get(k) for k in settings}
     os.environ.update({k: v for k, v in settings.items() if k in ("U", "PDP_KEY")})
@@ -241,7 +243,8 @@ def run_doctest(block: Block, settings: dict[str, str]) -> str:
         )
         out: list[str] = []
         runner = doctest.DocTestRunner(checker=MaskedChecker(), optionflags=doctest.ELLIPSIS)
-        runner.run(test, out=out.append)
+        with mock.patch("pdp.client.cache.paris_today", lambda: day):
+            runner.run(test, out=out.append)
         return "".join(out)
     finally:
         for k, v in saved.items():
